@@ -1,0 +1,322 @@
+"""The distillation stage: teacher + corpus -> trained student directory.
+
+Built on transformers' Trainer (checkpoints, exact resume, torchrun/accelerate data parallelism,
+gradient accumulation, best-checkpoint selection); what is ours is the loss step:
+
+- the teacher runs under ``torch.inference_mode``;
+- the vocabulary projection (the largest matmul of the step) is computed only at the masked
+  positions, for teacher and student alike;
+- the validation loss is the same weighted distillation loss, on fixed validation masks, and the
+  checkpoint with the lowest one is what ends up in ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import types
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ProgressCallback
+
+from eliquare import __version__
+from eliquare.config import DistillConfig
+from eliquare.corpus import expand_paths, prepare_corpus
+from eliquare.errors import EliquareError
+from eliquare.losses import LossWeights, cosine_loss, mlm_loss, soft_target_loss
+from eliquare.masking import IGNORE_INDEX, collator_for
+from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, mlm_head_of,
+                              select_layers)
+from eliquare.teachers import load_teacher
+
+EVAL_SEED = 1234  # validation masks are drawn from a fixed seed, so epochs compare on the same masks
+
+
+def _masked_lm_forward(self, input_ids, attention_mask, labels):
+    """The student's forward during distillation: last hidden states, and vocabulary logits only
+    where a token was masked (labels != -100). Installed on the student instance so that DDP's
+    wrapper still sees a forward call."""
+    hidden = encoder_of(self)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    logits = mlm_head_of(self)(hidden[labels != IGNORE_INDEX])
+    return {"hidden": hidden, "logits": logits}
+
+
+def distillation_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float) -> dict:
+    """The terms of Eq. 4 for one batch; terms with weight 0 are skipped (the teacher head too)."""
+    labels = batch["labels"]
+    masked = labels != IGNORE_INDEX
+    out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    parts: dict[str, torch.Tensor] = {}
+    need_teacher_logits = weights.ce > 0
+    with torch.inference_mode():
+        t_hidden = encoder_of(teacher)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                                       ).last_hidden_state
+        t_logits = mlm_head_of(teacher)(t_hidden[masked]) if need_teacher_logits else None
+    if weights.cos > 0:
+        parts["cos"] = cosine_loss(out["hidden"], t_hidden.clone(), batch["attention_mask"])
+    if masked.any():
+        if need_teacher_logits:
+            parts["ce"] = soft_target_loss(out["logits"], t_logits.clone(), temperature)
+        if weights.mlm > 0:
+            parts["mlm"] = mlm_loss(out["logits"], labels[masked])
+    return parts
+
+
+class DistillationTrainer(Trainer):
+    """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
+
+    def __init__(self, *args, teacher, weights: LossWeights, temperature: float, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.teacher = teacher.to(self.args.device).eval()
+        self.teacher.requires_grad_(False)
+        self.weights = weights
+        self.temperature = temperature
+        self.model.forward = types.MethodType(_masked_lm_forward, self.model)
+        self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by GA
+        self._parts_sum: dict[str, float] = defaultdict(float)
+        self._parts_n = 0
+        self._tokens_at_log = 0
+        self._time_at_log = None
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        parts = distillation_losses(model, self.teacher, inputs, self.weights, self.temperature)
+        loss = self.weights.combine(parts)
+        if model.training:
+            for name, value in parts.items():
+                self._parts_sum[name] += float(value.detach())
+            self._parts_n += 1
+        return (loss, parts) if return_outputs else loss
+
+    def log(self, logs: dict, start_time: float | None = None) -> None:
+        if "loss" in logs and self._parts_n:
+            for name, total in self._parts_sum.items():
+                logs[f"loss_{name}"] = round(total / self._parts_n, 5)
+            self._parts_sum.clear()
+            self._parts_n = 0
+            now, tokens = time.perf_counter(), self.state.num_input_tokens_seen
+            if self._time_at_log is not None and now > self._time_at_log:
+                logs["tokens_per_second"] = round((tokens - self._tokens_at_log) / (now - self._time_at_log), 1)
+            self._time_at_log, self._tokens_at_log = now, tokens
+        super().log(logs, start_time)
+
+    @torch.no_grad()
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        """Validation distillation loss (and its terms), on masks drawn from a fixed seed."""
+        dataloader = self.get_eval_dataloader(eval_dataset)
+        model = self.model
+        was_training = model.training
+        model.eval()
+        names = ("loss", "ce", "cos", "mlm")
+        sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=self.args.device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(EVAL_SEED + self.args.process_index)
+            for batch in dataloader:
+                batch = self._prepare_inputs(batch)
+                parts = distillation_losses(model, self.teacher, batch, self.weights, self.temperature)
+                parts["loss"] = self.weights.combine(parts)
+                for i, name in enumerate(names):
+                    if name in parts:
+                        sums[i] += float(parts[name])
+                sums[-1] += 1
+        sums = self.accelerator.reduce(sums, reduction="sum")
+        n = max(float(sums[-1]), 1.0)
+        metrics = {f"{metric_key_prefix}_{name}": float(sums[i]) / n for i, name in enumerate(names)
+                   if name == "loss" or (name == "cos" and self.weights.cos) or (name == "ce" and self.weights.ce)
+                   or (name == "mlm" and self.weights.mlm)}
+        if was_training:
+            model.train()
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+
+class EpochCheckpoints(TrainerCallback):
+    """Evaluate and checkpoint at the end of every epoch, on top of every N steps (paper: each epoch)."""
+
+    def __init__(self) -> None:
+        self.last_evaluated = -1
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.last_evaluated = state.global_step
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.global_step != self.last_evaluated:
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
+class DistillProgress(ProgressCallback):
+    """The progress bar shows loss and tokens/s (ETA is tqdm's); evaluations print one line each."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or self.training_bar is None or not logs:
+            return
+        if "eval_loss" in logs:
+            terms = " ".join(f"{k[5:]}={v:.4f}" for k, v in logs.items() if k.startswith("eval_") and
+                             isinstance(v, float))
+            self.training_bar.write(f"step {state.global_step} (epoch {state.epoch or 0:.2f}) validation: {terms}")
+        elif "loss" in logs:
+            postfix = {"loss": f"{logs['loss']:.4f}"}
+            if "tokens_per_second" in logs:
+                postfix["tok/s"] = f"{logs['tokens_per_second']:.0f}"
+            self.training_bar.set_postfix(postfix, refresh=True)
+
+
+def resolve_weights(cfg: DistillConfig, teacher_has_head: bool, log) -> LossWeights:
+    """The CE term needs the teacher's MLM head: without one it is switched off (or refused if asked for)."""
+    alpha_ce = cfg.alpha_ce
+    if not teacher_has_head:
+        if alpha_ce:
+            raise EliquareError(
+                f"teacher {cfg.teacher} has no trained MLM head, so the soft-target term (alpha_ce={alpha_ce}) "
+                "cannot be computed; drop --alpha-ce (or set it to 0), or fit a head with `eliquare teacher fit-head`"
+            )
+        if alpha_ce is None:
+            log(f"notice: teacher {cfg.teacher} has no trained MLM head; the soft-target (CE) term is off and the "
+                "student's new MLM head is trained by the MLM term (the paper's L_cos + L_mlm setting)")
+        alpha_ce = 0.0
+    elif alpha_ce is None:
+        alpha_ce = 5.0
+    weights = LossWeights(ce=alpha_ce, cos=cfg.alpha_cos, mlm=cfg.alpha_mlm)
+    if not (weights.ce or weights.cos or weights.mlm):
+        raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
+    return weights
+
+
+def check_output_dir(cfg: DistillConfig) -> Path:
+    """Refuse to write over a user's directory unless asked; --resume continues in it."""
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise EliquareError(f"--out {out} is a file; give a directory path")
+    if cfg.resume:
+        if not any((out / "checkpoints").glob("checkpoint-*")):
+            raise EliquareError(f"--resume: no checkpoint found in {out / 'checkpoints'}; start without --resume")
+        return out
+    if out.exists() and any(out.iterdir()):
+        if not cfg.overwrite:
+            raise EliquareError(f"output directory {out} exists and is not empty; give --overwrite to replace it, "
+                                "or --resume to continue its run")
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return out
+
+
+def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
+    every = cfg.eval_steps or 10**9  # no step-based evaluation unless asked; epochs are handled by a callback
+    cpu = cfg.use_cpu or not torch.cuda.is_available()
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation,
+        learning_rate=cfg.learning_rate,
+        adam_epsilon=cfg.adam_epsilon,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_ratio,
+        lr_scheduler_type="linear",
+        max_grad_norm=cfg.max_grad_norm,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        eval_strategy="steps",
+        save_strategy="steps",
+        eval_steps=every,
+        save_steps=every,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="loss",
+        greater_is_better=False,
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=cfg.use_cpu,
+        bf16=cfg.bf16,
+        dataloader_num_workers=cfg.dataloader_workers,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        ddp_backend="gloo" if cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        disable_tqdm=False,
+        dataloader_pin_memory=not cpu,
+        eval_on_start=not cfg.resume,  # the validation loss before training, for the record
+    )
+
+
+def distill(cfg: DistillConfig) -> Path:
+    """Run the whole distillation stage; returns the student directory."""
+    out = check_output_dir(cfg)
+    expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
+    args = training_arguments(cfg, out)
+    is_main = args.process_index == 0
+
+    def log(message: str) -> None:
+        if is_main:
+            print(message, file=sys.stderr, flush=True)
+
+    started = time.time()
+    teacher = load_teacher(cfg.teacher)
+    weights = resolve_weights(cfg, teacher.has_mlm_head, log)
+    n_teacher_layers = teacher.model.config.num_hidden_layers
+    layers = select_layers(n_teacher_layers, cfg.student_layers, cfg.layer_map)
+    with args.main_process_first(desc="preparing the corpus"):
+        data = prepare_corpus(cfg.corpus, teacher.tokenizer, max_length=cfg.max_length, min_words=cfg.min_words,
+                              max_chars=cfg.max_chars, validation_fraction=cfg.validation_fraction,
+                              max_sentences=cfg.max_sentences, cache_dir=cfg.cache_dir, log=log)
+    student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
+    if cfg.freeze_position_embeddings:
+        freeze_position_embeddings(student)
+    log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, {n_teacher_layers} layers); "
+        f"student: {count_parameters(student):,} parameters, layers {[i + 1 for i in layers]} of the teacher")
+    collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
+                            mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
+                            smoothing=cfg.mlm_smoothing)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
+                                  data_collator=collator, processing_class=teacher.tokenizer,
+                                  teacher=teacher.model, weights=weights, temperature=cfg.temperature,
+                                  callbacks=[EpochCheckpoints()])
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(DistillProgress())
+    trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+
+    # load_best_model_at_end has put the best checkpoint's weights back into the student
+    trainer.save_model(str(out))
+    history = [{k: v for k, v in e.items()} for e in trainer.state.log_history if "eval_loss" in e]
+    if is_main:
+        record = {
+            "eliquare_version": __version__,
+            "teacher": cfg.teacher,
+            "teacher_path": teacher.path,
+            "teacher_has_mlm_head": teacher.has_mlm_head,
+            "teacher_layers": n_teacher_layers,
+            "teacher_parameters": count_parameters(teacher.model),
+            "student_layers": len(layers),
+            "student_parameters": count_parameters(student),
+            "layer_map": cfg.layer_map,
+            "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
+            "loss_weights": asdict(weights),
+            "temperature": cfg.temperature,
+            "data_fingerprint": data.fingerprint,
+            "corpus": [str(p) for p in cfg.corpus],
+            "corpus_stats": data.stats.as_dict(),
+            "epochs": trainer.state.epoch,
+            "steps": trainer.state.global_step,
+            "validation": history,
+            "best_validation_loss": trainer.state.best_metric,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+            "tokens_seen": trainer.state.num_input_tokens_seen,
+            "wall_seconds": round(time.time() - started, 1),
+            "config": asdict(cfg),
+        }
+        (out / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+        log(f"student written to {out} (best validation distillation loss {trainer.state.best_metric:.4f})")
+    return out

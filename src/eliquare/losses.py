@@ -1,0 +1,50 @@
+"""The distillation objective (Eq. 4-8 of the paper): L = a_ce L_ce + a_cos L_cos + a_mlm L_mlm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Eq. 5-6: cross-entropy of the student's tempered distribution against the teacher's, scaled by T^2.
+
+    Both are [n_masked, vocab] logits at the masked positions; the mean is over positions.
+    """
+    t = temperature
+    teacher_probs = F.softmax(teacher_logits.float() / t, dim=-1)
+    student_log_probs = F.log_softmax(student_logits.float() / t, dim=-1)
+    return -(teacher_probs * student_log_probs).sum(-1).mean() * (t * t)
+
+
+def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Eq. 7: 1 - cos(student, teacher) of the last hidden states, averaged over non-padding tokens."""
+    keep = attention_mask.bool()
+    s, t = student_hidden[keep].float(), teacher_hidden[keep].float()
+    return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
+
+
+def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Eq. 8: the student's own masked-LM cross-entropy against the original tokens (masked positions only)."""
+    return F.cross_entropy(student_logits.float(), labels)
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    ce: float = 5.0
+    cos: float = 1.0
+    mlm: float = 2.0
+
+    def combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Eq. 4: the weighted sum; a term whose weight is 0 is not computed at all."""
+        total = None
+        for name in ("ce", "cos", "mlm"):
+            weight = getattr(self, name)
+            if weight and name in parts:
+                term = weight * parts[name]
+                total = term if total is None else total + term
+        if total is None:
+            raise ValueError("all loss weights are 0: nothing to train")
+        return total

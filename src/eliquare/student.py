@@ -1,0 +1,126 @@
+"""Build a student from a teacher (Section 3 of the paper).
+
+The student has the teacher's architecture with k of its layers (default 6 of 12), initialised
+from the teacher: student layer n <- teacher layer 2n-1 (1-based), embeddings and MLM head copied.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from eliquare.errors import EliquareError
+
+
+@dataclass(frozen=True)
+class Family:
+    """Where the parts of a masked-LM model of one architecture family live."""
+
+    encoder: str  # attribute of the *ForMaskedLM model holding the encoder (embeddings + layers)
+    head: str  # attribute holding the MLM head (hidden states -> vocabulary logits)
+
+
+# one entry per supported architecture (config.model_type)
+FAMILIES: dict[str, Family] = {
+    "bert": Family(encoder="bert", head="cls"),
+    "roberta": Family(encoder="roberta", head="lm_head"),
+    "xlm-roberta": Family(encoder="roberta", head="lm_head"),
+    "camembert": Family(encoder="roberta", head="lm_head"),
+}
+
+
+def family_of(model) -> Family:
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in FAMILIES:
+        raise EliquareError(
+            f"unsupported architecture '{model_type}'; eliquare distils BERT- and RoBERTa/XLM-R-shaped encoders "
+            f"({', '.join(FAMILIES)})"
+        )
+    return FAMILIES[model_type]
+
+
+def mlm_head_prefix(model) -> str:
+    return family_of(model).head + "."
+
+
+def encoder_of(model) -> nn.Module:
+    return getattr(model, family_of(model).encoder)
+
+
+def mlm_head_of(model) -> nn.Module:
+    return getattr(model, family_of(model).head)
+
+
+def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "alternate") -> list[int]:
+    """0-based teacher layers that initialise student layers 0..k-1.
+
+    alternate: evenly spaced from the first layer, i.e. student n <- teacher 2n-1 (1-based) for k = 6 of 12;
+    first: the first k; last: the last k; "1,3,5": an explicit list of 1-based teacher layers.
+    """
+    if student_layers > teacher_layers:
+        raise EliquareError(
+            f"the student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}); "
+            f"give --student-layers {teacher_layers} or fewer"
+        )
+    if layer_map == "alternate":
+        return [int(i * teacher_layers / student_layers) for i in range(student_layers)]
+    if layer_map == "first":
+        return list(range(student_layers))
+    if layer_map == "last":
+        return list(range(teacher_layers - student_layers, teacher_layers))
+    try:
+        chosen = [int(x) for x in layer_map.replace(" ", "").split(",") if x]
+    except ValueError:
+        raise EliquareError(
+            f"layer_map '{layer_map}' is not alternate, first, last or a comma-separated list of layer numbers"
+        ) from None
+    if len(chosen) != student_layers:
+        raise EliquareError(
+            f"layer_map lists {len(chosen)} layers but the student has {student_layers}; "
+            f"give --student-layers {len(chosen)}"
+        )
+    if any(not 1 <= n <= teacher_layers for n in chosen) or len(set(chosen)) != len(chosen):
+        raise EliquareError(f"layer_map entries must be distinct teacher layers between 1 and {teacher_layers}")
+    return [n - 1 for n in chosen]
+
+
+def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = True) -> nn.Module:
+    """A copy of ``teacher`` keeping only ``layers`` (0-based), weights copied tensor for tensor."""
+    family = family_of(teacher)
+    config = copy.deepcopy(teacher.config)
+    config.num_hidden_layers = len(layers)
+    student = type(teacher)(config)
+    teacher_state = teacher.state_dict()
+    layer_prefix = f"{family.encoder}.encoder.layer."
+    new_state = {}
+    for key in student.state_dict():
+        source = key
+        if key.startswith(layer_prefix):
+            index, rest = key[len(layer_prefix):].split(".", 1)
+            source = f"{layer_prefix}{layers[int(index)]}.{rest}"
+        if not copy_head and key.startswith(family.head + "."):
+            continue
+        new_state[key] = teacher_state[source].detach().clone()
+    missing, unexpected = student.load_state_dict(new_state, strict=False)
+    if not copy_head:
+        # a fresh MLM head: initialised as the architecture does, decoder tied to the input embeddings
+        student.get_submodule(family.head).apply(student._init_weights)
+    student.tie_weights()
+    bad = [k for k in missing if copy_head or not k.startswith(family.head + ".")]
+    if bad or unexpected:
+        raise RuntimeError(f"student construction left weights unset: {bad or unexpected}")
+    return student
+
+
+def freeze_position_embeddings(model: nn.Module) -> None:
+    """Keep the learned position embeddings fixed (the paper does this for XLM-R students)."""
+    embeddings = encoder_of(model).embeddings
+    embeddings.position_embeddings.weight.requires_grad_(False)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
