@@ -29,7 +29,22 @@ class Verb:
 VERBS: list[Verb] = [
     Verb(("distill",), "eliquare.config:DistillConfig", "eliquare.distill:distill",
          "distil a monolingual student from a multilingual teacher"),
+    Verb(("finetune",), "eliquare.config:FinetuneConfig", "eliquare.evaluate.finetune:finetune",
+         "fine-tune and score a model on POS, NER or text classification"),
+    Verb(("evaluate",), "eliquare.config:EvaluateConfig", "eliquare.evaluate.suite:evaluate",
+         "run a suite of (model, task, dataset) fine-tuning jobs into one results table"),
+    Verb(("compare",), "eliquare.config:CompareConfig", "eliquare.evaluate.compare:compare",
+         "Wilcoxon signed-rank test between two models' scores", positional=("a", "b")),
+    Verb(("report",), "eliquare.config:ReportConfig", "eliquare.report:report",
+         "Markdown tables and PNG figures of a results directory", positional=("dir",)),
 ]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to look), not the whole usage text."""
+
+    def error(self, message: str):
+        self.exit(2, f"eliquare: error: {message}; see `{self.prog} --help`\n")
 
 
 def _load(spec: str):
@@ -38,7 +53,7 @@ def _load(spec: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="eliquare",
         description="Distil small monolingual models out of large multilingual transformers.",
     )
@@ -62,11 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_libraries() -> None:
+    """Our own progress bars and messages only: no per-file download/load bars, no library chatter."""
+    import os
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version and usage errors end here
+        return int(e.code or 0)
     verb: Verb = args._handler
     ns = argparse.Namespace(**{k: v for k, v in vars(args).items() if not k.endswith("_verb")})
+    _quiet_libraries()
     try:
         config = config_from_cli(_load(verb.config), ns)
         result = _load(verb.run)(config)

@@ -291,7 +291,13 @@ def file_fingerprint(files: Sequence[Path]) -> str:
 
 def tokenizer_fingerprint(tokenizer) -> str:
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    payload = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)  # set and reset by every call with truncation=True: not the vocabulary
+        state.pop("padding", None)
+        payload = json.dumps(state, sort_keys=True)
+    else:
+        payload = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
@@ -349,14 +355,20 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     work = root / f"{key}.partial"
     stats_path = work / "stats.json"
     work.mkdir(parents=True, exist_ok=True)
+    stats_path.unlink(missing_ok=True)
     log(f"corpus: reading {len(files)} file(s)")
-    raw = datasets.Dataset.from_generator(
-        _records, cache_dir=str(work / "hf"), keep_in_memory=False,
-        gen_kwargs=dict(files=[str(f) for f in files], min_words=min_words, max_chars=max_chars,
-                        fraction=validation_fraction, max_sentences=max_sentences, stats_path=str(stats_path)),
-        features=datasets.Features({"text": datasets.Value("string"), "hash": datasets.Value("int64"),
-                                    "validation": datasets.Value("bool")}),
-    )
+    try:
+        raw = datasets.Dataset.from_generator(
+            _records, cache_dir=str(work / "hf"), keep_in_memory=False,
+            gen_kwargs=dict(files=[str(f) for f in files], min_words=min_words, max_chars=max_chars,
+                            fraction=validation_fraction, max_sentences=max_sentences, stats_path=str(stats_path)),
+            features=datasets.Features({"text": datasets.Value("string"), "hash": datasets.Value("int64"),
+                                        "validation": datasets.Value("bool")}),
+        )
+    except ValueError:
+        if not stats_path.is_file():
+            raise
+        raw = []  # the generator yielded nothing: datasets refuses to build an empty split
     stats = CorpusStats(**json.loads(stats_path.read_text()))
     if stats.undecodable_lines:
         log(f"corpus: skipped {stats.undecodable_lines} line(s) that are not valid UTF-8")

@@ -6,7 +6,8 @@ gradient accumulation, best-checkpoint selection); what is ours is the loss step
 - the teacher runs under ``torch.inference_mode``;
 - the vocabulary projection (the largest matmul of the step) is computed only at the masked
   positions, for teacher and student alike;
-- the validation loss is the same weighted distillation loss, on fixed validation masks, and the
+- the validation loss is the same weighted distillation loss, on the same masks at every evaluation
+  (masks are seeded by batch content, see ``eliquare.masking``), and the
   checkpoint with the lowest one is what ends up in ``--out``.
 """
 
@@ -35,9 +36,6 @@ from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, mlm_head_of,
                               select_layers)
 from eliquare.teachers import load_teacher
-
-EVAL_SEED = 1234  # validation masks are drawn from a fixed seed, so epochs compare on the same masks
-
 
 def _masked_lm_forward(self, input_ids, attention_mask, labels):
     """The student's forward during distillation: last hidden states, and vocabulary logits only
@@ -108,15 +106,14 @@ class DistillationTrainer(Trainer):
 
     @torch.no_grad()
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
-        """Validation distillation loss (and its terms), on masks drawn from a fixed seed."""
+        """Validation distillation loss (and its terms); the masks are the same at every evaluation."""
         dataloader = self.get_eval_dataloader(eval_dataset)
         model = self.model
         was_training = model.training
         model.eval()
         names = ("loss", "ce", "cos", "mlm")
         sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=self.args.device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(EVAL_SEED + self.args.process_index)
+        with torch.random.fork_rng(devices=[]):  # evaluation must not move the training RNG
             for batch in dataloader:
                 batch = self._prepare_inputs(batch)
                 parts = distillation_losses(model, self.teacher, batch, self.weights, self.temperature)
@@ -162,7 +159,8 @@ class DistillProgress(ProgressCallback):
         if "eval_loss" in logs:
             terms = " ".join(f"{k[5:]}={v:.4f}" for k, v in logs.items() if k.startswith("eval_") and
                              isinstance(v, float))
-            self.training_bar.write(f"step {state.global_step} (epoch {state.epoch or 0:.2f}) validation: {terms}")
+            self.training_bar.write(f"step {state.global_step} (epoch {state.epoch or 0:.2f}) validation: {terms}",
+                                    file=sys.stderr)
         elif "loss" in logs:
             postfix = {"loss": f"{logs['loss']:.4f}"}
             if "tokens_per_second" in logs:
@@ -252,8 +250,11 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
     )
 
 
-def distill(cfg: DistillConfig) -> Path:
-    """Run the whole distillation stage; returns the student directory."""
+def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
+    """Run the whole distillation stage; returns the student directory.
+
+    ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
+    """
     out = check_output_dir(cfg)
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
     args = training_arguments(cfg, out)
@@ -279,11 +280,11 @@ def distill(cfg: DistillConfig) -> Path:
         f"student: {count_parameters(student):,} parameters, layers {[i + 1 for i in layers]} of the teacher")
     collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
                             mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
-                            smoothing=cfg.mlm_smoothing)
+                            smoothing=cfg.mlm_smoothing, seed=cfg.seed)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
                                   data_collator=collator, processing_class=teacher.tokenizer,
                                   teacher=teacher.model, weights=weights, temperature=cfg.temperature,
-                                  callbacks=[EpochCheckpoints()])
+                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(DistillProgress())
     trainer.train(resume_from_checkpoint=True if cfg.resume else None)

@@ -1,0 +1,164 @@
+import bz2
+import gzip
+import json
+import lzma
+
+import pytest
+
+from eliquare.corpus import CorpusStats, iter_sentences, prepare_corpus, sentence_hash, split_sentences
+from eliquare.errors import EliquareError
+
+WIKI_DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="sw">
+  <siteinfo>
+    <sitename>Wikipedia</sitename>
+    <dbname>swwiki</dbname>
+    <namespaces>
+      <namespace key="0" case="first-letter" />
+      <namespace key="10" case="first-letter">Kigezo</namespace>
+    </namespaces>
+  </siteinfo>
+  <page>
+    <title>Nairobi</title>
+    <ns>0</ns>
+    <id>1</id>
+    <revision>
+      <id>11</id>
+      <timestamp>2024-01-01T00:00:00Z</timestamp>
+      <contributor><username>X</username><id>1</id></contributor>
+      <model>wikitext</model>
+      <format>text/x-wiki</format>
+      <text xml:space="preserve">{{Infobox settlement|name=Nairobi|population=4397073}}
+'''Nairobi''' ni [[mji mkuu]] wa [[Kenya|nchi ya Kenya]].&lt;ref&gt;{{cite web|url=http://x.org|title=Sensa}}&lt;/ref&gt; Mji huu una wakazi wengi sana.
+
+== Historia ==
+Mji ulianzishwa mwaka 1899 na wakoloni wa Uingereza.
+[[Picha:Nairobi.jpg|thumb|Mji wa Nairobi]]
+{| class="wikitable"
+|-
+| safu || ya jedwali
+|}
+[[Jamii:Miji ya Kenya]]
+</text>
+    </revision>
+  </page>
+  <page>
+    <title>Nairobi City</title>
+    <ns>0</ns>
+    <id>2</id>
+    <redirect title="Nairobi" />
+    <revision>
+      <id>12</id>
+      <timestamp>2024-01-01T00:00:00Z</timestamp>
+      <contributor><username>X</username><id>1</id></contributor>
+      <model>wikitext</model>
+      <format>text/x-wiki</format>
+      <text xml:space="preserve">#REDIRECT [[Nairobi]] hii ni kurasa ya kuelekeza tu</text>
+    </revision>
+  </page>
+  <page>
+    <title>Kigezo:Kitu</title>
+    <ns>10</ns>
+    <id>3</id>
+    <revision>
+      <id>13</id>
+      <timestamp>2024-01-01T00:00:00Z</timestamp>
+      <contributor><username>X</username><id>1</id></contributor>
+      <model>wikitext</model>
+      <format>text/x-wiki</format>
+      <text xml:space="preserve">Hiki ni kigezo ambacho si makala kabisa.</text>
+    </revision>
+  </page>
+</mediawiki>
+"""
+
+
+def test_mediawiki_dump_to_clean_sentences(tmp_path):
+    dump = tmp_path / "swwiki-20240101-pages-articles.xml.bz2"
+    dump.write_bytes(bz2.compress(WIKI_DUMP.encode()))
+    sentences = list(iter_sentences([dump]))
+    assert sentences == [
+        "Nairobi ni mji mkuu wa nchi ya Kenya.",
+        "Mji huu una wakazi wengi sana.",
+        "Mji ulianzishwa mwaka 1899 na wakoloni wa Uingereza.",
+    ]
+
+
+def test_compressed_files_and_directories(tmp_path):
+    text = "Hii ni sentensi ya kwanza. Hii ni sentensi ya pili!\nMstari wa tatu una maneno.\n"
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "d" / "b.xz").write_bytes(lzma.compress(text.encode()))
+    (tmp_path / "c.bz2").write_bytes(bz2.compress(text.encode()))
+    (tmp_path / "d" / ".hidden").write_text("Haitasomwa kamwe hii.")
+    sentences = list(iter_sentences([tmp_path / "d", tmp_path / "c.bz2"]))
+    assert sentences == ["Hii ni sentensi ya kwanza.", "Hii ni sentensi ya pili!", "Mstari wa tatu una maneno."] * 3
+
+
+def test_conll_and_squad_json(tmp_path):
+    conllu = tmp_path / "x.conllu"
+    conllu.write_text("# sent_id = 1\n1-2\tdel\t_\n1\tde\tde\n2\tle\tle\n3\tchat\tchat\n4\tdort\tdormir\n\n"
+                      "Le\tO\nchien\tO\naboie\tO\nfort\tO\n")
+    squad = tmp_path / "q.json"
+    squad.write_text(json.dumps({"data": [{"paragraphs": [{"context": "Paragraphe un avec du texte. Deux ici aussi."},
+                                                          {"context": "Paragraphe un avec du texte. Deux ici aussi."}]}]}))
+    assert list(iter_sentences([conllu, squad])) == [
+        "de le chat dort", "Le chien aboie fort", "Paragraphe un avec du texte.", "Deux ici aussi."]
+
+
+def test_filters_and_undecodable_lines(tmp_path):
+    f = tmp_path / "mixed.txt"
+    f.write_bytes("Sentensi nzuri ya kutosha.\nfupi\n".encode() + b"\xff\xfe mbaya \xc3\x28 kabisa\n" + b"1234 5678 9999\n")
+    stats = CorpusStats()
+    assert list(iter_sentences([f], stats=stats)) == ["Sentensi nzuri ya kutosha."]
+    assert stats.undecodable_lines == 1 and stats.too_short == 1
+
+
+def test_sentence_splitting():
+    assert split_sentences("Mr. A. Smith came home. He said: «Hi!» Then 3 cats came.") == [
+        "Mr.", "A. Smith came home.", "He said: «Hi!»", "Then 3 cats came."]
+    assert split_sentences("यह एक वाक्य है। यह दूसरा है।") == ["यह एक वाक्य है।", "यह दूसरा है।"]
+
+
+def test_prepare_split_dedup_and_cache(tmp_path, tiny_bert, corpus_file):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    doubled = tmp_path / "doubled.txt"
+    doubled.write_text(corpus_file.read_text() * 2)
+    logs = []
+    data = prepare_corpus([doubled], tok, cache_dir=tmp_path / "cache", log=logs.append)
+    n = len(set(corpus_file.read_text().splitlines()))
+    assert data.stats.duplicates == 2 * 400 - n
+    assert len(data.train) + len(data.validation) == n
+    assert 0.04 < len(data.validation) / n < 0.18  # 90:10 by hash
+    # the split depends only on the sentence: the same sentences land on the same side every time
+    val_texts = {tok.decode(x["input_ids"], skip_special_tokens=True) for x in data.validation}
+    assert len(val_texts) == len(data.validation)
+    assert data.token_counts.sum() == sum(data.train["length"])
+    again = prepare_corpus([doubled], tok, cache_dir=tmp_path / "cache", log=logs.append)
+    assert any("reusing" in m for m in logs) and again.fingerprint == data.fingerprint
+    assert again.train["input_ids"] == data.train["input_ids"]
+    # a changed corpus is a new cache entry
+    doubled.write_text(corpus_file.read_text())
+    third = prepare_corpus([doubled], tok, cache_dir=tmp_path / "cache", log=logs.append)
+    assert third.fingerprint != data.fingerprint and third.stats.duplicates == 400 - n
+
+
+def test_hash_is_stable():
+    assert sentence_hash("Habari ya asubuhi.") == sentence_hash("Habari ya asubuhi.")
+    assert sentence_hash("Habari ya asubuhi.") != sentence_hash("Habari ya jioni.")
+
+
+def test_empty_and_missing_corpus(tmp_path, tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\xfd\n\xc3\x28\n")
+    with pytest.raises(EliquareError, match="no usable sentences.*2 not UTF-8"):
+        prepare_corpus([bad], tok, cache_dir=tmp_path / "c")
+    with pytest.raises(EliquareError, match="does not exist"):
+        prepare_corpus([tmp_path / "nope.txt"], tok, cache_dir=tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EliquareError, match="holds no files"):
+        list(iter_sentences([tmp_path / "empty"]))

@@ -1,0 +1,169 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback
+
+from eliquare.cli import main
+from eliquare.config import DistillConfig
+from eliquare.distill import distill
+
+FAST = ["--student-layers", "2", "--batch-size", "16", "--gradient-accumulation", "1", "--logging-steps", "5"]
+
+
+def run_cli(args, capsys):
+    code = main(["distill", *args])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def test_cli_distillation_lowers_validation_loss_and_writes_loadable_student(tiny_bert, corpus_file, tmp_path, capsys):
+    config = tmp_path / "distill.yaml"
+    config.write_text("epochs: 3\nlearning_rate: 0.004\nalpha_ce: 5.0\nstudent_layers: 4\n")
+    out = tmp_path / "student"
+    code, err = run_cli(["--config", str(config), "--teacher", str(tiny_bert), "--corpus", str(corpus_file),
+                         "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *FAST], capsys)
+    assert code == 0, err
+    record = json.loads((out / "distillation.json").read_text())
+    assert record["config"]["epochs"] == 3.0 and record["config"]["learning_rate"] == 0.004  # from YAML
+    assert record["student_layers"] == 2  # the command line overrides the YAML file
+    assert record["teacher_layers_used"] == [1, 3]
+    assert record["loss_weights"] == {"ce": 5.0, "cos": 1.0, "mlm": 2.0}
+    history = record["validation"]
+    assert history[0]["step"] == 0 and len(history) == 4  # before training, then once per epoch
+    assert record["best_validation_loss"] < history[0]["eval_loss"] - 0.05
+    assert record["best_validation_loss"] == min(h["eval_loss"] for h in history[1:])
+    assert len(record["data_fingerprint"]) == 24
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForMaskedLM.from_pretrained(out)
+    assert model.config.num_hidden_layers == 2
+    with torch.no_grad():
+        logits = model(**tok("Mtoto anasoma kitabu.", return_tensors="pt")).logits
+    assert logits.shape[-1] == len(tok)
+    assert "validation:" in err and "student written to" in err
+
+
+def test_teacher_without_mlm_head(tiny_bert_no_head, corpus_file, tmp_path, capsys):
+    out = tmp_path / "s"
+    base = ["--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file), "--cache-dir", str(tmp_path / "c"),
+            "--max-steps", "3", *FAST]
+    code, err = run_cli([*base, "--out", str(out), "--alpha-ce", "5"], capsys)
+    assert code == 2 and "has no trained MLM head" in err and not out.exists()
+    code, err = run_cli([*base, "--out", str(out)], capsys)
+    assert code == 0, err
+    assert "notice:" in err and "CE) term is off" in err
+    record = json.loads((out / "distillation.json").read_text())
+    assert record["loss_weights"]["ce"] == 0.0 and not record["teacher_has_mlm_head"]
+    assert set(record["validation"][-1]) >= {"eval_loss", "eval_cos", "eval_mlm"}
+    assert "eval_ce" not in record["validation"][-1]
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfter(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise _Crash()
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tiny_xlmr, corpus_file, tmp_path):
+    common = dict(teacher=str(tiny_xlmr), corpus=[str(corpus_file)], student_layers=2, batch_size=8,
+                  gradient_accumulation=2, max_steps=8, eval_steps=3, learning_rate=3e-3,
+                  cache_dir=str(tmp_path / "cache"), save_total_limit=10)
+    full = distill(DistillConfig(out=str(tmp_path / "full"), **common))
+    with pytest.raises(_Crash):
+        distill(DistillConfig(out=str(tmp_path / "killed"), **common), callbacks=[_CrashAfter(5)])
+    killed = tmp_path / "killed"
+    assert not (killed / "checkpoints" / "checkpoint-6").exists() and (killed / "checkpoints" / "checkpoint-3").exists()
+    distill(DistillConfig(out=str(killed), resume=True, **common))
+    a = load_file(full / "checkpoints" / "checkpoint-8" / "model.safetensors")
+    b = load_file(killed / "checkpoints" / "checkpoint-8" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    # and training did change the weights
+    c = load_file(killed / "checkpoints" / "checkpoint-3" / "model.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp_path):
+    common = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--cache-dir",
+              str(tmp_path / "cache"), "--student-layers", "2", "--gradient-accumulation", "1", "--max-steps", "20",
+              "--learning-rate", "0.004", "--alpha-ce", "0", "--use-cpu", "--logging-steps", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    single = subprocess.run([sys.executable, "-m", "eliquare", *common, "--batch-size", "16",
+                             "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                             "--master_port", "29517", "-m", "eliquare", *common, "--batch-size", "8",
+                             "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "distillation.json").read_text())
+    two = json.loads((tmp_path / "two" / "distillation.json").read_text())
+    assert two["steps"] == one["steps"] == 20
+    start1, start2 = one["validation"][0]["eval_loss"], two["validation"][0]["eval_loss"]
+    end1, end2 = one["best_validation_loss"], two["best_validation_loss"]
+    assert end1 < start1 - 0.3 and end2 < start2 - 0.3  # both really trained
+    assert abs(end1 - end2) / end1 < 0.05  # same global batch: same result within masking noise
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "undecodable", "not_a_model", "too_many_layers",
+                                  "unsupported", "existing_out", "bad_option"])
+def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys):
+    teacher, corpus, out = str(tiny_bert), str(corpus_file), tmp_path / "out"
+    extra: list[str] = ["--student-layers", "2"]
+    if case == "missing":
+        corpus, expect = str(tmp_path / "nope.txt"), "corpus file .*nope.txt does not exist"
+    elif case == "empty":
+        (tmp_path / "e.txt").write_text("\n\n   \n")
+        corpus, expect = str(tmp_path / "e.txt"), "no usable sentences"
+    elif case == "undecodable":
+        (tmp_path / "u.txt").write_bytes(b"\xff\xfe\xfa\xfb abc\n" * 5)
+        corpus, expect = str(tmp_path / "u.txt"), "5 not UTF-8"
+    elif case == "not_a_model":
+        (tmp_path / "m").mkdir()
+        (tmp_path / "m" / "weights.bin").write_bytes(b"0")
+        teacher, expect = str(tmp_path / "m"), "is not a model directory"
+    elif case == "too_many_layers":
+        extra, expect = ["--student-layers", "6"], "more layers \\(6\\) than the teacher \\(4\\)"
+    elif case == "unsupported":
+        from transformers import GPT2Config, GPT2LMHeadModel
+
+        GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=16, n_head=2, vocab_size=50)).save_pretrained(tmp_path / "g")
+        teacher, expect = str(tmp_path / "g"), "not a supported masked-LM architecture"
+    elif case == "existing_out":
+        out.mkdir()
+        (out / "mine.txt").write_text("precious")
+        expect = "exists and is not empty; give --overwrite"
+    else:
+        extra, expect = ["--temperature", "hot"], "argument --temperature: invalid float value: 'hot'; see"
+    code = main(["distill", "--teacher", teacher, "--corpus", corpus, "--out", str(out),
+                 "--cache-dir", str(tmp_path / "c"), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    errors = [line for line in err if line.startswith("eliquare: error: ")]
+    assert len(errors) == 1 and err[-1] == errors[0], err  # progress lines may come first; one error, last
+    assert not any("Traceback" in line for line in err)
+    import re
+
+    assert re.search(expect, errors[0]), errors[0]
+    if case == "existing_out":
+        assert (out / "mine.txt").read_text() == "precious"
+
+
+def test_error_exit_code_without_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "eliquare", "distill", "--corpus", str(tmp_path / "x.txt"),
+                             "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("eliquare: error: corpus file")
