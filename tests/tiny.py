@@ -113,3 +113,33 @@ def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     model.save_pretrained(out_dir)
     fast.save_pretrained(out_dir)
     return out_dir
+
+
+def build_tiny_roberta(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2, vocab_size: int = 400,
+                       with_mlm_head: bool = True, seed: int = 0) -> Path:
+    """A tiny RobertaForMaskedLM with a byte-level BPE tokenizer (GPT-2 style) trained on the synthetic corpus."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaModel, RobertaTokenizerFast
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(synthetic_sentences(2000, seed=123), trainer=trainer)
+    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
+    fast = RobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+                                cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+                                model_max_length=128)
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
+                           num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=132,
+                           pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id,
+                           eos_token_id=fast.eos_token_id, type_vocab_size=1)
+    model = RobertaForMaskedLM(config) if with_mlm_head else RobertaModel(config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    fast.save_pretrained(out_dir)
+    return out_dir

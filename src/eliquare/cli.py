@@ -29,6 +29,8 @@ class Verb:
 VERBS: list[Verb] = [
     Verb(("distill",), "eliquare.config:DistillConfig", "eliquare.distill:distill",
          "distil a monolingual student from a multilingual teacher"),
+    Verb(("vocab", "reduce"), "eliquare.config:VocabReduceConfig", "eliquare.vocab:reduce_command",
+         "keep only the subwords a language needs: shrink tokenizer, embeddings and MLM head"),
     Verb(("finetune",), "eliquare.config:FinetuneConfig", "eliquare.evaluate.finetune:finetune",
          "fine-tune and score a model on POS, NER or text classification"),
     Verb(("evaluate",), "eliquare.config:EvaluateConfig", "eliquare.evaluate.suite:evaluate",

