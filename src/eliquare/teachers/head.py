@@ -1,0 +1,214 @@
+"""Fit a masked-LM head on a frozen teacher that ships without one (such as multilingual-e5-small).
+
+The soft-target cross-entropy of distillation (Eq. 4) needs the teacher's distribution over the
+vocabulary at masked positions. A sentence-embedding model stores no MLM head; this fits one on the
+frozen encoder's last hidden states: the head's transform (dense + activation + LayerNorm) and its
+output bias are trained, its decoder stays tied to the frozen word embeddings. Held-out masked-token
+accuracy is printed as it goes and kept in ``OUT/head_report.json``. Expect it to be low on e5: its
+last layer is tuned for sentence embeddings, not for predicting tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eliquare.errors import EliquareError
+
+REPORT = "head_report.json"
+
+
+def _read_sentences(cfg) -> tuple[list[str], list[str]]:
+    """Stream the corpus until there are enough training and held-out sentences (the corpus' hash split)."""
+    from eliquare.corpus import is_validation, iter_sentences, sentence_hash
+
+    want_train = cfg.max_steps * cfg.batch_size
+    train: list[str] = []
+    heldout: list[str] = []
+    seen: set[int] = set()
+    for sentence in iter_sentences(cfg.corpus, min_words=cfg.min_words, max_chars=cfg.max_chars):
+        h = sentence_hash(sentence)
+        if h in seen:
+            continue
+        seen.add(h)
+        if is_validation(h, cfg.validation_fraction):
+            if len(heldout) < cfg.eval_sentences:
+                heldout.append(sentence)
+        elif len(train) < want_train:
+            train.append(sentence)
+        if len(train) >= want_train and len(heldout) >= cfg.eval_sentences:
+            break
+    corpus = " ".join(map(str, cfg.corpus))
+    if not train:
+        raise EliquareError(f"no usable sentences in {corpus} (at least {cfg.min_words} words and at most "
+                            f"{cfg.max_chars} characters each); give more text")
+    if not heldout:
+        raise EliquareError(f"no held-out sentences in {corpus} ({len(train)} read); give more text or raise "
+                            "--validation-fraction")
+    return train, heldout
+
+
+def _trainable_head_parameters(model) -> list:
+    """The MLM head's own parameters: everything in the head except what it shares with the input embeddings."""
+    from eliquare.student import mlm_head_of
+
+    tied = {id(model.get_input_embeddings().weight)}
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = [p for p in mlm_head_of(model).parameters() if id(p) not in tied]
+    for p in params:
+        p.requires_grad_(True)
+    return params
+
+
+def _masked_step(model, collator, ids: list[list[int]], device):
+    """Logits and labels at the masked positions only (the encoder runs without gradients)."""
+    import torch
+
+    from eliquare.student import encoder_of, mlm_head_of
+
+    input_ids, attention = collator.pad([{"input_ids": x} for x in ids])
+    masked, labels = collator.mask(input_ids, attention)
+    with torch.no_grad():
+        hidden = encoder_of(model)(input_ids=masked.to(device), attention_mask=attention.to(device)).last_hidden_state
+    chosen = labels.to(device) != -100
+    return mlm_head_of(model)(hidden[chosen]), labels.to(device)[chosen]
+
+
+def _evaluate(model, collator, heldout_ids, device, batch_size: int = 64) -> dict:
+    import torch
+
+    correct, total, loss_sum = 0, 0, 0.0
+    with torch.no_grad():
+        for start in range(0, len(heldout_ids), batch_size):
+            logits, labels = _masked_step(model, collator, heldout_ids[start:start + batch_size], device)
+            correct += int((logits.argmax(-1) == labels).sum())
+            total += int(labels.numel())
+            loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum"))
+    return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "masked_tokens": total}
+
+
+def fit_head(cfg) -> int:
+    """``eliquare teacher fit-head``: fit and save; the output directory loads with AutoModelForMaskedLM."""
+    import torch
+
+    from eliquare.masking import collator_for
+    from eliquare.teachers import load_teacher
+
+    out = Path(cfg.out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise EliquareError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
+        raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
+    start_time = time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the head's initialisation
+    teacher = load_teacher(cfg.teacher)
+    model, tokenizer = teacher.model, teacher.tokenizer
+    if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
+        raise EliquareError(f"the tokenizer of teacher {cfg.teacher} has no mask or padding token; "
+                            "a masked-LM tokenizer is needed")
+    if teacher.has_mlm_head:
+        print(f"note: teacher {cfg.teacher} already has an MLM head; training it further on the frozen encoder")
+    device = torch.device("cuda" if torch.cuda.is_available() and not cfg.use_cpu else "cpu")
+    model.to(device).eval()  # eval: no dropout in the frozen encoder
+    params = _trainable_head_parameters(model)
+
+    train, heldout = _read_sentences(cfg)
+    encode = lambda texts: tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]  # noqa: E731
+    train_ids, heldout_ids = encode(train), encode(heldout)
+    random.Random(cfg.seed).shuffle(train_ids)
+    # uniform masking (no frequency smoothing); masks are seeded by batch content, so the held-out
+    # set is masked the same way at every evaluation
+    collator = collator_for(tokenizer, np.ones(len(tokenizer), dtype=np.int64), mlm_probability=cfg.mlm_probability,
+                            smoothing=0.0, seed=cfg.seed)
+    n_params = sum(p.numel() for p in params)
+    print(f"fitting the MLM head of {cfg.teacher} ({n_params:,} trainable parameters, encoder frozen) on "
+          f"{len(train):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: {len(heldout):,} "
+          f"sentences, on {device}", flush=True)
+
+    optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
+    warmup = max(1, cfg.max_steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / max(1, cfg.max_steps - warmup))))
+
+    history = []
+
+    def measure(step: int, train_loss: float | None) -> None:
+        result = _evaluate(model, collator, heldout_ids, device)
+        history.append({"step": step, "train_loss": train_loss, **{f"heldout_{k}": v for k, v in result.items()}})
+        shown = "-" if train_loss is None else f"{train_loss:.3f}"
+        print(f"step {step:>5}/{cfg.max_steps}  train loss {shown}  held-out masked-token accuracy "
+              f"{result['accuracy']:.2%} ({result['masked_tokens']:,} tokens), loss {result['loss']:.3f}", flush=True)
+
+    measure(0, None)
+    running, count = 0.0, 0
+    for step in range(1, cfg.max_steps + 1):
+        first = ((step - 1) * cfg.batch_size) % len(train_ids)
+        batch = [train_ids[(first + i) % len(train_ids)] for i in range(min(cfg.batch_size, len(train_ids)))]
+        logits, labels = _masked_step(model, collator, batch, device)
+        if labels.numel() == 0:
+            continue
+        loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 5.0)
+        optimizer.step()
+        schedule.step()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise EliquareError(f"the head's loss became {value} at step {step}; lower --learning-rate")
+        running, count = running + value, count + 1
+        if step % cfg.eval_steps == 0 or step == cfg.max_steps:
+            measure(step, running / max(count, 1))
+            running, count = 0.0, 0
+
+    final = history[-1]
+    report = {
+        "teacher": cfg.teacher,
+        "teacher_path": teacher.path,
+        "teacher_had_mlm_head": teacher.has_mlm_head,
+        "trainable_parameters": n_params,
+        "train_sentences": len(train),
+        "heldout_sentences": len(heldout),
+        "heldout_masked_token_accuracy": final["heldout_accuracy"],
+        "heldout_masked_token_accuracy_before": history[0]["heldout_accuracy"],
+        "history": history,
+        "seconds": round(time.perf_counter() - start_time, 1),
+        "device": str(device),
+        "config": {k: v for k, v in vars(cfg).items()},
+    }
+    _save(model, tokenizer, Path(teacher.path), out, report, overwrite=cfg.overwrite)
+    print(f"held-out masked-token accuracy {report['heldout_masked_token_accuracy_before']:.2%} -> "
+          f"{report['heldout_masked_token_accuracy']:.2%}; wrote {out} (report in {out / REPORT})")
+    return 0
+
+
+def _save(model, tokenizer, teacher_path: Path, out: Path, report: dict, *, overwrite: bool) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.cpu().save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        spm_model = teacher_path / "sentencepiece.bpe.model"  # the slow tokenizer's file, when the teacher has one
+        if teacher_path.is_dir() and spm_model.is_file() and not (tmp / spm_model.name).exists():
+            shutil.copyfile(spm_model, tmp / spm_model.name)
+        (tmp / REPORT).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.chmod(0o755)
+        if out.exists():
+            if not overwrite and any(out.iterdir()):
+                raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
