@@ -1,0 +1,122 @@
+"""`eliquare compare A.json B.json`: Wilcoxon signed-rank test between two models' scores.
+
+The test is paired. Pairs are matched by key:
+
+- two ``metrics.json`` of `eliquare finetune` (the same dataset): one pair per seed both ran;
+- ``results.json`` of `eliquare evaluate`: one pair per (dataset, seed) both models ran, so that a
+  whole suite (e.g. 12 tasks x 3 seeds) gives one test, as in the paper. When a results file holds
+  several models, ``--model-a`` / ``--model-b`` choose them (the same file may be given twice).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+from typing import Optional
+
+from eliquare.errors import EliquareError
+
+
+def _read_json(path: str | Path) -> dict:
+    p = Path(path)
+    if p.is_dir():
+        for name in ("results.json", "metrics.json"):
+            if (p / name).is_file():
+                p = p / name
+                break
+    if not p.is_file():
+        raise EliquareError(f"{path} does not exist; give a metrics.json of `eliquare finetune` or a results.json "
+                            "of `eliquare evaluate`")
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise EliquareError(f"{p} is not a readable JSON file ({e}); give a metrics.json or results.json") from None
+    if not isinstance(data, dict):
+        raise EliquareError(f"{p} is not a metrics.json or results.json (no JSON object at the top)")
+    data["_path"] = str(p)
+    return data
+
+
+def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str, dict]:
+    """``(kind, model name, {key: score})`` of a metrics.json or results.json."""
+    data = _read_json(path)
+    p = data["_path"]
+    if data.get("kind") == "finetune" or ("scores" in data and "seeds" in data and "rows" not in data):
+        if model is not None and model not in (data.get("model"), Path(str(data.get("model", ""))).name):
+            raise EliquareError(f"{p} holds results of model {data.get('model')!r}, not {model!r}")
+        scores = {("", seed): float(s) for seed, s in zip(data["seeds"], data["scores"])}
+        return "finetune", str(data.get("model", p)), scores
+    if "rows" in data:
+        rows = [r for r in data["rows"] if r.get("status") == "ok" and r.get("scores")]
+        models = sorted({r["model"] for r in rows})
+        if not rows:
+            raise EliquareError(f"{p} holds no finished jobs to compare")
+        if model is None:
+            if len(models) > 1:
+                raise EliquareError(f"{p} holds several models ({', '.join(models)}); choose one with --model-a / "
+                                    "--model-b")
+            model = models[0]
+        if model not in models:
+            raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
+        scores = {}
+        for r in rows:
+            if r["model"] == model:
+                for seed, s in zip(r["seeds"], r["scores"]):
+                    scores[(r["dataset"], seed)] = float(s)
+        return "results", model, scores
+    raise EliquareError(f"{p} is neither a metrics.json of `eliquare finetune` nor a results.json of "
+                        "`eliquare evaluate`")
+
+
+def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> dict:
+    """Wilcoxon signed-rank test on paired scores (scipy), with the obvious degenerate cases handled."""
+    from scipy.stats import wilcoxon as scipy_wilcoxon
+
+    diffs = [x - y for x, y in zip(a, b)]
+    n = len(diffs)
+    nonzero = [d for d in diffs if d != 0]
+    if not nonzero:
+        statistic, p = 0.0, 1.0
+    else:
+        res = scipy_wilcoxon(a, b, alternative=alternative, zero_method="wilcox")
+        statistic, p = float(res.statistic), float(res.pvalue)
+    m = len(nonzero)
+    # the smallest p-value the exact test can reach with m non-zero differences
+    floor = (2.0 if alternative == "two-sided" else 1.0) / (2 ** m) if m else 1.0
+    return {"n": n, "nonzero": m, "statistic": statistic, "p_value": p, "alternative": alternative,
+            "min_p_value": min(1.0, floor), "mean_difference": statistics.fmean(diffs) if diffs else 0.0,
+            "a_better": sum(d > 0 for d in diffs), "b_better": sum(d < 0 for d in diffs),
+            "ties": sum(d == 0 for d in diffs)}
+
+
+def compare(cfg) -> dict:
+    kind_a, name_a, sa = load_scores(cfg.a, cfg.model_a)
+    kind_b, name_b, sb = load_scores(cfg.b, cfg.model_b)
+    if kind_a != kind_b:
+        raise EliquareError("compare two metrics.json files (pairs by seed) or two results.json files (pairs by "
+                            "dataset and seed), not one of each")
+    keys = sorted(set(sa) & set(sb), key=lambda k: (str(k[0]), k[1]))
+    if not keys:
+        what = "seeds" if kind_a == "finetune" else "(dataset, seed) pairs"
+        raise EliquareError(f"{cfg.a} and {cfg.b} share no {what}; run both with the same --seeds / suite")
+    a = [sa[k] for k in keys]
+    b = [sb[k] for k in keys]
+    res = wilcoxon(a, b, cfg.alternative)
+    res.update({"a": str(cfg.a), "b": str(cfg.b), "model_a": name_a, "model_b": name_b,
+                "pairs": [{"dataset": k[0], "seed": k[1], "a": x, "b": y} for k, x, y in zip(keys, a, b)]})
+    sig = "significant" if res["p_value"] < 0.05 else "not significant"
+    print(f"A = {name_a} vs B = {name_b}: {res['n']} pairs, mean A - B = {100 * res['mean_difference']:+.2f} points; "
+          f"A better on {res['a_better']}, B better on {res['b_better']}, tied on {res['ties']}")
+    print(f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g} "
+          f"-> {sig} at 0.05")
+    if res["min_p_value"] >= 0.05:
+        print(f"note: with {res['nonzero']} non-tied pairs p cannot fall below {res['min_p_value']:.3g}; more seeds "
+              "or datasets are needed for significance at 0.05")
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+    if math.isnan(res["p_value"]):
+        res["p_value"] = 1.0
+    return res

