@@ -144,3 +144,19 @@ def test_cli_bad_file_exits_2_with_one_line(tiny_bert, tmp_path, capsys):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no label column named 'label'" in lines[0] and str(missing) in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("task,files", [
+    ("pos", {"train": "sl/pos/sl_ssj-ud-dev.conllu", "test": "sl/pos/sl_ssj-ud-test.conllu"}),
+    ("ner", {"train": "sw/ner/train.txt", "dev": "sw/ner/dev.txt", "test": "sw/ner/test.txt"}),
+])
+def test_real_data_smoke(tiny_xlmr, shared_data, tmp_path, task, files):
+    """The commands of the real run (Slovene POS, Swahili NER) with a tiny model and 5 steps."""
+    args = ["finetune", "--model", str(tiny_xlmr), "--task", task, "--out", str(tmp_path / "o"), "--max-steps", "5",
+            "--no-progress"]
+    for k, v in files.items():
+        args += [f"--{k}", str(shared_data / v)]
+    assert main(args) == 0
+    s = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert s["data"]["test_examples"] == (1282 if task == "pos" else 604) and s["runs"][0]["steps"] == 5
