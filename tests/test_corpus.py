@@ -124,7 +124,8 @@ def test_prepare_split_dedup_and_cache(tmp_path, tiny_bert, corpus_file):
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     doubled = tmp_path / "doubled.txt"
-    doubled.write_text(corpus_file.read_text() * 2)
+    lines = corpus_file.read_text().splitlines()
+    doubled.write_text("\n".join(lines[:200] + lines + lines[200:]) + "\n")  # duplicates inside and at the end
     logs = []
     data = prepare_corpus([doubled], tok, cache_dir=tmp_path / "cache", log=logs.append)
     n = len(set(corpus_file.read_text().splitlines()))

@@ -384,14 +384,11 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     first.sort()
     stats.duplicates = len(raw) - len(first)
     del hashes
-    if stats.duplicates:
-        raw = raw.select(first)
-    validation_mask = np.asarray(raw.data.column("validation").to_numpy(zero_copy_only=False))
-    train_idx = np.flatnonzero(~validation_mask)
-    val_idx = np.flatnonzero(validation_mask)
+    validation_mask = np.asarray(raw.data.column("validation").to_numpy(zero_copy_only=False))[first]
+    train_idx, val_idx = first[~validation_mask], first[validation_mask]
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise EliquareError(
-            f"the corpus has only {len(raw)} distinct sentence(s), too few for a train/validation split; "
+            f"the corpus has only {len(first)} distinct sentence(s), too few for a train/validation split; "
             "give more text (a few hundred sentences at least)"
         )
 
