@@ -92,7 +92,9 @@ def test_tiny_model_learns_a_learnable_task(tiny_bert, tmp_path):
     out = tmp_path / "o"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["metric"] == "accuracy" and saved["data"]["dev_examples"] == 12
-    assert saved["runs"][0]["best_epoch"] is not None and saved["parameters"] > 0
+    run = saved["runs"][0]
+    assert run["best_epoch"] is not None and saved["parameters"] > 0
+    assert run["dev"]["accuracy"] == max(h["score"] for h in run["dev_history"])  # the kept model is the best
     assert (out / "model" / "config.json").is_file()
     pred = (out / "predictions.tsv").read_text().splitlines()
     assert len([ln for ln in pred if ln and not ln.startswith("#")]) == saved["test"]["tokens"]

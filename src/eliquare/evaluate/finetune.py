@@ -230,16 +230,18 @@ def _argmax(logits, labels):
     return logits.argmax(dim=-1)
 
 
-def _keep_best_callback():
+def _keep_best_callback(scorer: Scorer):
     from transformers import TrainerCallback
 
     class KeepBest(TrainerCallback):
-        """Keeps (in memory, on the CPU) the weights of the evaluation with the best validation score."""
+        """Keeps (in memory, on the CPU) the weights of the evaluation with the best validation score,
+        and that evaluation's full dev scores."""
 
         def __init__(self):
             self.best: Optional[float] = None
             self.state_dict = None
             self.metrics: dict = {}
+            self.scores: dict = {}
             self.epoch = None
             self.step = None
             self.history: list[dict] = []
@@ -253,6 +255,7 @@ def _keep_best_callback():
                 self.best = score
                 self.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
                 self.metrics = dict(metrics)
+                self.scores = dict(scorer.last_scores)  # compute_metrics ran just before this event
                 self.epoch, self.step = state.epoch, state.global_step
 
     return KeepBest()
@@ -324,7 +327,7 @@ def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: 
                 else DataCollatorForTokenClassification(tokenizer))
     scorer = Scorer(cfg.task, data.labels)
     scorer.use(data.dev, feats["dev"][1])
-    keep = _keep_best_callback()
+    keep = _keep_best_callback(scorer)
     work = run_dir / "trainer"
     args = TrainingArguments(
         output_dir=str(work),
@@ -368,10 +371,7 @@ def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: 
     predict_seconds = time.perf_counter() - t1
     preds = scorer.decode(out.predictions, out.label_ids)
     test_scores = task_scores(cfg.task, scorer.gold(), preds)
-    # a clean dev score of the kept model (the scorer's last one may be of a later epoch)
-    scorer.use(data.dev, feats["dev"][1])
-    dev_out = trainer.predict(dev_ds)
-    dev_scores = task_scores(cfg.task, scorer.gold(), scorer.decode(dev_out.predictions, dev_out.label_ids))
+    dev_scores = keep.scores  # the dev scores of the kept model
 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_predictions(run_dir / "predictions.tsv", cfg.task, data.test, preds)
