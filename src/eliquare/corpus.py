@@ -16,6 +16,7 @@ import json
 import lzma
 import os
 import re
+import shutil
 import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -354,8 +355,8 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     datasets.disable_progress_bars()
     work = root / f"{key}.partial"
     stats_path = work / "stats.json"
-    work.mkdir(parents=True, exist_ok=True)
-    stats_path.unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # what an interrupted run left behind
+    work.mkdir(parents=True)
     log(f"corpus: reading {len(files)} file(s)")
     try:
         raw = datasets.Dataset.from_generator(
@@ -414,8 +415,6 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     np.save(work / "token_counts.npy", counts)
     (work / "done.json").write_text(json.dumps({"fingerprint": key, "stats": stats.as_dict(),
                                                 "settings": settings}, indent=1))
-    import shutil
-
     shutil.rmtree(work / "hf", ignore_errors=True)
     if target.exists():
         shutil.rmtree(target)
