@@ -43,7 +43,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tu
             continue
         tp, _ = _unwrap_optional(hints[f.name])
         help_text = f.metadata.get("help", "")
-        if f.default is not dataclasses.MISSING:
+        if "default" in help_text:
+            pass  # the help text already says what happens by default
+        elif f.default is not dataclasses.MISSING:
             help_text += f" (default: {f.default})"
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             help_text += f" (default: {f.default_factory()})"  # type: ignore[misc]
