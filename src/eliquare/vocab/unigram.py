@@ -50,10 +50,21 @@ def reduce_model(model: dict, new_id: np.ndarray) -> dict:
     return dict(model, vocab=[vocab[i] for i in kept], unk_id=None if unk is None else int(new_id[unk]))
 
 
+SPM_FILE_NAMES = ("sentencepiece.bpe.model", "sentencepiece.model", "spiece.model", "tokenizer.model")
+
+
+def sentencepiece_file(tokenizer) -> str | None:
+    """The SentencePiece model the tokenizer came with: its ``vocab_file``, or one beside its ``tokenizer.json``."""
+    candidates = [getattr(tokenizer, "vocab_file", None)]
+    if os.path.isdir(str(tokenizer.name_or_path)):
+        candidates += [os.path.join(tokenizer.name_or_path, name) for name in SPM_FILE_NAMES]
+    return next((c for c in candidates if isinstance(c, str) and c.endswith(".model") and os.path.isfile(c)), None)
+
+
 def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, bytes]:
     """The tokenizer's SentencePiece model (``sentencepiece.bpe.model`` for XLM-R) with the same pieces, if it had one."""
-    source = getattr(tokenizer, "vocab_file", None)
-    if not (isinstance(source, str) and source.endswith(".model") and os.path.isfile(source)):
+    source = sentencepiece_file(tokenizer)
+    if source is None:
         return {}
     from sentencepiece import sentencepiece_model_pb2 as sp
 
@@ -73,5 +84,4 @@ def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, byte
     del proto.pieces[:]
     proto.pieces.extend(kept)
     spec.vocab_size = len(kept)
-    name = tokenizer.vocab_files_names.get("vocab_file", os.path.basename(source))
-    return {name: proto.SerializeToString(deterministic=True)}
+    return {os.path.basename(source): proto.SerializeToString(deterministic=True)}
