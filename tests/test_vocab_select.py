@@ -64,3 +64,60 @@ def test_select_keeps_required_and_frequent_and_caps_by_frequency():
     assert np.flatnonzero(select_ids(doc_freq, required, threshold=1, max_size=2)).tolist() == [0, 6]
     with pytest.raises(EliquareError, match="max-size 2"):
         select_ids(doc_freq, required, threshold=1, max_size=1)
+
+
+TRICKY = ["", " leading space", "trailing space ", "double  space here", "tab\there", "new\nline", "nbsp\u00a0here",
+          "rlm,\u200f Words", "zero\u200bwidth", "<s> literal special", "a <MASK> b", "mtoto [MASK] anasoma",
+          "Čaj été naïve", "שלום नमस्ते", "x", "12345 #@! ...", "\u3000ideographic\u3000space"]
+
+
+@pytest.fixture(scope="module")
+def backends(tiny_bert, tiny_xlmr, tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    roberta = tiny.build_tiny_roberta(tmp_path_factory.mktemp("roberta-select"))
+    return {name: AutoTokenizer.from_pretrained(path).backend_tokenizer
+            for name, path in (("wordpiece", tiny_bert), ("unigram", tiny_xlmr), ("bpe", roberta))}
+
+
+@pytest.mark.parametrize("family", ["wordpiece", "unigram", "bpe", "unigram-spacing-normalizer"])
+def test_word_by_word_counts_equal_sentence_by_sentence(backends, family):
+    """The word cache is a shortcut only: it must give exactly the counts of the full pipeline."""
+    import json
+
+    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
+
+    from eliquare.vocab.select import _word_by_word_is_exact
+
+    if family == "unigram-spacing-normalizer":  # a normaliser that makes spaces, then collapses space runs
+        backend = Tokenizer.from_str(backends["unigram"].to_str())
+        backend.normalizer = normalizers.Sequence([normalizers.Replace("\u200f", " "), normalizers.Replace("ž", " "),
+                                                   normalizers.Replace(Regex(" {2,}"), " ")])
+        backend.pre_tokenizer = pre_tokenizers.Metaspace()  # as in multilingual-e5: a trailing space is a token
+    else:
+        backend = backends[family]
+    assert _word_by_word_is_exact(json.loads(backend.to_str()))
+    sentences = tiny.synthetic_sentences(500, seed=5) + TRICKY + [s + " kitabu ž" for s in TRICKY]
+    fast = count_tokens(backend, sentences, sample_size=10_000, batch_size=128)
+    full = count_tokens(backend, sentences, sample_size=10_000, batch_size=128, word_by_word=False)
+    assert np.array_equal(fast.doc_freq, full.doc_freq)
+    assert np.array_equal(fast.token_freq, full.token_freq)
+    assert fast.sample_ids == full.sample_ids
+    assert fast.sample == full.sample == sentences
+    # one sentence per batch: each tricky sentence must be caught by the whole-batch tests alone
+    short = tiny.synthetic_sentences(20, seed=6) + TRICKY
+    single = count_tokens(backend, short, batch_size=1)
+    assert single.sample_ids == count_tokens(backend, short, batch_size=1, word_by_word=False).sample_ids
+
+
+def test_pipelines_that_look_across_spaces_are_counted_sentence_by_sentence():
+    from eliquare.vocab.select import _word_by_word_is_exact
+
+    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    assert _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": metaspace})
+    assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": dict(metaspace, split=False)})
+    assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": None})
+    assert not _word_by_word_is_exact({"normalizer": {"type": "Replace", "pattern": {"String": "a b"}, "content": ""},
+                                       "pre_tokenizer": metaspace})
+    split = {"type": "Split", "pattern": {"Regex": "\\w+ \\w+"}, "behavior": "Isolated", "invert": False}
+    assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": split})

@@ -56,13 +56,42 @@ def save_tokenizer(tokenizer, slow_files: dict[str, bytes], out_dir: str | Path)
         Path(out_dir, name).write_bytes(data)
 
 
-def _keep_mask(family, tj, tokens, counts: TokenCounts, required, threshold, max_size) -> np.ndarray:
+@dataclass
+class Selection:
+    """Which ids of a tokenizer stay, and the counts they were chosen from."""
+
+    family: object  # the family module (eliquare.vocab.wordpiece, .unigram or .bpe)
+    tokenizer_json: dict
+    tokens: list  # token string of every old id
+    counts: TokenCounts
+    threshold: int  # least number of sentences a kept subword occurs in
+    required: np.ndarray  # bool per old id: special tokens and character pieces
+    keep: np.ndarray  # bool per old id
+
+    @property
+    def kept_ids(self) -> np.ndarray:
+        return np.flatnonzero(self.keep)
+
+
+def select_vocabulary(tokenizer, sentences: Iterable[str], *, min_fraction: float = 0.0005,
+                      min_count: int | None = None, max_size: int | None = None,
+                      report_sentences: int = 50_000) -> Selection:
+    """Count the subwords of ``tokenizer`` on ``sentences`` and choose the ones to keep (see ``reduce_vocabulary``)."""
+    tj = tokenizer_json(tokenizer)
+    family = family_for(tj)
+    tokens = id_to_token(tokenizer)
+    counts = count_tokens(tokenizer.backend_tokenizer, sentences, sample_size=report_sentences, tokenizer_json=tj)
+    added = added_token_mask(tj, len(tokens))
+    required = added | family.required_ids(tj, tokens, counts.doc_freq > 0, added)
+    required[tokenizer.all_special_ids] = True
+    threshold = frequency_threshold(counts.sentences, min_fraction=min_fraction, min_count=min_count)
     limit = max_size
     while True:
         keep = family.close(tj, select_ids(counts.doc_freq, required, threshold=threshold, max_size=limit), tokens)
         if max_size is None or keep.sum() <= max_size:
-            return keep
+            break
         limit -= int(keep.sum()) - max_size  # the closure added tokens: make room for them
+    return Selection(family, tj, tokens, counts, threshold, required, keep)
 
 
 def _sample_figures(ids: list[list[int]], words: int, unk_id: int | None) -> dict:
@@ -82,28 +111,20 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     figures of the report are measured on a fixed random sample of ``report_sentences`` sentences.
     """
     started = time.perf_counter()
-    tj = tokenizer_json(tokenizer)
-    family = family_for(tj)
-    tokens = id_to_token(tokenizer)
-    vocab_size = len(tokens)
+    vocab_size = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab_size:
         raise EliquareError(f"the tokenizer has {vocab_size} ids but the model only {rows} embeddings; give the "
                             "model's own tokenizer")
-    counts = count_tokens(tokenizer.backend_tokenizer, sentences, sample_size=report_sentences)
-    counted = time.perf_counter()
+    selection = select_vocabulary(tokenizer, sentences, min_fraction=min_fraction, min_count=min_count,
+                                  max_size=max_size, report_sentences=report_sentences)
+    selected = time.perf_counter()
+    family, counts, keep, required = selection.family, selection.counts, selection.keep, selection.required
+    kept_ids = selection.kept_ids
 
-    added = added_token_mask(tj, vocab_size)
-    required = added | family.required_ids(tj, tokens, counts.doc_freq > 0, added)
-    required[tokenizer.all_special_ids] = True
-    threshold = frequency_threshold(counts.sentences, min_fraction=min_fraction, min_count=min_count)
-    keep = _keep_mask(family, tj, tokens, counts, required, threshold, max_size)
-    kept_ids = np.flatnonzero(keep)
-
-    new_tj = reduce_tokenizer_json(tj, kept_ids, vocab_size, family.reduce_model)
+    new_tj = reduce_tokenizer_json(selection.tokenizer_json, kept_ids, vocab_size, family.reduce_model)
     reduced_tokenizer = load_reduced_tokenizer(tokenizer, new_tj)
-    new_tokens = [tokens[i] for i in kept_ids]
-    slow = family.slow_files(tokenizer, new_tokens, new_tj)
+    slow = family.slow_files(tokenizer, [selection.tokens[i] for i in kept_ids], new_tj)
 
     from eliquare.student import count_parameters
 
@@ -123,7 +144,7 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     words = sum(len(s.split()) for s in counts.sample)
     before = _sample_figures(counts.sample_ids, words, tokenizer.unk_token_id)
     after = _sample_figures(new_ids, words, reduced_tokenizer.unk_token_id)
-    frequent = counts.doc_freq >= threshold
+    frequent = counts.doc_freq >= selection.threshold
 
     def r(x: float) -> float:
         return round(float(x), 6)
@@ -133,7 +154,7 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
         "tokenizer_class": type(tokenizer).__name__,
         "model_class": type(model).__name__,
         "selection": {"min_fraction": min_fraction, "min_count": min_count, "max_size": max_size,
-                      "threshold_sentences": threshold},
+                      "threshold_sentences": selection.threshold},
         "corpus_sentences": counts.sentences,
         "corpus_words": counts.words,
         "vocab_size": {"before": vocab_size, "after": len(kept_ids)},
@@ -149,8 +170,8 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
         "tokens_per_word": {"before": r(before["tokens_per_word"]), "after": r(after["tokens_per_word"])},
         "unk_rate": {"before": r(before["unk_rate"]), "after": r(after["unk_rate"])},
     }
-    print(f"vocab: counted {counts.sentences:,} sentences in {counted - started:.1f} s, reduced in "
-          f"{time.perf_counter() - counted:.1f} s", file=sys.stderr)
+    print(f"vocab: counted and selected on {counts.sentences:,} sentences in {selected - started:.1f} s, reduced in "
+          f"{time.perf_counter() - selected:.1f} s", file=sys.stderr)
     return ReductionResult(model=model, tokenizer=reduced_tokenizer, kept_ids=kept_ids, report=report, slow_files=slow)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import itertools
 import math
 import random
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -46,40 +48,206 @@ def _batches(sentences: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+# ---------------------------------------------------------------------------------------------
+# Counting word by word. Words repeat (Zipf): a million sentences hold ~15 M words but only some
+# hundred thousand distinct ones, so tokenising each distinct word once and reusing its ids is several
+# times faster than running the whole pipeline on every sentence. That is exact when the pipeline
+# never looks across a single space: per-character normalisers and pre-tokenizers that split at
+# spaces (Metaspace, BERT, whitespace, GPT-2 byte-level). Then a sentence's ids are its first word's
+# ids followed by those of " " + each later word. Sentences with other whitespace, double spaces or
+# added-token text take the full pipeline; the first batch is checked against the full pipeline.
+
+_PER_CHARACTER_NORMALIZERS = {"Precompiled", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents",
+                              "BertNormalizer", "Replace", "Sequence"}
+_SPACE_SPLITTING_PRE_TOKENIZERS = {"Metaspace", "BertPreTokenizer", "WhitespaceSplit", "Whitespace", "ByteLevel",
+                                   "Punctuation", "Digits", "Sequence"}
+_SPACE_RUN_PATTERNS = {" {2,}", r"\s+", " +", r"\s{2,}"}  # no-ops on text with single spaces only
+_CHECKED_SENTENCES = 1000
+
+
+def _word_by_word_is_exact(tj: dict) -> bool:
+    def normalizer_ok(n: dict | None) -> bool:
+        if n is None:
+            return True
+        kind = n.get("type")
+        if kind == "Sequence":
+            return all(normalizer_ok(c) for c in n.get("normalizers", []))
+        if kind == "Replace":
+            pattern = n.get("pattern", {})
+            return ("String" in pattern and " " not in pattern["String"]) or pattern.get("Regex") in _SPACE_RUN_PATTERNS
+        return kind in _PER_CHARACTER_NORMALIZERS
+
+    def pre_tokenizer_ok(p: dict | None) -> bool:
+        kind = (p or {}).get("type")
+        if kind == "Sequence":
+            return all(pre_tokenizer_ok(c) for c in p.get("pretokenizers", []))
+        if kind == "Metaspace" and p.get("split") is False or kind == "ByteLevel" and p.get("use_regex") is False:
+            return False
+        return kind in _SPACE_SPLITTING_PRE_TOKENIZERS
+
+    return normalizer_ok(tj.get("normalizer")) and pre_tokenizer_ok(tj.get("pre_tokenizer"))
+
+
+class _Growing:
+    """A numpy int64 array that grows by appending (amortised doubling)."""
+
+    def __init__(self) -> None:
+        self.data = np.zeros(1024, dtype=np.int64)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        if self.size + len(values) > len(self.data):
+            self.data = np.resize(self.data, max(2 * len(self.data), self.size + len(values)))
+        self.data[self.size:self.size + len(values)] = values
+        self.size += len(values)
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+def _full_pipeline(backend, batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(sentence index, token id) of every token of ``batch``, in order, through the whole backend."""
+    ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    return np.repeat(np.arange(len(ids), dtype=np.int64), lengths), flat
+
+
+class _WordByWord:
+    """Token ids of sentences from the cached ids of their words (see the comment above)."""
+
+    _WORD = re.compile(r"[\n ][^ \n]+")  # "\nw": first word of a sentence, " w": a later one
+
+    def __init__(self, backend, tj: dict) -> None:
+        self.backend = backend
+        self.index: dict[str, int] = {}  # "\nw" / " w" -> word number
+        self.starts, self.lengths, self.ids = _Growing(), _Growing(), _Growing()
+        self.normalizer = backend.normalizer
+        self.checked: set[str] = set()  # characters looked at so far
+        # whitespace other than " ", and characters the normaliser turns into whitespace (such a space can
+        # merge with the next word's, e.g. by a " {2,}" -> " " normaliser)
+        self.unsafe_chars: set[str] = set()
+        self.added = [t["content"] for t in tj.get("added_tokens", [])]
+        self._compile()
+
+    def _compile(self) -> None:
+        # a sentence takes the full pipeline if it is empty, has leading, trailing or double spaces,
+        # an unsafe character or the text of an added token
+        chars = ["[" + "".join(map(re.escape, sorted(self.unsafe_chars))) + "]"] if self.unsafe_chars else []
+        self.unsafe = re.compile("|".join([r"^$", "  ", "^ ", " $", *map(re.escape, self.added), *chars]),
+                                 re.IGNORECASE)
+
+    def _suspicious(self, batch: list[str], joined: str) -> bool:
+        """Whether any sentence of the batch may be unsafe (cheap whole-batch tests first)."""
+        chars = set(joined)
+        new = chars.difference(self.checked)
+        if new:
+            self.checked |= new
+            unsafe = {c for c in new if c not in " \n" and (c.isspace() or self.normalizer is not None and any(
+                ch.isspace() for ch in self.normalizer.normalize_str(c)))}
+            if unsafe:
+                self.unsafe_chars |= unsafe
+                self._compile()
+        lowered = joined.lower()
+        return (not all(batch) or "  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " "
+                or joined[-1:] == " " or joined.count("\n") != len(batch) - 1
+                or not chars.isdisjoint(self.unsafe_chars) or any(a.lower() in lowered for a in self.added))
+
+    def _learn(self, keys: list[str]) -> None:
+        new = sorted(set(keys).difference(self.index))
+        if not new:
+            return
+        texts = [k[1:] if k[0] == "\n" else k for k in new]
+        ids = [e.ids for e in self.backend.encode_batch_fast(texts, add_special_tokens=False)]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        self.starts.extend(self.ids.size + np.cumsum(lengths) - lengths)
+        self.lengths.extend(lengths)
+        self.ids.extend(np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum())))
+        self.index.update(zip(new, range(len(self.index), len(self.index) + len(new))))
+
+    def encode(self, batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(sentence index, token id) of every token of ``batch``, sorted by sentence."""
+        joined = "\n".join(batch)
+        unsafe = []
+        if self._suspicious(batch, joined):
+            unsafe = [i for i, s in enumerate(batch) if "\n" in s or self.unsafe.search(s)]
+        safe = np.ones(len(batch), dtype=bool)
+        safe[unsafe] = False
+        safe_sentences = [s for s, ok in zip(batch, safe) if ok] if unsafe else batch
+        keys = self._WORD.findall("\n" + ("\n".join(safe_sentences) if unsafe else joined))
+        self._learn(keys)
+        words = np.fromiter(map(self.index.__getitem__, keys), dtype=np.int64, count=len(keys))
+        per_sentence = np.fromiter(map(str.count, safe_sentences, itertools.repeat(" ")), dtype=np.int64,
+                                   count=len(safe_sentences)) + 1
+        lengths = self.lengths.view()[words]
+        # positions of each word's ids in the flat array, expanded token by token
+        offsets = np.repeat(self.starts.view()[words] - (np.cumsum(lengths) - lengths), lengths)
+        tokens = self.ids.view()[offsets + np.arange(int(lengths.sum()))]
+        sentence = np.repeat(np.repeat(np.flatnonzero(safe), per_sentence), lengths)
+        if unsafe:
+            rest_sentence, rest_tokens = _full_pipeline(self.backend, [batch[i] for i in unsafe])
+            sentence = np.concatenate([sentence, np.asarray(unsafe, dtype=np.int64)[rest_sentence]])
+            tokens = np.concatenate([tokens, rest_tokens])
+            order = np.argsort(sentence, kind="stable")
+            sentence, tokens = sentence[order], tokens[order]
+        return sentence, tokens
+
+
 def count_tokens(backend, sentences: Iterable[str], *, sample_size: int = 50_000, seed: int = 0,
-                 batch_size: int = BATCH_SENTENCES) -> TokenCounts:
+                 batch_size: int = BATCH_SENTENCES, word_by_word: bool = True,
+                 tokenizer_json: dict | None = None) -> TokenCounts:
     """Document and token frequencies of every id of ``backend`` (a ``tokenizers.Tokenizer``) on ``sentences``.
 
     Special tokens are not added, and truncation and padding are switched off on a copy of the
     backend, so that every token of every sentence is counted once. ``sample_size`` sentences are
-    kept by reservoir sampling (fixed seed: the same corpus gives the same sample).
+    kept by reservoir sampling (fixed seed: the same corpus gives the same sample). With
+    ``word_by_word``, distinct words are tokenised once where that gives the same ids (see above).
+    ``tokenizer_json``: the backend's parsed ``to_str()``, if the caller has it already.
     """
+    import json
+
     from tokenizers import Tokenizer
 
-    backend = Tokenizer.from_str(backend.to_str())
-    backend.no_truncation()
-    backend.no_padding()
+    if backend.truncation is not None or backend.padding is not None:
+        backend = Tokenizer.from_str(backend.to_str())
+        backend.no_truncation()
+        backend.no_padding()
     vocab_size = backend.get_vocab_size(with_added_tokens=True)
+    tj = tokenizer_json if tokenizer_json is not None else json.loads(backend.to_str())
+    words = _WordByWord(backend, tj) if word_by_word and _word_by_word_is_exact(tj) else None
     counts = TokenCounts(vocab_size)
     rng = random.Random(seed)
     for batch in _batches(sentences, batch_size):
-        ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
-        counts.token_freq += np.bincount(flat, minlength=vocab_size)
+        if words is not None:
+            sentence, tokens = words.encode(batch)
+            if counts.sentences == 0:  # check the shortcut against the full pipeline once
+                check = min(len(batch), _CHECKED_SENTENCES)
+                cut = int(np.searchsorted(sentence, check))
+                full_sentence, full_tokens = _full_pipeline(backend, batch[:check])
+                if not (np.array_equal(full_sentence, sentence[:cut]) and np.array_equal(full_tokens, tokens[:cut])):
+                    print("vocab: word-by-word counting disagrees with this tokenizer; counting sentence by "
+                          "sentence (slower)", file=sys.stderr)
+                    words = None
+        if words is None:
+            sentence, tokens = _full_pipeline(backend, batch)
+        counts.token_freq += np.bincount(tokens, minlength=vocab_size)
         # one (sentence, id) key per occurrence; unique keys -> each id once per sentence
-        keys = np.repeat(np.arange(len(ids), dtype=np.int64), lengths) * vocab_size + flat
-        counts.doc_freq += np.bincount(np.unique(keys) % vocab_size, minlength=vocab_size)
+        keys = np.sort(sentence * vocab_size + tokens)  # sort + compare: faster than np.unique here
+        first = np.ones(len(keys), dtype=bool)
+        first[1:] = keys[1:] != keys[:-1]
+        counts.doc_freq += np.bincount(keys[first] % vocab_size, minlength=vocab_size)
         counts.words += sum(len(s.split()) for s in batch)
-        for i, sentence in enumerate(batch):  # reservoir sampling (Algorithm R)
+        ends = np.cumsum(np.bincount(sentence, minlength=len(batch)))
+        for i, s in enumerate(batch):  # reservoir sampling (Algorithm R)
             seen = counts.sentences + i
-            if seen < sample_size:
-                counts.sample.append(sentence)
-                counts.sample_ids.append(ids[i])
-            else:
-                j = rng.randrange(seen + 1)
-                if j < sample_size:
-                    counts.sample[j], counts.sample_ids[j] = sentence, ids[i]
+            slot = seen if seen < sample_size else rng.randrange(seen + 1)
+            if slot < sample_size:
+                ids = tokens[ends[i - 1] if i else 0:ends[i]].tolist()
+                if slot == len(counts.sample):
+                    counts.sample.append(s)
+                    counts.sample_ids.append(ids)
+                else:
+                    counts.sample[slot], counts.sample_ids[slot] = s, ids
         counts.sentences += len(batch)
     if counts.sentences == 0:
         raise EliquareError("the corpus gave no sentences; give files with target-language text (see --corpus)")
