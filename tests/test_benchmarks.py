@@ -1,0 +1,96 @@
+"""The benchmark scripts run end to end on a tiny shape (no timing assertions: timings live in BENCHMARKS.md)."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import _common as C  # noqa: E402
+import distill_throughput  # noqa: E402
+import inference  # noqa: E402
+import memory  # noqa: E402
+
+TINY = C.SHAPES["tiny"]
+
+
+def data_lines(table: str) -> list[str]:
+    return table.splitlines()[2:]
+
+
+def test_distill_throughput_rows(capsys):
+    rows, peak = distill_throughput.measure(TINY, batch_size=2, seq=16, rounds=1, warmup=0)
+    assert [r["variant"] for r in rows] == ["a", "b", "c"] and peak > 0
+    for r in rows:
+        assert r["seconds"] > 0 and r["tokens_per_s"] > 0 and r["gflop"] > 0 and r["mfu"] > 0
+    assert [r["vocab"] for r in rows] == [TINY.vocab_size, TINY.vocab_size, TINY.kept]
+    assert rows[0]["speedup"] == 1.0
+    assert rows[0]["gflop"] > rows[1]["gflop"] > rows[2]["gflop"]  # full projection > masked > masked, fewer rows
+    lines = data_lines(distill_throughput.format_rows(rows))
+    assert len(lines) == 3 and "(a) reference" in lines[0] and "(c)" in lines[2]
+
+
+def test_step_flops_by_hand():
+    config = TINY.config()  # h 64, ffn 128, vocab 2000
+    per_token_layer = 2 * (4 * 64 * 64 + 2 * 64 * 128) + 4 * 16 * 64
+    head = 2 * 64 * 64 + 2 * 64 * 2000
+    tokens, masked = 32, 5
+    full = distill_throughput.step_flops(config, 4, 2, tokens, masked, 16, full_vocab=True)
+    assert full == tokens * 4 * per_token_layer + tokens * head + 3 * (tokens * 2 * per_token_layer + tokens * head)
+    part = distill_throughput.step_flops(config, 4, 2, tokens, masked, 16, full_vocab=False)
+    assert full - part == 4 * (tokens - masked) * head
+
+
+def test_reference_and_eliquare_losses_agree():
+    """Variant (a) computes the same objective as eliquare's step (b), only over the full vocabulary."""
+    setups, _ = distill_throughput.prepare(TINY, 2, 16, "ab", "cpu")
+    student, teacher, batch, _ = setups["a"]
+    student.eval()  # no dropout: both must see the same network
+    w, t = distill_throughput.WEIGHTS, distill_throughput.TEMPERATURE
+    a = distill_throughput.reference_losses(student, teacher, batch, w, t)
+    b = distill_throughput.distillation_losses(student, teacher, batch, w, t)
+    for name in ("ce", "cos", "mlm"):
+        assert torch.allclose(a[name], b[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_inference_rows():
+    rows = inference.measure(TINY, rounds=1, latency_rounds=1, batch=2, seq=16)
+    assert [r["model"] for r in rows] == ["teacher", "student", "reduced student", "student int8",
+                                         "reduced student int8"]
+    for r in rows:
+        assert r["latency_ms"] > 0 and r["tokens_per_s"] > 0 and r["bytes"] > 0 and r["parameters"] > 0
+    teacher, student, reduced = rows[:3]
+    assert teacher["layers"] == 4 and student["layers"] == reduced["layers"] == 2
+    assert reduced["vocab"] == TINY.kept and reduced["parameters"] < student["parameters"] < teacher["parameters"]
+    assert rows[3]["bytes"] < student["bytes"]  # int8 weights
+    assert len(data_lines(inference.format_rows(rows))) == 5
+
+
+def test_memory_rows(tmp_path):
+    rows = memory.measure(parts=("step", "corpus"), shapes=("tiny",), variants="b", batch=2, seq=16,
+                          max_gb=0.0005)
+    assert [r["part"] for r in rows] == ["step", "corpus", "corpus", "corpus"]
+    for r in rows:
+        assert r["peak"] >= r["baseline"] > 0 and r["peak_anonymous"] > 0
+    assert rows[0]["peak"] >= rows[0]["models"] > rows[0]["baseline"]
+    sizes = [r["bytes"] for r in rows[1:]]
+    assert sizes[0] < sizes[1] < sizes[2] and all(r["sentences"] > 0 for r in rows[1:])
+    assert len(data_lines(memory.format_rows(rows))) == 4
+
+
+def test_corpus_sizes():
+    assert memory.corpus_sizes(1.0) == [0.1, 0.3, 1.0]
+    assert memory.corpus_sizes(0.5) == [0.1, 0.3]
+    assert memory.corpus_sizes(0.01) == pytest.approx([0.001, 0.003, 0.01])
+
+
+def test_report_appends_with_command_and_machine(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    C.report("First", "| a |\n|---|\n| 1 |", path=path)
+    C.report("Second", "| b |", path=path)
+    text = path.read_text()
+    assert text.startswith("# Benchmarks") and text.count("# Benchmarks") == 1
+    assert "## First" in text and text.index("## First") < text.index("## Second")
+    assert "`.venv/bin/python" in text and "torch " in text
