@@ -208,6 +208,13 @@ class DistillConfig:
     max_chars: int = field(2000, help="drop sentences longer than this many characters")
     max_sentences: Optional[int] = field(None, help="read at most this many clean sentences")
     cache_dir: Optional[str] = field(None, help="where tokenised corpora are cached (default ~/.cache/eliquare)")
+    # Section 5: VocabReduce (eliquare.vocab) on the same corpus
+    vocab_reduce: Literal["none", "pre", "post"] = field(
+        "none", help="reduce the vocabulary to the corpus: pre (the teacher, before distillation, so teacher and "
+        "student share the smaller vocabulary), post (the student, after), or none")
+    vocab_min_fraction: float = field(0.0005, help="with --vocab-reduce: keep subwords in this share of sentences")
+    vocab_min_count: Optional[int] = field(None, help="with --vocab-reduce: instead, in this many sentences")
+    vocab_max_size: Optional[int] = field(None, help="with --vocab-reduce: keep at most this many tokens in all")
     # training
     learning_rate: float = field(5e-4, help="peak learning rate (paper: 5e-4)")
     adam_epsilon: float = field(1e-6, help="Adam epsilon (paper: 1e-6)")

@@ -36,6 +36,7 @@ from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, mlm_head_of,
                               select_layers)
 from eliquare.teachers import load_teacher
+from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
 
 def _masked_lm_forward(self, input_ids, attention_mask, labels):
     """The student's forward during distillation: last hidden states, and vocabulary logits only
@@ -250,6 +251,11 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
     )
 
 
+def _vocab_options(cfg: DistillConfig) -> dict:
+    return dict(min_words=cfg.min_words, max_chars=cfg.max_chars, max_sentences=cfg.max_sentences,
+                min_fraction=cfg.vocab_min_fraction, min_count=cfg.vocab_min_count, max_size=cfg.vocab_max_size)
+
+
 def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Run the whole distillation stage; returns the student directory.
 
@@ -266,6 +272,10 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
 
     started = time.time()
     teacher = load_teacher(cfg.teacher)
+    reduction = None
+    if cfg.vocab_reduce == "pre":  # Section 5 before distillation: the student inherits the smaller vocabulary
+        reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, **_vocab_options(cfg))
+        teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
     weights = resolve_weights(cfg, teacher.has_mlm_head, log)
     n_teacher_layers = teacher.model.config.num_hidden_layers
     layers = select_layers(n_teacher_layers, cfg.student_layers, cfg.layer_map)
@@ -291,6 +301,12 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
 
     # load_best_model_at_end has put the best checkpoint's weights back into the student
     trainer.save_model(str(out))
+    if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
+        reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, **_vocab_options(cfg))
+        student.save_pretrained(out)
+    if reduction is not None and is_main:
+        save_tokenizer(reduction.tokenizer, reduction.slow_files, out)
+        log(format_report(reduction.report))
     history = [{k: v for k, v in e.items()} for e in trainer.state.log_history if "eval_loss" in e]
     if is_main:
         record = {
@@ -316,6 +332,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "tokens_seen": trainer.state.num_input_tokens_seen,
             "wall_seconds": round(time.time() - started, 1),
+            "vocab_reduce": reduction.report if reduction is not None else None,
             "config": asdict(cfg),
         }
         (out / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")

@@ -217,9 +217,20 @@ def load_model_and_tokenizer(spec: str):
     return model.eval(), tokenizer, path
 
 
+def reduce_on_corpus(model, tokenizer, corpus, *, min_words: int = 3, max_chars: int = 2000,
+                     max_sentences: int | None = None, **selection) -> ReductionResult:
+    """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distillation reads them."""
+    from eliquare.corpus import iter_sentences
+
+    sentences = iter_sentences(corpus, min_words=min_words, max_chars=max_chars)
+    if max_sentences is not None:
+        sentences = itertools.islice(sentences, max_sentences)
+    return reduce_vocabulary(model, tokenizer, sentences, **selection)
+
+
 def reduce_command(cfg) -> Path:
     """``eliquare vocab reduce``: reduce a saved model's vocabulary to a corpus and write it to ``cfg.out``."""
-    from eliquare.corpus import expand_paths, iter_sentences
+    from eliquare.corpus import expand_paths
 
     out = Path(cfg.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
@@ -228,11 +239,9 @@ def reduce_command(cfg) -> Path:
     model, tokenizer, path = load_model_and_tokenizer(cfg.model)
     if out.exists() and Path(path).exists() and out.resolve() == Path(path).resolve():
         raise EliquareError(f"--out {out} is the model's own directory; write the reduced model elsewhere")
-    sentences = iter_sentences(cfg.corpus, min_words=cfg.min_words, max_chars=cfg.max_chars)
-    if cfg.max_sentences is not None:
-        sentences = itertools.islice(sentences, cfg.max_sentences)
-    result = reduce_vocabulary(model, tokenizer, sentences, min_fraction=cfg.min_fraction, min_count=cfg.min_count,
-                               max_size=cfg.max_size, report_sentences=cfg.report_sentences)
+    result = reduce_on_corpus(model, tokenizer, cfg.corpus, min_words=cfg.min_words, max_chars=cfg.max_chars,
+                              max_sentences=cfg.max_sentences, min_fraction=cfg.min_fraction, min_count=cfg.min_count,
+                              max_size=cfg.max_size, report_sentences=cfg.report_sentences)
     result.report["model"] = cfg.model
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()

@@ -46,7 +46,7 @@ def slice_vocabulary(model, kept_ids) -> None:
                             "model's position ids; keep the special tokens first in the vocabulary")
     with torch.no_grad():
         for tensor in _vocabulary_tensors(model):
-            tensor[: kept.numel()] = tensor[kept]  # the right side is a copy: safe in place
+            tensor[: kept.numel()] = tensor[kept.to(tensor.device)]  # the right side is a copy: safe in place
     model.resize_token_embeddings(kept.numel(), mean_resizing=False)
     model.get_input_embeddings().padding_idx = new_pad
     config = model.config.get_text_config()
