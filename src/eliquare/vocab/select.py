@@ -1,8 +1,9 @@
 """Which subwords stay: count them on the target-language corpus, keep the frequent ones (Section 5).
 
 The paper keeps the mBERT subwords that occur in at least 0.05% of the corpus's sentences. Counting
-runs on the fast tokenizer's Rust backend (``encode_batch``, parallel) and numpy (``bincount``), so a
-million sentences take well under a minute on two cores (``benchmarks/vocab_selection.py``).
+runs on the fast tokenizer's Rust backend (``encode_batch``, parallel), once per distinct word, and
+numpy (``bincount``), so a million sentences take well under a minute on two cores
+(``benchmarks/vocab_selection.py``).
 """
 
 from __future__ import annotations
@@ -29,17 +30,15 @@ class TokenCounts:
     vocab_size: int
     sentences: int = 0
     words: int = 0  # whitespace-separated words
-    doc_freq: np.ndarray = None  # type: ignore[assignment]  # sentences in which each id occurs
-    token_freq: np.ndarray = None  # type: ignore[assignment]  # occurrences of each id
+    doc_freq: np.ndarray = field(init=False)  # sentences in which each id occurs
+    token_freq: np.ndarray = field(init=False)  # occurrences of each id
     # a uniform sample of the sentences and their token ids, for the before/after report
     sample: list[str] = field(default_factory=list)
     sample_ids: list[list[int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.doc_freq is None:
-            self.doc_freq = np.zeros(self.vocab_size, dtype=np.int64)
-        if self.token_freq is None:
-            self.token_freq = np.zeros(self.vocab_size, dtype=np.int64)
+        self.doc_freq = np.zeros(self.vocab_size, dtype=np.int64)
+        self.token_freq = np.zeros(self.vocab_size, dtype=np.int64)
 
 
 def _batches(sentences: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -50,8 +49,8 @@ def _batches(sentences: Iterable[str], size: int) -> Iterator[list[str]]:
 
 # ---------------------------------------------------------------------------------------------
 # Counting word by word. Words repeat (Zipf): a million sentences hold ~15 M words but only some
-# hundred thousand distinct ones, so tokenising each distinct word once and reusing its ids is several
-# times faster than running the whole pipeline on every sentence. That is exact when the pipeline
+# hundred thousand distinct ones, so tokenising each distinct word once and reusing its ids takes about
+# half the CPU time of running the whole pipeline on every sentence. That is exact when the pipeline
 # never looks across a single space: per-character normalisers and pre-tokenizers that split at
 # spaces (Metaspace, BERT, whitespace, GPT-2 byte-level). Then a sentence's ids are its first word's
 # ids followed by those of " " + each later word. Sentences with other whitespace, double spaces or
@@ -198,8 +197,8 @@ def count_tokens(backend, sentences: Iterable[str], *, sample_size: int = 50_000
                  tokenizer_json: dict | None = None) -> TokenCounts:
     """Document and token frequencies of every id of ``backend`` (a ``tokenizers.Tokenizer``) on ``sentences``.
 
-    Special tokens are not added, and truncation and padding are switched off on a copy of the
-    backend, so that every token of every sentence is counted once. ``sample_size`` sentences are
+    Special tokens are not added, and truncation and padding (if set) are switched off on a copy of
+    the backend, so that every token of every sentence is counted once. ``sample_size`` sentences are
     kept by reservoir sampling (fixed seed: the same corpus gives the same sample). With
     ``word_by_word``, distinct words are tokenised once where that gives the same ids (see above).
     ``tokenizer_json``: the backend's parsed ``to_str()``, if the caller has it already.
