@@ -63,6 +63,16 @@ def test_teacher_without_mlm_head(tiny_bert_no_head, corpus_file, tmp_path, caps
     assert "eval_ce" not in record["validation"][-1]
 
 
+def test_time_budget_stops_with_a_final_evaluation(tiny_bert, corpus_file, tmp_path):
+    out = distill(DistillConfig(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(tmp_path / "t"),
+                                student_layers=2, batch_size=8, gradient_accumulation=1, epochs=5,
+                                max_minutes=0.0001, cache_dir=str(tmp_path / "cache")))
+    record = json.loads((out / "distillation.json").read_text())
+    assert record["steps"] == 1  # stopped after the first step, not after 5 epochs
+    assert [h["step"] for h in record["validation"]] == [0, 1]
+    assert (out / "checkpoints" / "checkpoint-1").is_dir()
+
+
 class _Crash(Exception):
     pass
 

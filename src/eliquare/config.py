@@ -225,6 +225,9 @@ class DistillConfig:
     gradient_accumulation: int = field(50, help="forward passes per optimizer step (paper: 50)")
     epochs: float = field(10.0, help="training epochs (paper: 10)")
     max_steps: int = field(-1, help="stop after this many optimizer steps (overrides epochs when > 0)")
+    max_minutes: Optional[float] = field(
+        None, help="wall-clock budget for training: after it, evaluate, checkpoint and stop (e.g. on a CPU)"
+    )
     freeze_position_embeddings: bool = field(False, help="keep the position embeddings fixed (paper: for XLM-R)")
     eval_steps: Optional[int] = field(None, help="also evaluate and checkpoint every N optimizer steps")
     logging_steps: int = field(10, help="log loss and tokens/s every N optimizer steps")

@@ -151,6 +151,29 @@ class EpochCheckpoints(TrainerCallback):
         return control
 
 
+class TimeBudget(TrainerCallback):
+    """Stop cleanly once the wall-clock budget is spent: the step's evaluation and checkpoint still happen."""
+
+    def __init__(self, minutes: float) -> None:
+        self.seconds = minutes * 60
+        self.started = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        spent = self.started is not None and time.perf_counter() - self.started >= self.seconds
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([float(spent)], device=args.device)  # all processes stop at the same step
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            spent = bool(flag.item())
+        if spent:
+            control.should_training_stop = True
+            control.should_evaluate = True
+            control.should_save = True
+        return control
+
+
 class DistillProgress(ProgressCallback):
     """The progress bar shows loss and tokens/s (ETA is tqdm's); evaluations print one line each."""
 
@@ -295,6 +318,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
                                   data_collator=collator, processing_class=teacher.tokenizer,
                                   teacher=teacher.model, weights=weights, temperature=cfg.temperature,
                                   callbacks=[EpochCheckpoints(), *(callbacks or [])])
+    if cfg.max_minutes:
+        trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(DistillProgress())
     trainer.train(resume_from_checkpoint=True if cfg.resume else None)
