@@ -133,12 +133,8 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     parameters_after = count_parameters(model)
 
     # before/after on the sample: the same sentences through the old and the new tokenizer
-    from tokenizers import Tokenizer
-
-    backend = Tokenizer.from_str(reduced_tokenizer.backend_tokenizer.to_str())
-    backend.no_truncation()
-    backend.no_padding()
-    new_ids = [e.ids for e in backend.encode_batch_fast(counts.sample, add_special_tokens=False)]
+    new_ids = count_tokens(reduced_tokenizer.backend_tokenizer, counts.sample,
+                           sample_size=len(counts.sample)).sample_ids
     as_old = [kept_ids[seq].tolist() for seq in new_ids]
     identical = sum(a == b for a, b in zip(as_old, counts.sample_ids))
     words = sum(len(s.split()) for s in counts.sample)
