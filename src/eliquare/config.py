@@ -175,6 +175,17 @@ def field(default=dataclasses.MISSING, *, help: str = "", default_factory=datacl
 # stage configs
 
 
+def check_vocab_selection(min_fraction: float, min_count: Optional[int], max_size: Optional[int],
+                          prefix: str = "") -> None:
+    """VocabReduce's selection knobs (Section 5), checked before anything slow starts."""
+    if not 0.0 <= min_fraction <= 1.0:
+        raise EliquareError(f"{prefix}min_fraction must lie between 0 and 1, e.g. 0.0005")
+    if min_count is not None and min_count < 1:
+        raise EliquareError(f"{prefix}min_count must be at least 1")
+    if max_size is not None and max_size < 1:
+        raise EliquareError(f"{prefix}max_size must be at least 1")
+
+
 @dataclasses.dataclass
 class DistillConfig:
     """`eliquare distill`: every option of the distillation stage (defaults: the paper's)."""
@@ -259,6 +270,9 @@ class DistillConfig:
             raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
         if self.max_length < 8:
             raise EliquareError("max_length must be at least 8 tokens")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise EliquareError("max_minutes must be positive, e.g. 30")
+        check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
 
 
 # --- downstream evaluation (eliquare.evaluate, eliquare.report) --------------------------------
@@ -366,12 +380,7 @@ class VocabReduceConfig:
     overwrite: bool = field(False, help="replace an existing OUT directory")
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.min_fraction <= 1.0:
-            raise EliquareError("min_fraction must lie between 0 and 1, e.g. 0.0005")
-        if self.min_count is not None and self.min_count < 1:
-            raise EliquareError("min_count must be at least 1")
-        if self.max_size is not None and self.max_size < 1:
-            raise EliquareError("max_size must be at least 1")
+        check_vocab_selection(self.min_fraction, self.min_count, self.max_size)
         if self.report_sentences < 1:
             raise EliquareError("report_sentences must be at least 1")
 
@@ -420,3 +429,6 @@ class FitHeadConfig:
             raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
         if self.max_length < 8:
             raise EliquareError("max_length must be at least 8 tokens")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise EliquareError("max_minutes must be positive, e.g. 30")
+        check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
