@@ -12,6 +12,7 @@ import bz2
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import lzma
 import os
@@ -24,7 +25,7 @@ from typing import IO, Iterable, Iterator, Sequence
 
 from eliquare.errors import EliquareError
 
-DATA_FORMAT_VERSION = 1  # bump when the cleaning or tokenisation below changes meaning
+DATA_FORMAT_VERSION = 2  # bump when the cleaning or tokenisation below changes meaning
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _SKIP_NAMES = re.compile(r"^(readme|license|licence|copying|citation)\b|^\.", re.IGNORECASE)
@@ -329,6 +330,19 @@ def _records(files: list[str], min_words: int, max_chars: int, fraction: float, 
     Path(stats_path).write_text(json.dumps(stats.as_dict()))
 
 
+SPLITS = ("train", "validation")
+
+
+def _arrow_batches(paths: Sequence[str], columns: list[str]):
+    """Record batches of Arrow stream files (the ``datasets`` cache format), read with ordinary file reads."""
+    import pyarrow as pa
+
+    for path in paths:
+        with pa.OSFile(path) as source:
+            for batch in pa.ipc.open_stream(source):
+                yield batch.select(columns)
+
+
 def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length: int = 128, min_words: int = 3,
                    max_chars: int = 2000, validation_fraction: float = 0.1, max_sentences: int | None = None,
                    cache_dir: str | os.PathLike | None = None, log=print) -> PreparedCorpus:
@@ -339,6 +353,7 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     """
     import datasets
     import numpy as np
+    from datasets.arrow_writer import ArrowWriter
 
     files = expand_paths(paths)
     settings = dict(max_length=max_length, min_words=min_words, max_chars=max_chars,
@@ -379,13 +394,22 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
             f"{stats.undecodable_lines} not UTF-8, {stats.too_short} shorter than {min_words} words); "
             "give UTF-8 text in the target language"
         )
-    # exact de-duplication: keep the first occurrence of each hash (8 bytes a sentence in memory)
-    hashes = np.asarray(raw.data.column("hash").to_numpy())
+    # From here on the raw table is streamed batch by batch with ordinary reads: a memory-mapped
+    # Dataset keeps every page a pass touches in this process's RSS, which then grows with the corpus.
+    raw_files = [f["filename"] for f in raw.cache_files]
+    del raw
+    # exact de-duplication: keep the first occurrence of each hash (9 bytes a sentence in memory)
+    columns = [(b.column("hash").to_numpy(), b.column("validation").to_numpy(zero_copy_only=False))
+               for b in _arrow_batches(raw_files, ["hash", "validation"])]
+    hashes = np.concatenate([h for h, _ in columns])
+    validation_mask = np.concatenate([v for _, v in columns])
+    del columns
+    n_raw = len(hashes)
     _, first = np.unique(hashes, return_index=True)
     first.sort()
-    stats.duplicates = len(raw) - len(first)
+    stats.duplicates = n_raw - len(first)
     del hashes
-    validation_mask = np.asarray(raw.data.column("validation").to_numpy(zero_copy_only=False))[first]
+    validation_mask = validation_mask[first]
     train_idx, val_idx = first[~validation_mask], first[validation_mask]
     if len(train_idx) == 0 or len(val_idx) == 0:
         raise EliquareError(
@@ -393,25 +417,30 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
             "give more text (a few hundred sentences at least)"
         )
 
-    def tokenize(batch):
-        enc = tokenizer(batch["text"], truncation=True, max_length=max_length, return_attention_mask=False,
-                        return_token_type_ids=False)
-        return {"input_ids": enc["input_ids"], "length": [len(ids) for ids in enc["input_ids"]]}
-
-    out = {}
-    for split, idx in (("train", train_idx), ("validation", val_idx)):
-        part = raw.select(idx)
-        part = part.map(tokenize, batched=True, batch_size=1000, remove_columns=part.column_names,
-                        desc=f"tokenising {split}")
-        part.save_to_disk(str(work / split))
-        out[split] = len(part)
-    stats.train, stats.validation = out["train"], out["validation"]
-
+    # one pass over the raw table: tokenise, write each sentence to its split, count train tokens
+    split_of = np.zeros(n_raw, dtype=np.int8)  # per raw row: 0 duplicate, 1 train, 2 validation
+    split_of[train_idx], split_of[val_idx] = 1, 2
     counts = np.zeros(len(tokenizer), dtype=np.int64)
-    train = datasets.load_from_disk(str(work / "train"))
-    for batch in train.iter(batch_size=10_000):
-        flat = np.fromiter((t for ids in batch["input_ids"] for t in ids), dtype=np.int64)
-        counts += np.bincount(flat, minlength=len(counts))[: len(counts)]
+    features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
+                                  "length": datasets.Value("int64")})
+    writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow")) for split in SPLITS}
+    start = 0
+    for batch in _arrow_batches(raw_files, ["text"]):
+        where = split_of[start:start + batch.num_rows]
+        start += batch.num_rows
+        for code, split in enumerate(SPLITS, 1):
+            rows = np.flatnonzero(where == code)
+            if not len(rows):
+                continue
+            ids = tokenizer(batch.column("text").take(rows).to_pylist(), truncation=True, max_length=max_length,
+                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            writers[split].write_batch({"input_ids": ids, "length": [len(x) for x in ids]})
+            if split == "train":
+                flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)
+                counts += np.bincount(flat, minlength=len(counts))[: len(counts)]
+    for split, writer in writers.items():
+        n, _ = writer.finalize()  # closes the file
+        setattr(stats, split, n)
     np.save(work / "token_counts.npy", counts)
     (work / "done.json").write_text(json.dumps({"fingerprint": key, "stats": stats.as_dict(),
                                                 "settings": settings}, indent=1))
@@ -430,8 +459,8 @@ def _load_prepared(target: Path, key: str) -> PreparedCorpus:
 
     info = json.loads((target / "done.json").read_text())
     return PreparedCorpus(
-        train=datasets.load_from_disk(str(target / "train")),
-        validation=datasets.load_from_disk(str(target / "validation")),
+        train=datasets.Dataset.from_file(str(target / "train.arrow")),
+        validation=datasets.Dataset.from_file(str(target / "validation.arrow")),
         token_counts=np.load(target / "token_counts.npy"),
         stats=CorpusStats(**info["stats"]),
         fingerprint=key,
