@@ -322,7 +322,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(DistillProgress())
-    trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
 
     # load_best_model_at_end has put the best checkpoint's weights back into the student
     trainer.save_model(str(out))
@@ -356,6 +356,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             "best_validation_loss": trainer.state.best_metric,
             "best_checkpoint": trainer.state.best_model_checkpoint,
             "tokens_seen": trainer.state.num_input_tokens_seen,
+            "train_metrics": train_result.metrics,  # runtime, samples/s, tokens/s (non-padding) of this session
             "wall_seconds": round(time.time() - started, 1),
             "vocab_reduce": reduction.report if reduction is not None else None,
             "config": asdict(cfg),
