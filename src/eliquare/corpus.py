@@ -318,8 +318,7 @@ class PreparedCorpus:
 
 
 def _records(files: list[str], min_words: int, max_chars: int, fraction: float, max_sentences: int | None,
-             stats_path: str):
-    stats = CorpusStats()
+             stats: CorpusStats):
     n = 0
     for sentence in iter_sentences(files, min_words=min_words, max_chars=max_chars, stats=stats):
         h = sentence_hash(sentence)
@@ -327,20 +326,18 @@ def _records(files: list[str], min_words: int, max_chars: int, fraction: float, 
         n += 1
         if max_sentences is not None and n >= max_sentences:
             break
-    Path(stats_path).write_text(json.dumps(stats.as_dict()))
 
 
 SPLITS = ("train", "validation")
 
 
-def _arrow_batches(paths: Sequence[str], columns: list[str]):
-    """Record batches of Arrow stream files (the ``datasets`` cache format), read with ordinary file reads."""
+def _arrow_batches(path: str, columns: list[str]):
+    """Record batches of an Arrow stream file (as ``ArrowWriter`` writes it), read with ordinary file reads."""
     import pyarrow as pa
 
-    for path in paths:
-        with pa.OSFile(path) as source:
-            for batch in pa.ipc.open_stream(source):
-                yield batch.select(columns)
+    with pa.OSFile(path) as source:
+        for batch in pa.ipc.open_stream(source):
+            yield batch.select(columns)
 
 
 def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length: int = 128, min_words: int = 3,
@@ -369,42 +366,34 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
 
     datasets.disable_progress_bars()
     work = root / f"{key}.partial"
-    stats_path = work / "stats.json"
     shutil.rmtree(work, ignore_errors=True)  # what an interrupted run left behind
     work.mkdir(parents=True)
     log(f"corpus: reading {len(files)} file(s)")
-    try:
-        raw = datasets.Dataset.from_generator(
-            _records, cache_dir=str(work / "hf"), keep_in_memory=False,
-            gen_kwargs=dict(files=[str(f) for f in files], min_words=min_words, max_chars=max_chars,
-                            fraction=validation_fraction, max_sentences=max_sentences, stats_path=str(stats_path)),
-            features=datasets.Features({"text": datasets.Value("string"), "hash": datasets.Value("int64"),
-                                        "validation": datasets.Value("bool")}),
-        )
-    except ValueError:
-        if not stats_path.is_file():
-            raise
-        raw = []  # the generator yielded nothing: datasets refuses to build an empty split
-    stats = CorpusStats(**json.loads(stats_path.read_text()))
+    # Every pass below streams an Arrow file with ordinary reads: a memory-mapped Dataset would keep
+    # every page a pass touches in this process's RSS, which would then grow with the corpus.
+    stats = CorpusStats()
+    raw_features = datasets.Features({"text": datasets.Value("string"), "hash": datasets.Value("int64"),
+                                      "validation": datasets.Value("bool")})
+    raw_path = str(work / "raw.arrow")
+    with ArrowWriter(features=raw_features, path=raw_path) as writer:
+        for record in _records([str(f) for f in files], min_words, max_chars, validation_fraction, max_sentences,
+                               stats):
+            writer.write(record)
+        n_raw, _ = writer.finalize()
     if stats.undecodable_lines:
         log(f"corpus: skipped {stats.undecodable_lines} line(s) that are not valid UTF-8")
-    if len(raw) == 0:
+    if n_raw == 0:
         raise EliquareError(
             f"the corpus has no usable sentences (read {stats.lines} lines from {stats.files} file(s), "
             f"{stats.undecodable_lines} not UTF-8, {stats.too_short} shorter than {min_words} words); "
             "give UTF-8 text in the target language"
         )
-    # From here on the raw table is streamed batch by batch with ordinary reads: a memory-mapped
-    # Dataset keeps every page a pass touches in this process's RSS, which then grows with the corpus.
-    raw_files = [f["filename"] for f in raw.cache_files]
-    del raw
     # exact de-duplication: keep the first occurrence of each hash (9 bytes a sentence in memory)
     columns = [(b.column("hash").to_numpy(), b.column("validation").to_numpy(zero_copy_only=False))
-               for b in _arrow_batches(raw_files, ["hash", "validation"])]
+               for b in _arrow_batches(raw_path, ["hash", "validation"])]
     hashes = np.concatenate([h for h, _ in columns])
     validation_mask = np.concatenate([v for _, v in columns])
     del columns
-    n_raw = len(hashes)
     _, first = np.unique(hashes, return_index=True)
     first.sort()
     stats.duplicates = n_raw - len(first)
@@ -425,7 +414,7 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
                                   "length": datasets.Value("int64")})
     writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow")) for split in SPLITS}
     start = 0
-    for batch in _arrow_batches(raw_files, ["text"]):
+    for batch in _arrow_batches(raw_path, ["text"]):
         where = split_of[start:start + batch.num_rows]
         start += batch.num_rows
         for code, split in enumerate(SPLITS, 1):
@@ -444,7 +433,7 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     np.save(work / "token_counts.npy", counts)
     (work / "done.json").write_text(json.dumps({"fingerprint": key, "stats": stats.as_dict(),
                                                 "settings": settings}, indent=1))
-    shutil.rmtree(work / "hf", ignore_errors=True)
+    os.remove(raw_path)
     if target.exists():
         shutil.rmtree(target)
     work.rename(target)
