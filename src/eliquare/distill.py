@@ -83,6 +83,7 @@ class DistillationTrainer(Trainer):
         self._parts_n = 0
         self._tokens_at_log = 0
         self._time_at_log = None
+        self._eval_seconds = 0.0  # evaluation time since the last log, left out of tokens/s
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         parts = distillation_losses(model, self.teacher, inputs, self.weights, self.temperature)
@@ -100,14 +101,16 @@ class DistillationTrainer(Trainer):
             self._parts_sum.clear()
             self._parts_n = 0
             now, tokens = time.perf_counter(), self.state.num_input_tokens_seen
-            if self._time_at_log is not None and now > self._time_at_log:
-                logs["tokens_per_second"] = round((tokens - self._tokens_at_log) / (now - self._time_at_log), 1)
-            self._time_at_log, self._tokens_at_log = now, tokens
+            training_seconds = now - (self._time_at_log or now) - self._eval_seconds
+            if self._time_at_log is not None and training_seconds > 0:
+                logs["tokens_per_second"] = round((tokens - self._tokens_at_log) / training_seconds, 1)
+            self._time_at_log, self._tokens_at_log, self._eval_seconds = now, tokens, 0.0
         super().log(logs, start_time)
 
     @torch.no_grad()
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         """Validation distillation loss (and its terms); the masks are the same at every evaluation."""
+        started = time.perf_counter()
         dataloader = self.get_eval_dataloader(eval_dataset)
         model = self.model
         was_training = model.training
@@ -130,6 +133,7 @@ class DistillationTrainer(Trainer):
                    or (name == "mlm" and self.weights.mlm)}
         if was_training:
             model.train()
+        self._eval_seconds += time.perf_counter() - started
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
