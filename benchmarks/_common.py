@@ -159,10 +159,14 @@ def autocast(device: str, bf16: bool):
 
 def interleaved(variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
                 device: str = "cpu", log=None) -> dict[str, list[float]]:
-    """Seconds per call of every variant: each round calls every variant once, in turn (warm-up rounds dropped)."""
+    """Seconds per call of every variant: each round calls every variant once, in turn (warm-up rounds dropped).
+
+    Every other round runs the variants in reverse order, so that none always follows the same one.
+    """
     times: dict[str, list[float]] = {name: [] for name in variants}
+    order = list(variants.items())
     for r in range(warmup + rounds):
-        for name, fn in variants.items():
+        for name, fn in order[::-1] if r % 2 else order:
             synchronize(device)
             start = time.perf_counter()
             fn()

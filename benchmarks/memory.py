@@ -230,10 +230,12 @@ def measure(parts=("step", "distill", "corpus"), shapes=("e5-small",), variants=
 
 def format_rows(rows: list[dict]) -> str:
     mb = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
-    return C.table(["measurement", "peak RSS", "peak anonymous", "after imports", "models built", "peak - models"],
+    gpu = any("cuda_peak" in r for r in rows)
+    return C.table(["measurement", "peak RSS", "peak anonymous", "after imports", "models built", "peak - models"]
+                   + (["GPU peak allocated"] if gpu else []),
                    [[r["what"], mb(r["peak"]), mb(r["peak_anonymous"]), mb(r["baseline"]),
-                     mb(r["models"]) if "models" in r else "-",
-                     mb(r["peak"] - r["models"]) if "models" in r else "-"] for r in rows])
+                     mb(r["models"]) if "models" in r else "-", mb(r["peak"] - r["models"]) if "models" in r else "-"]
+                    + ([mb(r["cuda_peak"]) if "cuda_peak" in r else "-"] if gpu else []) for r in rows])
 
 
 def main(argv=None) -> int:
