@@ -38,6 +38,7 @@ from eliquare.student import (build_student, count_parameters, encoder_of, freez
 from eliquare.teachers import load_teacher
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
 
+
 def _masked_lm_forward(self, input_ids, attention_mask, labels):
     """The student's forward during distillation: last hidden states, and vocabulary logits only
     where a token was masked (labels != -100). Installed on the student instance so that DDP's
