@@ -429,6 +429,3 @@ class FitHeadConfig:
             raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
         if self.max_length < 8:
             raise EliquareError("max_length must be at least 8 tokens")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise EliquareError("max_minutes must be positive, e.g. 30")
-        check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
