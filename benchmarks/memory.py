@@ -102,21 +102,25 @@ CHILDREN = {"step": child_step, "distill": child_distill, "corpus": child_corpus
 def run_child(spec: dict, interval: float = 0.02) -> dict:
     """Run one measurement in a fresh interpreter; returns its report with peak and baseline RSS."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(C.ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
-    proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    ps = psutil.Process(proc.pid)
-    peak = peak_anon = 0
-    while proc.poll() is None:
-        try:
-            rss = shared = 0
-            for p in [ps, *ps.children(recursive=True)]:
-                info = p.memory_info()
-                rss, shared = rss + info.rss, shared + info.shared
-            peak, peak_anon = max(peak, rss), max(peak_anon, rss - shared)
-        except psutil.Error:
-            pass
-        time.sleep(interval)
-    out, err = proc.communicate()
+    # the child's output goes to files: a full pipe would block it while we only sample its memory
+    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=stdout,
+                                stderr=stderr, text=True, env=env)
+        ps = psutil.Process(proc.pid)
+        peak = peak_anon = 0
+        while proc.poll() is None:
+            try:
+                rss = shared = 0
+                for p in [ps, *ps.children(recursive=True)]:
+                    info = p.memory_info()
+                    rss, shared = rss + info.rss, shared + info.shared
+                peak, peak_anon = max(peak, rss), max(peak_anon, rss - shared)
+            except psutil.Error:
+                pass
+            time.sleep(interval)
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read(), stderr.read()
     if proc.returncode != 0:
         raise RuntimeError(f"measurement {spec} failed:\n{err[-3000:]}")
     report = json.loads(out.strip().splitlines()[-1])
