@@ -4,8 +4,10 @@ import json
 import lzma
 
 import pytest
+import tiny
 
-from eliquare.corpus import CorpusStats, iter_sentences, prepare_corpus, sentence_hash, split_sentences
+from eliquare.corpus import (CorpusStats, HashSpill, is_validation, iter_sentences, prepare_corpus, sentence_hash,
+                             split_sentences)
 from eliquare.errors import EliquareError
 
 WIKI_DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="sw">
@@ -143,6 +145,47 @@ def test_prepare_split_dedup_and_cache(tmp_path, tiny_bert, corpus_file):
     doubled.write_text(corpus_file.read_text())
     third = prepare_corpus([doubled], tok, cache_dir=tmp_path / "cache", log=logs.append)
     assert third.fingerprint != data.fingerprint and third.stats.duplicates == 400 - n
+
+
+def test_hash_spill_keeps_first_occurrences(tmp_path, monkeypatch):
+    import random
+
+    import numpy as np
+
+    monkeypatch.setattr(HashSpill, "CHUNK", 37)  # many spills, duplicates across them
+    rng = random.Random(0)
+    pool = [sentence_hash(f"sentence {i}") for i in range(300)]
+    hashes = [rng.choice(pool) for _ in range(1000)]
+    spill = HashSpill(tmp_path / "spill")
+    for h in hashes:
+        spill.add(h)
+    got = spill.splits(0.3)
+    seen, expected = set(), []
+    for h in hashes:
+        expected.append(0 if h in seen else 2 if is_validation(h, 0.3) else 1)
+        seen.add(h)
+    assert got.tolist() == expected
+    assert len(set(pool) & set(hashes)) == int((got > 0).sum()) and set(np.unique(got)) == {0, 1, 2}
+    assert not list((tmp_path / "spill").glob("*.bin"))  # the buckets are removed as they are read
+
+
+def test_prepare_counts_every_file(tmp_path, tiny_bert, monkeypatch):
+    from transformers import AutoTokenizer
+
+    monkeypatch.setattr(HashSpill, "CHUNK", 50)
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    lines = tiny.synthetic_sentences(300, seed=1)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "a.txt").write_text("\n".join(lines[:200]) + "\n")
+    (tmp_path / "c" / "b.txt").write_text("\n".join(lines[100:]) + "\n")  # 100 lines repeat a.txt's
+    data = prepare_corpus([tmp_path / "c"], tok, cache_dir=tmp_path / "cache", log=lambda m: None)
+    distinct = len(set(lines))
+    assert (data.stats.files, data.stats.lines) == (2, 400)
+    assert data.stats.duplicates == 400 - distinct
+    assert data.stats.train + data.stats.validation == distinct == len(data.train) + len(data.validation)
+    first = prepare_corpus([tmp_path / "c" / "a.txt", tmp_path / "c" / "b.txt"], tok, cache_dir=tmp_path / "cache2",
+                           log=lambda m: None)
+    assert first.train["input_ids"] == data.train["input_ids"]  # a directory reads its files in name order
 
 
 def test_hash_is_stable():

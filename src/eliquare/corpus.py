@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import unicodedata
+from array import array
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
@@ -317,15 +318,68 @@ class PreparedCorpus:
     path: Path
 
 
-def _records(files: list[str], min_words: int, max_chars: int, fraction: float, max_sentences: int | None,
-             stats: CorpusStats):
-    n = 0
-    for sentence in iter_sentences(files, min_words=min_words, max_chars=max_chars, stats=stats):
-        h = sentence_hash(sentence)
-        yield {"text": sentence, "hash": h, "validation": is_validation(h, fraction)}
-        n += 1
-        if max_sentences is not None and n >= max_sentences:
-            break
+class HashSpill:
+    """Exact de-duplication and the train/validation split, with memory that does not grow with the corpus.
+
+    Each sentence's hash is appended, with its row number, to one of 256 bucket files on disk (by the
+    hash's top bits). ``splits`` then reads one bucket at a time, keeps the first row of every hash and
+    sends it to train or validation by ``is_validation``. What stays in memory is one byte per
+    sentence (its split: 0 duplicate, 1 train, 2 validation) and one bucket at a time: 16 bytes for
+    each of 1/256 of the sentences, instead of ~40 bytes for every sentence to sort them all at once.
+    """
+
+    BUCKET_BITS = 8
+    CHUNK = 1 << 18  # hashes buffered before they are spilled to their buckets
+    _RECORD = [("hash", "<i8"), ("row", "<i8")]
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.rows = 0
+        self._buffer = array("q")
+
+    def add(self, h: int) -> None:
+        self._buffer.append(h)
+        if len(self._buffer) >= self.CHUNK:
+            self._spill()
+
+    def _spill(self) -> None:
+        import numpy as np
+
+        if not self._buffer:
+            return
+        hashes = np.frombuffer(self._buffer, dtype=np.int64)
+        bucket = hashes >> (63 - self.BUCKET_BITS)
+        order = np.argsort(bucket, kind="stable")  # stable: rows stay ascending inside each bucket
+        records = np.empty(len(hashes), dtype=self._RECORD)
+        records["hash"], records["row"] = hashes[order], self.rows + order
+        bounds = np.searchsorted(bucket[order], np.arange((1 << self.BUCKET_BITS) + 1))
+        for b in np.flatnonzero(np.diff(bounds)):
+            with open(self.directory / f"{b:03d}.bin", "ab") as fh:
+                records[bounds[b]:bounds[b + 1]].tofile(fh)
+        self.rows += len(hashes)
+        self._buffer = array("q")
+
+    def splits(self, fraction: float):
+        """Per row, in order: 0 duplicate of an earlier row, 1 train, 2 validation (numpy int8)."""
+        import numpy as np
+
+        self._spill()
+        split_of = np.zeros(self.rows, dtype=np.int8)
+        for path in sorted(self.directory.glob("*.bin")):
+            records = np.fromfile(path, dtype=self._RECORD)
+            # rows ascend within a bucket, so after a stable sort by hash each hash's first row leads its run
+            order = np.argsort(records["hash"], kind="stable")
+            hashes = records["hash"][order]
+            first = order[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
+            split_of[records["row"][first]] = np.where(is_validation(records["hash"][first], fraction), 2, 1)
+            path.unlink()
+        return split_of
+
+
+def _sentences(files: list[str], min_words: int, max_chars: int, max_sentences: int | None, stats: CorpusStats):
+    return itertools.islice(iter_sentences(files, min_words=min_words, max_chars=max_chars, stats=stats),
+                            max_sentences)
 
 
 SPLITS = ("train", "validation")
@@ -375,13 +429,13 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     # Every pass below streams an Arrow file with ordinary reads: a memory-mapped Dataset would keep
     # every page a pass touches in this process's RSS, which would then grow with the corpus.
     stats = CorpusStats()
-    raw_features = datasets.Features({"text": datasets.Value("string"), "hash": datasets.Value("int64"),
-                                      "validation": datasets.Value("bool")})
     raw_path = str(work / "raw.arrow")
-    with ArrowWriter(features=raw_features, path=raw_path, writer_batch_size=ARROW_BATCH) as writer:
-        for record in _records([str(f) for f in files], min_words, max_chars, validation_fraction, max_sentences,
-                               stats):
-            writer.write(record)
+    spill = HashSpill(work / "hashes")
+    with ArrowWriter(features=datasets.Features({"text": datasets.Value("string")}), path=raw_path,
+                     writer_batch_size=ARROW_BATCH) as writer:
+        for sentence in _sentences([str(f) for f in files], min_words, max_chars, max_sentences, stats):
+            writer.write({"text": sentence})
+            spill.add(sentence_hash(sentence))
         n_raw, _ = writer.finalize()
     if stats.undecodable_lines:
         log(f"corpus: skipped {stats.undecodable_lines} line(s) that are not valid UTF-8")
@@ -391,28 +445,16 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
             f"{stats.undecodable_lines} not UTF-8, {stats.too_short} shorter than {min_words} words); "
             "give UTF-8 text in the target language"
         )
-    # exact de-duplication: keep the first occurrence of each hash (9 bytes a sentence in memory; the
-    # copy matters: a zero-copy view would keep its whole record batch, text included, alive)
-    columns = [(b.column("hash").to_numpy().copy(), b.column("validation").to_numpy(zero_copy_only=False))
-               for b in _arrow_batches(raw_path, ["hash", "validation"])]
-    hashes = np.concatenate([h for h, _ in columns])
-    validation_mask = np.concatenate([v for _, v in columns])
-    del columns
-    _, first = np.unique(hashes, return_index=True)
-    first.sort()
-    stats.duplicates = n_raw - len(first)
-    del hashes
-    validation_mask = validation_mask[first]
-    train_idx, val_idx = first[~validation_mask], first[validation_mask]
-    if len(train_idx) == 0 or len(val_idx) == 0:
+    split_of = spill.splits(validation_fraction)  # exact de-duplication (first occurrence kept) and the split
+    n_train, n_val = int((split_of == 1).sum()), int((split_of == 2).sum())
+    stats.duplicates = n_raw - n_train - n_val
+    if n_train == 0 or n_val == 0:
         raise EliquareError(
-            f"the corpus has only {len(first)} distinct sentence(s), too few for a train/validation split; "
+            f"the corpus has only {n_train + n_val} distinct sentence(s), too few for a train/validation split; "
             "give more text (a few hundred sentences at least)"
         )
 
     # one pass over the raw table: tokenise, write each sentence to its split, count train tokens
-    split_of = np.zeros(n_raw, dtype=np.int8)  # per raw row: 0 duplicate, 1 train, 2 validation
-    split_of[train_idx], split_of[val_idx] = 1, 2
     counts = np.zeros(len(tokenizer), dtype=np.int64)
     features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
                                   "length": datasets.Value("int64")})
