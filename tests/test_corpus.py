@@ -186,6 +186,19 @@ def test_prepare_counts_every_file(tmp_path, tiny_bert, monkeypatch):
     first = prepare_corpus([tmp_path / "c" / "a.txt", tmp_path / "c" / "b.txt"], tok, cache_dir=tmp_path / "cache2",
                            log=lambda m: None)
     assert first.train["input_ids"] == data.train["input_ids"]  # a directory reads its files in name order
+    # the tokenised files hold a few large record batches (small ones would cost RSS at load time)
+    import pyarrow as pa
+
+    def record_batches(prepared):
+        with pa.OSFile(str(prepared.path / "train.arrow")) as f:
+            return sum(1 for _ in pa.ipc.open_stream(f))
+
+    assert record_batches(data) == 1
+    monkeypatch.setattr("eliquare.corpus.ARROW_BATCH", 40)  # tokenised 40 sentences at a time
+    monkeypatch.setattr("eliquare.corpus.OUT_BATCH_TOKENS", 500)
+    small = prepare_corpus([tmp_path / "c"], tok, cache_dir=tmp_path / "cache3", log=lambda m: None)
+    assert record_batches(small) > 1 and small.train["input_ids"] == data.train["input_ids"]
+    assert small.validation["length"] == data.validation["length"]
 
 
 def test_hash_is_stable():

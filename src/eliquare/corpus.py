@@ -383,9 +383,12 @@ def _sentences(files: list[str], min_words: int, max_chars: int, max_sentences: 
 
 
 SPLITS = ("train", "validation")
-# Rows per Arrow record batch. Loading a memory-mapped file touches ~60 kB of pages per batch, so
-# datasets' default of 1,000 rows would put a third of a tokenised corpus in RSS at load time.
+# Rows per record batch of the raw sentence file, and tokens per record batch of the tokenised files.
+# Loading a memory-mapped Arrow file touches ~40-60 kB of pages per record batch, so small batches
+# (datasets' default is 1,000 rows) would put a share of the tokenised corpus in RSS at load time:
+# one batch per 4 M tokens (16 MB of ids) keeps that to a few MB for a 1 GB corpus.
 ARROW_BATCH = 10_000
+OUT_BATCH_TOKENS = 1 << 22
 
 
 def _arrow_batches(path: str, columns: list[str]):
@@ -407,6 +410,8 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     """
     import datasets
     import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401  (pa.compute)
     from datasets.arrow_writer import ArrowWriter
 
     files = expand_paths(paths)
@@ -458,8 +463,16 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     counts = np.zeros(len(tokenizer), dtype=np.int64)
     features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
                                   "length": datasets.Value("int64")})
-    writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow"), writer_batch_size=ARROW_BATCH)
-               for split in SPLITS}
+    writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow")) for split in SPLITS}
+    pending = {split: [] for split in SPLITS}  # tokenised tables not yet written, so record batches are large
+    pending_tokens = dict.fromkeys(SPLITS, 0)
+
+    def write_pending(split: str) -> None:
+        if pending[split]:
+            table = pa.concat_tables(pending[split])
+            writers[split].write_table(table, writer_batch_size=table.num_rows)  # one record batch
+            pending[split], pending_tokens[split] = [], 0
+
     start = 0
     for batch in _arrow_batches(raw_path, ["text"]):
         where = split_of[start:start + batch.num_rows]
@@ -470,10 +483,16 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
                 continue
             ids = tokenizer(batch.column("text").take(rows).to_pylist(), truncation=True, max_length=max_length,
                             return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-            writers[split].write_batch({"input_ids": ids, "length": [len(x) for x in ids]})
+            column = pa.array(ids, type=pa.list_(pa.int32()))
+            pending[split].append(pa.table({"input_ids": column, "length": pa.compute.list_value_length(column)
+                                            .cast(pa.int64())}))
             if split == "train":
-                flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64)
-                counts += np.bincount(flat, minlength=len(counts))[: len(counts)]
+                counts += np.bincount(column.values.to_numpy(), minlength=len(counts))[: len(counts)]
+            pending_tokens[split] += len(column.values)
+            if pending_tokens[split] >= OUT_BATCH_TOKENS:
+                write_pending(split)
+    for split in SPLITS:
+        write_pending(split)
     for split, writer in writers.items():
         n, _ = writer.finalize()  # closes the file
         setattr(stats, split, n)
