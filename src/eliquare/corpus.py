@@ -273,8 +273,9 @@ def sentence_hash(sentence: str) -> int:
     return int.from_bytes(hashlib.blake2b(sentence.encode("utf-8"), digest_size=8).digest(), "big") >> 1
 
 
-def is_validation(h: int, fraction: float) -> bool:
+def is_validation(h, fraction: float):
     # the split depends only on the sentence itself: deterministic, order-free, streamable
+    # (``h``: one hash or a numpy array of them)
     return (h % 1_000_003) < fraction * 1_000_003
 
 
@@ -377,11 +378,6 @@ class HashSpill:
         return split_of
 
 
-def _sentences(files: list[str], min_words: int, max_chars: int, max_sentences: int | None, stats: CorpusStats):
-    return itertools.islice(iter_sentences(files, min_words=min_words, max_chars=max_chars, stats=stats),
-                            max_sentences)
-
-
 SPLITS = ("train", "validation")
 # Rows per record batch of the raw sentence file, and tokens per record batch of the tokenised files.
 # Loading a memory-mapped Arrow file touches ~40-60 kB of pages per record batch, so small batches
@@ -438,7 +434,8 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, *, max_length:
     spill = HashSpill(work / "hashes")
     with ArrowWriter(features=datasets.Features({"text": datasets.Value("string")}), path=raw_path,
                      writer_batch_size=ARROW_BATCH) as writer:
-        for sentence in _sentences([str(f) for f in files], min_words, max_chars, max_sentences, stats):
+        sentences = iter_sentences(files, min_words=min_words, max_chars=max_chars, stats=stats)
+        for sentence in itertools.islice(sentences, max_sentences):
             writer.write({"text": sentence})
             spill.add(sentence_hash(sentence))
         n_raw, _ = writer.finalize()
