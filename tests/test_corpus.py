@@ -6,8 +6,8 @@ import lzma
 import pytest
 import tiny
 
-from eliquare.corpus import (CorpusStats, HashSpill, is_validation, iter_sentences, prepare_corpus, sentence_hash,
-                             split_sentences)
+from eliquare.corpus import (CorpusStats, HashSpill, _arrow_batches, is_validation, iter_sentences, prepare_corpus,
+                             sentence_hash, split_sentences)
 from eliquare.errors import EliquareError
 
 WIKI_DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="sw">
@@ -187,11 +187,8 @@ def test_prepare_counts_every_file(tmp_path, tiny_bert, monkeypatch):
                            log=lambda m: None)
     assert first.train["input_ids"] == data.train["input_ids"]  # a directory reads its files in name order
     # the tokenised files hold a few large record batches (small ones would cost RSS at load time)
-    import pyarrow as pa
-
     def record_batches(prepared):
-        with pa.OSFile(str(prepared.path / "train.arrow")) as f:
-            return sum(1 for _ in pa.ipc.open_stream(f))
+        return sum(1 for _ in _arrow_batches(str(prepared.path / "train.arrow"), ["length"]))
 
     assert record_batches(data) == 1
     monkeypatch.setattr("eliquare.corpus.ARROW_BATCH", 40)  # tokenised 40 sentences at a time
