@@ -84,3 +84,17 @@ def test_student_saves_and_loads(tiny_xlmr, tmp_path):
     again = AutoModelForMaskedLM.from_pretrained(tmp_path)
     for (k, a), (_, b) in zip(student.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), k
+
+
+@pytest.mark.parametrize("fixture", ["tiny_bert_no_head", "tiny_xlmr"])
+def test_fresh_head_keeps_the_teachers_word_embeddings(fixture, request):
+    # issue 10: initialising a fresh head whose decoder is tied to the input embeddings used to overwrite the
+    # copied word embeddings with random ones, so every student of a headless teacher (e5) started from noise
+    teacher = load_teacher(str(request.getfixturevalue(fixture))).model
+    student = build_student(teacher, [0, 2], copy_head=False)
+    t_emb = encoder_of(teacher).embeddings.word_embeddings.weight
+    s_emb = encoder_of(student).embeddings.word_embeddings.weight
+    assert torch.equal(s_emb, t_emb)
+    assert student.get_output_embeddings().weight is s_emb  # still tied
+    for name, p in encoder_of(student).named_parameters():  # every encoder weight is the teacher's
+        assert torch.equal(p, dict(encoder_of(teacher).named_parameters())[name.replace("layer.1.", "layer.2.")])

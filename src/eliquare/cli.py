@@ -34,6 +34,8 @@ VERBS: list[Verb] = [
          "fit an MLM head on a frozen teacher that has none (so the soft-target CE term can be used)"),
     Verb(("distill",), "eliquare.config:DistillConfig", "eliquare.distill:distill",
          "distil a monolingual student from a multilingual teacher"),
+    Verb(("health",), "eliquare.config:HealthConfig", "eliquare.health:health_command",
+         "check students: token-state collapse, agreement with the teacher, frozen-feature probes"),
     Verb(("vocab", "reduce"), "eliquare.config:VocabReduceConfig", "eliquare.vocab:reduce_command",
          "keep only the subwords a language needs: shrink tokenizer, embeddings and MLM head"),
     Verb(("finetune",), "eliquare.config:FinetuneConfig", "eliquare.evaluate.finetune:finetune",

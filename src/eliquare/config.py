@@ -205,6 +205,9 @@ class DistillConfig:
         None, help="weight of the soft-target cross-entropy (paper: 5; default 5, or 0 if the teacher has no MLM head)"
     )
     alpha_cos: float = field(1.0, help="weight of the cosine loss on hidden states (paper: 1)")
+    hidden_loss: Optional[Literal["cosine", "centred-cosine"]] = field(
+        None, help="the hidden-state term: cosine (paper, Eq. 7) or centred-cosine (each side's batch mean token "
+        "state subtracted first, so that a constant vector cannot meet it); default: the recipe's")
     alpha_mlm: float = field(2.0, help="weight of the student's own masked-LM loss (paper: 2)")
     temperature: float = field(2.0, help="softmax temperature of the soft targets (paper: 2)")
     # Section 4: masking
@@ -227,7 +230,14 @@ class DistillConfig:
     vocab_min_count: Optional[int] = field(None, help="with --vocab-reduce: instead, in this many sentences")
     vocab_max_size: Optional[int] = field(None, help="with --vocab-reduce: keep at most this many tokens in all")
     # training
-    learning_rate: float = field(5e-4, help="peak learning rate (paper: 5e-4)")
+    recipe: Literal["eliquare", "paper"] = field(
+        "eliquare", help="paper: the paper's exact setting; eliquare (default): centred cosine, learning rate "
+        "scaled to the batch, head warm-up (see eliquare.recipe); the flags below override either")
+    learning_rate: Optional[float] = field(
+        None, help="peak learning rate (paper: 5e-4; default: the recipe's, 5e-4 * sqrt(sequences per update / 1600))")
+    head_warmup: Optional[float] = field(
+        None, help="share of the steps in which a fresh MLM head trains alone (its gradient kept from the encoder); "
+        "default: the recipe's (eliquare 0.1, paper 0)")
     adam_epsilon: float = field(1e-6, help="Adam epsilon (paper: 1e-6)")
     weight_decay: float = field(0.0, help="weight decay")
     warmup_ratio: float = field(0.05, help="share of steps of linear warm-up before linear decay")
@@ -244,6 +254,12 @@ class DistillConfig:
     logging_steps: int = field(10, help="log loss and tokens/s every N optimizer steps")
     save_total_limit: int = field(2, help="checkpoints kept on disk (the best one is always kept)")
     seed: int = field(56, help="random seed")
+    # health of the student at every evaluation (eliquare.health)
+    health_sentences: int = field(128, help="held-out sentences on which the student's health is measured at every "
+                                  "evaluation (collapse, agreement with the teacher); 0 turns it off")
+    probe: Optional[str] = field(None, help="a POS/NER file: score a frozen-feature linear probe at every evaluation")
+    probe_task: Literal["pos", "ner"] = field("pos", help="the task of --probe")
+    stop_on_collapse: bool = field(False, help="end the run when the student's token states collapse")
     resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints")
     overwrite: bool = field(False, help="replace an existing OUT directory")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
@@ -272,6 +288,14 @@ class DistillConfig:
             raise EliquareError("max_length must be at least 8 tokens")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EliquareError("max_minutes must be positive, e.g. 30")
+        if self.learning_rate is not None and self.learning_rate <= 0:
+            raise EliquareError("learning_rate must be positive, e.g. 1e-4")
+        if self.head_warmup is not None and not 0 <= self.head_warmup < 1:
+            raise EliquareError("head_warmup is a share of the steps: give a value from 0 up to (not including) 1")
+        if self.health_sentences < 0 or 0 < self.health_sentences < 3:
+            raise EliquareError("health_sentences must be 0 (off) or at least 3, e.g. 128")
+        if self.probe is not None and not self.health_sentences:
+            raise EliquareError("--probe needs the health measures; drop --health-sentences 0")
         check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
 
 
@@ -429,3 +453,25 @@ class FitHeadConfig:
             raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
         if self.max_length < 8:
             raise EliquareError("max_length must be at least 8 tokens")
+
+
+@dataclasses.dataclass
+class HealthConfig:
+    """`eliquare health`: is a student collapsed, does it agree with its teacher, what does a probe say?"""
+
+    models: list[str] = field(help="student directories, NAME=DIR or DIR (one teacher and vocabulary)")
+    texts: str = field(help="held-out sentences: a POS/NER file (its words are joined) or a text-classification file")
+    texts_task: str = field("pos", help="how to read --texts: pos, ner or classify")
+    teacher: Optional[str] = field(None, help="the teacher (default: the one in the first model's distillation.json)")
+    probe: list[str] = field(default_factory=list, help="POS/NER files for frozen-feature linear probes")
+    probe_task: list[str] = field(default_factory=list, help="pos or ner, one per --probe (default pos)")
+    sentences: int = field(200, help="sentences of --texts to measure on")
+    max_length: int = field(128, help="maximum sequence length in tokens")
+    k: int = field(5, help="neighbours compared per sentence")
+    out: Optional[str] = field(None, help="write the table as JSON here")
+
+    def __post_init__(self) -> None:
+        if self.probe_task and len(self.probe_task) != len(self.probe):
+            raise EliquareError("give one --probe-task per --probe (or none: all pos)")
+        if self.sentences < 3 or self.k < 1:
+            raise EliquareError("sentences must be at least 3 and k at least 1")

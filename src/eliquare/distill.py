@@ -14,6 +14,7 @@ gradient accumulation, best-checkpoint selection); what is ours is the loss step
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -24,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from torch.func import functional_call
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
@@ -31,28 +33,45 @@ from eliquare import __version__
 from eliquare.config import DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError
+from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import LossWeights, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
+from eliquare.recipe import PAPER_LEARNING_RATE, resolve_recipe
 from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, mlm_head_of,
                               select_layers)
 from eliquare.teachers import load_teacher
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
 
 
-def _masked_lm_forward(self, input_ids, attention_mask, labels):
+def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool = False):
     """The student's forward during distillation: last hidden states, and vocabulary logits only
     where a token was masked (labels != -100). Installed on the student instance so that DDP's
-    wrapper still sees a forward call."""
+    wrapper still sees a forward call.
+
+    ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the
+    (tied) word embeddings: the warm-up of a fresh head, whose early gradients are noise to the encoder.
+    """
     hidden = encoder_of(self)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-    logits = mlm_head_of(self)(hidden[labels != IGNORE_INDEX])
+    at_masks = hidden[labels != IGNORE_INDEX]
+    head = mlm_head_of(self)
+    if head_only:
+        decoder = self.get_output_embeddings().weight
+        name = next(n for n, p in head.named_parameters() if p is decoder)
+        logits = functional_call(head, {name: decoder.detach()}, (at_masks.detach(),))
+    else:
+        logits = head(at_masks)
     return {"hidden": hidden, "logits": logits}
 
 
-def distillation_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float) -> dict:
-    """The terms of Eq. 4 for one batch; terms with weight 0 are skipped (the teacher head too)."""
+def distillation_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float,
+                        stats: dict | None = None, centre: bool = False, head_only: bool = False) -> dict:
+    """The terms of Eq. 4 for one batch; terms with weight 0 are skipped (the teacher head too).
+
+    ``stats``, if given, gains the masked-token hits and counts of the student (for its accuracy)."""
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
-    out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
+                  head_only=head_only)
     parts: dict[str, torch.Tensor] = {}
     need_teacher_logits = weights.ce > 0
     with torch.inference_mode():
@@ -60,7 +79,10 @@ def distillation_losses(student, teacher, batch: dict, weights: LossWeights, tem
                                        ).last_hidden_state
         t_logits = mlm_head_of(teacher)(t_hidden[masked]) if need_teacher_logits else None
     if weights.cos > 0:
-        parts["cos"] = cosine_loss(out["hidden"], t_hidden.clone(), batch["attention_mask"])
+        parts["cos"] = cosine_loss(out["hidden"], t_hidden.clone(), batch["attention_mask"], centre=centre)
+    if stats is not None and masked.any():
+        stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
+        stats["masked"] = stats.get("masked", 0) + int(masked.sum())
     if masked.any():
         if need_teacher_logits:
             parts["ce"] = soft_target_loss(out["logits"], t_logits.clone(), temperature)
@@ -72,8 +94,13 @@ def distillation_losses(student, teacher, batch: dict, weights: LossWeights, tem
 class DistillationTrainer(Trainer):
     """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
 
-    def __init__(self, *args, teacher, weights: LossWeights, temperature: float, **kwargs):
+    def __init__(self, *args, teacher, weights: LossWeights, temperature: float, health: HealthMonitor | None = None,
+                 stop_on_collapse: bool = False, centre: bool = False, head_warmup_steps: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
+        self.head_warmup_steps = head_warmup_steps
+        self.centre = centre
+        self.health = health
+        self.stop_on_collapse = stop_on_collapse
         self.teacher = teacher.to(self.args.device).eval()
         self.teacher.requires_grad_(False)
         self.weights = weights
@@ -87,7 +114,9 @@ class DistillationTrainer(Trainer):
         self._eval_seconds = 0.0  # evaluation time since the last log, left out of tokens/s
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        parts = distillation_losses(model, self.teacher, inputs, self.weights, self.temperature)
+        head_only = model.training and self.state.global_step < self.head_warmup_steps
+        parts = distillation_losses(model, self.teacher, inputs, self.weights, self.temperature,
+                                    centre=self.centre, head_only=head_only)
         loss = self.weights.combine(parts)
         if model.training:
             for name, value in parts.items():
@@ -117,11 +146,15 @@ class DistillationTrainer(Trainer):
         was_training = model.training
         model.eval()
         names = ("loss", "ce", "cos", "mlm")
-        sums = torch.zeros(len(names) + 1, dtype=torch.float64, device=self.args.device)
+        sums = torch.zeros(len(names) + 3, dtype=torch.float64, device=self.args.device)
         with torch.random.fork_rng(devices=[]):  # evaluation must not move the training RNG
             for batch in dataloader:
                 batch = self._prepare_inputs(batch)
-                parts = distillation_losses(model, self.teacher, batch, self.weights, self.temperature)
+                stats: dict = {}
+                parts = distillation_losses(model, self.teacher, batch, self.weights, self.temperature, stats,
+                                            centre=self.centre)
+                sums[-3] += stats.get("correct", 0)
+                sums[-2] += stats.get("masked", 0)
                 parts["loss"] = self.weights.combine(parts)
                 for i, name in enumerate(names):
                     if name in parts:
@@ -132,6 +165,21 @@ class DistillationTrainer(Trainer):
         metrics = {f"{metric_key_prefix}_{name}": float(sums[i]) / n for i, name in enumerate(names)
                    if name == "loss" or (name == "cos" and self.weights.cos) or (name == "ce" and self.weights.ce)
                    or (name == "mlm" and self.weights.mlm)}
+        if float(sums[-2]):
+            metrics[f"{metric_key_prefix}_mlm_accuracy"] = float(sums[-3]) / float(sums[-2])
+        if self.health is not None:  # the student itself, not only its loss (issue 10)
+            health = self.health.measure(model)
+            metrics[f"{metric_key_prefix}_collapse"] = health.last
+            metrics[f"{metric_key_prefix}_cka"] = health.cka
+            metrics[f"{metric_key_prefix}_neighbours"] = health.neighbours
+            if health.probe is not None:
+                metrics[f"{metric_key_prefix}_probe"] = health.probe
+            metrics[f"{metric_key_prefix}_collapse_layers"] = [round(c, 4) for c in health.collapse]
+            if self.health.is_collapsing(health) and self.is_world_process_zero():
+                print(self.health.warning(health), file=sys.stderr, flush=True)
+            if self.health.is_collapsing(health) and self.stop_on_collapse:
+                print(f"stopping at step {self.state.global_step}: --stop-on-collapse", file=sys.stderr, flush=True)
+                self.control.should_training_stop = True
         if was_training:
             model.train()
         self._eval_seconds += time.perf_counter() - started
@@ -188,12 +236,16 @@ class DistillProgress(ProgressCallback):
         if "eval_loss" in logs:
             terms = " ".join(f"{k[5:]}={v:.4f}" for k, v in logs.items() if k.startswith("eval_") and
                              isinstance(v, float))
+            if "eval_collapse" in logs:
+                self.health = f"{logs['eval_collapse']:.3f}"
             self.training_bar.write(f"step {state.global_step} (epoch {state.epoch or 0:.2f}) validation: {terms}",
                                     file=sys.stderr)
         elif "loss" in logs:
             postfix = {"loss": f"{logs['loss']:.4f}"}
             if "tokens_per_second" in logs:
                 postfix["tok/s"] = f"{logs['tokens_per_second']:.0f}"
+            if getattr(self, "health", None):
+                postfix["collapse"] = self.health  # last evaluation's last-layer pairwise cosine
             self.training_bar.set_postfix(postfix, refresh=True)
 
 
@@ -235,7 +287,7 @@ def check_output_dir(cfg: DistillConfig) -> Path:
     return out
 
 
-def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
+def training_arguments(cfg: DistillConfig, out: Path, learning_rate: float | None = None) -> TrainingArguments:
     every = cfg.eval_steps or 10**9  # no step-based evaluation unless asked; epochs are handled by a callback
     cpu = cfg.use_cpu or not torch.cuda.is_available()
     return TrainingArguments(
@@ -243,7 +295,7 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation,
-        learning_rate=cfg.learning_rate,
+        learning_rate=learning_rate or PAPER_LEARNING_RATE,  # set from the recipe once it is resolved
         adam_epsilon=cfg.adam_epsilon,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,
@@ -284,6 +336,22 @@ def _vocab_options(cfg: DistillConfig) -> dict:
                 min_fraction=cfg.vocab_min_fraction, min_count=cfg.vocab_min_count, max_size=cfg.vocab_max_size)
 
 
+def health_monitor(cfg: DistillConfig, teacher, student, data, log) -> HealthMonitor | None:
+    """Teacher and initialisation measured once, on the first validation sentences (and the probe file)."""
+    if not cfg.health_sentences:
+        return None
+    tokenizer = teacher.tokenizer
+    rows = data.validation.select(range(min(cfg.health_sentences, len(data.validation))))["input_ids"]
+    sample = HealthSample.from_ids(rows, tokenizer.pad_token_id, tokenizer.all_special_ids)
+    probe = ProbeSet.from_file(cfg.probe, tokenizer, cfg.probe_task, cfg.max_length) if cfg.probe else None
+    monitor = HealthMonitor(teacher.model, student, sample, probe)
+    t, i = monitor.teacher, monitor.initial
+    log(f"health: last-layer pairwise cosine teacher {t.last:.3f}, initialisation {i.last:.3f} (a student above "
+        f"{max(t.last, i.last) + 0.1:.3f} is collapsing); initialisation CKA {i.cka:.3f}, neighbours {i.neighbours:.3f}"
+        + (f", probe teacher {t.probe:.3f} initialisation {i.probe:.3f}" if probe else ""))
+    return monitor
+
+
 def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Run the whole distillation stage; returns the student directory.
 
@@ -291,6 +359,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     """
     out = check_output_dir(cfg)
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
+    if cfg.probe and not Path(cfg.probe).is_file():
+        raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
     args = training_arguments(cfg, out)
     is_main = args.process_index == 0
 
@@ -305,6 +375,11 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, **_vocab_options(cfg))
         teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
     weights = resolve_weights(cfg, teacher.has_mlm_head, log)
+    recipe = resolve_recipe(cfg, cfg.batch_size * cfg.gradient_accumulation * args.world_size,
+                            fresh_head=not teacher.has_mlm_head)
+    args.learning_rate = recipe.learning_rate
+    log(f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss}, peak learning rate {recipe.learning_rate:.2e}"
+        + (f", fresh MLM head warmed up alone for {recipe.head_warmup:.0%} of the steps" if recipe.head_warmup else ""))
     n_teacher_layers = teacher.model.config.num_hidden_layers
     layers = select_layers(n_teacher_layers, cfg.student_layers, cfg.layer_map)
     with args.main_process_first(desc="preparing the corpus"):
@@ -314,6 +389,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
+    health = health_monitor(cfg, teacher, student, data, log)
+    per_epoch = math.ceil(len(data.train) / (cfg.batch_size * args.world_size)) // cfg.gradient_accumulation
+    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(max(per_epoch, 1) * cfg.epochs)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, {n_teacher_layers} layers); "
         f"student: {count_parameters(student):,} parameters, layers {[i + 1 for i in layers]} of the teacher")
     collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
@@ -322,7 +400,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
                                   data_collator=collator, processing_class=teacher.tokenizer,
                                   teacher=teacher.model, weights=weights, temperature=cfg.temperature,
-                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
+                                  health=health, stop_on_collapse=cfg.stop_on_collapse,
+                                  centre=recipe.hidden_loss == "centred-cosine",
+                                  head_warmup_steps=round(recipe.head_warmup * total_steps), callbacks=[EpochCheckpoints(), *(callbacks or [])])
     if cfg.max_minutes:
         trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)
@@ -352,6 +432,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
             "loss_weights": asdict(weights),
             "temperature": cfg.temperature,
+            "recipe": recipe.as_dict(),
             "data_fingerprint": data.fingerprint,
             "corpus": [str(p) for p in cfg.corpus],
             "corpus_stats": data.stats.as_dict(),
@@ -364,6 +445,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             "train_metrics": train_result.metrics,  # runtime, samples/s, tokens/s (non-padding) of this session
             "wall_seconds": round(time.time() - started, 1),
             "vocab_reduce": reduction.report if reduction is not None else None,
+            "health": health.references() if health is not None else None,  # per evaluation: in "validation"
             "config": asdict(cfg),
         }
         (out / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")

@@ -19,10 +19,18 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     return -(teacher_probs * student_log_probs).sum(-1).mean() * (t * t)
 
 
-def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Eq. 7: 1 - cos(student, teacher) of the last hidden states, averaged over non-padding tokens."""
+def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
+                centre: bool = False) -> torch.Tensor:
+    """Eq. 7: 1 - cos(student, teacher) of the last hidden states, averaged over non-padding tokens.
+
+    ``centre``: subtract each side's mean token state over the batch first. An anisotropic target (e5's last
+    layer: pairwise cosine 0.67) is otherwise largely met by one constant vector along its mean direction,
+    and the plain term pulls the student towards that collapse; centred, a constant vector scores 0.
+    """
     keep = attention_mask.bool()
     s, t = student_hidden[keep].float(), teacher_hidden[keep].float()
+    if centre:
+        s, t = s - s.mean(0, keepdim=True), t - t.mean(0, keepdim=True)
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
 
 

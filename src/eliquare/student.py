@@ -104,10 +104,12 @@ def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = Tr
         if not copy_head and key.startswith(family.head + "."):
             continue
         new_state[key] = teacher_state[source].detach().clone()
-    missing, unexpected = student.load_state_dict(new_state, strict=False)
     if not copy_head:
-        # a fresh MLM head: initialised as the architecture does, decoder tied to the input embeddings
+        # a fresh MLM head: initialised as the architecture does. Its decoder is tied to the input embeddings,
+        # so it is initialised *before* the teacher's weights go in: initialising it afterwards would overwrite
+        # the copied word embeddings with random ones (the cause of the collapsed students of issue 10).
         student.get_submodule(family.head).apply(student._init_weights)
+    missing, unexpected = student.load_state_dict(new_state, strict=False)
     student.tie_weights()
     bad = [k for k in missing if copy_head or not k.startswith(family.head + ".")]
     if bad or unexpected:
