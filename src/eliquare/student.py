@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from eliquare.errors import EliquareError
@@ -85,6 +84,16 @@ def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "al
     if any(not 1 <= n <= teacher_layers for n in chosen) or len(set(chosen)) != len(chosen):
         raise EliquareError(f"layer_map entries must be distinct teacher layers between 1 and {teacher_layers}")
     return [n - 1 for n in chosen]
+
+
+def hidden_targets(layers: list[int], teacher_layers: int) -> list[tuple[int, int]]:
+    """(student, teacher) hidden-state indices (0: embeddings, n: output of layer n) of the layer-wise hidden term.
+
+    Student layer n replaces the teacher's layers from ``layers[n-1]`` up to the next mapped one, so its output is
+    compared with the output of the last teacher layer of that block: student n <- teacher 2n for 6 of 12.
+    """
+    ends = [nxt for nxt in layers[1:]] + [teacher_layers]  # 0-based start of the next block = 1-based end of this
+    return [(n + 1, end) for n, end in enumerate(ends)]
 
 
 def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = True) -> nn.Module:
