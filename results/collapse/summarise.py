@@ -26,7 +26,8 @@ for lang, key in (("sw", "sw-ner"), ("sl", "sl-pos")):
     results = json.loads(path.read_text())["results"]
     for model, row in results.items():
         probes = ", ".join(f"{k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("probe:"))
-        ft = {"initialisation": finetuned(f"{key}-init"), "one-pass": finetuned(f"{key}-pass")}.get(model, "")
+        ft = {"initialisation": finetuned(f"{key}-init"), "one-pass": finetuned(f"{key}-pass"),
+              "half-pass": finetuned(f"{key}-pass")}.get(model, "")
         print(f"| {lang} | {model} | {row['collapse_last']:.3f} | {row['pooled_collapse']:.3f} | "
               f"{row.get('cka', 1.0):.3f} | {row.get('neighbours', 1.0):.3f} | {probes} | "
               f"{ft} |")
