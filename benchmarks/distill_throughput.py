@@ -38,8 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from eliquare.config import DistillConfig  # noqa: E402
-from eliquare.distill import _masked_lm_forward, distillation_losses  # noqa: E402
-from eliquare.losses import LossWeights, cosine_loss, soft_target_loss  # noqa: E402
+from eliquare.distill import _masked_lm_forward  # noqa: E402
+from eliquare.distill import distillation_losses as _distillation_losses  # noqa: E402
+from eliquare.losses import LossWeights, Objective, cosine_loss, soft_target_loss  # noqa: E402
 from eliquare.masking import IGNORE_INDEX  # noqa: E402
 from eliquare.student import build_student, select_layers  # noqa: E402
 
@@ -52,6 +53,11 @@ VARIANTS = {
 }
 # Batch per shape on a CPU, where (a) at 32 x 128 does not fit or takes too long (see the notes printed)
 CPU_BATCH = {"mbert": 8, "e5-small": 8, "tiny": 4}
+
+
+def distillation_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float) -> dict:
+    """Variant (b): eliquare's loss step on the paper's objective (plain cosine on the last layers)."""
+    return _distillation_losses(student, teacher, batch, Objective(weights, temperature))
 
 
 def reference_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float) -> dict:

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from eliquare.losses import LossWeights, cosine_loss, mlm_loss, soft_target_loss
+from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 
 
 def test_soft_target_loss_by_hand():
@@ -98,7 +98,8 @@ def test_layer_wise_hidden_term_averages_the_mapped_pairs(tiny_bert):
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.full_like(ids, -100)}
     pairs = hidden_targets([0, 2], 4)
     assert pairs == [(1, 2), (2, 4)]
-    parts = distillation_losses(student, teacher, batch, LossWeights(0, 1, 0), 2.0, hidden_pairs=pairs)
+    objective = Objective(LossWeights(0, 1, 0), 2.0, hidden_pairs=tuple(pairs))
+    parts = distillation_losses(student, teacher, batch, objective)
     with torch.no_grad():
         s = student.bert(input_ids=ids, output_hidden_states=True).hidden_states
         t = teacher.bert(input_ids=ids, output_hidden_states=True).hidden_states

@@ -34,7 +34,7 @@ from eliquare.config import DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
-from eliquare.losses import LossWeights, cosine_loss, mlm_loss, soft_target_loss
+from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, resolve_recipe
 from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, hidden_targets,
@@ -64,13 +64,13 @@ def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool 
     return {"hidden": hidden, "logits": logits, "layers": encoded.hidden_states if all_layers else None}
 
 
-def distillation_losses(student, teacher, batch: dict, weights: LossWeights, temperature: float,
-                        stats: dict | None = None, centre: bool = False, head_only: bool = False,
-                        hidden_pairs: list[tuple[int, int]] | None = None) -> dict:
+def distillation_losses(student, teacher, batch: dict, objective: Objective, *, head_only: bool = False,
+                        stats: dict | None = None) -> dict:
     """The terms of Eq. 4 for one batch; terms with weight 0 are skipped (the teacher head too).
 
-    ``hidden_pairs``: (student, teacher) hidden-state indices whose cosine terms are averaged (default: the
-    last layers only, Eq. 7); ``stats``, if given, gains the student's masked-token hits and counts."""
+    With ``objective.hidden_pairs`` the hidden-state term is the mean over those (student, teacher) layer
+    pairs; ``stats``, if given, gains the student's masked-token hits and counts."""
+    weights, hidden_pairs, centre = objective.weights, objective.hidden_pairs, objective.centre
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
     out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
@@ -93,7 +93,7 @@ def distillation_losses(student, teacher, batch: dict, weights: LossWeights, tem
         stats["masked"] = stats.get("masked", 0) + int(masked.sum())
     if masked.any():
         if need_teacher_logits:
-            parts["ce"] = soft_target_loss(out["logits"], t_logits.clone(), temperature)
+            parts["ce"] = soft_target_loss(out["logits"], t_logits.clone(), objective.temperature)
         if weights.mlm > 0:
             parts["mlm"] = mlm_loss(out["logits"], labels[masked])
     return parts
@@ -102,19 +102,16 @@ def distillation_losses(student, teacher, batch: dict, weights: LossWeights, tem
 class DistillationTrainer(Trainer):
     """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
 
-    def __init__(self, *args, teacher, weights: LossWeights, temperature: float, health: HealthMonitor | None = None,
-                 stop_on_collapse: bool = False, centre: bool = False, head_warmup_steps: int = 0,
-                 hidden_pairs: list[tuple[int, int]] | None = None, **kwargs):
+    def __init__(self, *args, teacher, objective: Objective, head_warmup_steps: int = 0,
+                 health: HealthMonitor | None = None, stop_on_collapse: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.hidden_pairs = hidden_pairs
-        self.head_warmup_steps = head_warmup_steps
-        self.centre = centre
-        self.health = health
-        self.stop_on_collapse = stop_on_collapse
         self.teacher = teacher.to(self.args.device).eval()
         self.teacher.requires_grad_(False)
-        self.weights = weights
-        self.temperature = temperature
+        self.objective = objective
+        self.weights = objective.weights
+        self.head_warmup_steps = head_warmup_steps  # steps in which a fresh head's MLM gradient stays in the head
+        self.health = health
+        self.stop_on_collapse = stop_on_collapse
         self.model.forward = types.MethodType(_masked_lm_forward, self.model)
         self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by GA
         self._parts_sum: dict[str, float] = defaultdict(float)
@@ -125,8 +122,7 @@ class DistillationTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         head_only = model.training and self.state.global_step < self.head_warmup_steps
-        parts = distillation_losses(model, self.teacher, inputs, self.weights, self.temperature,
-                                    centre=self.centre, head_only=head_only, hidden_pairs=self.hidden_pairs)
+        parts = distillation_losses(model, self.teacher, inputs, self.objective, head_only=head_only)
         loss = self.weights.combine(parts)
         if model.training:
             for name, value in parts.items():
@@ -161,8 +157,7 @@ class DistillationTrainer(Trainer):
             for batch in dataloader:
                 batch = self._prepare_inputs(batch)
                 stats: dict = {}
-                parts = distillation_losses(model, self.teacher, batch, self.weights, self.temperature, stats,
-                                            centre=self.centre, hidden_pairs=self.hidden_pairs)
+                parts = distillation_losses(model, self.teacher, batch, self.objective, stats=stats)
                 sums[-3] += stats.get("correct", 0)
                 sums[-2] += stats.get("masked", 0)
                 parts["loss"] = self.weights.combine(parts)
@@ -402,8 +397,12 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
     health = health_monitor(cfg, teacher, student, data, log)
+    objective = Objective(weights, cfg.temperature, centre=recipe.hidden_loss == "centred-cosine",
+                          hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers))
+                          if recipe.hidden_layers == "mapped" else ())
     per_epoch = math.ceil(len(data.train) / (cfg.batch_size * args.world_size)) // cfg.gradient_accumulation
     total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(max(per_epoch, 1) * cfg.epochs)
+    head_warmup_steps = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total_steps)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, {n_teacher_layers} layers); "
         f"student: {count_parameters(student):,} parameters, layers {[i + 1 for i in layers]} of the teacher")
     collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
@@ -411,13 +410,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
                             smoothing=cfg.mlm_smoothing, seed=cfg.seed)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
                                   data_collator=collator, processing_class=teacher.tokenizer,
-                                  teacher=teacher.model, weights=weights, temperature=cfg.temperature,
+                                  teacher=teacher.model, objective=objective, head_warmup_steps=head_warmup_steps,
                                   health=health, stop_on_collapse=cfg.stop_on_collapse,
-                                  centre=recipe.hidden_loss == "centred-cosine",
-                                  head_warmup_steps=round(recipe.head_warmup * total_steps) if recipe.head_warmup < 1
-                                  else sys.maxsize,
-                                  hidden_pairs=hidden_targets(layers, n_teacher_layers) if recipe.hidden_layers ==
-                                  "mapped" else None, callbacks=[EpochCheckpoints(), *(callbacks or [])])
+                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
     if cfg.max_minutes:
         trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)

@@ -56,3 +56,13 @@ class LossWeights:
         if total is None:
             raise ValueError("all loss weights are 0: nothing to train")
         return total
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What the loss step computes: the weights (Eq. 4), the temperature (Eq. 5-6) and the hidden-state term."""
+
+    weights: LossWeights = LossWeights()
+    temperature: float = 2.0
+    centre: bool = False  # the hidden-state term on centred states (eliquare's recipe; the paper: False)
+    hidden_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) hidden-state indices; (): last layers (Eq. 7)
