@@ -1,4 +1,7 @@
-"""Issue 10's table from what results/collapse/run.sh wrote: health (health-*.json) and fine-tuned scores."""
+"""Issue 10's table and report from what results/collapse/run.sh wrote: health-*.json and fine-tuned scores.
+
+Writes results/collapse/table.md and report.md (report.template.md with the tables, and findings.md, filled in).
+"""
 
 import json
 import sys
@@ -6,6 +9,7 @@ from pathlib import Path
 
 runs = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/collapse")
 here = Path(__file__).parent
+FINETUNED = {"sw": "sw-ner", "sl": "sl-pos"}  # the fine-tuned task of each language
 
 
 def finetuned(name: str) -> str:
@@ -13,21 +17,26 @@ def finetuned(name: str) -> str:
     if not path.is_file():
         return ""
     m = json.loads(path.read_text())
-    return f"{m['metric']} {m['score']:.4f}"
+    return f"{m['task']} {m['metric']} {m['score']:.4f}"
 
 
-print("| language | model | collapse (last layer) | pooled collapse | CKA with teacher | top-5 neighbour overlap | "
-      "probes | fine-tuned |")
-print("|---|---|---|---|---|---|---|---|")
-for lang, key in (("sw", "sw-ner"), ("sl", "sl-pos")):
+lines = ["| language | model | collapse (last layer) | pooled collapse | CKA with teacher | top-5 neighbour overlap | "
+         "probes | fine-tuned |", "|---|---|---|---|---|---|---|---|"]
+for lang, task in FINETUNED.items():
     path = here / f"health-{lang}.json"
     if not path.is_file():
         continue
-    results = json.loads(path.read_text())["results"]
-    for model, row in results.items():
+    for model, row in json.loads(path.read_text())["results"].items():
         probes = ", ".join(f"{k[6:]} {v:.3f}" for k, v in row.items() if k.startswith("probe:"))
-        ft = {"initialisation": finetuned(f"{key}-init"), "one-pass": finetuned(f"{key}-pass"),
-              "half-pass": finetuned(f"{key}-pass")}.get(model, "")
-        print(f"| {lang} | {model} | {row['collapse_last']:.3f} | {row['pooled_collapse']:.3f} | "
-              f"{row.get('cka', 1.0):.3f} | {row.get('neighbours', 1.0):.3f} | {probes} | "
-              f"{ft} |")
+        ft = finetuned(f"{task}-init") if model == "initialisation" else \
+            finetuned(f"{task}-pass") if model in ("one-pass", "half-pass") else ""
+        lines.append(f"| {lang} | {model} | {row['collapse_last']:.3f} | {row['pooled_collapse']:.3f} | "
+                     f"{row.get('cka', 1.0):.3f} | {row.get('neighbours', 1.0):.3f} | {probes} | {ft} |")
+table = "\n".join(lines)
+(here / "table.md").write_text(table + "\n")
+findings = (here / "findings.md").read_text().strip() if (here / "findings.md").is_file() else ""
+report = (here / "report.template.md").read_text() \
+    .replace("{{variants}}", (here / "variants-40-steps.md").read_text().strip()) \
+    .replace("{{table}}", table).replace("{{findings}}", findings)
+(here / "report.md").write_text(report)
+print(table)
