@@ -157,5 +157,5 @@ def test_readme_main_job_writes_a_healthy_student(shared_data, tmp_path, capsys)
     rows = json.loads((tmp_path / "health.json").read_text())["results"]
     teacher, initial, student = rows["teacher"], rows["initialisation"], rows["student"]
     assert student["collapse_last"] <= max(teacher["collapse_last"], initial["collapse_last"]) + 0.1
-    assert student["probe:test.txt"] >= initial["probe:test.txt"] - 0.01
+    assert student["probe:ner/test.txt"] >= initial["probe:ner/test.txt"] - 0.01
     assert not student["collapsing"]

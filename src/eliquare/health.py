@@ -318,10 +318,13 @@ def health_command(cfg) -> dict:
         tokenizer.save_pretrained(cfg.save_initialisation)
     monitor = HealthMonitor(teacher, initial, sample, None, k=cfg.k)
 
+    def probe_key(probe: ProbeSet) -> str:  # the task and the file, e.g. probe:pos/sl_ssj-ud-test.conllu
+        return f"probe:{probe.task}/{Path(probe.name).name}"
+
     def row(model, health: Health, reference: bool) -> dict:
         d = health.as_dict()
         for probe in probes:
-            d[f"probe:{Path(probe.name).name}"] = round(probe.score(model), 4)
+            d[probe_key(probe)] = round(probe.score(model), 4)
         d["collapsing"] = not reference and monitor.is_collapsing(health)
         return d
 
@@ -330,8 +333,8 @@ def health_command(cfg) -> dict:
         model = AutoModel.from_pretrained(path)
         table[name] = row(model, monitor.measure(model), False)
     out = {"teacher": teacher_spec, "texts": str(cfg.texts), "sentences": len(texts), "models": models,
-           "probes": {Path(p.name).name: p.name for p in probes}, "results": table}
-    header = ["model", "collapse", "pooled", "cka", f"nn@{cfg.k}"] + [f"probe:{Path(p.name).name}" for p in probes]
+           "probes": {probe_key(p): p.name for p in probes}, "results": table}
+    header = ["model", "collapse", "pooled", "cka", f"nn@{cfg.k}"] + [probe_key(p) for p in probes]
     keys = ["collapse_last", "pooled_collapse", "cka", "neighbours"] + header[5:]
     print("| " + " | ".join(header) + " |")
     for name, d in table.items():
