@@ -464,7 +464,7 @@ class HealthConfig:
 
     models: list[str] = field(help="student directories, NAME=DIR or DIR (one teacher and vocabulary)")
     texts: str = field(help="held-out sentences: a POS/NER file (its words are joined) or a text-classification file")
-    texts_task: str = field("pos", help="how to read --texts: pos, ner or classify")
+    texts_task: Literal["pos", "ner", "classify"] = field("pos", help="how to read --texts: pos, ner or classify")
     teacher: Optional[str] = field(None, help="the teacher (default: the one in the first model's distillation.json)")
     probe: list[str] = field(default_factory=list, help="POS/NER files for frozen-feature linear probes")
     probe_task: list[str] = field(default_factory=list, help="pos or ner, one per --probe (default pos)")
@@ -479,5 +479,7 @@ class HealthConfig:
     def __post_init__(self) -> None:
         if self.probe_task and len(self.probe_task) != len(self.probe):
             raise EliquareError("give one --probe-task per --probe (or none: all pos)")
+        if any(t not in ("pos", "ner") for t in self.probe_task):
+            raise EliquareError("--probe-task takes pos or ner for each --probe")
         if self.sentences < 3 or self.k < 1:
             raise EliquareError("sentences must be at least 3 and k at least 1")

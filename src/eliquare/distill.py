@@ -242,15 +242,15 @@ class DistillProgress(ProgressCallback):
             terms = " ".join(f"{k[5:]}={v:.4f}" for k, v in logs.items() if k.startswith("eval_") and
                              isinstance(v, float))
             if "eval_collapse" in logs:
-                self.health = f"{logs['eval_collapse']:.3f}"
+                self._collapse = f"{logs['eval_collapse']:.3f}"
             self.training_bar.write(f"step {state.global_step} (epoch {state.epoch or 0:.2f}) validation: {terms}",
                                     file=sys.stderr)
         elif "loss" in logs:
             postfix = {"loss": f"{logs['loss']:.4f}"}
             if "tokens_per_second" in logs:
                 postfix["tok/s"] = f"{logs['tokens_per_second']:.0f}"
-            if getattr(self, "health", None):
-                postfix["collapse"] = self.health  # last evaluation's last-layer pairwise cosine
+            if getattr(self, "_collapse", None):
+                postfix["collapse"] = self._collapse  # the last evaluation's last-layer pairwise cosine
             self.training_bar.set_postfix(postfix, refresh=True)
 
 

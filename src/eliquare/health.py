@@ -234,9 +234,9 @@ class HealthMonitor:
     def warning(self, health: Health) -> str:
         return (f"warning: the student is collapsing: its last-layer token states have mean pairwise cosine "
                 f"{health.last:.3f} (teacher {self.teacher.last:.3f}, initialisation {self.initial.last:.3f}), so "
-                "every token looks alike whatever the loss says; use the default recipe (centred hidden-state "
-                "loss, warmed-up head, batch-scaled learning rate) or lower --learning-rate, and give "
-                "--stop-on-collapse to end such a run")
+                "every token looks alike whatever the loss says; use the default recipe (--recipe eliquare: centred "
+                "hidden-state loss, batch-scaled learning rate, a fresh head trained alone) or a lower "
+                "--learning-rate, and give --stop-on-collapse to end such a run")
 
     def references(self) -> dict:
         return {"teacher": self.teacher.as_dict(), "initialisation": self.initial.as_dict(),
