@@ -235,7 +235,7 @@ class DistillConfig:
     # training
     recipe: Literal["eliquare", "paper"] = field(
         "eliquare", help="paper: the paper's exact setting; eliquare (default): centred cosine, learning rate "
-        "scaled to the batch, head warm-up (see eliquare.recipe); the flags below override either")
+        "scaled to the batch, a fresh MLM head trained alone (see eliquare.recipe); the flags below override either")
     learning_rate: Optional[float] = field(
         None, help="peak learning rate (paper: 5e-4; default: the recipe's, 5e-4 * sqrt(sequences per update / 1600))")
     head_warmup: Optional[float] = field(

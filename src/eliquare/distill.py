@@ -108,7 +108,6 @@ class DistillationTrainer(Trainer):
         self.teacher = teacher.to(self.args.device).eval()
         self.teacher.requires_grad_(False)
         self.objective = objective
-        self.weights = objective.weights
         self.head_warmup_steps = head_warmup_steps  # steps in which a fresh head's MLM gradient stays in the head
         self.health = health
         self.stop_on_collapse = stop_on_collapse
@@ -119,6 +118,10 @@ class DistillationTrainer(Trainer):
         self._tokens_at_log = 0
         self._time_at_log = None
         self._eval_seconds = 0.0  # evaluation time since the last log, left out of tokens/s
+
+    @property
+    def weights(self) -> LossWeights:
+        return self.objective.weights
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         head_only = model.training and self.state.global_step < self.head_warmup_steps
@@ -180,9 +183,10 @@ class DistillationTrainer(Trainer):
             if health.probe is not None:
                 metrics[f"{metric_key_prefix}_probe"] = health.probe
             metrics[f"{metric_key_prefix}_collapse_layers"] = [round(c, 4) for c in health.collapse]
-            if self.health.is_collapsing(health) and self.is_world_process_zero():
+            collapsing = self.health.is_collapsing(health)
+            if collapsing and self.is_world_process_zero():
                 print(self.health.warning(health), file=sys.stderr, flush=True)
-            if self.health.is_collapsing(health) and self.stop_on_collapse:
+            if collapsing and self.stop_on_collapse:
                 print(f"stopping at step {self.state.global_step}: --stop-on-collapse", file=sys.stderr, flush=True)
                 self.control.should_training_stop = True
         if was_training:
@@ -292,7 +296,7 @@ def check_output_dir(cfg: DistillConfig) -> Path:
     return out
 
 
-def training_arguments(cfg: DistillConfig, out: Path, learning_rate: float | None = None) -> TrainingArguments:
+def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
     every = cfg.eval_steps or 10**9  # no step-based evaluation unless asked; epochs are handled by a callback
     cpu = cfg.use_cpu or not torch.cuda.is_available()
     return TrainingArguments(
@@ -300,7 +304,7 @@ def training_arguments(cfg: DistillConfig, out: Path, learning_rate: float | Non
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation,
-        learning_rate=learning_rate or PAPER_LEARNING_RATE,  # set from the recipe once it is resolved
+        learning_rate=PAPER_LEARNING_RATE,  # replaced by the recipe's once the teacher is loaded (see distill)
         adam_epsilon=cfg.adam_epsilon,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_ratio,

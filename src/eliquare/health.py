@@ -89,6 +89,14 @@ def neighbour_overlap(a: torch.Tensor, b: torch.Tensor, k: int = 5) -> float:
     return float(np.mean([len(set(na[i].tolist()) & set(nb[i].tolist())) / k for i in range(n)]))
 
 
+def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
+    """Rows of unequal length as one [n, longest] tensor, filled with ``value``."""
+    out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
+    for i, r in enumerate(rows):
+        out[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+    return out
+
+
 @dataclass
 class HealthSample:
     """A fixed set of held-out sentences (padded token ids) on which every measure is taken."""
@@ -99,12 +107,7 @@ class HealthSample:
 
     @classmethod
     def from_ids(cls, rows: Sequence[Sequence[int]], pad_id: int, special_ids: Sequence[int]) -> "HealthSample":
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(list(r), dtype=torch.long)
-            mask[i, :len(r)] = 1
+        ids, mask = _pad(rows, pad_id), _pad([[1] * len(r) for r in rows], 0)
         keep = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(set(special_ids)), dtype=torch.long))
         return cls(ids, mask, keep)
 
@@ -136,16 +139,8 @@ class ProbeSet:
 
         def encode(examples):
             feats, _, _ = encode_token_examples(examples, tokenizer, label2id, max_length)
-            width = max(len(f["input_ids"]) for f in feats)
-            ids = torch.full((len(feats), width), tokenizer.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(feats), width), dtype=torch.long)
-            labels = torch.full((len(feats), width), -100, dtype=torch.long)
-            for i, f in enumerate(feats):
-                n = len(f["input_ids"])
-                ids[i, :n] = torch.tensor(f["input_ids"])
-                mask[i, :n] = 1
-                labels[i, :n] = torch.tensor(f["labels"])
-            return ids, mask, labels
+            return (_pad([f["input_ids"] for f in feats], tokenizer.pad_token_id),
+                    _pad([f["attention_mask"] for f in feats], 0), _pad([f["labels"] for f in feats], -100))
 
         # the test split of an 80/10/10 cut, and train + dev for fitting: deterministic, the same for every model
         return cls(name=str(path), train=encode((data.train + data.dev)[:max_train]), test=encode(data.test[:max_test]),
@@ -214,7 +209,7 @@ class HealthMonitor:
         layers = hidden_states(model, self.sample.input_ids, self.sample.attention_mask)
         keep = self.sample.keep
         collapse = [mean_pairwise_cosine(h[keep]) for h in layers[1:]]
-        pooled = mean_pooled(layers[-1], (keep).long())
+        pooled = mean_pooled(layers[-1], keep.long())
         health = Health(collapse=collapse, pooled_collapse=mean_pairwise_cosine(pooled))
         if reference:
             self._teacher_last, self._teacher_pooled = layers[-1][keep], pooled
