@@ -4,7 +4,7 @@
     every position over the full vocabulary (``model(...).logits``); the soft-target loss is
     gathered at the masked positions afterwards and the MLM loss is a cross-entropy over all
     positions with ignored labels (DistilBERT's ``lm_loss_fct``).
-(b) eliquare: ``eliquare.distill.distillation_losses`` with the student's ``_masked_lm_forward``
+(b) eliquare: ``eliquare.distill.distillation_losses`` with the student's forward ``eliquare.models.masked_lm_logits``
     installed, as ``DistillationTrainer`` runs it: the projection only at the masked positions,
     the teacher under ``inference_mode``.
 (c) (b) after VocabReduce: teacher (and so student) cut to the vocabulary one language keeps, with
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import types
 from pathlib import Path
 
 import torch
@@ -38,10 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from eliquare.config import DistillConfig  # noqa: E402
-from eliquare.distill import _masked_lm_forward  # noqa: E402
 from eliquare.distill import distillation_losses as _distillation_losses  # noqa: E402
 from eliquare.losses import LossWeights, Objective, cosine_loss, soft_target_loss  # noqa: E402
 from eliquare.masking import IGNORE_INDEX  # noqa: E402
+from eliquare.models import use_masked_lm_forward  # noqa: E402
 from eliquare.student import build_student, select_layers  # noqa: E402
 
 WEIGHTS = LossWeights(ce=5.0, cos=1.0, mlm=2.0)
@@ -121,7 +120,7 @@ def prepare(shape: C.Shape, batch_size: int, seq: int, variants: str, device: st
         t = t.to(device).requires_grad_(False).eval()
         student = build_student(t, layers).to(device).train()
         # as DistillationTrainer does; (a) calls the class's own forward instead
-        student.forward = types.MethodType(_masked_lm_forward, student)
+        use_masked_lm_forward(student)
         optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=5e-4, eps=1e-6,
                                       fused=True)  # the Trainer's default (adamw_torch_fused)
         for v in key:

@@ -35,7 +35,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-from eliquare.student import build_student, count_parameters, encoder_of, select_layers  # noqa: E402
+from eliquare.models import count_parameters, encoder_of  # noqa: E402
+from eliquare.student import build_student, select_layers  # noqa: E402
 
 
 def size_on_disk(model) -> int:

@@ -34,14 +34,16 @@ def main() -> None:
     args = parser.parse_args()
 
     from eliquare.corpus import iter_sentences
-    from eliquare.vocab.reduce import load_model_and_tokenizer, reduce_vocabulary
+    from eliquare.models import load_model
+    from eliquare.vocab.reduce import reduce_vocabulary
 
     rows, notes = [], []
     for lang in args.languages:
         corpus = args.data / lang / "corpus"
         if not corpus.is_dir():
             sys.exit(f"{corpus} not found; give --data (the shared/data directory)")
-        model, tokenizer, _ = load_model_and_tokenizer(args.model)  # fresh: the reduction works in place
+        loaded = load_model(args.model, head="as-saved")  # fresh: the reduction works in place
+        model, tokenizer = loaded.model, loaded.tokenizer
         started = time.perf_counter()
         result = reduce_vocabulary(model, tokenizer, iter_sentences([corpus]), min_fraction=args.min_fraction)
         seconds = time.perf_counter() - started

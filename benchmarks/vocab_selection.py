@@ -50,14 +50,12 @@ def main() -> None:
 
     import os
 
-    from transformers import AutoTokenizer
-
     from eliquare.corpus import iter_sentences
-    from eliquare.teachers import resolve_teacher
+    from eliquare.models import load_tokenizer
     from eliquare.vocab.reduce import select_vocabulary
 
     load = os.getloadavg()[0]
-    tokenizer = AutoTokenizer.from_pretrained(resolve_teacher(args.model))
+    tokenizer = load_tokenizer(args.model)
     distinct = [s for d in corpus_dirs(args.data) for s in iter_sentences([d])]
     cycled = list(itertools.islice(itertools.cycle(distinct), args.sentences))
 

@@ -65,14 +65,12 @@ def test_centred_cosine_gives_a_constant_student_nothing():
 
 
 def test_head_only_keeps_the_mlm_gradient_in_the_head(tiny_bert_no_head):
-    import types
-
-    from eliquare.distill import _masked_lm_forward
+    from eliquare.models import use_masked_lm_forward
     from eliquare.student import build_student
     from eliquare.teachers import load_teacher
 
     student = build_student(load_teacher(str(tiny_bert_no_head)).model, [0, 2], copy_head=False)
-    student.forward = types.MethodType(_masked_lm_forward, student)
+    use_masked_lm_forward(student)
     ids = torch.tensor([[2, 10, 11, 12, 3]])
     labels = torch.tensor([[-100, 10, -100, 12, -100]])
     for head_only in (True, False):
@@ -85,15 +83,14 @@ def test_head_only_keeps_the_mlm_gradient_in_the_head(tiny_bert_no_head):
 
 
 def test_layer_wise_hidden_term_averages_the_mapped_pairs(tiny_bert):
-    import types
-
-    from eliquare.distill import _masked_lm_forward, distillation_losses
+    from eliquare.distill import distillation_losses
+    from eliquare.models import use_masked_lm_forward
     from eliquare.student import build_student, hidden_targets
     from eliquare.teachers import load_teacher
 
     teacher = load_teacher(str(tiny_bert)).model
     student = build_student(teacher, [0, 2]).eval()  # no dropout: the two computations must agree
-    student.forward = types.MethodType(_masked_lm_forward, student)
+    use_masked_lm_forward(student)
     ids = torch.tensor([[2, 10, 11, 12, 13, 3]])
     batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.full_like(ids, -100)}
     pairs = hidden_targets([0, 2], 4)

@@ -3,7 +3,8 @@ import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
 from eliquare.errors import EliquareError
-from eliquare.student import build_student, encoder_of, freeze_position_embeddings, hidden_targets, select_layers
+from eliquare.models import encoder_of
+from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher
 
 

