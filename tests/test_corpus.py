@@ -6,8 +6,8 @@ import lzma
 import pytest
 import tiny
 
-from eliquare.corpus import (CorpusStats, HashSpill, _arrow_batches, is_validation, iter_sentences, prepare_corpus,
-                             sentence_hash, split_sentences)
+from eliquare.corpus import CorpusStats, is_validation, iter_sentences, prepare_corpus, sentence_hash, split_sentences
+from eliquare.corpus.prepare import HashSpill, _arrow_batches
 from eliquare.errors import EliquareError
 
 WIKI_DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10" xml:lang="sw">
@@ -191,8 +191,8 @@ def test_prepare_counts_every_file(tmp_path, tiny_bert, monkeypatch):
         return sum(1 for _ in _arrow_batches(str(prepared.path / "train.arrow"), ["length"]))
 
     assert record_batches(data) == 1
-    monkeypatch.setattr("eliquare.corpus.ARROW_BATCH", 40)  # tokenised 40 sentences at a time
-    monkeypatch.setattr("eliquare.corpus.OUT_BATCH_TOKENS", 500)
+    monkeypatch.setattr("eliquare.corpus.prepare.ARROW_BATCH", 40)  # tokenised 40 sentences at a time
+    monkeypatch.setattr("eliquare.corpus.prepare.OUT_BATCH_TOKENS", 500)
     small = prepare_corpus([tmp_path / "c"], tok, cache_dir=tmp_path / "cache3", log=lambda m: None)
     assert record_batches(small) > 1 and small.train["input_ids"] == data.train["input_ids"]
     assert small.validation["length"] == data.validation["length"]

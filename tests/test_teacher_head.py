@@ -19,7 +19,7 @@ def test_fit_head_on_a_headless_teacher(tiny_bert_no_head, corpus_file, tmp_path
     out = tmp_path / "with-head"
     rc = main(["teacher", "fit-head", "--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file),
                "--out", str(out), "--max-steps", "30", "--eval-steps", "10", "--batch-size", "16",
-               "--learning-rate", "1e-2", "--seed", "3"])
+               "--learning-rate", "1e-2", "--seed", "3", "--cache-dir", str(tmp_path / "cache")])
     assert rc == 0
     printed = capsys.readouterr().out
     assert printed.count("held-out masked-token accuracy") >= 4  # steps 0, 10, 20, 30

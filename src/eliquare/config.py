@@ -35,11 +35,24 @@ def _field_types(cls) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tuple[str, ...] = ()) -> None:
-    """Add one option per dataclass field; defaults are SUPPRESSed so that YAML can sit between."""
+def _nested(cls) -> dict[str, Any]:
+    """Fields of ``cls`` that are option groups (dataclasses such as ``CorpusOptions``): name -> group class."""
     hints = _field_types(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tuple[str, ...] = ()) -> None:
+    """Add one option per dataclass field; defaults are SUPPRESSed so that YAML can sit between.
+
+    The fields of an option group (a field whose type is a dataclass) are options of their own
+    (``--min-words``, not ``--corpus-options-min-words``)."""
+    hints = _field_types(cls)
+    groups = _nested(cls)
     for f in dataclasses.fields(cls):
         if not f.init or f.name.startswith("_"):
+            continue
+        if f.name in groups:
+            add_dataclass_arguments(parser, groups[f.name])
             continue
         tp, _ = _unwrap_optional(hints[f.name])
         help_text = f.metadata.get("help", "")
@@ -127,31 +140,52 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(cls, *sources: tuple[str, dict[str, Any]]):
-    """Build ``cls`` from (source name, mapping) pairs, later sources overriding earlier ones."""
-    hints = _field_types(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    """Build ``cls`` from (source name, mapping) pairs, later sources overriding earlier ones.
+
+    An option group's fields are given flat (``min_words: 5``) or under the group's name
+    (``corpus_options: {min_words: 5}``)."""
+    groups = _nested(cls)
+    owner: dict[str, Any] = {}  # option name -> the class whose field it is
+    for f in dataclasses.fields(cls):
+        if f.init and f.name not in groups:
+            owner[f.name] = cls
+    for group in groups.values():
+        owner.update({f.name: group for f in dataclasses.fields(group) if f.init})
+    hints = {name: _field_types(where)[name] for name, where in owner.items()}
     merged: dict[str, Any] = {}
     for source, mapping in sources:
         for key, value in mapping.items():
-            if key not in names:
-                known = ", ".join(sorted(names))
+            if key in groups and isinstance(value, dict):
+                for inner, inner_value in value.items():
+                    key_inner = str(inner).replace("-", "_")
+                    if owner.get(key_inner) is not groups[key]:
+                        raise EliquareError(f"{source}: '{key}' has no option '{inner}'; known: "
+                                            f"{', '.join(f.name for f in dataclasses.fields(groups[key]))}")
+                    merged[key_inner] = _coerce(key_inner, hints[key_inner], inner_value, source)
+                continue
+            if key not in owner:
+                known = ", ".join(sorted(owner))
                 raise EliquareError(f"{source}: unknown option '{key}'; known options: {known}")
             merged[key] = _coerce(key, hints[key], value, source)
     missing = [
         f.name
         for f in dataclasses.fields(cls)
-        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        if f.init and f.name not in groups and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         and f.name not in merged
     ]
     if missing:
         flags = ", ".join("--" + m.replace("_", "-") for m in missing)
         raise EliquareError(f"missing required option(s) {flags}; give them on the command line or in --config")
-    return cls(**merged)
+    top = {k: v for k, v in merged.items() if owner[k] is cls}
+    for name, group in groups.items():
+        top[name] = group(**{k: v for k, v in merged.items() if owner[k] is group})
+    return cls(**top)
 
 
 def config_from_cli(cls, namespace: argparse.Namespace):
     """dataclass defaults < ``--config`` YAML < command-line flags."""
-    given = {k: v for k, v in vars(namespace).items() if k not in ("config", "_handler", "_config_cls", "verb")}
+    given = {k: v for k, v in vars(namespace).items() if k not in ("config", "_handler", "verb")}
     sources: list[tuple[str, dict[str, Any]]] = []
     if getattr(namespace, "config", None):
         sources.append((f"config file {namespace.config}", load_yaml(namespace.config)))
@@ -183,6 +217,23 @@ def check_vocab_selection(min_fraction: float, min_count: Optional[int], max_siz
         raise EliquareError(f"{prefix}min_count must be at least 1")
     if max_size is not None and max_size < 1:
         raise EliquareError(f"{prefix}max_size must be at least 1")
+
+
+@dataclasses.dataclass
+class CorpusOptions:
+    """Which sentences of a corpus are read (``eliquare.corpus``): shared by distill, vocab reduce and fit-head."""
+
+    min_words: int = field(3, help="drop sentences with fewer words")
+    max_chars: int = field(2000, help="drop sentences longer than this many characters")
+    max_sentences: Optional[int] = field(None, help="read at most this many clean sentences")
+
+    def __post_init__(self) -> None:
+        if self.min_words < 0:
+            raise EliquareError("min_words must be >= 0, e.g. 3")
+        if self.max_chars < 1:
+            raise EliquareError("max_chars must be at least 1, e.g. 2000")
+        if self.max_sentences is not None and self.max_sentences < 1:
+            raise EliquareError("max_sentences must be at least 1 (leave it out to read the whole corpus)")
 
 
 @dataclasses.dataclass
@@ -220,9 +271,7 @@ class DistillConfig:
     max_length: int = field(128, help="maximum sequence length in tokens (longer sentences are truncated)")
     # corpus
     validation_fraction: float = field(0.1, help="share of sentences held out for validation (paper: 90:10)")
-    min_words: int = field(3, help="drop sentences with fewer words")
-    max_chars: int = field(2000, help="drop sentences longer than this many characters")
-    max_sentences: Optional[int] = field(None, help="read at most this many clean sentences")
+    corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
     cache_dir: Optional[str] = field(None, help="where tokenised corpora are cached (default ~/.cache/eliquare)")
     # Section 5: VocabReduce (eliquare.vocab) on the same corpus
     vocab_reduce: Literal["none", "pre", "post"] = field(
@@ -399,9 +448,7 @@ class VocabReduceConfig:
     min_fraction: float = field(0.0005, help="keep subwords found in at least this share of sentences (paper: 0.05%%)")
     min_count: Optional[int] = field(None, help="instead: keep subwords found in at least this many sentences")
     max_size: Optional[int] = field(None, help="keep at most this many tokens in all (the most frequent ones)")
-    min_words: int = field(3, help="drop sentences with fewer words")
-    max_chars: int = field(2000, help="drop sentences longer than this many characters")
-    max_sentences: Optional[int] = field(None, help="read at most this many clean sentences")
+    corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
     report_sentences: int = field(50_000, help="sentences sampled for the before/after figures of the report")
     overwrite: bool = field(False, help="replace an existing OUT directory")
 
@@ -438,8 +485,8 @@ class FitHeadConfig:
     eval_steps: int = field(50, help="measure held-out masked-token accuracy every N steps (and at the end)")
     eval_sentences: int = field(256, help="held-out sentences the accuracy is measured on")
     validation_fraction: float = field(0.1, help="share of sentences held out (the corpus' hash-based split)")
-    min_words: int = field(3, help="drop sentences with fewer words")
-    max_chars: int = field(2000, help="drop sentences longer than this many characters")
+    corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
+    cache_dir: Optional[str] = field(None, help="where tokenised corpora are cached (default ~/.cache/eliquare)")
     seed: int = field(56, help="random seed (head initialisation, masks, order)")
     overwrite: bool = field(False, help="replace an existing OUT directory")
     use_cpu: bool = field(False, help="run on the CPU even when a GPU is present")

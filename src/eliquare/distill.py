@@ -315,9 +315,8 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
     )
 
 
-def _vocab_options(cfg: DistillConfig) -> dict:
-    return dict(min_words=cfg.min_words, max_chars=cfg.max_chars, max_sentences=cfg.max_sentences,
-                min_fraction=cfg.vocab_min_fraction, min_count=cfg.vocab_min_count, max_size=cfg.vocab_max_size)
+def _vocab_selection(cfg: DistillConfig) -> dict:
+    return dict(min_fraction=cfg.vocab_min_fraction, min_count=cfg.vocab_min_count, max_size=cfg.vocab_max_size)
 
 
 def health_monitor(cfg: DistillConfig, teacher, student, data, log) -> HealthMonitor | None:
@@ -356,7 +355,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     teacher = load_teacher(cfg.teacher)
     reduction = None
     if cfg.vocab_reduce == "pre":  # Section 5 before distillation: the student inherits the smaller vocabulary
-        reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, **_vocab_options(cfg))
+        reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg))
         teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
     weights = resolve_weights(cfg, teacher.has_mlm_head, log)
     recipe = resolve_recipe(cfg, cfg.batch_size * cfg.gradient_accumulation * args.world_size,
@@ -369,9 +368,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     n_teacher_layers = teacher.model.config.num_hidden_layers
     layers = select_layers(n_teacher_layers, cfg.student_layers, cfg.layer_map)
     with args.main_process_first(desc="preparing the corpus"):
-        data = prepare_corpus(cfg.corpus, teacher.tokenizer, max_length=cfg.max_length, min_words=cfg.min_words,
-                              max_chars=cfg.max_chars, validation_fraction=cfg.validation_fraction,
-                              max_sentences=cfg.max_sentences, cache_dir=cfg.cache_dir, log=log)
+        data = prepare_corpus(cfg.corpus, teacher.tokenizer, cfg.corpus_options, max_length=cfg.max_length,
+                              validation_fraction=cfg.validation_fraction, cache_dir=cfg.cache_dir, log=log)
     student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
@@ -401,7 +399,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     # load_best_model_at_end has put the best checkpoint's weights back into the student
     trainer.save_model(str(out))
     if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
-        reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, **_vocab_options(cfg))
+        reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg))
         student.save_pretrained(out)
     if reduction is not None and is_main:
         save_tokenizer(reduction.tokenizer, reduction.slow_files, out)

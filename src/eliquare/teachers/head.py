@@ -20,38 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
+from eliquare.config import FitHeadConfig, to_dict
 from eliquare.errors import EliquareError, check_output_dir
 
 REPORT = "head_report.json"
 
 
-def _read_sentences(cfg) -> tuple[list[str], list[str]]:
-    """Stream the corpus until there are enough training and held-out sentences (the corpus' hash split)."""
-    from eliquare.corpus import is_validation, iter_sentences, sentence_hash
+def _read_ids(cfg: FitHeadConfig, tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """Token ids of the training and held-out sentences: the corpus prepared (and cached) as distill prepares it,
+    with its de-duplication and hash split."""
+    from eliquare.corpus import prepare_corpus
 
-    want_train = cfg.max_steps * cfg.batch_size
-    train: list[str] = []
-    heldout: list[str] = []
-    seen: set[int] = set()
-    for sentence in iter_sentences(cfg.corpus, min_words=cfg.min_words, max_chars=cfg.max_chars):
-        h = sentence_hash(sentence)
-        if h in seen:
-            continue
-        seen.add(h)
-        if is_validation(h, cfg.validation_fraction):
-            if len(heldout) < cfg.eval_sentences:
-                heldout.append(sentence)
-        elif len(train) < want_train:
-            train.append(sentence)
-        if len(train) >= want_train and len(heldout) >= cfg.eval_sentences:
-            break
-    corpus = " ".join(map(str, cfg.corpus))
-    if not train:
-        raise EliquareError(f"no usable sentences in {corpus} (at least {cfg.min_words} words and at most "
-                            f"{cfg.max_chars} characters each); give more text")
-    if not heldout:
-        raise EliquareError(f"no held-out sentences in {corpus} ({len(train)} read); give more text or raise "
-                            "--validation-fraction")
+    data = prepare_corpus(cfg.corpus, tokenizer, cfg.corpus_options, max_length=cfg.max_length,
+                          validation_fraction=cfg.validation_fraction, cache_dir=cfg.cache_dir, log=print)
+    train = list(data.train.select(range(min(cfg.max_steps * cfg.batch_size, len(data.train))))["input_ids"])
+    heldout = list(data.validation.select(range(min(cfg.eval_sentences, len(data.validation))))["input_ids"])
     return train, heldout
 
 
@@ -93,7 +76,7 @@ def _evaluate(model, collator, heldout_ids, device, batch_size: int = 64) -> dic
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "masked_tokens": total}
 
 
-def fit_head(cfg) -> int:
+def fit_head(cfg: FitHeadConfig) -> int:
     """``eliquare teacher fit-head``: fit and save; the output directory loads with AutoModelForMaskedLM."""
     import torch
 
@@ -115,9 +98,7 @@ def fit_head(cfg) -> int:
     model.to(device).eval()  # eval: no dropout in the frozen encoder
     params = _trainable_head_parameters(model)
 
-    train, heldout = _read_sentences(cfg)
-    encode = lambda texts: tokenizer(texts, truncation=True, max_length=cfg.max_length)["input_ids"]  # noqa: E731
-    train_ids, heldout_ids = encode(train), encode(heldout)
+    train_ids, heldout_ids = _read_ids(cfg, tokenizer)
     random.Random(cfg.seed).shuffle(train_ids)
     # uniform masking (no frequency smoothing); masks are seeded by batch content, so the held-out
     # set is masked the same way at every evaluation
@@ -125,7 +106,7 @@ def fit_head(cfg) -> int:
                             smoothing=0.0, seed=cfg.seed)
     n_params = sum(p.numel() for p in params)
     print(f"fitting the MLM head of {cfg.teacher} ({n_params:,} trainable parameters, encoder frozen) on "
-          f"{len(train):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: {len(heldout):,} "
+          f"{len(train_ids):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: {len(heldout_ids):,} "
           f"sentences, on {device}", flush=True)
 
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
@@ -170,14 +151,14 @@ def fit_head(cfg) -> int:
         "teacher_path": teacher.path,
         "teacher_had_mlm_head": teacher.has_mlm_head,
         "trainable_parameters": n_params,
-        "train_sentences": len(train),
-        "heldout_sentences": len(heldout),
+        "train_sentences": len(train_ids),
+        "heldout_sentences": len(heldout_ids),
         "heldout_masked_token_accuracy": final["heldout_accuracy"],
         "heldout_masked_token_accuracy_before": history[0]["heldout_accuracy"],
         "history": history,
         "seconds": round(time.perf_counter() - start_time, 1),
         "device": str(device),
-        "config": {k: v for k, v in vars(cfg).items()},
+        "config": to_dict(cfg),
     }
     _save(model, tokenizer, Path(teacher.path), out, report, overwrite=cfg.overwrite)
     print(f"held-out masked-token accuracy {report['heldout_masked_token_accuracy_before']:.2%} -> "

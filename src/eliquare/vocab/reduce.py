@@ -10,7 +10,6 @@ embeddings, MLM decoder and bias down to them. Works before distillation (on the
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import sys
@@ -21,6 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
+from eliquare.config import CorpusOptions, VocabReduceConfig
 from eliquare.errors import EliquareError, check_output_dir
 from eliquare.models import count_parameters, load_model
 from eliquare.vocab.families import family_for
@@ -190,18 +190,14 @@ def format_report(report: dict) -> str:
 # `eliquare vocab reduce`
 
 
-def reduce_on_corpus(model, tokenizer, corpus, *, min_words: int = 3, max_chars: int = 2000,
-                     max_sentences: int | None = None, **selection) -> ReductionResult:
+def reduce_on_corpus(model, tokenizer, corpus, options: CorpusOptions | None = None, **selection) -> ReductionResult:
     """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distillation reads them."""
     from eliquare.corpus import iter_sentences
 
-    sentences = iter_sentences(corpus, min_words=min_words, max_chars=max_chars)
-    if max_sentences is not None:
-        sentences = itertools.islice(sentences, max_sentences)
-    return reduce_vocabulary(model, tokenizer, sentences, **selection)
+    return reduce_vocabulary(model, tokenizer, iter_sentences(corpus, options), **selection)
 
 
-def reduce_command(cfg) -> Path:
+def reduce_command(cfg: VocabReduceConfig) -> Path:
     """``eliquare vocab reduce``: reduce a saved model's vocabulary to a corpus and write it to ``cfg.out``."""
     from eliquare.corpus import expand_paths
 
@@ -211,8 +207,8 @@ def reduce_command(cfg) -> Path:
     model, tokenizer, path = loaded.model, loaded.tokenizer, loaded.path
     if out.exists() and Path(path).exists() and out.resolve() == Path(path).resolve():
         raise EliquareError(f"--out {out} is the model's own directory; write the reduced model elsewhere")
-    result = reduce_on_corpus(model, tokenizer, cfg.corpus, min_words=cfg.min_words, max_chars=cfg.max_chars,
-                              max_sentences=cfg.max_sentences, min_fraction=cfg.min_fraction, min_count=cfg.min_count,
+    result = reduce_on_corpus(model, tokenizer, cfg.corpus, cfg.corpus_options, min_fraction=cfg.min_fraction,
+                              min_count=cfg.min_count,
                               max_size=cfg.max_size, report_sentences=cfg.report_sentences)
     result.report["model"] = cfg.model
     if out.exists():

@@ -1,0 +1,278 @@
+"""Preparing a corpus: clean sentences -> exact de-duplication -> 90:10 split -> cached token ids.
+
+Everything streams: sentences are written to Arrow files on disk as they are read, and the
+de-duplication and split are done in buckets on disk (``HashSpill``), so memory does not grow with
+the size of the corpus. The result is cached by a fingerprint of the corpus bytes, the tokenizer and
+the options, and reused by every later run (``distill`` and ``teacher fit-head`` alike).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from eliquare.config import CorpusOptions
+from eliquare.corpus.read import CorpusStats, expand_paths, is_validation, iter_sentences, sentence_hash
+from eliquare.errors import EliquareError
+
+DATA_FORMAT_VERSION = 2  # bump when the cleaning (corpus.read) or the tokenisation below changes meaning
+
+
+def file_fingerprint(files: Sequence[Path]) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for f in files:
+        h.update(str(f.resolve()).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        state = json.loads(backend.to_str())
+        state.pop("truncation", None)  # set and reset by every call with truncation=True: not the vocabulary
+        state.pop("padding", None)
+        payload = json.dumps(state, sort_keys=True)
+    else:
+        payload = json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("ELIQUARE_CACHE", Path.home() / ".cache" / "eliquare"))
+
+
+@dataclass
+class PreparedCorpus:
+    train: object  # datasets.Dataset with input_ids, length
+    validation: object
+    token_counts: object  # numpy int64 array of size vocab: token frequencies in train (for smoothing)
+    stats: CorpusStats
+    fingerprint: str
+    path: Path
+
+
+class HashSpill:
+    """Exact de-duplication and the train/validation split, with memory that does not grow with the corpus.
+
+    Each sentence's hash is appended, with its row number, to one of 256 bucket files on disk (by the
+    hash's top bits). ``splits`` then reads one bucket at a time, keeps the first row of every hash and
+    sends it to train or validation by ``is_validation``. What stays in memory is one byte per
+    sentence (its split: 0 duplicate, 1 train, 2 validation) and one bucket at a time: 16 bytes for
+    each of 1/256 of the sentences, instead of ~40 bytes for every sentence to sort them all at once.
+    """
+
+    BUCKET_BITS = 8
+    CHUNK = 1 << 18  # hashes buffered before they are spilled to their buckets
+    _RECORD = [("hash", "<i8"), ("row", "<i8")]
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.rows = 0
+        self._buffer = array("q")
+
+    def add(self, h: int) -> None:
+        self._buffer.append(h)
+        if len(self._buffer) >= self.CHUNK:
+            self._spill()
+
+    def _spill(self) -> None:
+        import numpy as np
+
+        if not self._buffer:
+            return
+        hashes = np.frombuffer(self._buffer, dtype=np.int64)
+        bucket = hashes >> (63 - self.BUCKET_BITS)
+        order = np.argsort(bucket, kind="stable")  # stable: rows stay ascending inside each bucket
+        records = np.empty(len(hashes), dtype=self._RECORD)
+        records["hash"], records["row"] = hashes[order], self.rows + order
+        bounds = np.searchsorted(bucket[order], np.arange((1 << self.BUCKET_BITS) + 1))
+        for b in np.flatnonzero(np.diff(bounds)):
+            with open(self.directory / f"{b:03d}.bin", "ab") as fh:
+                records[bounds[b]:bounds[b + 1]].tofile(fh)
+        self.rows += len(hashes)
+        self._buffer = array("q")
+
+    def splits(self, fraction: float):
+        """Per row, in order: 0 duplicate of an earlier row, 1 train, 2 validation (numpy int8)."""
+        import numpy as np
+
+        self._spill()
+        split_of = np.zeros(self.rows, dtype=np.int8)
+        for path in sorted(self.directory.glob("*.bin")):
+            records = np.fromfile(path, dtype=self._RECORD)
+            # rows ascend within a bucket, so after a stable sort by hash each hash's first row leads its run
+            order = np.argsort(records["hash"], kind="stable")
+            hashes = records["hash"][order]
+            first = order[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
+            split_of[records["row"][first]] = np.where(is_validation(records["hash"][first], fraction), 2, 1)
+            path.unlink()
+        return split_of
+
+
+SPLITS = ("train", "validation")
+# Rows per record batch of the raw sentence file, and tokens per record batch of the tokenised files.
+# Loading a memory-mapped Arrow file touches ~40-60 kB of pages per record batch, so small batches
+# (datasets' default is 1,000 rows) would put a share of the tokenised corpus in RSS at load time:
+# one batch per 4 M tokens (16 MB of ids) keeps that to a few MB for a 1 GB corpus.
+ARROW_BATCH = 10_000
+OUT_BATCH_TOKENS = 1 << 22
+
+
+def _arrow_batches(path: str, columns: list[str]):
+    """Record batches of an Arrow stream file (as ``ArrowWriter`` writes it), read with ordinary file reads."""
+    import pyarrow as pa
+
+    with pa.OSFile(path) as source:
+        for batch in pa.ipc.open_stream(source):
+            yield batch.select(columns)
+
+
+def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: CorpusOptions | None = None, *,
+                   max_length: int = 128, validation_fraction: float = 0.1,
+                   cache_dir: str | os.PathLike | None = None, log=print) -> PreparedCorpus:
+    """Read, clean, de-duplicate, split 90:10 and tokenise a corpus; cached on disk by fingerprint.
+
+    The cache key covers the corpus bytes, the tokenizer and these settings, so an unchanged
+    corpus is tokenised once and reused by every later run.
+    """
+    import datasets
+    import numpy as np
+
+    options = options or CorpusOptions()
+    files = expand_paths(paths)
+    settings = dict(max_length=max_length, min_words=options.min_words, max_chars=options.max_chars,
+                    validation_fraction=validation_fraction, max_sentences=options.max_sentences,
+                    version=DATA_FORMAT_VERSION)
+    key = hashlib.blake2b(json.dumps([file_fingerprint(files), tokenizer_fingerprint(tokenizer), settings],
+                                     sort_keys=True).encode(), digest_size=12).hexdigest()
+    root = Path(cache_dir) if cache_dir else default_cache_dir() / "corpora"
+    target = root / key
+    if (target / "done.json").is_file():
+        log(f"corpus: reusing tokenised data from {target}")
+        return _load_prepared(target, key)
+
+    datasets.disable_progress_bars()
+    work = root / f"{key}.partial"
+    shutil.rmtree(work, ignore_errors=True)  # what an interrupted run left behind
+    work.mkdir(parents=True)
+    log(f"corpus: reading {len(files)} file(s)")
+    # Every pass below streams an Arrow file with ordinary reads: a memory-mapped Dataset would keep
+    # every page a pass touches in this process's RSS, which would then grow with the corpus.
+    stats = CorpusStats()
+    raw_path = work / "raw.arrow"
+    split_of = _write_sentences(files, options, raw_path, work / "hashes", validation_fraction, stats, log)
+    counts = _tokenise_splits(raw_path, split_of, tokenizer, max_length, work, stats)
+    np.save(work / "token_counts.npy", counts)
+    (work / "done.json").write_text(json.dumps({"fingerprint": key, "stats": stats.as_dict(),
+                                                "settings": settings}, indent=1))
+    os.remove(raw_path)
+    if target.exists():
+        shutil.rmtree(target)
+    work.rename(target)
+    log(f"corpus: {stats.train} train / {stats.validation} validation sentences "
+        f"({stats.duplicates} duplicates dropped), cached in {target}")
+    return _load_prepared(target, key)
+
+
+def _write_sentences(files: list[Path], options: CorpusOptions, raw_path: Path, hash_dir: Path,
+                     validation_fraction: float, stats: CorpusStats, log):
+    """Stream the clean sentences into ``raw_path``; returns each row's split (0 duplicate, 1 train, 2 validation)."""
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    spill = HashSpill(hash_dir)
+    with ArrowWriter(features=datasets.Features({"text": datasets.Value("string")}), path=str(raw_path),
+                     writer_batch_size=ARROW_BATCH) as writer:
+        for sentence in iter_sentences(files, options, stats=stats):
+            writer.write({"text": sentence})
+            spill.add(sentence_hash(sentence))
+        n_raw, _ = writer.finalize()
+    if stats.undecodable_lines:
+        log(f"corpus: skipped {stats.undecodable_lines} line(s) that are not valid UTF-8")
+    if n_raw == 0:
+        raise EliquareError(
+            f"the corpus has no usable sentences (read {stats.lines} lines from {stats.files} file(s), "
+            f"{stats.undecodable_lines} not UTF-8, {stats.too_short} shorter than {options.min_words} words); "
+            "give UTF-8 text in the target language"
+        )
+    split_of = spill.splits(validation_fraction)  # exact de-duplication (first occurrence kept) and the split
+    n_train, n_val = int((split_of == 1).sum()), int((split_of == 2).sum())
+    stats.duplicates = n_raw - n_train - n_val
+    if n_train == 0 or n_val == 0:
+        raise EliquareError(
+            f"the corpus has only {n_train + n_val} distinct sentence(s), too few for a train/validation split; "
+            "give more text (a few hundred sentences at least)"
+        )
+    return split_of
+
+
+def _tokenise_splits(raw_path: Path, split_of, tokenizer, max_length: int, work: Path, stats: CorpusStats):
+    """One pass over the raw sentences: tokenise, write each to its split's Arrow file; returns train token counts."""
+    import datasets
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute  # noqa: F401  (pa.compute)
+    from datasets.arrow_writer import ArrowWriter
+
+    counts = np.zeros(len(tokenizer), dtype=np.int64)
+    features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
+                                  "length": datasets.Value("int64")})
+    writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow")) for split in SPLITS}
+    pending = {split: [] for split in SPLITS}  # tokenised tables not yet written, so record batches are large
+    pending_tokens = dict.fromkeys(SPLITS, 0)
+
+    def write_pending(split: str) -> None:
+        if pending[split]:
+            table = pa.concat_tables(pending[split])
+            writers[split].write_table(table, writer_batch_size=table.num_rows)  # one record batch
+            pending[split], pending_tokens[split] = [], 0
+
+    start = 0
+    for batch in _arrow_batches(str(raw_path), ["text"]):
+        where = split_of[start:start + batch.num_rows]
+        start += batch.num_rows
+        for code, split in enumerate(SPLITS, 1):
+            rows = np.flatnonzero(where == code)
+            if not len(rows):
+                continue
+            ids = tokenizer(batch.column("text").take(rows).to_pylist(), truncation=True, max_length=max_length,
+                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            column = pa.array(ids, type=pa.list_(pa.int32()))
+            pending[split].append(pa.table({"input_ids": column, "length": pa.compute.list_value_length(column)
+                                            .cast(pa.int64())}))
+            if split == "train":
+                counts += np.bincount(column.values.to_numpy(), minlength=len(counts))[: len(counts)]
+            pending_tokens[split] += len(column.values)
+            if pending_tokens[split] >= OUT_BATCH_TOKENS:
+                write_pending(split)
+    for split in SPLITS:
+        write_pending(split)
+    for split, writer in writers.items():
+        n, _ = writer.finalize()  # closes the file
+        setattr(stats, split, n)
+    return counts
+
+
+def _load_prepared(target: Path, key: str) -> PreparedCorpus:
+    import datasets
+    import numpy as np
+
+    info = json.loads((target / "done.json").read_text())
+    return PreparedCorpus(
+        train=datasets.Dataset.from_file(str(target / "train.arrow")),
+        validation=datasets.Dataset.from_file(str(target / "validation.arrow")),
+        token_counts=np.load(target / "token_counts.npy"),
+        stats=CorpusStats(**info["stats"]),
+        fingerprint=key,
+        path=target,
+    )

@@ -1,0 +1,281 @@
+"""Reading a corpus: files, directories, compressed files and Wikipedia dumps -> clean sentences.
+
+Section 4 of the paper: the student is distilled on target-language text only (the language's
+Wikipedia). A corpus is streamed line by line (or page by page for a MediaWiki dump); which
+sentences are kept is ``CorpusOptions``; ``sentence_hash`` and ``is_validation`` decide the
+90:10 train/validation split, here so that every reader of a corpus splits it the same way.
+Changing what comes out of here changes cached corpora: bump ``prepare.DATA_FORMAT_VERSION``.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Iterable, Iterator, Sequence
+
+from eliquare.config import CorpusOptions
+from eliquare.errors import EliquareError
+
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_SKIP_NAMES = re.compile(r"^(readme|license|licence|copying|citation)\b|^\.", re.IGNORECASE)
+_TOKEN_PER_LINE = (".conllu", ".conll", ".bio", ".iob")
+# A sentence ends at . ! ? (and the Devanagari danda, Arabic/Urdu stops, ellipsis) followed by space
+# and something that can start a sentence; a single capital letter before the stop is an initial.
+_SENTENCE_END = re.compile(
+    r"(?<![\s.][A-Z][.])(?:(?<=[.!?\u0964\u0965\u06d4\u061f\u2026])|(?<=[.!?\u0964\u0965\u06d4\u061f\u2026][\"'\u201d\u00bb)]))"
+    r"\s+(?=[\"'\u201c\u00ab(]*[^\W\d_a-z]|\d)"
+)
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass
+class CorpusStats:
+    """What reading a corpus kept and dropped (shown to the user, stored in distillation.json)."""
+
+    files: int = 0
+    lines: int = 0
+    undecodable_lines: int = 0
+    sentences: int = 0
+    too_short: int = 0
+    too_long: int = 0
+    duplicates: int = 0
+    train: int = 0
+    validation: int = 0
+    skipped_files: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# files
+
+
+def expand_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files named directly, and every file below a named directory (sorted, hidden files skipped)."""
+    if not paths:
+        raise EliquareError("no corpus given; pass one or more text files, directories or Wikipedia dumps")
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and not _SKIP_NAMES.match(f.name)
+                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            if not found:
+                raise EliquareError(f"corpus directory {p} holds no files; point --corpus at text files")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise EliquareError(f"corpus file {p} does not exist; check the path given to --corpus")
+    return files
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    opener = _OPENERS.get(path.suffix.lower())
+    return opener(path, "rb") if opener else open(path, "rb")
+
+
+def _is_mediawiki_dump(path: Path) -> bool:
+    name = path.name.lower()
+    if ".xml" not in name:
+        return False
+    try:
+        with _open_binary(path) as fh:
+            head = fh.read(2048)
+    except (OSError, EOFError, lzma.LZMAError):
+        return False
+    return b"<mediawiki" in head
+
+
+def _plain_name(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in _OPENERS:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str]:
+    """Lines of a (possibly compressed) file; lines that are not UTF-8 are skipped and counted."""
+    try:
+        with _open_binary(path) as fh:
+            for raw in fh:
+                stats.lines += 1
+                try:
+                    yield raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError:
+                    stats.undecodable_lines += 1
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise EliquareError(f"cannot read corpus file {path} ({e}); is the file complete and not corrupt?") from None
+
+
+def _token_per_line_texts(lines: Iterable[str]) -> Iterator[str]:
+    """CoNLL-U / `token TAG` / `idx token tag` files: rebuild each sentence from its word column."""
+    words: list[str] = []
+    for line in lines:
+        if not line.strip():
+            if words:
+                yield " ".join(words)
+                words = []
+            continue
+        if line.startswith("#"):
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        if len(cols) >= 2 and re.fullmatch(r"\d+(?:[-.]\d+)?", cols[0]):
+            if "-" in cols[0] or "." in cols[0]:
+                continue  # multi-word token ranges and empty nodes: the words follow
+            words.append(cols[1])
+        else:
+            words.append(cols[0])
+    if words:
+        yield " ".join(words)
+
+
+def _squad_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
+    """SQuAD-style JSON (Wikipedia QA sets): the unique paragraph contexts."""
+    try:
+        with _open_binary(path) as fh:
+            data = json.load(io.TextIOWrapper(fh, encoding="utf-8", errors="strict"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        stats.skipped_files.append(str(path))
+        return
+    seen: set[str] = set()
+    articles = data.get("data", []) if isinstance(data, dict) else []
+    for article in articles:
+        if not isinstance(article, dict):
+            continue
+        # nested SQuAD (data -> paragraphs -> context) or flat (data -> context), as ParaShoot has it
+        for para in article.get("paragraphs", [article]):
+            ctx = para.get("context") if isinstance(para, dict) else None
+            if isinstance(ctx, str) and ctx not in seen:
+                seen.add(ctx)
+                yield from ctx.splitlines()
+    if not seen:
+        stats.skipped_files.append(str(path))
+
+
+def wikitext_to_text(wikitext: str) -> str:
+    """Plain text of one article, by mwparserfromhell: templates, tables, references, headings,
+    files and categories go; link texts stay."""
+    import mwparserfromhell
+
+    code = mwparserfromhell.parse(wikitext)
+    for node in list(code.nodes):
+        drop = False
+        if isinstance(node, mwparserfromhell.nodes.Heading):
+            drop = True
+        elif isinstance(node, mwparserfromhell.nodes.Tag) and str(node.tag).lower() in ("ref", "table", "gallery",
+                                                                                          "math", "code", "pre"):
+            drop = True
+        elif isinstance(node, mwparserfromhell.nodes.Wikilink) and ":" in str(node.title).strip(":"):
+            drop = True  # File:, Category:, interlanguage links
+        if drop:
+            try:
+                code.remove(node)
+            except ValueError:
+                pass
+    text = code.strip_code(normalize=True, collapse=True)
+    return text
+
+
+def _wiki_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
+    """A MediaWiki XML dump, streamed page by page (main namespace, no redirects)."""
+    import mwxml
+
+    try:
+        with _open_binary(path) as fh:
+            dump = mwxml.Dump.from_file(fh)
+            for page in dump:
+                if page.namespace != 0 or page.redirect:
+                    for _ in page:
+                        pass
+                    continue
+                text = None
+                for revision in page:
+                    text = revision.text  # pages-articles dumps hold one revision; keep the last
+                if text:
+                    stats.lines += 1
+                    yield from wikitext_to_text(text).splitlines()
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise EliquareError(f"cannot read Wikipedia dump {path} ({e}); is the file complete?") from None
+    except Exception as e:  # mwxml raises plain errors on malformed XML
+        if type(e).__module__.startswith(("xml", "mwxml", "mwtypes")):
+            raise EliquareError(f"Wikipedia dump {path} is not well-formed XML ({e}); re-download it") from None
+        raise
+
+
+def iter_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
+    """Raw text lines (paragraphs) of one corpus file, whatever its format."""
+    name = _plain_name(path)
+    if _is_mediawiki_dump(path):
+        yield from _wiki_texts(path, stats)
+    elif name.endswith(".json"):
+        yield from _squad_texts(path, stats)
+    elif name.endswith(_TOKEN_PER_LINE):
+        yield from _token_per_line_texts(_decoded_lines(path, stats))
+    else:
+        yield from _decoded_lines(path, stats)
+
+
+# ---------------------------------------------------------------------------------------------
+# sentences
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split a paragraph into sentences at terminal punctuation followed by a likely sentence start."""
+    return [s for s in (part.strip() for part in _SENTENCE_END.split(text)) if s]
+
+
+def clean_sentence(text: str) -> str:
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
+
+
+def iter_sentences(paths: Sequence[str | os.PathLike], options: CorpusOptions | None = None, *,
+                   stats: CorpusStats | None = None) -> Iterator[str]:
+    """Clean sentences from files, directories, compressed files and MediaWiki dumps, streamed.
+
+    Sentences with fewer than ``options.min_words`` words or more than ``options.max_chars`` characters,
+    and text without any letter, are dropped (and counted in ``stats``); at most ``options.max_sentences``
+    are yielded. Duplicates are *not* removed here.
+    """
+    options = options or CorpusOptions()
+    stats = stats if stats is not None else CorpusStats()
+    yielded = 0
+    for path in expand_paths(paths):
+        stats.files += 1
+        for text in iter_texts(path, stats):
+            for sentence in split_sentences(text):
+                sentence = clean_sentence(sentence)
+                if not sentence or not any(ch.isalpha() for ch in sentence):
+                    continue
+                if len(sentence.split()) < options.min_words:
+                    stats.too_short += 1
+                    continue
+                if len(sentence) > options.max_chars:
+                    stats.too_long += 1
+                    continue
+                stats.sentences += 1
+                yielded += 1
+                yield sentence
+                if yielded == options.max_sentences:
+                    return
+
+
+def sentence_hash(sentence: str) -> int:
+    """A stable 63-bit hash: drives both exact de-duplication and the train/validation split."""
+    return int.from_bytes(hashlib.blake2b(sentence.encode("utf-8"), digest_size=8).digest(), "big") >> 1
+
+
+def is_validation(h, fraction: float):
+    # the split depends only on the sentence itself: deterministic, order-free, streamable
+    # (``h``: one hash or a numpy array of them)
+    return (h % 1_000_003) < fraction * 1_000_003

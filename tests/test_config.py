@@ -1,0 +1,51 @@
+"""eliquare.config: one dataclass per stage, built from defaults < YAML < flags; option groups given flat."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from eliquare.config import (CorpusOptions, DistillConfig, FitHeadConfig, VocabReduceConfig, add_dataclass_arguments,
+                             build_config, config_from_cli)
+from eliquare.errors import EliquareError
+
+
+def _parse(cls, argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    add_dataclass_arguments(parser, cls)
+    return parser.parse_args(argv)
+
+
+@pytest.mark.parametrize("cls", [DistillConfig, VocabReduceConfig, FitHeadConfig])
+def test_corpus_options_are_flat_flags_and_one_object(cls):
+    argv = ["--corpus", "c.txt", "--out", "o", "--min-words", "5", "--max-sentences", "100"]
+    if cls is VocabReduceConfig:
+        argv += ["--model", "m"]
+    cfg = config_from_cli(cls, _parse(cls, argv))
+    assert cfg.corpus_options == CorpusOptions(min_words=5, max_chars=2000, max_sentences=100)
+    with pytest.raises(SystemExit):  # the group itself is not an option
+        _parse(cls, argv + ["--corpus-options", "x"])
+
+
+def test_yaml_gives_a_group_flat_or_nested_and_flags_win(tmp_path):
+    (tmp_path / "a.yaml").write_text("corpus: [c.txt]\nout: o\nmin_words: 4\n")
+    (tmp_path / "b.yaml").write_text("corpus: [c.txt]\nout: o\ncorpus_options: {min-words: 6, max_chars: 99}\n")
+    a = config_from_cli(DistillConfig, _parse(DistillConfig, ["--config", str(tmp_path / "a.yaml")]))
+    b = config_from_cli(DistillConfig, _parse(DistillConfig, ["--config", str(tmp_path / "b.yaml"), "--max-chars", "50"]))
+    assert (a.corpus_options.min_words, a.corpus_options.max_chars) == (4, 2000)
+    assert (b.corpus_options.min_words, b.corpus_options.max_chars) == (6, 50)
+
+
+def test_bad_options_are_named():
+    with pytest.raises(EliquareError, match="unknown option 'min_word'"):
+        build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "min_word": 3}))
+    with pytest.raises(EliquareError, match="'corpus_options' has no option 'temperature'"):
+        build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "corpus_options": {"temperature": 3}}))
+    with pytest.raises(EliquareError, match="option 'max_sentences' got 'many'"):
+        build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "max_sentences": "many"}))
+    with pytest.raises(EliquareError, match="max_sentences must be at least 1"):
+        build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "max_sentences": 0}))
+    with pytest.raises(EliquareError, match="missing required option\\(s\\) --out"):
+        build_config(DistillConfig, ("x", {"corpus": ["c"]}))
