@@ -43,8 +43,8 @@ from eliquare.masking import IGNORE_INDEX  # noqa: E402
 from eliquare.models import use_masked_lm_forward  # noqa: E402
 from eliquare.student import build_student, select_layers  # noqa: E402
 
-WEIGHTS = LossWeights(ce=5.0, cos=1.0, mlm=2.0)
-TEMPERATURE = 2.0
+WEIGHTS = LossWeights(**DistillConfig(corpus=[], out="").loss_weights(teacher_has_head=True))  # the paper's
+TEMPERATURE = DistillConfig.temperature  # the paper's
 VARIANTS = {
     "a": "(a) reference: full-vocab logits everywhere",
     "b": "(b) eliquare: projection at masked positions",

@@ -236,6 +236,9 @@ class CorpusOptions:
             raise EliquareError("max_sentences must be at least 1 (leave it out to read the whole corpus)")
 
 
+PAPER_ALPHA_CE = 5.0  # the soft-target term's weight in Eq. 4 (a_cos 1 and a_mlm 2 are the defaults below)
+
+
 @dataclasses.dataclass
 class DistillConfig:
     """`eliquare distill`: every option of the distillation stage (defaults: the paper's)."""
@@ -252,7 +255,8 @@ class DistillConfig:
     )
     # Eq. 4-8: the losses
     alpha_ce: Optional[float] = field(
-        None, help="weight of the soft-target cross-entropy (paper: 5; default 5, or 0 if the teacher has no MLM head)"
+        None, help=f"weight of the soft-target cross-entropy (paper: {PAPER_ALPHA_CE:g}; default {PAPER_ALPHA_CE:g}, "
+        "or 0 if the teacher has no MLM head)"
     )
     alpha_cos: float = field(1.0, help="weight of the cosine loss on hidden states (paper: 1)")
     hidden_loss: Optional[Literal["cosine", "centred-cosine"]] = field(
@@ -347,7 +351,24 @@ class DistillConfig:
             raise EliquareError("health_sentences must be 0 (off) or at least 3, e.g. 128")
         if self.probe is not None and not self.health_sentences:
             raise EliquareError("--probe needs the health measures; drop --health-sentences 0")
+        if not 0 <= self.warmup_ratio <= 1:
+            raise EliquareError("warmup_ratio is a share of the steps: give a value from 0 to 1, e.g. 0.05")
+        if self.alpha_ce is not None and not (self.alpha_ce or self.alpha_cos or self.alpha_mlm):
+            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
         check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
+
+    def loss_weights(self, teacher_has_head: bool) -> dict[str, float]:
+        """Eq. 4's weights of this run. The soft-target term needs the teacher's MLM head: without one it is off,
+        and refused if asked for."""
+        if not teacher_has_head and self.alpha_ce:
+            raise EliquareError(
+                f"teacher {self.teacher} has no trained MLM head, so the soft-target term (alpha_ce={self.alpha_ce}) "
+                "cannot be computed; drop --alpha-ce (or set it to 0), or fit a head with `eliquare teacher fit-head`"
+            )
+        ce = (PAPER_ALPHA_CE if self.alpha_ce is None else self.alpha_ce) if teacher_has_head else 0.0
+        if not (ce or self.alpha_cos or self.alpha_mlm):
+            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
+        return {"ce": ce, "cos": self.alpha_cos, "mlm": self.alpha_mlm}
 
 
 # --- downstream evaluation (eliquare.evaluate, eliquare.report) --------------------------------

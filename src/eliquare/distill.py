@@ -20,7 +20,7 @@ import shutil
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ from eliquare.errors import EliquareError
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
-from eliquare.recipe import PAPER_LEARNING_RATE, resolve_recipe
+from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
 from eliquare.models import count_parameters, masked_lm_logits, use_masked_lm_forward
 from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher
@@ -233,27 +233,6 @@ class DistillProgress(ProgressCallback):
             self.training_bar.set_postfix(postfix, refresh=True)
 
 
-def resolve_weights(cfg: DistillConfig, teacher_has_head: bool, log) -> LossWeights:
-    """The CE term needs the teacher's MLM head: without one it is switched off (or refused if asked for)."""
-    alpha_ce = cfg.alpha_ce
-    if not teacher_has_head:
-        if alpha_ce:
-            raise EliquareError(
-                f"teacher {cfg.teacher} has no trained MLM head, so the soft-target term (alpha_ce={alpha_ce}) "
-                "cannot be computed; drop --alpha-ce (or set it to 0), or fit a head with `eliquare teacher fit-head`"
-            )
-        if alpha_ce is None:
-            log(f"notice: teacher {cfg.teacher} has no trained MLM head; the soft-target (CE) term is off and the "
-                "student's new MLM head is trained by the MLM term (the paper's L_cos + L_mlm setting)")
-        alpha_ce = 0.0
-    elif alpha_ce is None:
-        alpha_ce = 5.0
-    weights = LossWeights(ce=alpha_ce, cos=cfg.alpha_cos, mlm=cfg.alpha_mlm)
-    if not (weights.ce or weights.cos or weights.mlm):
-        raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
-    return weights
-
-
 def check_output_dir(cfg: DistillConfig) -> Path:
     """Refuse to write over a user's directory unless asked; --resume continues in it."""
     out = Path(cfg.out)
@@ -282,7 +261,7 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
         learning_rate=PAPER_LEARNING_RATE,  # replaced by the recipe's once the teacher is loaded (see distill)
         adam_epsilon=cfg.adam_epsilon,
         weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_ratio,
+        warmup_steps=0,  # cfg.warmup_ratio of the steps, set once the corpus is known (see distill)
         lr_scheduler_type="linear",
         max_grad_norm=cfg.max_grad_norm,
         num_train_epochs=cfg.epochs,
@@ -335,6 +314,45 @@ def health_monitor(cfg: DistillConfig, teacher, student, data, log) -> HealthMon
     return monitor
 
 
+@dataclass
+class Plan:
+    """What a run will do, settled once the teacher and the corpus are known."""
+
+    weights: LossWeights
+    recipe: Recipe
+    objective: Objective
+    total_steps: int  # optimizer steps of the whole run (the Trainer's count)
+    head_warmup_steps: int  # steps in which a fresh head's MLM gradient stays in the head
+
+
+def optimizer_steps(cfg: DistillConfig, train_sentences: int, world_size: int) -> int:
+    """Optimizer steps of the run, counted as the Trainer counts them (a partial accumulation ends an epoch)."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    batches = math.ceil(train_sentences / (cfg.batch_size * world_size))
+    return math.ceil(max(math.ceil(batches / cfg.gradient_accumulation), 1) * cfg.epochs)
+
+
+def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: int, world_size: int, log) -> Plan:
+    weights = LossWeights(**cfg.loss_weights(teacher.has_mlm_head))
+    if not teacher.has_mlm_head and cfg.alpha_ce is None:
+        log(f"notice: teacher {cfg.teacher} has no trained MLM head; the soft-target (CE) term is off and the "
+            "student's new MLM head is trained by the MLM term (the paper's L_cos + L_mlm setting)")
+    recipe = resolve_recipe(cfg, cfg.batch_size * cfg.gradient_accumulation * world_size,
+                            fresh_head=not teacher.has_mlm_head)
+    log(f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss} on {recipe.hidden_layers} layers, "
+        f"peak learning rate {recipe.learning_rate:.2e}"
+        + (f"; the fresh MLM head trains alone (its gradient kept from the encoder) for {recipe.head_warmup:.0%} of "
+           "the steps" if recipe.head_warmup else ""))
+    n_teacher_layers = teacher.model.config.num_hidden_layers
+    objective = Objective(weights, cfg.temperature, centre=recipe.hidden_loss == "centred-cosine",
+                          hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers))
+                          if recipe.hidden_layers == "mapped" else ())
+    total = optimizer_steps(cfg, train_sentences, world_size)
+    head_warmup = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total)
+    return Plan(weights, recipe, objective, total, head_warmup)
+
+
 def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
     """Run the whole distillation stage; returns the student directory.
 
@@ -355,86 +373,90 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     teacher = load_teacher(cfg.teacher)
     reduction = None
     if cfg.vocab_reduce == "pre":  # Section 5 before distillation: the student inherits the smaller vocabulary
-        reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg))
+        reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
+                                     **_vocab_selection(cfg))
         teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
-    weights = resolve_weights(cfg, teacher.has_mlm_head, log)
-    recipe = resolve_recipe(cfg, cfg.batch_size * cfg.gradient_accumulation * args.world_size,
-                            fresh_head=not teacher.has_mlm_head)
-    args.learning_rate = recipe.learning_rate
-    log(f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss} on {recipe.hidden_layers} layers, "
-        f"peak learning rate {recipe.learning_rate:.2e}"
-        + (f"; the fresh MLM head trains alone (its gradient kept from the encoder) for {recipe.head_warmup:.0%} of "
-           "the steps" if recipe.head_warmup else ""))
-    n_teacher_layers = teacher.model.config.num_hidden_layers
-    layers = select_layers(n_teacher_layers, cfg.student_layers, cfg.layer_map)
+    layers = select_layers(teacher.model.config.num_hidden_layers, cfg.student_layers, cfg.layer_map)
     with args.main_process_first(desc="preparing the corpus"):
         data = prepare_corpus(cfg.corpus, teacher.tokenizer, cfg.corpus_options, max_length=cfg.max_length,
                               validation_fraction=cfg.validation_fraction, cache_dir=cfg.cache_dir, log=log)
+    plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log)
+    args.learning_rate = plan.recipe.learning_rate
+    args.warmup_steps = math.ceil(cfg.warmup_ratio * plan.total_steps)
     student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
     health = health_monitor(cfg, teacher, student, data, log)
-    objective = Objective(weights, cfg.temperature, centre=recipe.hidden_loss == "centred-cosine",
-                          hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers))
-                          if recipe.hidden_layers == "mapped" else ())
-    per_epoch = math.ceil(len(data.train) / (cfg.batch_size * args.world_size)) // cfg.gradient_accumulation
-    total_steps = cfg.max_steps if cfg.max_steps > 0 else math.ceil(max(per_epoch, 1) * cfg.epochs)
-    head_warmup_steps = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total_steps)
-    log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, {n_teacher_layers} layers); "
-        f"student: {count_parameters(student):,} parameters, layers {[i + 1 for i in layers]} of the teacher")
-    collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
-                            mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
-                            smoothing=cfg.mlm_smoothing, seed=cfg.seed)
-    trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
-                                  data_collator=collator, processing_class=teacher.tokenizer,
-                                  teacher=teacher.model, objective=objective, head_warmup_steps=head_warmup_steps,
-                                  health=health, stop_on_collapse=cfg.stop_on_collapse,
-                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
-    if cfg.max_minutes:
-        trainer.add_callback(TimeBudget(cfg.max_minutes))
-    trainer.remove_callback(ProgressCallback)
-    trainer.add_callback(DistillProgress())
+    log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
+        f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
+        f"layers {[i + 1 for i in layers]} of the teacher")
+    trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks)
     train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
 
     # load_best_model_at_end has put the best checkpoint's weights back into the student
     trainer.save_model(str(out))
     if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
-        reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg))
+        reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
+                                     **_vocab_selection(cfg))
         student.save_pretrained(out)
     if reduction is not None and is_main:
         save_tokenizer(reduction.tokenizer, reduction.slow_files, out)
         log(format_report(reduction.report))
-    history = [{k: v for k, v in e.items()} for e in trainer.state.log_history if "eval_loss" in e]
     if is_main:
-        record = {
-            "eliquare_version": __version__,
-            "teacher": cfg.teacher,
-            "teacher_path": teacher.path,
-            "teacher_has_mlm_head": teacher.has_mlm_head,
-            "teacher_layers": n_teacher_layers,
-            "teacher_parameters": count_parameters(teacher.model),
-            "student_layers": len(layers),
-            "student_parameters": count_parameters(student),
-            "layer_map": cfg.layer_map,
-            "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
-            "loss_weights": asdict(weights),
-            "temperature": cfg.temperature,
-            "recipe": recipe.as_dict(),
-            "data_fingerprint": data.fingerprint,
-            "corpus": [str(p) for p in cfg.corpus],
-            "corpus_stats": data.stats.as_dict(),
-            "epochs": trainer.state.epoch,
-            "steps": trainer.state.global_step,
-            "validation": history,
-            "best_validation_loss": trainer.state.best_metric,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
-            "tokens_seen": trainer.state.num_input_tokens_seen,
-            "train_metrics": train_result.metrics,  # runtime, samples/s, tokens/s (non-padding) of this session
-            "wall_seconds": round(time.time() - started, 1),
-            "vocab_reduce": reduction.report if reduction is not None else None,
-            "health": health.references() if health is not None else None,  # per evaluation: in "validation"
-            "config": asdict(cfg),
-        }
+        record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
+                            started)
         (out / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
         log(f"student written to {out} (best validation distillation loss {trainer.state.best_metric:.4f})")
     return out
+
+
+def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, student, data, plan: Plan,
+                         health: HealthMonitor | None, callbacks) -> DistillationTrainer:
+    collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
+                            mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
+                            smoothing=cfg.mlm_smoothing, seed=cfg.seed)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
+                                  data_collator=collator, processing_class=teacher.tokenizer,
+                                  teacher=teacher.model, objective=plan.objective,
+                                  head_warmup_steps=plan.head_warmup_steps, health=health,
+                                  stop_on_collapse=cfg.stop_on_collapse,
+                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
+    if cfg.max_minutes:
+        trainer.add_callback(TimeBudget(cfg.max_minutes))
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(DistillProgress())
+    return trainer
+
+
+def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, trainer, train_result, reduction,
+               health, started: float) -> dict:
+    """``distillation.json``: what was distilled from what, how, and how every evaluation went."""
+    return {
+        "eliquare_version": __version__,
+        "teacher": cfg.teacher,
+        "teacher_path": teacher.path,
+        "teacher_has_mlm_head": teacher.has_mlm_head,
+        "teacher_layers": teacher.model.config.num_hidden_layers,
+        "teacher_parameters": count_parameters(teacher.model),
+        "student_layers": len(layers),
+        "student_parameters": count_parameters(student),
+        "layer_map": cfg.layer_map,
+        "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
+        "loss_weights": asdict(plan.weights),
+        "temperature": cfg.temperature,
+        "recipe": plan.recipe.as_dict(),
+        "data_fingerprint": data.fingerprint,
+        "corpus": [str(p) for p in cfg.corpus],
+        "corpus_stats": data.stats.as_dict(),
+        "epochs": trainer.state.epoch,
+        "steps": trainer.state.global_step,
+        "validation": [dict(e) for e in trainer.state.log_history if "eval_loss" in e],
+        "best_validation_loss": trainer.state.best_metric,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "tokens_seen": trainer.state.num_input_tokens_seen,
+        "train_metrics": train_result.metrics,  # runtime, samples/s, tokens/s (non-padding) of this session
+        "wall_seconds": round(time.time() - started, 1),
+        "vocab_reduce": reduction.report if reduction is not None else None,
+        "health": health.references() if health is not None else None,  # per evaluation: in "validation"
+        "config": asdict(cfg),
+    }

@@ -41,9 +41,11 @@ def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 @dataclass(frozen=True)
 class LossWeights:
-    ce: float = 5.0
-    cos: float = 1.0
-    mlm: float = 2.0
+    """a_ce, a_cos, a_mlm of Eq. 4; a run's come from its config (``DistillConfig.loss_weights``; paper: 5, 1, 2)."""
+
+    ce: float
+    cos: float
+    mlm: float
 
     def combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Eq. 4: the weighted sum; a term whose weight is 0 is not computed at all."""
@@ -62,7 +64,7 @@ class LossWeights:
 class Objective:
     """What the loss step computes: the weights (Eq. 4), the temperature (Eq. 5-6) and the hidden-state term."""
 
-    weights: LossWeights = LossWeights()
-    temperature: float = 2.0
+    weights: LossWeights
+    temperature: float
     centre: bool = False  # the hidden-state term on centred states (eliquare's recipe; the paper: False)
     hidden_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) hidden-state indices; (): last layers (Eq. 7)

