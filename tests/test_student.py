@@ -16,11 +16,16 @@ def test_alternate_map_is_2n_minus_1():
     assert select_layers(12, 3, "2,4,12") == [1, 3, 11]
 
 
+def test_evenly_spaced_map_and_its_old_name():
+    assert [i + 1 for i in select_layers(12, 4)] == [1, 4, 7, 10]
+    assert select_layers(12, 4, "alternate") == select_layers(12, 4, "evenly-spaced") == [0, 3, 6, 9]
+
+
 @pytest.mark.parametrize("bad, message", [
     ("1,3", "lists 2 layers"),
     ("0,3,5", "between 1 and 12"),
     ("1,1,5", "distinct"),
-    ("middle", "not alternate"),
+    ("middle", "not evenly-spaced"),
 ])
 def test_bad_layer_maps(bad, message):
     with pytest.raises(EliquareError, match=message):

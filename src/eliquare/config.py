@@ -249,8 +249,9 @@ class DistillConfig:
     # Section 3: the student
     student_layers: int = field(6, help="number of transformer layers of the student")
     layer_map: str = field(
-        "alternate",
-        help="which teacher layers initialise the student: alternate (layer n <- 2n-1), first, last, "
+        "evenly-spaced",
+        help="which teacher layers initialise the student: evenly-spaced (layer n <- 2n-1 for 6 of 12; alias "
+        "alternate), first, last, "
         "or a comma-separated list of 1-based teacher layers such as 1,3,5,7,9,11",
     )
     # Eq. 4-8: the losses

@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from eliquare.config import HealthConfig
+
 #: a student is flagged as collapsing when its last-layer pairwise cosine exceeds both the teacher's and
 #: the initialisation's by more than this
 COLLAPSE_MARGIN = 0.1
@@ -270,7 +272,7 @@ def reference_models(teacher_spec: str, tokenizer, layers: Sequence[int] | None 
     return teacher.model, initial
 
 
-def health_command(cfg) -> dict:
+def health_command(cfg: HealthConfig) -> dict:
     """`eliquare health`: collapse, agreement and probes of each model beside its teacher and initialisation."""
     import json
     from pathlib import Path

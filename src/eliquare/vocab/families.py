@@ -12,14 +12,15 @@ from types import ModuleType
 from eliquare.errors import EliquareError
 from eliquare.vocab import bpe, unigram, wordpiece
 
-FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (wordpiece, unigram, bpe)}
+TOKENIZER_FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (wordpiece, unigram, bpe)}
 SUPPORTED = "WordPiece (BERT, mBERT), Unigram (XLM-R, multilingual-e5) and byte-level BPE (RoBERTa, GPT-2)"
 
 
-def family_for(tj: dict) -> ModuleType:
+def tokenizer_family(tj: dict) -> ModuleType:
+    """The family module of a ``tokenizer.json``, after checking that it can reduce this variant."""
     kind = tj.get("model", {}).get("type")
-    if kind not in FAMILIES:
+    if kind not in TOKENIZER_FAMILIES:
         raise EliquareError(f"tokenizer type '{kind}' cannot be reduced; supported: {SUPPORTED}")
-    family = FAMILIES[kind]
+    family = TOKENIZER_FAMILIES[kind]
     family.check(tj)
     return family

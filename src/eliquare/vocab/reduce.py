@@ -23,7 +23,7 @@ import numpy as np
 from eliquare.config import CorpusOptions, VocabReduceConfig
 from eliquare.errors import EliquareError, check_output_dir
 from eliquare.models import count_parameters, load_model
-from eliquare.vocab.families import family_for
+from eliquare.vocab.families import tokenizer_family
 from eliquare.vocab.select import TokenCounts, count_tokens, frequency_threshold, select_ids
 from eliquare.vocab.slicing import slice_vocabulary
 from eliquare.vocab.tokenizer_json import (added_token_mask, id_to_token, load_reduced_tokenizer,
@@ -79,7 +79,7 @@ def select_vocabulary(tokenizer, sentences: Iterable[str], *, min_fraction: floa
                       report_sentences: int = 50_000) -> Selection:
     """Count the subwords of ``tokenizer`` on ``sentences`` and choose the ones to keep (see ``reduce_vocabulary``)."""
     tj = tokenizer_json(tokenizer)
-    family = family_for(tj)
+    family = tokenizer_family(tj)
     tokens = id_to_token(tokenizer)
     counts = count_tokens(tokenizer.backend_tokenizer, sentences, sample_size=report_sentences, tokenizer_json=tj)
     added = added_token_mask(tj, len(tokens))
