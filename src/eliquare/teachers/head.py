@@ -106,14 +106,37 @@ def fit_head(cfg: FitHeadConfig) -> int:
                             smoothing=0.0, seed=cfg.seed)
     n_params = sum(p.numel() for p in params)
     print(f"fitting the MLM head of {cfg.teacher} ({n_params:,} trainable parameters, encoder frozen) on "
-          f"{len(train_ids):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: {len(heldout_ids):,} "
-          f"sentences, on {device}", flush=True)
+          f"{len(train_ids):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: "
+          f"{len(heldout_ids):,} sentences, on {device}", flush=True)
+    history = _train_head(cfg, model, params, collator, train_ids, heldout_ids, device)
+    report = {
+        "teacher": cfg.teacher,
+        "teacher_path": teacher.path,
+        "teacher_had_mlm_head": teacher.has_mlm_head,
+        "trainable_parameters": n_params,
+        "train_sentences": len(train_ids),
+        "heldout_sentences": len(heldout_ids),
+        "heldout_masked_token_accuracy": history[-1]["heldout_accuracy"],
+        "heldout_masked_token_accuracy_before": history[0]["heldout_accuracy"],
+        "history": history,
+        "seconds": round(time.perf_counter() - start_time, 1),
+        "device": str(device),
+        "config": to_dict(cfg),
+    }
+    _save(model, tokenizer, Path(teacher.path), out, report, overwrite=cfg.overwrite)
+    print(f"held-out masked-token accuracy {report['heldout_masked_token_accuracy_before']:.2%} -> "
+          f"{report['heldout_masked_token_accuracy']:.2%}; wrote {out} (report in {out / REPORT})")
+    return 0
+
+
+def _train_head(cfg: FitHeadConfig, model, params: list, collator, train_ids, heldout_ids, device) -> list[dict]:
+    """AdamW on the head's parameters, linear warm-up (10%) and decay; held-out accuracy every ``eval_steps``."""
+    import torch
 
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / max(1, cfg.max_steps - warmup))))
-
     history = []
 
     def measure(step: int, train_loss: float | None) -> None:
@@ -144,26 +167,7 @@ def fit_head(cfg: FitHeadConfig) -> int:
         if step % cfg.eval_steps == 0 or step == cfg.max_steps:
             measure(step, running / max(count, 1))
             running, count = 0.0, 0
-
-    final = history[-1]
-    report = {
-        "teacher": cfg.teacher,
-        "teacher_path": teacher.path,
-        "teacher_had_mlm_head": teacher.has_mlm_head,
-        "trainable_parameters": n_params,
-        "train_sentences": len(train_ids),
-        "heldout_sentences": len(heldout_ids),
-        "heldout_masked_token_accuracy": final["heldout_accuracy"],
-        "heldout_masked_token_accuracy_before": history[0]["heldout_accuracy"],
-        "history": history,
-        "seconds": round(time.perf_counter() - start_time, 1),
-        "device": str(device),
-        "config": to_dict(cfg),
-    }
-    _save(model, tokenizer, Path(teacher.path), out, report, overwrite=cfg.overwrite)
-    print(f"held-out masked-token accuracy {report['heldout_masked_token_accuracy_before']:.2%} -> "
-          f"{report['heldout_masked_token_accuracy']:.2%}; wrote {out} (report in {out / REPORT})")
-    return 0
+    return history
 
 
 def _save(model, tokenizer, teacher_path: Path, out: Path, report: dict, *, overwrite: bool) -> None:
