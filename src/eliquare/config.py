@@ -236,6 +236,16 @@ class CorpusOptions:
             raise EliquareError("max_sentences must be at least 1 (leave it out to read the whole corpus)")
 
 
+def check_masked_text(cfg) -> None:
+    """The masking and corpus knobs that distill and fit-head share (Section 4)."""
+    if not 0 < cfg.mlm_probability < 1:
+        raise EliquareError("mlm_probability must lie strictly between 0 and 1, e.g. 0.15")
+    if not 0.0 < cfg.validation_fraction < 1.0:
+        raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
+    if cfg.max_length < 8:
+        raise EliquareError("max_length must be at least 8 tokens")
+
+
 PAPER_ALPHA_CE = 5.0  # the soft-target term's weight in Eq. 4 (a_cos 1 and a_mlm 2 are the defaults below)
 
 
@@ -332,16 +342,11 @@ class DistillConfig:
                 raise EliquareError(f"{name} must be >= 0")
         if self.alpha_ce is not None and self.alpha_ce < 0:
             raise EliquareError("alpha_ce must be >= 0")
-        if not 0 < self.mlm_probability < 1:
-            raise EliquareError("mlm_probability must lie strictly between 0 and 1, e.g. 0.15")
+        check_masked_text(self)
         if self.mask_replace < 0 or self.random_replace < 0 or self.mask_replace + self.random_replace > 1:
             raise EliquareError("mask_replace and random_replace must be >= 0 and sum to at most 1")
         if self.batch_size < 1 or self.gradient_accumulation < 1:
             raise EliquareError("batch_size and gradient_accumulation must be at least 1")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
-        if self.max_length < 8:
-            raise EliquareError("max_length must be at least 8 tokens")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EliquareError("max_minutes must be positive, e.g. 30")
         if self.learning_rate is not None and self.learning_rate <= 0:
@@ -518,12 +523,7 @@ class FitHeadConfig:
             raise EliquareError("max_steps, batch_size, eval_steps and eval_sentences must be at least 1")
         if self.learning_rate <= 0:
             raise EliquareError("learning_rate must be positive, e.g. 1e-3")
-        if not 0 < self.mlm_probability < 1:
-            raise EliquareError("mlm_probability must lie strictly between 0 and 1, e.g. 0.15")
-        if not 0.0 < self.validation_fraction < 1.0:
-            raise EliquareError("validation_fraction must lie strictly between 0 and 1, e.g. 0.1")
-        if self.max_length < 8:
-            raise EliquareError("max_length must be at least 8 tokens")
+        check_masked_text(self)
 
 
 @dataclasses.dataclass
