@@ -94,3 +94,24 @@ def test_report_appends_with_command_and_machine(tmp_path):
     assert text.startswith("# Benchmarks") and text.count("# Benchmarks") == 1
     assert "## First" in text and text.index("## First") < text.index("## Second")
     assert "`.venv/bin/python" in text and "torch " in text
+
+
+def test_finetune_task_vocab_rows(tiny_bert, tmp_path):
+    import finetune_task_vocab
+    import tiny
+
+    from eliquare.models import load_model
+
+    lines = []
+    for n, sentence in enumerate(tiny.synthetic_sentences(40, seed=5)):
+        lines += [f"# sent_id = {n}"] + [f"{i}\t{w}\t_\tNOUN\t_\t_\t0\t_\t_\t_"
+                                         for i, w in enumerate(sentence.split(), start=1)] + [""]
+    path = tmp_path / "t.conllu"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    loaded = load_model(str(tiny_bert), head="token-classification", labels=["a", "b"])
+    features = finetune_task_vocab.task_features(loaded.tokenizer, str(path))
+    rows = finetune_task_vocab.measure(loaded.model, loaded.tokenizer, features, batch_size=4, rounds=1, warmup=0)
+    assert [r["variant"] for r in rows] == ["full", "task"]
+    assert rows[1]["vocab"] < rows[0]["vocab"] and rows[1]["parameters"] < rows[0]["parameters"]
+    assert all(r["seconds"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
+    assert len(data_lines(finetune_task_vocab.format_rows(rows))) == 2
