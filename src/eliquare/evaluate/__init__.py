@@ -4,5 +4,6 @@
 - ``eliquare.evaluate.metrics``: POS accuracy, entity-level NER F1, macro-F1;
 - ``eliquare.evaluate.finetune``: ``finetune(FinetuneConfig(...))`` (``eliquare finetune``);
 - ``eliquare.evaluate.suite``: ``evaluate(EvaluateConfig(...))`` (``eliquare evaluate``);
+- ``eliquare.evaluate.results``: the results row and ``read_results`` (results.json, metrics.json);
 - ``eliquare.evaluate.compare``: Wilcoxon signed-rank test (``eliquare compare``).
 """

@@ -3,9 +3,10 @@
 The test is paired. Pairs are matched by key:
 
 - two ``metrics.json`` of `eliquare finetune` (the same dataset): one pair per seed both ran;
-- ``results.json`` of `eliquare evaluate`: one pair per (dataset, seed) both models ran, so that a
-  whole suite (e.g. 12 tasks x 3 seeds) gives one test, as in the paper. When a results file holds
-  several models, ``--model-a`` / ``--model-b`` choose them (the same file may be given twice).
+- ``results.json`` of `eliquare evaluate` (or a directory of several ``metrics.json``): one pair per
+  (dataset, seed) both models ran, so that a whole suite (e.g. 12 tasks x 3 seeds) gives one test, as
+  in the paper. When a results file holds several models, ``--model-a`` / ``--model-b`` choose them
+  (the same file may be given twice).
 """
 
 from __future__ import annotations
@@ -17,57 +18,38 @@ from pathlib import Path
 from typing import Optional
 
 from eliquare.errors import EliquareError
-
-
-def _read_json(path: str | Path) -> dict:
-    p = Path(path)
-    if p.is_dir():
-        for name in ("results.json", "metrics.json"):
-            if (p / name).is_file():
-                p = p / name
-                break
-    if not p.is_file():
-        raise EliquareError(f"{path} does not exist; give a metrics.json of `eliquare finetune` or a results.json "
-                            "of `eliquare evaluate`")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EliquareError(f"{p} is not a readable JSON file ({e}); give a metrics.json or results.json") from None
-    if not isinstance(data, dict):
-        raise EliquareError(f"{p} is not a metrics.json or results.json (no JSON object at the top)")
-    data["_path"] = str(p)
-    return data
+from eliquare.evaluate.results import read_results
 
 
 def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str, dict]:
-    """``(kind, model name, {key: score})`` of a metrics.json or results.json."""
-    data = _read_json(path)
-    p = data["_path"]
-    if data.get("kind") == "finetune" or ("scores" in data and "seeds" in data and "rows" not in data):
-        if model is not None and model not in (data.get("model"), Path(str(data.get("model", ""))).name):
-            raise EliquareError(f"{p} holds results of model {data.get('model')!r}, not {model!r}")
-        scores = {("", seed): float(s) for seed, s in zip(data["seeds"], data["scores"])}
-        return "finetune", str(data.get("model", p)), scores
-    if "rows" in data:
-        rows = [r for r in data["rows"] if r.get("status") == "ok" and r.get("scores")]
-        models = sorted({r["model"] for r in rows})
-        if not rows:
-            raise EliquareError(f"{p} holds no finished jobs to compare")
-        if model is None:
-            if len(models) > 1:
-                raise EliquareError(f"{p} holds several models ({', '.join(models)}); choose one with --model-a / "
-                                    "--model-b")
-            model = models[0]
-        if model not in models:
-            raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
-        scores = {}
-        for r in rows:
-            if r["model"] == model:
-                for seed, s in zip(r["seeds"], r["scores"]):
-                    scores[(r["dataset"], seed)] = float(s)
-        return "results", model, scores
-    raise EliquareError(f"{p} is neither a metrics.json of `eliquare finetune` nor a results.json of "
-                        "`eliquare evaluate`")
+    """``(kind, model name, {key: score})`` of a metrics.json (key: ``("", seed)``) or of a results
+    table (key: ``(dataset, seed)``): a results.json, or a directory of several metrics.json."""
+    res = read_results(path)
+    p = res.files[0] if len(res.files) == 1 else Path(path)
+    if res.kind == "finetune" and len(res.rows) == 1:
+        row = res.rows[0]
+        spec = row["model_spec"]
+        if model is not None and model not in (spec, Path(str(spec or "")).name):
+            raise EliquareError(f"{p} holds results of model {spec!r}, not {model!r}")
+        scores = {("", seed): float(s) for seed, s in zip(row["seeds"] or [], row["scores"] or [])}
+        return "finetune", str(p if spec is None else spec), scores
+    rows = [r for r in res.rows if r.get("status") == "ok" and r.get("scores")]
+    models = sorted({r["model"] for r in rows})
+    if not rows:
+        raise EliquareError(f"{p} holds no finished jobs to compare")
+    if model is None:
+        if len(models) > 1:
+            raise EliquareError(f"{p} holds several models ({', '.join(models)}); choose one with --model-a / "
+                                "--model-b")
+        model = models[0]
+    if model not in models:
+        raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
+    scores = {}
+    for r in rows:
+        if r["model"] == model:
+            for seed, s in zip(r["seeds"], r["scores"]):
+                scores[(r["dataset"], seed)] = float(s)
+    return "results", model, scores
 
 
 def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> dict:

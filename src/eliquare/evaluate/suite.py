@@ -21,7 +21,6 @@ Options apply in the order defaults < model < dataset < job < command line. Each
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import re
@@ -32,11 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from eliquare.errors import EliquareError
+from eliquare.evaluate.results import job_row, write_results
 
 DATASET_KEYS = ("name", "language", "task", "label", "train", "dev", "test")
-RESULT_FIELDS = ("model", "model_spec", "dataset", "language", "task", "label", "metric", "score", "std", "seeds",
-                 "scores", "train_examples", "test_examples", "parameters", "encoder_parameters", "size_mb",
-                 "examples_per_second", "tokens_per_second", "train_seconds", "status", "error", "run_dir")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -51,6 +48,9 @@ class Job:
     @property
     def key(self) -> str:
         return f"{self.model}/{self.dataset['name']}"
+
+    def row(self, run_dir: Path, summary: dict | None, status: str, error: str = "") -> dict:
+        return job_row(self.model, self.model_spec, self.dataset, run_dir, summary, status, error)
 
 
 def _substitute(value: Any, variables: dict[str, str], where: str) -> Any:
@@ -175,39 +175,6 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
     return jobs
 
 
-def _row(job: Job, run_dir: Path, summary: dict | None, status: str, error: str = "") -> dict:
-    d = job.dataset
-    row = {k: "" for k in RESULT_FIELDS}
-    row.update({"model": job.model, "model_spec": job.model_spec, "dataset": d["name"],
-                "language": d.get("language", ""), "task": d["task"], "label": d.get("label", d["task"]),
-                "status": status, "error": error, "run_dir": str(run_dir)})
-    if summary:
-        row.update({
-            "metric": summary.get("metric", ""), "score": summary.get("score"), "std": summary.get("std"),
-            "seeds": summary.get("seeds"), "scores": summary.get("scores"),
-            "train_examples": summary.get("data", {}).get("train_examples"),
-            "test_examples": summary.get("data", {}).get("test_examples"),
-            "parameters": summary.get("parameters"), "encoder_parameters": summary.get("encoder_parameters"),
-            "size_mb": summary.get("size_mb"), "examples_per_second": summary.get("examples_per_second"),
-            "tokens_per_second": summary.get("tokens_per_second"), "train_seconds": summary.get("train_seconds"),
-        })
-    return row
-
-
-def write_results(out: Path, rows: list[dict], suite: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"kind": "results", "suite": suite, "rows": rows}, indent=2,
-                                                 ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp = out / "results.csv.tmp"
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(RESULT_FIELDS))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (";".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
-                        for k, v in r.items()})
-    tmp.replace(out / "results.csv")
-
-
 def _config_for(job: Job, cfg, run_dir: Path):
     from eliquare.config import FinetuneConfig, build_config
 
@@ -252,18 +219,18 @@ def evaluate(cfg) -> dict:
                 summary = None
             if summary is not None:
                 print(f"{head}: done already, skipped", file=sys.stderr, flush=True)
-                rows.append(_row(job, run_dir, summary, "ok"))
+                rows.append(job.row(run_dir, summary, "ok"))
                 continue
         if cfg.dry_run:
             print(f"{head}: to run", file=sys.stderr, flush=True)
-            rows.append(_row(job, run_dir, None, "pending"))
+            rows.append(job.row(run_dir, None, "pending"))
             continue
         print(f"{head}: running into {run_dir}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             fcfg.overwrite = True  # no metrics.json there: leftovers of an interrupted run
             summary = finetune(fcfg)
-            rows.append(_row(job, run_dir, summary, "ok"))
+            rows.append(job.row(run_dir, summary, "ok"))
             (run_dir / "error.txt").unlink(missing_ok=True)
         except KeyboardInterrupt:
             raise
@@ -272,7 +239,7 @@ def evaluate(cfg) -> dict:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
-            rows.append(_row(job, run_dir, None, "failed", msg))
+            rows.append(job.row(run_dir, None, "failed", msg))
             failures.append(f"{job.key}: {msg}")
             if not cfg.keep_going:
                 write_results(out, rows, str(cfg.suite))
