@@ -21,6 +21,15 @@ from eliquare.errors import EliquareError
 from eliquare.evaluate.results import read_results
 
 
+def _score(value, path, model, dataset: str, seed) -> float:
+    """A score as a number; NaN or infinity (a broken run) would make the test's p undefined."""
+    x = float(value)
+    if not math.isfinite(x):
+        on = f" on {dataset}" if dataset else ""
+        raise EliquareError(f"{path}: the score of {model}{on} with seed {seed} is {x}, not a number; rerun that job")
+    return x
+
+
 def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str, dict]:
     """``(kind, model name, {key: score})`` of a metrics.json (key: ``("", seed)``) or of a results
     table (key: ``(dataset, seed)``): a results.json, or a directory of several metrics.json."""
@@ -31,7 +40,7 @@ def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str
         spec = row["model_spec"]
         if model is not None and model not in (spec, Path(str(spec or "")).name):
             raise EliquareError(f"{p} holds results of model {spec!r}, not {model!r}")
-        scores = {("", seed): float(s) for seed, s in zip(row["seeds"] or [], row["scores"] or [])}
+        scores = {("", seed): _score(s, p, spec, "", seed) for seed, s in zip(row["seeds"] or [], row["scores"] or [])}
         return "finetune", str(p if spec is None else spec), scores
     rows = [r for r in res.rows if r.get("status") == "ok" and r.get("scores")]
     models = sorted({r["model"] for r in rows})
@@ -48,7 +57,7 @@ def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str
     for r in rows:
         if r["model"] == model:
             for seed, s in zip(r["seeds"], r["scores"]):
-                scores[(r["dataset"], seed)] = float(s)
+                scores[(r["dataset"], seed)] = _score(s, p, model, r["dataset"], seed)
     return "results", model, scores
 
 
@@ -59,7 +68,7 @@ def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> 
     diffs = [x - y for x, y in zip(a, b)]
     n = len(diffs)
     nonzero = [d for d in diffs if d != 0]
-    if not nonzero:
+    if not nonzero:  # all pairs tied: W is 0 under every sign pattern, so P(W <= 0) = 1
         statistic, p = 0.0, 1.0
     else:
         res = scipy_wilcoxon(a, b, alternative=alternative, zero_method="wilcox")
@@ -91,7 +100,8 @@ def compare(cfg) -> dict:
     sig = "significant" if res["p_value"] < 0.05 else "not significant"
     print(f"A = {name_a} vs B = {name_b}: {res['n']} pairs, mean A - B = {100 * res['mean_difference']:+.2f} points; "
           f"A better on {res['a_better']}, B better on {res['b_better']}, tied on {res['ties']}")
-    print(f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g} "
+    tied = " (all pairs tied: nothing to rank, so p is 1)" if res["nonzero"] == 0 else ""
+    print(f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g}{tied} "
           f"-> {sig} at 0.05")
     if res["min_p_value"] >= 0.05:
         print(f"note: with {res['nonzero']} non-tied pairs p cannot fall below {res['min_p_value']:.3g}; more seeds "
@@ -99,6 +109,4 @@ def compare(cfg) -> dict:
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    if math.isnan(res["p_value"]):
-        res["p_value"] = 1.0
     return res
