@@ -543,8 +543,6 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
     """
     if task not in TASKS:
         raise EliquareError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-    if not 0.0 < dev_fraction < 0.5:
-        raise EliquareError("dev_fraction must lie strictly between 0 and 0.5, e.g. 0.1")
     if dev is not None and test is None:
         raise EliquareError("a --dev file was given without --test; give --test too, or give only --train to cut "
                             "train/dev/test 80/10/10 out of one file")

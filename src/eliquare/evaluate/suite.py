@@ -185,9 +185,14 @@ def _config_for(job: Job, cfg, run_dir: Path):
                                          "max_train_examples") if getattr(cfg, k) is not None}
     if cfg.use_cpu:
         cli["use_cpu"] = True
-    return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
-                        (f"suite {cfg.suite}, job {job.key}", {**job.options, **base}),
-                        ("command line", cli))
+    where = f"suite {cfg.suite}, job {job.key}"
+    try:
+        return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
+                            (where, {**job.options, **base}), ("command line", cli))
+    except EliquareError as e:
+        if str(e).startswith(("suite ", "command line")):  # build_config named the option's source already
+            raise
+        raise EliquareError(f"{where}: {e}") from None  # FinetuneConfig's own checks: name the job
 
 
 def evaluate(cfg) -> dict:
