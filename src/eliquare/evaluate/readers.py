@@ -369,6 +369,71 @@ def _resolve(col: Column, header: Optional[list[str]], ncols: int, path: Path, w
     )
 
 
+def _split_header(p: Path, rows: list, keys: Optional[list[str]], header: Optional[bool], named: bool):
+    """``(column names or None, data rows)``: JSON keys, or the first row when it is (or looks like) a header."""
+    if keys is not None:
+        return keys, rows
+    first = rows[0][1]
+    if header is None:
+        header = named or any(c.strip().lower() in LABEL_NAMES for c in first)
+    if not header:
+        return None, rows
+    if len(rows) == 1:
+        raise EliquareError(f"{p} holds a header row but no examples; give a non-empty data file")
+    return first, rows[1:]
+
+
+def _label_index(p: Path, names: Optional[list[str]], rows: list, ncols: int, label_column: Column | None) -> int:
+    """The label column: as given, else the one named like a label, else (no header) the one with the
+    fewest distinct values."""
+    if label_column is not None:
+        return _resolve(label_column, names, ncols, p, "label", "--label-column")
+    if names is not None:
+        found = [i for i, h in enumerate(names) if h.strip().lower() in LABEL_NAMES]
+        if not found:
+            raise EliquareError(
+                f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(names)}); "
+                "give --label-column NAME or INDEX"
+            )
+        return found[0]
+    widths = [len(r) for _, r in rows]
+    if min(widths) < 2:
+        n = rows[widths.index(min(widths))][0]
+        raise EliquareError(f"{p}, line {n}: expected a label and a text column, found one column; "
+                            "fix the file or give --label-column and --text-column")
+
+    def spread(i):
+        vals = [r[i] for _, r in rows if i < len(r)]
+        return (len(set(vals)), sum(map(len, vals)) / max(1, len(vals)))
+
+    return min(range(min(widths)), key=spread)
+
+
+def _text_indices(p: Path, names: Optional[list[str]], rows: list, ncols: int, li: int,
+                  text_columns: Optional[list[Column]]) -> list[int]:
+    """The text columns: as given, else every column but the label, ids, URLs and (no header) numbers."""
+    if text_columns:
+        tis = [_resolve(c, names, ncols, p, "text", "--text-column") for c in text_columns]
+    else:
+        tis = []
+        for i in range(ncols):
+            if i == li:
+                continue
+            if names is not None and names[i].strip().lower() in NOT_TEXT_NAMES:
+                continue
+            vals = [r[i] for _, r in rows if i < len(r) and r[i]]
+            if vals and all(v.startswith(("http://", "https://")) for v in vals):
+                continue
+            if vals and names is None and all(_is_int(v) for v in vals):
+                continue
+            tis.append(i)
+        if not tis:
+            raise EliquareError(f"{p}: no text column left besides the label; give --text-column")
+    if li in tis:
+        raise EliquareError(f"{p}: the label column is also a text column; fix --label-column or --text-column")
+    return tis
+
+
 def read_table(path: str | Path, label_column: Column | None = None,
                text_columns: Sequence[Column] | None = None, header: Optional[bool] = None,
                fmt: str = "auto") -> list[TextExample]:
@@ -390,62 +455,11 @@ def read_table(path: str | Path, label_column: Column | None = None,
     rows, keys = _read_rows(p, fmt)
     if not rows:
         raise EliquareError(f"{p} holds no examples; give a non-empty data file")
-    names: Optional[list[str]] = keys
-    if keys is None:
-        first = rows[0][1]
-        if header is None:
-            named = isinstance(label_column, str) or any(isinstance(c, str) for c in (text_columns or []))
-            header = named or any(c.strip().lower() in LABEL_NAMES for c in first)
-        if header:
-            names = first
-            rows = rows[1:]
-            if not rows:
-                raise EliquareError(f"{p} holds a header row but no examples; give a non-empty data file")
+    named = isinstance(label_column, str) or any(isinstance(c, str) for c in (text_columns or []))
+    names, rows = _split_header(p, rows, keys, header, named)
     ncols = max(len(r) for _, r in rows) if names is None else len(names)
-
-    if label_column is None:
-        if names is not None:
-            found = [i for i, h in enumerate(names) if h.strip().lower() in LABEL_NAMES]
-            if not found:
-                raise EliquareError(
-                    f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(names)}); "
-                    "give --label-column NAME or INDEX"
-                )
-            li = found[0]
-        else:
-            widths = [len(r) for _, r in rows]
-            if min(widths) < 2:
-                n = rows[widths.index(min(widths))][0]
-                raise EliquareError(f"{p}, line {n}: expected a label and a text column, found one column; "
-                                    "fix the file or give --label-column and --text-column")
-
-            def spread(i):
-                vals = [r[i] for _, r in rows if i < len(r)]
-                return (len(set(vals)), sum(map(len, vals)) / max(1, len(vals)))
-
-            li = min(range(min(widths)), key=spread)
-    else:
-        li = _resolve(label_column, names, ncols, p, "label", "--label-column")
-
-    if text_columns:
-        tis = [_resolve(c, names, ncols, p, "text", "--text-column") for c in text_columns]
-    else:
-        tis = []
-        for i in range(ncols):
-            if i == li:
-                continue
-            if names is not None and names[i].strip().lower() in NOT_TEXT_NAMES:
-                continue
-            vals = [r[i] for _, r in rows if i < len(r) and r[i]]
-            if vals and all(v.startswith(("http://", "https://")) for v in vals):
-                continue
-            if vals and names is None and all(_is_int(v) for v in vals):
-                continue
-            tis.append(i)
-        if not tis:
-            raise EliquareError(f"{p}: no text column left besides the label; give --text-column")
-    if li in tis:
-        raise EliquareError(f"{p}: the label column is also a text column; fix --label-column or --text-column")
+    li = _label_index(p, names, rows, ncols, label_column)
+    tis = _text_indices(p, names, rows, ncols, li, text_columns)
 
     need = max([li, *tis])
     out: list[TextExample] = []
