@@ -84,13 +84,11 @@ def _options(mapping: dict, allowed: set[str], where: str) -> dict:
     return dict(mapping)
 
 
-def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None) -> list[Job]:
-    """Read a suite file into its list of jobs (variables substituted, options checked)."""
+def _read_suite(p: Path, var: list[str] | None, where: str) -> dict:
+    """The suite file with its variables (``vars:`` < ``--var``) substituted."""
     from eliquare.config import load_yaml
 
-    p = Path(path)
     raw = load_yaml(p)
-    where = f"suite {p}"
     known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -103,11 +101,11 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
             raise EliquareError(f"--var {item!r} is not NAME=VALUE; write e.g. --var data=../shared/data")
         variables[name.strip()] = value
     raw = {k: v for k, v in raw.items() if k != "vars"}
-    raw = _substitute(raw, variables, where)
-    fields = _finetune_fields()
-    allowed = fields - {"model", "task", "train", "dev", "test", "out"}
-    defaults = _options(raw.get("defaults") or {}, allowed, f"{where}, defaults")
+    return _substitute(raw, variables, where)
 
+
+def _model_entries(raw: dict, models: list[str] | None, where: str) -> list[dict]:
+    """``--models`` (NAME=SPEC or SPEC) if given, else the suite's ``models:``; each with a name."""
     model_list: list[dict] = []
     if models:
         for item in models:
@@ -127,7 +125,10 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
             model_list.append(m)
     if not model_list:
         raise EliquareError(f"{where}: no models; list them under models: or give --models")
+    return model_list
 
+
+def _dataset_entries(raw: dict, where: str) -> list[dict]:
     datasets: list[dict] = []
     for i, d in enumerate(raw.get("datasets") or []):
         if not isinstance(d, dict):
@@ -138,6 +139,11 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
         datasets.append(dict(d))
     if not datasets:
         raise EliquareError(f"{where}: no datasets; list them under datasets:")
+    return datasets
+
+
+def _check_names(model_list: list[dict], datasets: list[dict], where: str) -> None:
+    """Names become directories (``runs/<model>/<dataset>``): safe characters, each used once."""
     for kind, items in (("model", model_list), ("dataset", datasets)):
         names = [str(x["name"]) for x in items]
         for n in names:
@@ -146,25 +152,41 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise EliquareError(f"{where}: {kind} name(s) {', '.join(dup)} used twice; names must be unique")
+
+
+def _pairs(raw: dict, models: list[str] | None, model_list: list[dict], datasets: list[dict], where: str) -> list:
+    """``(model, dataset, job options, where)`` of each job: the suite's ``jobs:``, or every model on
+    every dataset (always so with ``--models``)."""
+    if not raw.get("jobs") or models:
+        return [(m, d, {}, where) for m in model_list for d in datasets]
     by_model = {str(m["name"]): m for m in model_list}
     by_data = {str(d["name"]): d for d in datasets}
-
     pairs = []
-    if raw.get("jobs") and not models:
-        for i, j in enumerate(raw["jobs"]):
-            if not isinstance(j, dict) or "model" not in j or "dataset" not in j:
-                raise EliquareError(f"{where}, jobs[{i}]: give model: and dataset: (names from models/datasets)")
-            if str(j["model"]) not in by_model:
-                raise EliquareError(f"{where}, jobs[{i}]: no model named {j['model']!r}")
-            if str(j["dataset"]) not in by_data:
-                raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
-            opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
-            pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
-    else:
-        pairs = [(m, d, {}, where) for m in model_list for d in datasets]
+    for i, j in enumerate(raw["jobs"]):
+        if not isinstance(j, dict) or "model" not in j or "dataset" not in j:
+            raise EliquareError(f"{where}, jobs[{i}]: give model: and dataset: (names from models/datasets)")
+        if str(j["model"]) not in by_model:
+            raise EliquareError(f"{where}, jobs[{i}]: no model named {j['model']!r}")
+        if str(j["dataset"]) not in by_data:
+            raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
+        opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
+        pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
+    return pairs
+
+
+def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None) -> list[Job]:
+    """Read a suite file into its list of jobs (variables substituted, options checked)."""
+    p = Path(path)
+    where = f"suite {p}"
+    raw = _read_suite(p, var, where)
+    allowed = _finetune_fields() - {"model", "task", "train", "dev", "test", "out"}
+    defaults = _options(raw.get("defaults") or {}, allowed, f"{where}, defaults")
+    model_list = _model_entries(raw, models, where)
+    datasets = _dataset_entries(raw, where)
+    _check_names(model_list, datasets, where)
 
     jobs = []
-    for m, d, opts, w in pairs:
+    for m, d, opts, w in _pairs(raw, models, model_list, datasets, where):
         options = dict(defaults)
         options.update(_options({k: v for k, v in m.items() if k not in ("name", "model")}, allowed,
                                 f"{where}, model {m['name']}"))
