@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from eliquare.conll import CONLLU_COLUMNS, read_sentences
 from eliquare.errors import EliquareError
 
 TASKS = ("pos", "ner", "classify")
@@ -140,64 +141,48 @@ def sniff_token_format(path: Path) -> str:
     return "bio"
 
 
+def _conllu_tag(cols: list[str], task: str, p: Path, n: int) -> str:
+    """UPOS (column 4) for ``pos``; the ``NER=`` key of MISC (column 10) for ``ner``."""
+    if task != "ner":
+        tag = cols[3]
+        if tag in ("", "_"):
+            raise EliquareError(f"{p}, line {n}: the word has no UPOS tag (column 4 is {tag!r}); fix the line")
+        return tag
+    for item in cols[9].split("|"):
+        key, _, value = item.partition("=")
+        if key == "NER":
+            check_bio(value, p, n)
+            return value
+    raise EliquareError(
+        f"{p}, line {n}: no NER= key in the MISC column; NER from CoNLL-U needs NER=B-TYPE, "
+        "NER=I-TYPE or NER=O on every word (or use --task pos)"
+    )
+
+
 def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
     """Read a CoNLL-U file: UPOS tags for ``pos``, ``NER=`` in MISC for ``ner``."""
     p = _check_file(path, "CoNLL-U")
     sentences: list[TokenExample] = []
-    words: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-
-    def flush():
-        nonlocal words, tags, lines
-        if words:
-            sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
+    for sentence in read_sentences(_read_lines(p), conllu=True):
         words, tags, lines = [], [], []
-
-    for n, raw in enumerate(_read_lines(p), start=1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            flush()
-            continue
-        if line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if len(cols) != 10:
-            hint = " (spaces instead of tabs?)" if len(cols) < 10 and " " in line else ""
-            raise EliquareError(
-                f"{p}, line {n}: a CoNLL-U word line needs 10 tab-separated columns, this one has {len(cols)}"
-                f"{hint}; fix the line"
-            )
-        wid = cols[0]
-        if "-" in wid or "." in wid:  # multi-word token range or empty node: not a syntactic word
-            if not re.match(r"^\d+(-\d+|\.\d+)$", wid):
-                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID; fix the line")
-            continue
-        if not _is_int(wid):
-            raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
-                                "fix the line")
-        if task == "ner":
-            misc = cols[9]
-            tag = None
-            for item in misc.split("|"):
-                key, _, value = item.partition("=")
-                if key == "NER":
-                    tag = value
-                    break
-            if tag is None:
+        for n, cols in sentence:
+            if len(cols) != CONLLU_COLUMNS:
+                spaces = any(" " in c for c in cols)
+                hint = " (spaces instead of tabs?)" if len(cols) < CONLLU_COLUMNS and spaces else ""
                 raise EliquareError(
-                    f"{p}, line {n}: no NER= key in the MISC column; NER from CoNLL-U needs NER=B-TYPE, "
-                    "NER=I-TYPE or NER=O on every word (or use --task pos)"
+                    f"{p}, line {n}: a CoNLL-U word line needs 10 tab-separated columns, this one has {len(cols)}"
+                    f"{hint}; fix the line"
                 )
-            check_bio(tag, p, n)
-        else:
-            tag = cols[3]
-            if tag in ("", "_"):
-                raise EliquareError(f"{p}, line {n}: the word has no UPOS tag (column 4 is {tag!r}); fix the line")
-        words.append(cols[1])
-        tags.append(tag)
-        lines.append(n)
-    flush()
+            wid = cols[0]
+            if "-" in wid or "." in wid:  # read_sentences skips well-formed ranges and empty nodes
+                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID; fix the line")
+            if not _is_int(wid):
+                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
+                                    "fix the line")
+            tags.append(_conllu_tag(cols, task, p, n))
+            words.append(cols[1])
+            lines.append(n)
+        sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
     if not sentences:
         raise EliquareError(f"{p} holds no sentences; give a non-empty CoNLL-U file")
     return sentences
@@ -206,46 +191,31 @@ def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
 def read_bio(path: str | Path, task: str = "ner") -> list[TokenExample]:
     """Read a token-per-line file: ``token TAG``, ``idx<TAB>token<TAB>TAG`` or ``token ... TAG``."""
     p = _check_file(path, "token-per-line")
-    rows: list[tuple[int, list[str]]] = []
-    for n, raw in enumerate(_read_lines(p), start=1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            rows.append((n, []))
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        cols = [c.strip() for c in cols]
-        if cols[0].startswith("-DOCSTART-"):
-            rows.append((n, []))
-            continue
-        if len(cols) < 2 or not cols[-1]:
-            raise EliquareError(
-                f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {line!r}; "
-                "fix the line"
-            )
-        rows.append((n, cols))
-    data = [cols for _, cols in rows if cols]
-    if not data:
+    raw = _read_lines(p)
+    # no comments (a '#' line is the token '#'), no CoNLL-U ranges; -DOCSTART- lines end a sentence
+    sentences = [[(n, [c.strip() for c in cols]) for n, cols in sentence]
+                 for sentence in read_sentences(raw, comments=False, skip_nodes=False, docstart=True)]
+    for sentence in sentences:
+        for n, cols in sentence:
+            if len(cols) < 2 or not cols[-1]:
+                raise EliquareError(
+                    f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {raw[n - 1]!r}; "
+                    "fix the line"
+                )
+    if not sentences:
         raise EliquareError(f"{p} holds no tokens; give a non-empty token-per-line file")
     # a leading index column: every line has 3+ columns and an integer first column
-    indexed = all(len(c) >= 3 and _is_int(c[0]) for c in data)
-    sentences: list[TokenExample] = []
-    words: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-    for n, cols in rows + [(0, [])]:
-        if not cols:
-            if words:
-                sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
-            words, tags, lines = [], [], []
-            continue
-        token = cols[1] if indexed else cols[0]
-        tag = cols[-1]
+    indexed = all(len(c) >= 3 and _is_int(c[0]) for sentence in sentences for _, c in sentence)
+    examples: list[TokenExample] = []
+    for sentence in sentences:
+        words = [cols[1] if indexed else cols[0] for _, cols in sentence]
+        tags = [cols[-1] for _, cols in sentence]
+        lines = [n for n, _ in sentence]
         if task == "ner":
-            check_bio(tag, p, n)
-        words.append(token)
-        tags.append(tag)
-        lines.append(n)
-    return sentences
+            for tag, n in zip(tags, lines):
+                check_bio(tag, p, n)
+        examples.append(TokenExample(words, tags, str(p), lines[0], lines))
+    return examples
 
 
 def read_token_file(path: str | Path, task: str, fmt: str = "auto") -> list[TokenExample]:
