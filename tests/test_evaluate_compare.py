@@ -69,3 +69,18 @@ def test_compare_models_inside_one_results_file(tmp_path, capsys):
     with pytest.raises(EliquareError, match="not one of each"):
         compare(CompareConfig(a=str(res_file), b=str(_metrics(tmp_path / "m.json", "m", [1], [0.5])),
                               model_a="student"))
+
+
+def test_all_pairs_tied_writes_and_returns_p_1(tmp_path, capsys):
+    a = _metrics(tmp_path / "a.json", "student", [1, 2, 3], [0.80, 0.82, 0.81])
+    b = _metrics(tmp_path / "b.json", "teacher", [1, 2, 3], [0.80, 0.82, 0.81])
+    out = tmp_path / "w.json"
+    res = compare(CompareConfig(a=str(a), b=str(b), out=str(out)))
+    saved = json.loads(out.read_text())
+    assert res["p_value"] == saved["p_value"] == 1.0 and saved["ties"] == 3
+    assert "all pairs tied: nothing to rank, so p is 1" in capsys.readouterr().out
+    nan = tmp_path / "nan.json"
+    nan.write_text(json.dumps({"kind": "finetune", "model": "m", "seeds": [1, 2, 3], "scores": [0.8, float("nan"),
+                                                                                                0.81]}))
+    with pytest.raises(EliquareError, match=r"nan.json: the score of m with seed 2 is nan, not a number"):
+        compare(CompareConfig(a=str(nan), b=str(b)))

@@ -13,6 +13,7 @@ import pytest
 import tiny
 from eliquare.cli import main
 from eliquare.config import FinetuneConfig
+from eliquare.errors import EliquareError
 from eliquare.evaluate.finetune import encode_text_examples, encode_token_examples, finetune
 from eliquare.evaluate.readers import TextExample, TokenExample
 
@@ -126,6 +127,18 @@ def test_classify_from_cli(tiny_xlmr, tmp_path, capsys):
     s = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert s["metric"] == "macro_f1" and s["data"]["test_examples"] == 3 and "80/10/10" in s["data"]["split"]
     assert s["labels"] == ["place", "time"]
+
+
+def test_options_are_checked_when_the_config_is_built(tmp_path):
+    base = {"model": "m", "task": "pos", "train": "t.conllu", "out": str(tmp_path)}
+    for bad, message in (({"batch_size": 0}, "batch_size and eval_batch_size must be at least 1"),
+                         ({"epochs": 0}, "give a positive --epochs or --max-steps"),
+                         ({"seeds": [1, 1]}, "lists a seed twice"),
+                         ({"dev_fraction": 0.5}, "dev_fraction must lie strictly between 0 and 0.5"),
+                         ({"max_train_examples": 0}, "max_train_examples must be at least 1")):
+        with pytest.raises(EliquareError, match=message):
+            FinetuneConfig(**base, **bad)
+    assert FinetuneConfig(**base, epochs=0, max_steps=5).max_steps == 5
 
 
 def test_cli_bad_file_exits_2_with_one_line(tiny_bert, tmp_path, capsys):

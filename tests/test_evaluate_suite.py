@@ -108,6 +108,15 @@ def test_suite_errors_and_overrides(tmp_path):
         load_suite(suite, var=["model"])
 
 
+def test_bad_job_options_fail_before_any_job_runs_and_name_the_job(tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE.replace("  warmup_steps: 0", "  warmup_steps: -1"), encoding="utf-8")
+    cfg = EvaluateConfig(suite=str(suite), out=str(tmp_path / "out"), var=["model=m", "data=/d"])
+    with pytest.raises(EliquareError, match=r"job tiny/xx-pos: warmup_steps must be >= 0"):
+        evaluate(cfg)
+    assert not (tmp_path / "out").exists()
+
+
 def test_shipped_suite_lists_twelve_tasks():
     suite = Path(__file__).resolve().parents[1] / "suites" / "shared-data.yaml"
     jobs = load_suite(suite, var=["data=/data"])

@@ -44,7 +44,7 @@ VERBS: list[Verb] = [
          "run a suite of (model, task, dataset) fine-tuning jobs into one results table"),
     Verb(("compare",), "eliquare.config:CompareConfig", "eliquare.evaluate.compare:compare",
          "Wilcoxon signed-rank test between two models' scores", positional=("a", "b")),
-    Verb(("report",), "eliquare.config:ReportConfig", "eliquare.report:report",
+    Verb(("report",), "eliquare.config:ReportConfig", "eliquare.evaluate.report:report",
          "Markdown tables and PNG figures of a results directory", positional=("dir",)),
 ]
 

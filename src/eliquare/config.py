@@ -416,6 +416,24 @@ class FinetuneConfig:
     logging_steps: Optional[int] = field(None, help="log the loss every N steps (default: up to 50)")
     progress: bool = field(True, help="show a progress bar")
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            raise EliquareError("batch_size and eval_batch_size must be at least 1")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise EliquareError("give a positive --epochs or --max-steps")
+        if self.learning_rate <= 0:
+            raise EliquareError("learning_rate must be positive, e.g. 5e-5")
+        if self.warmup_steps < 0:
+            raise EliquareError("warmup_steps must be >= 0")
+        if self.max_length is not None and self.max_length < 8:
+            raise EliquareError("max_length must be at least 8 tokens")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise EliquareError("--seeds lists a seed twice; give distinct seeds such as --seeds 1 2 3")
+        if not 0.0 < self.dev_fraction < 0.5:
+            raise EliquareError("dev_fraction must lie strictly between 0 and 0.5, e.g. 0.1")
+        if self.max_train_examples is not None and self.max_train_examples < 1:
+            raise EliquareError("max_train_examples must be at least 1")
+
 
 @dataclasses.dataclass
 class EvaluateConfig:

@@ -3,9 +3,10 @@
 The test is paired. Pairs are matched by key:
 
 - two ``metrics.json`` of `eliquare finetune` (the same dataset): one pair per seed both ran;
-- ``results.json`` of `eliquare evaluate`: one pair per (dataset, seed) both models ran, so that a
-  whole suite (e.g. 12 tasks x 3 seeds) gives one test, as in the paper. When a results file holds
-  several models, ``--model-a`` / ``--model-b`` choose them (the same file may be given twice).
+- ``results.json`` of `eliquare evaluate` (or a directory of several ``metrics.json``): one pair per
+  (dataset, seed) both models ran, so that a whole suite (e.g. 12 tasks x 3 seeds) gives one test, as
+  in the paper. When a results file holds several models, ``--model-a`` / ``--model-b`` choose them
+  (the same file may be given twice).
 """
 
 from __future__ import annotations
@@ -17,57 +18,47 @@ from pathlib import Path
 from typing import Optional
 
 from eliquare.errors import EliquareError
+from eliquare.evaluate.results import read_results
 
 
-def _read_json(path: str | Path) -> dict:
-    p = Path(path)
-    if p.is_dir():
-        for name in ("results.json", "metrics.json"):
-            if (p / name).is_file():
-                p = p / name
-                break
-    if not p.is_file():
-        raise EliquareError(f"{path} does not exist; give a metrics.json of `eliquare finetune` or a results.json "
-                            "of `eliquare evaluate`")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EliquareError(f"{p} is not a readable JSON file ({e}); give a metrics.json or results.json") from None
-    if not isinstance(data, dict):
-        raise EliquareError(f"{p} is not a metrics.json or results.json (no JSON object at the top)")
-    data["_path"] = str(p)
-    return data
+def _score(value, path, model, dataset: str, seed) -> float:
+    """A score as a number; NaN or infinity (a broken run) would make the test's p undefined."""
+    x = float(value)
+    if not math.isfinite(x):
+        on = f" on {dataset}" if dataset else ""
+        raise EliquareError(f"{path}: the score of {model}{on} with seed {seed} is {x}, not a number; rerun that job")
+    return x
 
 
 def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str, dict]:
-    """``(kind, model name, {key: score})`` of a metrics.json or results.json."""
-    data = _read_json(path)
-    p = data["_path"]
-    if data.get("kind") == "finetune" or ("scores" in data and "seeds" in data and "rows" not in data):
-        if model is not None and model not in (data.get("model"), Path(str(data.get("model", ""))).name):
-            raise EliquareError(f"{p} holds results of model {data.get('model')!r}, not {model!r}")
-        scores = {("", seed): float(s) for seed, s in zip(data["seeds"], data["scores"])}
-        return "finetune", str(data.get("model", p)), scores
-    if "rows" in data:
-        rows = [r for r in data["rows"] if r.get("status") == "ok" and r.get("scores")]
-        models = sorted({r["model"] for r in rows})
-        if not rows:
-            raise EliquareError(f"{p} holds no finished jobs to compare")
-        if model is None:
-            if len(models) > 1:
-                raise EliquareError(f"{p} holds several models ({', '.join(models)}); choose one with --model-a / "
-                                    "--model-b")
-            model = models[0]
-        if model not in models:
-            raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
-        scores = {}
-        for r in rows:
-            if r["model"] == model:
-                for seed, s in zip(r["seeds"], r["scores"]):
-                    scores[(r["dataset"], seed)] = float(s)
-        return "results", model, scores
-    raise EliquareError(f"{p} is neither a metrics.json of `eliquare finetune` nor a results.json of "
-                        "`eliquare evaluate`")
+    """``(kind, model name, {key: score})`` of a metrics.json (key: ``("", seed)``) or of a results
+    table (key: ``(dataset, seed)``): a results.json, or a directory of several metrics.json."""
+    res = read_results(path)
+    p = res.files[0] if len(res.files) == 1 else Path(path)
+    if res.kind == "finetune" and len(res.rows) == 1:
+        row = res.rows[0]
+        spec = row["model_spec"]
+        if model is not None and model not in (spec, Path(str(spec or "")).name):
+            raise EliquareError(f"{p} holds results of model {spec!r}, not {model!r}")
+        scores = {("", seed): _score(s, p, spec, "", seed) for seed, s in zip(row["seeds"] or [], row["scores"] or [])}
+        return "finetune", str(p if spec is None else spec), scores
+    rows = [r for r in res.rows if r.get("status") == "ok" and r.get("scores")]
+    models = sorted({r["model"] for r in rows})
+    if not rows:
+        raise EliquareError(f"{p} holds no finished jobs to compare")
+    if model is None:
+        if len(models) > 1:
+            raise EliquareError(f"{p} holds several models ({', '.join(models)}); choose one with --model-a / "
+                                "--model-b")
+        model = models[0]
+    if model not in models:
+        raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
+    scores = {}
+    for r in rows:
+        if r["model"] == model:
+            for seed, s in zip(r["seeds"], r["scores"]):
+                scores[(r["dataset"], seed)] = _score(s, p, model, r["dataset"], seed)
+    return "results", model, scores
 
 
 def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> dict:
@@ -77,7 +68,7 @@ def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> 
     diffs = [x - y for x, y in zip(a, b)]
     n = len(diffs)
     nonzero = [d for d in diffs if d != 0]
-    if not nonzero:
+    if not nonzero:  # all pairs tied: W is 0 under every sign pattern, so P(W <= 0) = 1
         statistic, p = 0.0, 1.0
     else:
         res = scipy_wilcoxon(a, b, alternative=alternative, zero_method="wilcox")
@@ -109,7 +100,8 @@ def compare(cfg) -> dict:
     sig = "significant" if res["p_value"] < 0.05 else "not significant"
     print(f"A = {name_a} vs B = {name_b}: {res['n']} pairs, mean A - B = {100 * res['mean_difference']:+.2f} points; "
           f"A better on {res['a_better']}, B better on {res['b_better']}, tied on {res['ties']}")
-    print(f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g} "
+    tied = " (all pairs tied: nothing to rank, so p is 1)" if res["nonzero"] == 0 else ""
+    print(f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g}{tied} "
           f"-> {sig} at 0.05")
     if res["min_p_value"] >= 0.05:
         print(f"note: with {res['nonzero']} non-tied pairs p cannot fall below {res['min_p_value']:.3g}; more seeds "
@@ -117,6 +109,4 @@ def compare(cfg) -> dict:
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    if math.isnan(res["p_value"]):
-        res["p_value"] = 1.0
     return res

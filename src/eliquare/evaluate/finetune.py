@@ -295,33 +295,23 @@ def _load_model(path: str, spec: str, task: str, labels: Sequence[str]):
     return model, info
 
 
-def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: Path, seed: int) -> dict:
-    import torch
-    from transformers import (DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments, set_seed)
-
-    set_seed(seed)
-    model, info = _load_model(path, cfg.model, cfg.task, data.labels)
-    n_params = sum(p.numel() for p in model.parameters())
-    base = getattr(model, "base_model", model)
-    n_base = sum(p.numel() for p in base.parameters()) if base is not model else n_params
-    fresh = [k for k in (info.get("missing_keys") or [])] + [k for k, *_ in (info.get("mismatched_keys") or [])]
-
-    train_ds, dev_ds, test_ds = (_Features(feats[s][0]) for s in ("train", "dev", "test"))
-    steps_per_epoch = max(1, math.ceil(len(train_ds) / cfg.batch_size))
+def _eval_steps(cfg, n_features: int) -> int:
+    """Steps between dev evaluations: one epoch (or the whole run when shorter)."""
+    steps_per_epoch = max(1, math.ceil(n_features / cfg.batch_size))
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    eval_steps = min(steps_per_epoch, total)
     if cfg.warmup_steps >= total / 2:
         notice(f"warm-up ({cfg.warmup_steps} steps) covers {min(cfg.warmup_steps / total, 1):.0%} of the {total} "
                "training steps, so the learning rate stays below its peak for most of training; give "
                "--warmup-steps to change it")
-    collator = (DataCollatorWithPadding(tokenizer) if cfg.task == "classify"
-                else DataCollatorForTokenClassification(tokenizer))
-    scorer = Scorer(cfg.task, data.labels)
-    scorer.use(data.dev, feats["dev"][1])
-    keep = _keep_best_callback(scorer)
-    work = run_dir / "trainer"
-    args = TrainingArguments(
+    return min(steps_per_epoch, total)
+
+
+def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
+    """The paper's schedule (linear decay after warm-up), a dev evaluation every ``eval_steps``, no checkpoints."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
         output_dir=str(work),
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
@@ -345,6 +335,22 @@ def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: 
         dataloader_pin_memory=torch.cuda.is_available() and not cfg.use_cpu,
         disable_tqdm=not cfg.progress,
     )
+
+
+def _train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work: Path, seed: int):
+    """Train, scoring the dev split every epoch; ``model`` ends with the weights of the best evaluation.
+
+    Returns ``(trainer, scorer, keep, train_seconds)``; ``keep`` holds the best evaluation's dev scores.
+    """
+    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
+
+    train_ds, dev_ds = _Features(feats["train"][0]), _Features(feats["dev"][0])
+    collator = (DataCollatorWithPadding(tokenizer) if cfg.task == "classify"
+                else DataCollatorForTokenClassification(tokenizer))
+    scorer = Scorer(cfg.task, data.labels)
+    scorer.use(data.dev, feats["dev"][1])
+    keep = _keep_best_callback(scorer)
+    args = _training_arguments(cfg, work, _eval_steps(cfg, len(train_ds)), seed)
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_ds, eval_dataset=dev_ds,
                       processing_class=tokenizer, compute_metrics=scorer, callbacks=[keep],
                       preprocess_logits_for_metrics=_argmax)
@@ -356,27 +362,45 @@ def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: 
     train_seconds = time.perf_counter() - t0
     if keep.state_dict is not None:
         model.load_state_dict(keep.state_dict)
-    # test
+    return trainer, scorer, keep, train_seconds
+
+
+def _predict_test(cfg, data: TaskData, trainer, scorer: Scorer, feats: dict) -> tuple[list, dict, float]:
+    """``(predictions, test scores, seconds)`` of the trainer's model on the test split."""
     scorer.use(data.test, feats["test"][1])
     t1 = time.perf_counter()
-    out = trainer.predict(test_ds)
+    out = trainer.predict(_Features(feats["test"][0]))
     predict_seconds = time.perf_counter() - t1
     preds = scorer.decode(out.predictions, out.label_ids)
-    test_scores = task_scores(cfg.task, scorer.gold(), preds)
-    dev_scores = keep.scores  # the dev scores of the kept model
+    return preds, task_scores(cfg.task, scorer.gold(), preds), predict_seconds
+
+
+def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: Path, seed: int) -> dict:
+    """One seed: fine-tune keeping the best dev evaluation, test that model, write ``run_dir``."""
+    import torch
+    from transformers import set_seed
+
+    set_seed(seed)
+    model, info = _load_model(path, cfg.model, cfg.task, data.labels)
+    n_params = sum(p.numel() for p in model.parameters())
+    base = getattr(model, "base_model", model)
+    n_base = sum(p.numel() for p in base.parameters()) if base is not model else n_params
+    fresh = [k for k in (info.get("missing_keys") or [])] + [k for k, *_ in (info.get("mismatched_keys") or [])]
+    work = run_dir / "trainer"
+    trainer, scorer, keep, train_seconds = _train_keeping_best(cfg, data, model, tokenizer, feats, work, seed)
+    preds, test_scores, predict_seconds = _predict_test(cfg, data, trainer, scorer, feats)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_predictions(run_dir / "predictions.tsv", cfg.task, data.test, preds)
     if cfg.save_model:
         trainer.save_model(str(run_dir / "model"))
     shutil.rmtree(work, ignore_errors=True)
-    metric = MAIN_METRIC[cfg.task]
     n_tokens_test = sum(sum(1 for x in f["attention_mask"] if x) for f in feats["test"][0])
     run = {
         "seed": seed,
-        "score": test_scores[metric],
+        "score": test_scores[MAIN_METRIC[cfg.task]],
         "test": test_scores,
-        "dev": dev_scores,
+        "dev": keep.scores,  # the dev scores of the kept model
         "best_epoch": keep.epoch,
         "best_step": keep.step,
         "steps": trainer.state.global_step,
@@ -407,37 +431,20 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _check_config(cfg) -> None:
-    if cfg.batch_size < 1 or cfg.eval_batch_size < 1:
-        raise EliquareError("batch_size and eval_batch_size must be at least 1")
-    if cfg.epochs <= 0 and cfg.max_steps <= 0:
-        raise EliquareError("give a positive --epochs or --max-steps")
-    if cfg.learning_rate <= 0:
-        raise EliquareError("learning_rate must be positive, e.g. 5e-5")
-    if cfg.warmup_steps < 0:
-        raise EliquareError("warmup_steps must be >= 0")
-    if cfg.max_length is not None and cfg.max_length < 8:
-        raise EliquareError("max_length must be at least 8 tokens")
-    if cfg.seeds is not None and len(set(cfg.seeds)) != len(cfg.seeds):
-        raise EliquareError("--seeds lists a seed twice; give distinct seeds such as --seeds 1 2 3")
-
-
-def finetune(cfg) -> dict:
-    """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
-    ``cfg.out/metrics.json``."""
-    from transformers import AutoTokenizer
-
-    _check_config(cfg)
-    out = Path(cfg.out).expanduser()
-    if (out / "metrics.json").exists() and not cfg.overwrite:
-        raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
+def _read_data(cfg) -> TaskData:
+    """The three splits (at most ``max_train_examples`` training examples)."""
     data = load_task_data(cfg.task, cfg.train, cfg.dev, cfg.test, fmt=cfg.format, label_column=cfg.label_column,
                           text_columns=cfg.text_column, header=cfg.header, dev_fraction=cfg.dev_fraction,
                           split_seed=cfg.split_seed)
     if cfg.max_train_examples is not None:
-        if cfg.max_train_examples < 1:
-            raise EliquareError("max_train_examples must be at least 1")
         data.train = data.train[: cfg.max_train_examples]
+    return data
+
+
+def _load_tokenizer(cfg):
+    """``(path, tokenizer, model_config)`` of ``cfg.model``; the tokenizer must be a fast one."""
+    from transformers import AutoTokenizer
+
     path = resolve_model(cfg.model)
     try:
         with _quiet_transformers():
@@ -451,12 +458,21 @@ def finetune(cfg) -> dict:
     if not getattr(tokenizer, "is_fast", False):
         raise EliquareError(f"the tokenizer of {cfg.model} is not a fast (Rust) tokenizer, which word alignment "
                             "needs; save the model with a tokenizer.json")
+    return path, tokenizer, model_config
+
+
+def _max_length(cfg, tokenizer, model_config) -> int:
+    """``cfg.max_length``, or the model's limit when none is given or it is above the limit."""
     limit = model_length_limit(model_config, tokenizer)
     max_length = cfg.max_length or limit
     if max_length > limit:
         notice(f"--max-length {max_length} is above the model's limit of {limit} tokens; using {limit}")
         max_length = limit
+    return max_length
 
+
+def _encode_splits(cfg, data: TaskData, tokenizer, max_length: int) -> dict:
+    """``{split: (features, owners, stats)}``, with a notice for each split that had to be cut."""
     label2id = {lab: i for i, lab in enumerate(data.labels)}
     feats = {}
     for split in ("train", "dev", "test"):
@@ -471,17 +487,14 @@ def finetune(cfg) -> dict:
                    "and were cut into windows (every word keeps its label)")
         if stats.get("empty_words"):
             notice(f"{stats['empty_words']} {split} words gave no sub-word and were read as the unknown token")
-    print(f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
-          f"test examples, {len(data.labels)} labels, max length {max_length}", file=sys.stderr, flush=True)
+    return feats
 
-    seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
-    out.mkdir(parents=True, exist_ok=True)
-    runs = []
-    for seed in seeds:
-        run_dir = out if len(seeds) == 1 else out / f"seed-{seed}"
-        runs.append(_train_one(cfg, data, path, tokenizer, feats, run_dir, seed))
 
-    metric = MAIN_METRIC[cfg.task]
+def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], runs: list[dict]) -> dict:
+    """What ``out/metrics.json`` holds: mean and standard deviation over the seeds, and every run."""
+    from eliquare import __version__
+    from eliquare.config import to_dict
+
     scores = [r["score"] for r in runs]
     mean, std = _mean_std(scores)
     test_mean = {}
@@ -491,16 +504,13 @@ def finetune(cfg) -> dict:
             test_mean[key] = m
             if len(runs) > 1:
                 test_mean[key + "_std"] = s
-    from eliquare import __version__
-    from eliquare.config import to_dict
-
-    summary = {
+    return {
         "eliquare": __version__,
         "kind": "finetune",
         "model": cfg.model,
         "model_path": path,
         "task": cfg.task,
-        "metric": metric,
+        "metric": MAIN_METRIC[cfg.task],
         "score": mean,
         "std": std,
         "seeds": seeds,
@@ -519,8 +529,28 @@ def finetune(cfg) -> dict:
         "runs": runs,
         "config": to_dict(cfg),
     }
+
+
+def finetune(cfg) -> dict:
+    """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
+    ``cfg.out/metrics.json``."""
+    out = Path(cfg.out).expanduser()
+    if (out / "metrics.json").exists() and not cfg.overwrite:
+        raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
+    data = _read_data(cfg)
+    path, tokenizer, model_config = _load_tokenizer(cfg)
+    max_length = _max_length(cfg, tokenizer, model_config)
+    feats = _encode_splits(cfg, data, tokenizer, max_length)
+    print(f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
+          f"test examples, {len(data.labels)} labels, max length {max_length}", file=sys.stderr, flush=True)
+
+    seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
+    out.mkdir(parents=True, exist_ok=True)
+    runs = [_train_one(cfg, data, path, tokenizer, feats, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
+            for seed in seeds]
+    summary = _summary(cfg, data, path, max_length, seeds, runs)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    spread = f" ± {100 * std:.2f}" if len(runs) > 1 else ""
-    print(f"{cfg.task} {metric} on test: {100 * mean:.2f}{spread} ({len(runs)} seed(s)); results in {out}",
-          flush=True)
+    spread = f" ± {100 * summary['std']:.2f}" if len(runs) > 1 else ""
+    print(f"{cfg.task} {summary['metric']} on test: {100 * summary['score']:.2f}{spread} ({len(runs)} seed(s)); "
+          f"results in {out}", flush=True)
     return summary

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
+from eliquare.conll import CONLLU_COLUMNS, read_sentences
 from eliquare.errors import EliquareError
 
 TASKS = ("pos", "ner", "classify")
@@ -140,64 +141,48 @@ def sniff_token_format(path: Path) -> str:
     return "bio"
 
 
+def _conllu_tag(cols: list[str], task: str, p: Path, n: int) -> str:
+    """UPOS (column 4) for ``pos``; the ``NER=`` key of MISC (column 10) for ``ner``."""
+    if task != "ner":
+        tag = cols[3]
+        if tag in ("", "_"):
+            raise EliquareError(f"{p}, line {n}: the word has no UPOS tag (column 4 is {tag!r}); fix the line")
+        return tag
+    for item in cols[9].split("|"):
+        key, _, value = item.partition("=")
+        if key == "NER":
+            check_bio(value, p, n)
+            return value
+    raise EliquareError(
+        f"{p}, line {n}: no NER= key in the MISC column; NER from CoNLL-U needs NER=B-TYPE, "
+        "NER=I-TYPE or NER=O on every word (or use --task pos)"
+    )
+
+
 def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
     """Read a CoNLL-U file: UPOS tags for ``pos``, ``NER=`` in MISC for ``ner``."""
     p = _check_file(path, "CoNLL-U")
     sentences: list[TokenExample] = []
-    words: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-
-    def flush():
-        nonlocal words, tags, lines
-        if words:
-            sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
+    for sentence in read_sentences(_read_lines(p), conllu=True):
         words, tags, lines = [], [], []
-
-    for n, raw in enumerate(_read_lines(p), start=1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            flush()
-            continue
-        if line.startswith("#"):
-            continue
-        cols = line.split("\t")
-        if len(cols) != 10:
-            hint = " (spaces instead of tabs?)" if len(cols) < 10 and " " in line else ""
-            raise EliquareError(
-                f"{p}, line {n}: a CoNLL-U word line needs 10 tab-separated columns, this one has {len(cols)}"
-                f"{hint}; fix the line"
-            )
-        wid = cols[0]
-        if "-" in wid or "." in wid:  # multi-word token range or empty node: not a syntactic word
-            if not re.match(r"^\d+(-\d+|\.\d+)$", wid):
-                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID; fix the line")
-            continue
-        if not _is_int(wid):
-            raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
-                                "fix the line")
-        if task == "ner":
-            misc = cols[9]
-            tag = None
-            for item in misc.split("|"):
-                key, _, value = item.partition("=")
-                if key == "NER":
-                    tag = value
-                    break
-            if tag is None:
+        for n, cols in sentence:
+            if len(cols) != CONLLU_COLUMNS:
+                spaces = any(" " in c for c in cols)
+                hint = " (spaces instead of tabs?)" if len(cols) < CONLLU_COLUMNS and spaces else ""
                 raise EliquareError(
-                    f"{p}, line {n}: no NER= key in the MISC column; NER from CoNLL-U needs NER=B-TYPE, "
-                    "NER=I-TYPE or NER=O on every word (or use --task pos)"
+                    f"{p}, line {n}: a CoNLL-U word line needs 10 tab-separated columns, this one has {len(cols)}"
+                    f"{hint}; fix the line"
                 )
-            check_bio(tag, p, n)
-        else:
-            tag = cols[3]
-            if tag in ("", "_"):
-                raise EliquareError(f"{p}, line {n}: the word has no UPOS tag (column 4 is {tag!r}); fix the line")
-        words.append(cols[1])
-        tags.append(tag)
-        lines.append(n)
-    flush()
+            wid = cols[0]
+            if "-" in wid or "." in wid:  # read_sentences skips well-formed ranges and empty nodes
+                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID; fix the line")
+            if not _is_int(wid):
+                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
+                                    "fix the line")
+            tags.append(_conllu_tag(cols, task, p, n))
+            words.append(cols[1])
+            lines.append(n)
+        sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
     if not sentences:
         raise EliquareError(f"{p} holds no sentences; give a non-empty CoNLL-U file")
     return sentences
@@ -206,46 +191,31 @@ def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
 def read_bio(path: str | Path, task: str = "ner") -> list[TokenExample]:
     """Read a token-per-line file: ``token TAG``, ``idx<TAB>token<TAB>TAG`` or ``token ... TAG``."""
     p = _check_file(path, "token-per-line")
-    rows: list[tuple[int, list[str]]] = []
-    for n, raw in enumerate(_read_lines(p), start=1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
-            rows.append((n, []))
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        cols = [c.strip() for c in cols]
-        if cols[0].startswith("-DOCSTART-"):
-            rows.append((n, []))
-            continue
-        if len(cols) < 2 or not cols[-1]:
-            raise EliquareError(
-                f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {line!r}; "
-                "fix the line"
-            )
-        rows.append((n, cols))
-    data = [cols for _, cols in rows if cols]
-    if not data:
+    raw = _read_lines(p)
+    # no comments (a '#' line is the token '#'), no CoNLL-U ranges; -DOCSTART- lines end a sentence
+    sentences = [[(n, [c.strip() for c in cols]) for n, cols in sentence]
+                 for sentence in read_sentences(raw, comments=False, skip_nodes=False, docstart=True)]
+    for sentence in sentences:
+        for n, cols in sentence:
+            if len(cols) < 2 or not cols[-1]:
+                raise EliquareError(
+                    f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {raw[n - 1]!r}; "
+                    "fix the line"
+                )
+    if not sentences:
         raise EliquareError(f"{p} holds no tokens; give a non-empty token-per-line file")
     # a leading index column: every line has 3+ columns and an integer first column
-    indexed = all(len(c) >= 3 and _is_int(c[0]) for c in data)
-    sentences: list[TokenExample] = []
-    words: list[str] = []
-    tags: list[str] = []
-    lines: list[int] = []
-    for n, cols in rows + [(0, [])]:
-        if not cols:
-            if words:
-                sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
-            words, tags, lines = [], [], []
-            continue
-        token = cols[1] if indexed else cols[0]
-        tag = cols[-1]
+    indexed = all(len(c) >= 3 and _is_int(c[0]) for sentence in sentences for _, c in sentence)
+    examples: list[TokenExample] = []
+    for sentence in sentences:
+        words = [cols[1] if indexed else cols[0] for _, cols in sentence]
+        tags = [cols[-1] for _, cols in sentence]
+        lines = [n for n, _ in sentence]
         if task == "ner":
-            check_bio(tag, p, n)
-        words.append(token)
-        tags.append(tag)
-        lines.append(n)
-    return sentences
+            for tag, n in zip(tags, lines):
+                check_bio(tag, p, n)
+        examples.append(TokenExample(words, tags, str(p), lines[0], lines))
+    return examples
 
 
 def read_token_file(path: str | Path, task: str, fmt: str = "auto") -> list[TokenExample]:
@@ -369,6 +339,71 @@ def _resolve(col: Column, header: Optional[list[str]], ncols: int, path: Path, w
     )
 
 
+def _split_header(p: Path, rows: list, keys: Optional[list[str]], header: Optional[bool], named: bool):
+    """``(column names or None, data rows)``: JSON keys, or the first row when it is (or looks like) a header."""
+    if keys is not None:
+        return keys, rows
+    first = rows[0][1]
+    if header is None:
+        header = named or any(c.strip().lower() in LABEL_NAMES for c in first)
+    if not header:
+        return None, rows
+    if len(rows) == 1:
+        raise EliquareError(f"{p} holds a header row but no examples; give a non-empty data file")
+    return first, rows[1:]
+
+
+def _label_index(p: Path, names: Optional[list[str]], rows: list, ncols: int, label_column: Column | None) -> int:
+    """The label column: as given, else the one named like a label, else (no header) the one with the
+    fewest distinct values."""
+    if label_column is not None:
+        return _resolve(label_column, names, ncols, p, "label", "--label-column")
+    if names is not None:
+        found = [i for i, h in enumerate(names) if h.strip().lower() in LABEL_NAMES]
+        if not found:
+            raise EliquareError(
+                f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(names)}); "
+                "give --label-column NAME or INDEX"
+            )
+        return found[0]
+    widths = [len(r) for _, r in rows]
+    if min(widths) < 2:
+        n = rows[widths.index(min(widths))][0]
+        raise EliquareError(f"{p}, line {n}: expected a label and a text column, found one column; "
+                            "fix the file or give --label-column and --text-column")
+
+    def spread(i):
+        vals = [r[i] for _, r in rows if i < len(r)]
+        return (len(set(vals)), sum(map(len, vals)) / max(1, len(vals)))
+
+    return min(range(min(widths)), key=spread)
+
+
+def _text_indices(p: Path, names: Optional[list[str]], rows: list, ncols: int, li: int,
+                  text_columns: Optional[list[Column]]) -> list[int]:
+    """The text columns: as given, else every column but the label, ids, URLs and (no header) numbers."""
+    if text_columns:
+        tis = [_resolve(c, names, ncols, p, "text", "--text-column") for c in text_columns]
+    else:
+        tis = []
+        for i in range(ncols):
+            if i == li:
+                continue
+            if names is not None and names[i].strip().lower() in NOT_TEXT_NAMES:
+                continue
+            vals = [r[i] for _, r in rows if i < len(r) and r[i]]
+            if vals and all(v.startswith(("http://", "https://")) for v in vals):
+                continue
+            if vals and names is None and all(_is_int(v) for v in vals):
+                continue
+            tis.append(i)
+        if not tis:
+            raise EliquareError(f"{p}: no text column left besides the label; give --text-column")
+    if li in tis:
+        raise EliquareError(f"{p}: the label column is also a text column; fix --label-column or --text-column")
+    return tis
+
+
 def read_table(path: str | Path, label_column: Column | None = None,
                text_columns: Sequence[Column] | None = None, header: Optional[bool] = None,
                fmt: str = "auto") -> list[TextExample]:
@@ -390,62 +425,11 @@ def read_table(path: str | Path, label_column: Column | None = None,
     rows, keys = _read_rows(p, fmt)
     if not rows:
         raise EliquareError(f"{p} holds no examples; give a non-empty data file")
-    names: Optional[list[str]] = keys
-    if keys is None:
-        first = rows[0][1]
-        if header is None:
-            named = isinstance(label_column, str) or any(isinstance(c, str) for c in (text_columns or []))
-            header = named or any(c.strip().lower() in LABEL_NAMES for c in first)
-        if header:
-            names = first
-            rows = rows[1:]
-            if not rows:
-                raise EliquareError(f"{p} holds a header row but no examples; give a non-empty data file")
+    named = isinstance(label_column, str) or any(isinstance(c, str) for c in (text_columns or []))
+    names, rows = _split_header(p, rows, keys, header, named)
     ncols = max(len(r) for _, r in rows) if names is None else len(names)
-
-    if label_column is None:
-        if names is not None:
-            found = [i for i, h in enumerate(names) if h.strip().lower() in LABEL_NAMES]
-            if not found:
-                raise EliquareError(
-                    f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(names)}); "
-                    "give --label-column NAME or INDEX"
-                )
-            li = found[0]
-        else:
-            widths = [len(r) for _, r in rows]
-            if min(widths) < 2:
-                n = rows[widths.index(min(widths))][0]
-                raise EliquareError(f"{p}, line {n}: expected a label and a text column, found one column; "
-                                    "fix the file or give --label-column and --text-column")
-
-            def spread(i):
-                vals = [r[i] for _, r in rows if i < len(r)]
-                return (len(set(vals)), sum(map(len, vals)) / max(1, len(vals)))
-
-            li = min(range(min(widths)), key=spread)
-    else:
-        li = _resolve(label_column, names, ncols, p, "label", "--label-column")
-
-    if text_columns:
-        tis = [_resolve(c, names, ncols, p, "text", "--text-column") for c in text_columns]
-    else:
-        tis = []
-        for i in range(ncols):
-            if i == li:
-                continue
-            if names is not None and names[i].strip().lower() in NOT_TEXT_NAMES:
-                continue
-            vals = [r[i] for _, r in rows if i < len(r) and r[i]]
-            if vals and all(v.startswith(("http://", "https://")) for v in vals):
-                continue
-            if vals and names is None and all(_is_int(v) for v in vals):
-                continue
-            tis.append(i)
-        if not tis:
-            raise EliquareError(f"{p}: no text column left besides the label; give --text-column")
-    if li in tis:
-        raise EliquareError(f"{p}: the label column is also a text column; fix --label-column or --text-column")
+    li = _label_index(p, names, rows, ncols, label_column)
+    tis = _text_indices(p, names, rows, ncols, li, text_columns)
 
     need = max([li, *tis])
     out: list[TextExample] = []
@@ -543,8 +527,6 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
     """
     if task not in TASKS:
         raise EliquareError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
-    if not 0.0 < dev_fraction < 0.5:
-        raise EliquareError("dev_fraction must lie strictly between 0 and 0.5, e.g. 0.1")
     if dev is not None and test is None:
         raise EliquareError("a --dev file was given without --test; give --test too, or give only --train to cut "
                             "train/dev/test 80/10/10 out of one file")

@@ -21,7 +21,6 @@ Options apply in the order defaults < model < dataset < job < command line. Each
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import re
@@ -32,11 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from eliquare.errors import EliquareError
+from eliquare.evaluate.results import job_row, write_results
 
 DATASET_KEYS = ("name", "language", "task", "label", "train", "dev", "test")
-RESULT_FIELDS = ("model", "model_spec", "dataset", "language", "task", "label", "metric", "score", "std", "seeds",
-                 "scores", "train_examples", "test_examples", "parameters", "encoder_parameters", "size_mb",
-                 "examples_per_second", "tokens_per_second", "train_seconds", "status", "error", "run_dir")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -51,6 +48,9 @@ class Job:
     @property
     def key(self) -> str:
         return f"{self.model}/{self.dataset['name']}"
+
+    def row(self, run_dir: Path, summary: dict | None, status: str, error: str = "") -> dict:
+        return job_row(self.model, self.model_spec, self.dataset, run_dir, summary, status, error)
 
 
 def _substitute(value: Any, variables: dict[str, str], where: str) -> Any:
@@ -84,13 +84,11 @@ def _options(mapping: dict, allowed: set[str], where: str) -> dict:
     return dict(mapping)
 
 
-def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None) -> list[Job]:
-    """Read a suite file into its list of jobs (variables substituted, options checked)."""
+def _read_suite(p: Path, var: list[str] | None, where: str) -> dict:
+    """The suite file with its variables (``vars:`` < ``--var``) substituted."""
     from eliquare.config import load_yaml
 
-    p = Path(path)
     raw = load_yaml(p)
-    where = f"suite {p}"
     known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -103,11 +101,11 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
             raise EliquareError(f"--var {item!r} is not NAME=VALUE; write e.g. --var data=../shared/data")
         variables[name.strip()] = value
     raw = {k: v for k, v in raw.items() if k != "vars"}
-    raw = _substitute(raw, variables, where)
-    fields = _finetune_fields()
-    allowed = fields - {"model", "task", "train", "dev", "test", "out"}
-    defaults = _options(raw.get("defaults") or {}, allowed, f"{where}, defaults")
+    return _substitute(raw, variables, where)
 
+
+def _model_entries(raw: dict, models: list[str] | None, where: str) -> list[dict]:
+    """``--models`` (NAME=SPEC or SPEC) if given, else the suite's ``models:``; each with a name."""
     model_list: list[dict] = []
     if models:
         for item in models:
@@ -127,7 +125,10 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
             model_list.append(m)
     if not model_list:
         raise EliquareError(f"{where}: no models; list them under models: or give --models")
+    return model_list
 
+
+def _dataset_entries(raw: dict, where: str) -> list[dict]:
     datasets: list[dict] = []
     for i, d in enumerate(raw.get("datasets") or []):
         if not isinstance(d, dict):
@@ -138,6 +139,11 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
         datasets.append(dict(d))
     if not datasets:
         raise EliquareError(f"{where}: no datasets; list them under datasets:")
+    return datasets
+
+
+def _check_names(model_list: list[dict], datasets: list[dict], where: str) -> None:
+    """Names become directories (``runs/<model>/<dataset>``): safe characters, each used once."""
     for kind, items in (("model", model_list), ("dataset", datasets)):
         names = [str(x["name"]) for x in items]
         for n in names:
@@ -146,25 +152,41 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise EliquareError(f"{where}: {kind} name(s) {', '.join(dup)} used twice; names must be unique")
+
+
+def _pairs(raw: dict, models: list[str] | None, model_list: list[dict], datasets: list[dict], where: str) -> list:
+    """``(model, dataset, job options, where)`` of each job: the suite's ``jobs:``, or every model on
+    every dataset (always so with ``--models``)."""
+    if not raw.get("jobs") or models:
+        return [(m, d, {}, where) for m in model_list for d in datasets]
     by_model = {str(m["name"]): m for m in model_list}
     by_data = {str(d["name"]): d for d in datasets}
-
     pairs = []
-    if raw.get("jobs") and not models:
-        for i, j in enumerate(raw["jobs"]):
-            if not isinstance(j, dict) or "model" not in j or "dataset" not in j:
-                raise EliquareError(f"{where}, jobs[{i}]: give model: and dataset: (names from models/datasets)")
-            if str(j["model"]) not in by_model:
-                raise EliquareError(f"{where}, jobs[{i}]: no model named {j['model']!r}")
-            if str(j["dataset"]) not in by_data:
-                raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
-            opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
-            pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
-    else:
-        pairs = [(m, d, {}, where) for m in model_list for d in datasets]
+    for i, j in enumerate(raw["jobs"]):
+        if not isinstance(j, dict) or "model" not in j or "dataset" not in j:
+            raise EliquareError(f"{where}, jobs[{i}]: give model: and dataset: (names from models/datasets)")
+        if str(j["model"]) not in by_model:
+            raise EliquareError(f"{where}, jobs[{i}]: no model named {j['model']!r}")
+        if str(j["dataset"]) not in by_data:
+            raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
+        opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
+        pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
+    return pairs
+
+
+def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None) -> list[Job]:
+    """Read a suite file into its list of jobs (variables substituted, options checked)."""
+    p = Path(path)
+    where = f"suite {p}"
+    raw = _read_suite(p, var, where)
+    allowed = _finetune_fields() - {"model", "task", "train", "dev", "test", "out"}
+    defaults = _options(raw.get("defaults") or {}, allowed, f"{where}, defaults")
+    model_list = _model_entries(raw, models, where)
+    datasets = _dataset_entries(raw, where)
+    _check_names(model_list, datasets, where)
 
     jobs = []
-    for m, d, opts, w in pairs:
+    for m, d, opts, w in _pairs(raw, models, model_list, datasets, where):
         options = dict(defaults)
         options.update(_options({k: v for k, v in m.items() if k not in ("name", "model")}, allowed,
                                 f"{where}, model {m['name']}"))
@@ -173,39 +195,6 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
         options.update(_options(opts, allowed, w))
         jobs.append(Job(str(m["name"]), str(m["model"]), d, options))
     return jobs
-
-
-def _row(job: Job, run_dir: Path, summary: dict | None, status: str, error: str = "") -> dict:
-    d = job.dataset
-    row = {k: "" for k in RESULT_FIELDS}
-    row.update({"model": job.model, "model_spec": job.model_spec, "dataset": d["name"],
-                "language": d.get("language", ""), "task": d["task"], "label": d.get("label", d["task"]),
-                "status": status, "error": error, "run_dir": str(run_dir)})
-    if summary:
-        row.update({
-            "metric": summary.get("metric", ""), "score": summary.get("score"), "std": summary.get("std"),
-            "seeds": summary.get("seeds"), "scores": summary.get("scores"),
-            "train_examples": summary.get("data", {}).get("train_examples"),
-            "test_examples": summary.get("data", {}).get("test_examples"),
-            "parameters": summary.get("parameters"), "encoder_parameters": summary.get("encoder_parameters"),
-            "size_mb": summary.get("size_mb"), "examples_per_second": summary.get("examples_per_second"),
-            "tokens_per_second": summary.get("tokens_per_second"), "train_seconds": summary.get("train_seconds"),
-        })
-    return row
-
-
-def write_results(out: Path, rows: list[dict], suite: str) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"kind": "results", "suite": suite, "rows": rows}, indent=2,
-                                                 ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp = out / "results.csv.tmp"
-    with tmp.open("w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(RESULT_FIELDS))
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (";".join(map(str, v)) if isinstance(v, list) else ("" if v is None else v))
-                        for k, v in r.items()})
-    tmp.replace(out / "results.csv")
 
 
 def _config_for(job: Job, cfg, run_dir: Path):
@@ -218,9 +207,14 @@ def _config_for(job: Job, cfg, run_dir: Path):
                                          "max_train_examples") if getattr(cfg, k) is not None}
     if cfg.use_cpu:
         cli["use_cpu"] = True
-    return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
-                        (f"suite {cfg.suite}, job {job.key}", {**job.options, **base}),
-                        ("command line", cli))
+    where = f"suite {cfg.suite}, job {job.key}"
+    try:
+        return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
+                            (where, {**job.options, **base}), ("command line", cli))
+    except EliquareError as e:
+        if str(e).startswith(("suite ", "command line")):  # build_config named the option's source already
+            raise
+        raise EliquareError(f"{where}: {e}") from None  # FinetuneConfig's own checks: name the job
 
 
 def evaluate(cfg) -> dict:
@@ -252,18 +246,18 @@ def evaluate(cfg) -> dict:
                 summary = None
             if summary is not None:
                 print(f"{head}: done already, skipped", file=sys.stderr, flush=True)
-                rows.append(_row(job, run_dir, summary, "ok"))
+                rows.append(job.row(run_dir, summary, "ok"))
                 continue
         if cfg.dry_run:
             print(f"{head}: to run", file=sys.stderr, flush=True)
-            rows.append(_row(job, run_dir, None, "pending"))
+            rows.append(job.row(run_dir, None, "pending"))
             continue
         print(f"{head}: running into {run_dir}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         try:
             fcfg.overwrite = True  # no metrics.json there: leftovers of an interrupted run
             summary = finetune(fcfg)
-            rows.append(_row(job, run_dir, summary, "ok"))
+            rows.append(job.row(run_dir, summary, "ok"))
             (run_dir / "error.txt").unlink(missing_ok=True)
         except KeyboardInterrupt:
             raise
@@ -272,7 +266,7 @@ def evaluate(cfg) -> dict:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
-            rows.append(_row(job, run_dir, None, "failed", msg))
+            rows.append(job.row(run_dir, None, "failed", msg))
             failures.append(f"{job.key}: {msg}")
             if not cfg.keep_going:
                 write_results(out, rows, str(cfg.suite))

@@ -13,57 +13,13 @@ DIR is the output of `eliquare evaluate` (``results.json``) or any directory hol
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 from pathlib import Path
 from typing import Optional
 
 from eliquare.errors import EliquareError
-
-TASK_NAMES = {"pos": "UPOS", "ner": "NER", "classify": "class."}
-
-
-def _finetune_row(path: Path, root: Path, data: dict) -> dict:
-    rel = path.parent.relative_to(root)
-    parts = rel.parts
-    dataset = parts[-1] if parts else path.parent.name
-    model = parts[-2] if len(parts) >= 2 else Path(str(data.get("model", "model")).rstrip("/")).name
-    return {"model": model, "model_spec": data.get("model"), "dataset": dataset, "language": "",
-            "task": data.get("task", ""), "label": TASK_NAMES.get(data.get("task", ""), data.get("task", "")),
-            "metric": data.get("metric"), "score": data.get("score"), "std": data.get("std"),
-            "seeds": data.get("seeds"), "scores": data.get("scores"), "parameters": data.get("parameters"),
-            "encoder_parameters": data.get("encoder_parameters"), "size_mb": data.get("size_mb"),
-            "examples_per_second": data.get("examples_per_second"),
-            "tokens_per_second": data.get("tokens_per_second"), "status": "ok"}
-
-
-def load_rows(path: str | Path) -> list[dict]:
-    p = Path(path).expanduser()
-    if p.is_file():
-        files = [p]
-        root = p.parent
-    elif p.is_dir():
-        if (p / "results.json").is_file():
-            files = [p / "results.json"]
-        else:
-            files = sorted(p.rglob("metrics.json"))
-        root = p
-    else:
-        raise EliquareError(f"{p} does not exist; give the --out directory of `eliquare evaluate` or `finetune`")
-    rows: list[dict] = []
-    for f in files:
-        try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise EliquareError(f"{f} is not a readable JSON file ({e}); fix or remove it") from None
-        if isinstance(data, dict) and "rows" in data:
-            rows.extend(data["rows"])
-        elif isinstance(data, dict) and data.get("kind") == "finetune":
-            rows.append(_finetune_row(f, root, data))
-    if not rows:
-        raise EliquareError(f"{p} holds no results (no results.json, no metrics.json of `eliquare finetune`)")
-    return rows
+from eliquare.evaluate.results import TASK_NAMES, read_results
 
 
 def _column(row: dict) -> str:
@@ -218,7 +174,7 @@ def drop_figure(t: dict, columns: list[str], path: Path, title: str) -> Optional
 
 
 def report(cfg) -> dict:
-    rows = load_rows(cfg.dir)
+    rows = read_results(cfg.dir).rows
     t = build_tables(rows, cfg.reference)
     src = Path(cfg.dir).expanduser()
     out = Path(cfg.out).expanduser() if cfg.out else (src if src.is_dir() else src.parent)

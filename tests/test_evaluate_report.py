@@ -9,7 +9,7 @@ import pytest
 from eliquare.cli import main
 from eliquare.config import ReportConfig
 from eliquare.errors import EliquareError
-from eliquare.report import report
+from eliquare.evaluate.report import report
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
