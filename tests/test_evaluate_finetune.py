@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import tiny
 from eliquare.cli import main
@@ -99,6 +100,33 @@ def test_tiny_model_learns_a_learnable_task(tiny_bert, tmp_path):
     assert (out / "model" / "config.json").is_file()
     pred = (out / "predictions.tsv").read_text().splitlines()
     assert len([ln for ln in pred if ln and not ln.startswith("#")]) == saved["test"]["tokens"]
+
+
+@pytest.mark.parametrize("family", ["bert", "xlmr"])
+def test_task_vocabulary_fine_tunes_the_same_model(family, tiny_bert, tiny_xlmr, tmp_path):
+    """The task's own embedding rows only: the same dev history, test predictions and saved weights as the full
+    matrix (eliquare.evaluate.task_vocab), with fewer parameters trained."""
+    from transformers import AutoModelForTokenClassification
+
+    model = tiny_bert if family == "bert" else tiny_xlmr
+    train = write_conllu(tmp_path / "train.conllu", 60, seed=1)
+    test = write_conllu(tmp_path / "test.conllu", 20, seed=2)
+    runs = {}
+    for flag in (True, False):
+        cfg = FinetuneConfig(model=str(model), task="pos", train=str(train), test=str(test),
+                             out=str(tmp_path / str(flag)), epochs=2, learning_rate=3e-3, warmup_steps=2,
+                             batch_size=16, task_vocabulary=flag, progress=False)
+        runs[flag] = finetune(cfg)
+    small, full = runs[True]["runs"][0], runs[False]["runs"][0]
+    assert small["task_vocabulary"]["vocab_size"]["after"] < small["task_vocabulary"]["vocab_size"]["before"]
+    assert full["task_vocabulary"] is None and small["parameters"] == full["parameters"]
+    assert [h["score"] for h in small["dev_history"]] == pytest.approx([h["score"] for h in full["dev_history"]],
+                                                                        abs=1e-6)
+    assert (tmp_path / "True" / "predictions.tsv").read_text() == (tmp_path / "False" / "predictions.tsv").read_text()
+    a = AutoModelForTokenClassification.from_pretrained(tmp_path / "True" / "model").state_dict()
+    b = AutoModelForTokenClassification.from_pretrained(tmp_path / "False" / "model").state_dict()
+    used = [k for k in a if "word_embeddings" not in k]
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in used)
 
 
 def test_seeds_give_mean_and_std(tiny_bert, tmp_path):

@@ -409,6 +409,10 @@ class FinetuneConfig:
     seed: int = field(42, help="random seed of the run")
     seeds: Optional[list[int]] = field(None, help="several seeds: one run each, mean and standard deviation")
     max_train_examples: Optional[int] = field(None, help="use only the first N training examples (quick runs)")
+    task_vocabulary: bool = field(
+        True, help="fine-tune only the embedding rows the task's files use: exact (the same tokens and hidden "
+        "states, see eliquare.evaluate.task_vocab) and much faster for multilingual models; a saved model gets its "
+        "full vocabulary back")
     save_model: bool = field(True, help="write the fine-tuned model to OUT/model")
     overwrite: bool = field(False, help="replace results already in OUT")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")

@@ -38,6 +38,7 @@ from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
 from eliquare.models import count_parameters, masked_lm_logits, use_masked_lm_forward
 from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher
+from eliquare.training import trainer_arguments
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
 
 
@@ -253,8 +254,8 @@ def check_output_dir(cfg: DistillConfig) -> Path:
 def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
     every = cfg.eval_steps or 10**9  # no step-based evaluation unless asked; epochs are handled by a callback
     cpu = cfg.use_cpu or not torch.cuda.is_available()
-    return TrainingArguments(
-        output_dir=str(out / "checkpoints"),
+    return trainer_arguments(
+        out / "checkpoints", seed=cfg.seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation,
@@ -262,11 +263,9 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
         adam_epsilon=cfg.adam_epsilon,
         weight_decay=cfg.weight_decay,
         warmup_steps=0,  # cfg.warmup_ratio of the steps, set once the corpus is known (see distill)
-        lr_scheduler_type="linear",
         max_grad_norm=cfg.max_grad_norm,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,
-        eval_strategy="steps",
         save_strategy="steps",
         eval_steps=every,
         save_steps=every,
@@ -276,20 +275,14 @@ def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
         greater_is_better=False,
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        use_cpu=cfg.use_cpu,
-        bf16=cfg.bf16,
         dataloader_num_workers=cfg.dataloader_workers,
         train_sampling_strategy="group_by_length",
         length_column_name="length",
         remove_unused_columns=False,
         label_names=["labels"],
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
         ddp_backend="gloo" if cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         disable_tqdm=False,
-        dataloader_pin_memory=not cpu,
         eval_on_start=not cfg.resume,  # the validation loss before training, for the record
     )
 

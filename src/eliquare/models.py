@@ -141,6 +141,16 @@ def load_tokenizer(spec: str, path: str | None = None):
         raise EliquareError(f"cannot load the tokenizer of {spec}: {first_line(e)}") from None
 
 
+def load_config(spec: str, path: str | None = None):
+    """The model's ``config.json`` as a transformers config."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path or resolve_model(spec))
+    except (OSError, ValueError) as e:
+        raise EliquareError(f"cannot load the configuration of {spec}: {first_line(e)}") from None
+
+
 def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | None = None,
                tokenizer: bool = True) -> LoadedModel:
     """Load ``spec`` in fp32 with the given head (``labels``: the classes of a classification head).

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Iterable, Iterator, Sequence
 
 from eliquare.config import CorpusOptions
+from eliquare.conll import read_sentences
 from eliquare.errors import EliquareError
 
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
@@ -120,24 +121,8 @@ def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str]:
 
 def _token_per_line_texts(lines: Iterable[str]) -> Iterator[str]:
     """CoNLL-U / `token TAG` / `idx token tag` files: rebuild each sentence from its word column."""
-    words: list[str] = []
-    for line in lines:
-        if not line.strip():
-            if words:
-                yield " ".join(words)
-                words = []
-            continue
-        if line.startswith("#"):
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        if len(cols) >= 2 and re.fullmatch(r"\d+(?:[-.]\d+)?", cols[0]):
-            if "-" in cols[0] or "." in cols[0]:
-                continue  # multi-word token ranges and empty nodes: the words follow
-            words.append(cols[1])
-        else:
-            words.append(cols[0])
-    if words:
-        yield " ".join(words)
+    for sentence in read_sentences(lines):
+        yield " ".join(cols[1] if len(cols) >= 2 and re.fullmatch(r"\d+", cols[0]) else cols[0] for _, cols in sentence)
 
 
 def _squad_texts(path: Path, stats: CorpusStats) -> Iterator[str]:

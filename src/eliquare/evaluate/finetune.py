@@ -29,9 +29,13 @@ from typing import Optional, Sequence
 from eliquare.errors import EliquareError
 from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
 from eliquare.evaluate.readers import TaskData, load_task_data
-from eliquare.models import resolve_model
+from eliquare.config import FinetuneConfig
+from eliquare.evaluate.task_vocab import TaskVocabulary
+from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
+from eliquare.training import trainer_arguments
 
-ROBERTA_LIKE = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "longformer", "xmod")
+TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
+
 
 
 def notice(msg: str) -> None:
@@ -48,20 +52,6 @@ def _quiet_transformers():
         yield
     finally:
         hf_logging.set_verbosity(level)
-
-
-def model_length_limit(config, tokenizer) -> int:
-    """The longest input (in tokens, specials included) the model accepts."""
-    limit = None
-    mpe = getattr(config, "max_position_embeddings", None)
-    if isinstance(mpe, int) and mpe > 0:
-        limit = mpe
-        if getattr(config, "model_type", "") in ROBERTA_LIKE:  # positions start after the padding index
-            limit = mpe - (getattr(config, "pad_token_id", 1) or 1) - 1
-    tml = getattr(tokenizer, "model_max_length", None)
-    if isinstance(tml, int) and 0 < tml < 100_000:
-        limit = min(limit, tml) if limit else tml
-    return limit or 512
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,28 +263,6 @@ def _write_predictions(path: Path, task: str, examples, preds) -> None:
                 f.write("\n")
 
 
-def _load_model(path: str, spec: str, task: str, labels: Sequence[str]):
-    import torch
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification
-
-    id2label = dict(enumerate(labels))
-    label2id = {lab: i for i, lab in enumerate(labels)}
-    auto = AutoModelForSequenceClassification if task == "classify" else AutoModelForTokenClassification
-    try:
-        with _quiet_transformers():
-            config = AutoConfig.from_pretrained(path, num_labels=len(labels), id2label=id2label, label2id=label2id)
-            model, info = auto.from_pretrained(path, config=config, ignore_mismatched_sizes=True,
-                                               dtype=torch.float32, output_loading_info=True)
-    except OSError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EliquareError(f"cannot load model {spec}: {first}") from None
-    except ValueError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EliquareError(f"model {spec} has no {auto.__name__[len('AutoModelFor'):]} architecture ({first})") \
-            from None
-    return model, info
-
-
 def _eval_steps(cfg, n_features: int) -> int:
     """Steps between dev evaluations: one epoch (or the whole run when shorter)."""
     steps_per_epoch = max(1, math.ceil(n_features / cfg.batch_size))
@@ -308,11 +276,8 @@ def _eval_steps(cfg, n_features: int) -> int:
 
 def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
     """The paper's schedule (linear decay after warm-up), a dev evaluation every ``eval_steps``, no checkpoints."""
-    import torch
-    from transformers import TrainingArguments
-
-    return TrainingArguments(
-        output_dir=str(work),
+    return trainer_arguments(
+        work, seed=seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         num_train_epochs=cfg.epochs,
@@ -320,19 +285,11 @@ def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         warmup_steps=cfg.warmup_steps,
-        lr_scheduler_type="linear",
-        eval_strategy="steps",
         eval_steps=eval_steps,
         save_strategy="no",
         logging_strategy="steps",
         logging_steps=cfg.logging_steps or max(1, min(50, eval_steps)),
-        report_to="none",
-        seed=seed,
-        data_seed=seed,
-        use_cpu=cfg.use_cpu,
-        bf16=cfg.bf16,
         dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available() and not cfg.use_cpu,
         disable_tqdm=not cfg.progress,
     )
 
@@ -375,17 +332,20 @@ def _predict_test(cfg, data: TaskData, trainer, scorer: Scorer, feats: dict) -> 
     return preds, task_scores(cfg.task, scorer.gold(), preds), predict_seconds
 
 
-def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: Path, seed: int) -> dict:
+def _train_one(cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, vocab: TaskVocabulary | None,
+               run_dir: Path, seed: int) -> dict:
     """One seed: fine-tune keeping the best dev evaluation, test that model, write ``run_dir``."""
     import torch
     from transformers import set_seed
 
     set_seed(seed)
-    model, info = _load_model(path, cfg.model, cfg.task, data.labels)
+    with _quiet_transformers():
+        loaded = load_model(cfg.model, head=TASK_HEADS[cfg.task], labels=data.labels, tokenizer=False)
+    model = loaded.model
     n_params = sum(p.numel() for p in model.parameters())
     base = getattr(model, "base_model", model)
     n_base = sum(p.numel() for p in base.parameters()) if base is not model else n_params
-    fresh = [k for k in (info.get("missing_keys") or [])] + [k for k, *_ in (info.get("mismatched_keys") or [])]
+    fine_tuned = vocab.shrink(model) if vocab is not None else None  # exact: see eliquare.evaluate.task_vocab
     work = run_dir / "trainer"
     trainer, scorer, keep, train_seconds = _train_keeping_best(cfg, data, model, tokenizer, feats, work, seed)
     preds, test_scores, predict_seconds = _predict_test(cfg, data, trainer, scorer, feats)
@@ -393,6 +353,8 @@ def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_predictions(run_dir / "predictions.tsv", cfg.task, data.test, preds)
     if cfg.save_model:
+        if vocab is not None:
+            vocab.expand(model)  # the full vocabulary again: the saved model reads its own tokenizer's ids
         trainer.save_model(str(run_dir / "model"))
     shutil.rmtree(work, ignore_errors=True)
     n_tokens_test = sum(sum(1 for x in f["attention_mask"] if x) for f in feats["test"][0])
@@ -412,7 +374,8 @@ def _train_one(cfg, data: TaskData, path: str, tokenizer, feats: dict, run_dir: 
         "parameters": n_params,
         "encoder_parameters": n_base,
         "size_mb": round(n_params * 4 / 1e6, 1),
-        "new_weights": len(fresh),
+        "new_weights": len(loaded.new_weights),
+        "task_vocabulary": fine_tuned,  # vocabulary and parameters actually fine-tuned (None: the full model)
         "device": str(trainer.args.device),
         "torch_threads": torch.get_num_threads(),
     }
@@ -443,18 +406,10 @@ def _read_data(cfg) -> TaskData:
 
 def _load_tokenizer(cfg):
     """``(path, tokenizer, model_config)`` of ``cfg.model``; the tokenizer must be a fast one."""
-    from transformers import AutoTokenizer
-
     path = resolve_model(cfg.model)
-    try:
-        with _quiet_transformers():
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            from transformers import AutoConfig
-
-            model_config = AutoConfig.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EliquareError(f"cannot load the tokenizer of {cfg.model}: {first}") from None
+    with _quiet_transformers():
+        tokenizer = load_tokenizer(cfg.model, path)
+        model_config = load_config(cfg.model, path)
     if not getattr(tokenizer, "is_fast", False):
         raise EliquareError(f"the tokenizer of {cfg.model} is not a fast (Rust) tokenizer, which word alignment "
                             "needs; save the model with a tokenizer.json")
@@ -463,7 +418,7 @@ def _load_tokenizer(cfg):
 
 def _max_length(cfg, tokenizer, model_config) -> int:
     """``cfg.max_length``, or the model's limit when none is given or it is above the limit."""
-    limit = model_length_limit(model_config, tokenizer)
+    limit = length_limit(model_config, tokenizer)
     max_length = cfg.max_length or limit
     if max_length > limit:
         notice(f"--max-length {max_length} is above the model's limit of {limit} tokens; using {limit}")
@@ -531,7 +486,7 @@ def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], 
     }
 
 
-def finetune(cfg) -> dict:
+def finetune(cfg: FinetuneConfig) -> dict:
     """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
     ``cfg.out/metrics.json``."""
     out = Path(cfg.out).expanduser()
@@ -541,12 +496,19 @@ def finetune(cfg) -> dict:
     path, tokenizer, model_config = _load_tokenizer(cfg)
     max_length = _max_length(cfg, tokenizer, model_config)
     feats = _encode_splits(cfg, data, tokenizer, max_length)
+    vocab = None
+    if cfg.task_vocabulary:
+        vocab = TaskVocabulary.of([f for split in feats.values() for f in split[0]], tokenizer,
+                                  model_config.vocab_size)
+        feats = {split: (vocab.remap(f), owners, stats) for split, (f, owners, stats) in feats.items()}
+        notice(f"fine-tuning on the task's own vocabulary: {len(vocab.kept_ids):,} of {vocab.full_size:,} embedding "
+               "rows (exact: the same tokens and hidden states; --no-task-vocabulary for all of them)")
     print(f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
           f"test examples, {len(data.labels)} labels, max length {max_length}", file=sys.stderr, flush=True)
 
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
     out.mkdir(parents=True, exist_ok=True)
-    runs = [_train_one(cfg, data, path, tokenizer, feats, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
+    runs = [_train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
             for seed in seeds]
     summary = _summary(cfg, data, path, max_length, seeds, runs)
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
