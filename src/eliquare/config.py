@@ -377,7 +377,7 @@ class DistillConfig:
         return {"ce": ce, "cos": self.alpha_cos, "mlm": self.alpha_mlm}
 
 
-# --- downstream evaluation (eliquare.evaluate, eliquare.report) --------------------------------
+# --- downstream evaluation (eliquare.evaluate) --------------------------------
 
 
 @dataclasses.dataclass
