@@ -17,6 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
+from eliquare.config import CompareConfig
 from eliquare.errors import EliquareError
 from eliquare.evaluate.results import read_results
 
@@ -82,7 +83,7 @@ def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> 
             "ties": sum(d == 0 for d in diffs)}
 
 
-def compare(cfg) -> dict:
+def compare(cfg: CompareConfig) -> dict:
     kind_a, name_a, sa = load_scores(cfg.a, cfg.model_a)
     kind_b, name_b, sb = load_scores(cfg.b, cfg.model_b)
     if kind_a != kind_b:

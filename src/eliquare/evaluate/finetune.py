@@ -394,7 +394,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _read_data(cfg) -> TaskData:
+def _read_data(cfg: FinetuneConfig) -> TaskData:
     """The three splits (at most ``max_train_examples`` training examples)."""
     data = load_task_data(cfg.task, cfg.train, cfg.dev, cfg.test, fmt=cfg.format, label_column=cfg.label_column,
                           text_columns=cfg.text_column, header=cfg.header, dev_fraction=cfg.dev_fraction,
@@ -404,7 +404,7 @@ def _read_data(cfg) -> TaskData:
     return data
 
 
-def _load_tokenizer(cfg):
+def _load_tokenizer(cfg: FinetuneConfig):
     """``(path, tokenizer, model_config)`` of ``cfg.model``; the tokenizer must be a fast one."""
     path = resolve_model(cfg.model)
     with _quiet_transformers():

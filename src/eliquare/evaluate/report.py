@@ -18,6 +18,7 @@ import statistics
 from pathlib import Path
 from typing import Optional
 
+from eliquare.config import ReportConfig
 from eliquare.errors import EliquareError
 from eliquare.evaluate.results import TASK_NAMES, read_results
 
@@ -173,7 +174,7 @@ def drop_figure(t: dict, columns: list[str], path: Path, title: str) -> Optional
     return path
 
 
-def report(cfg) -> dict:
+def report(cfg: ReportConfig) -> dict:
     rows = read_results(cfg.dir).rows
     t = build_tables(rows, cfg.reference)
     src = Path(cfg.dir).expanduser()

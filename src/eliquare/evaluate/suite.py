@@ -30,7 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from eliquare.errors import EliquareError
+from eliquare.config import EvaluateConfig
+from eliquare.errors import EliquareError, first_line
 from eliquare.evaluate.results import job_row, write_results
 
 DATASET_KEYS = ("name", "language", "task", "label", "train", "dev", "test")
@@ -217,7 +218,7 @@ def _config_for(job: Job, cfg, run_dir: Path):
         raise EliquareError(f"{where}: {e}") from None  # FinetuneConfig's own checks: name the job
 
 
-def evaluate(cfg) -> dict:
+def evaluate(cfg: EvaluateConfig) -> dict:
     """Run every job of the suite that is not done yet; returns the results table."""
     from eliquare.evaluate.finetune import finetune
 
@@ -262,7 +263,7 @@ def evaluate(cfg) -> dict:
         except KeyboardInterrupt:
             raise
         except Exception as e:  # noqa: BLE001 - one failed job must not lose the others
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            msg = first_line(e)
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
