@@ -138,3 +138,34 @@ def test_shipped_suite_reads_the_real_data(shared_data):
         data = load_task_data(d["task"], d["train"], d.get("dev"), d.get("test"), label_column=o.get("label_column"),
                               text_columns=o.get("text_column"), header=o.get("header"))
         assert len(data.train) > 100 and len(data.test) > 50 and len(data.labels) >= 2, d["name"]
+
+
+def test_changed_settings_rerun_dry_run_writes_nothing_only_keeps_rows(tiny_bert, tmp_path, capsys):
+    data = _data(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["evaluate", "--suite", str(suite), "--out", str(out), "--var", f"data={data}", f"model={tiny_bert}"]
+    assert main(args) == 0
+    table = (out / "results.json").read_text()
+    pos = out / "runs" / "tiny" / "xx-pos" / "metrics.json"
+    stamp = pos.stat().st_mtime_ns
+    capsys.readouterr()
+    # a changed setting: every job is to run again; a dry run says so and writes nothing
+    assert main(args + ["--max-steps", "2", "--dry-run"]) == 0
+    assert capsys.readouterr().err.count("to run (settings changed since it ran)") == 2
+    assert (out / "results.json").read_text() == table and pos.stat().st_mtime_ns == stamp
+    # --only runs the one job again with the new setting and keeps the other job's row
+    assert main(args + ["--max-steps", "2", "--only", "xx-pos"]) == 0
+    assert "running into" in capsys.readouterr().err and pos.stat().st_mtime_ns != stamp
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["dataset"] for r in rows] == ["xx-pos", "xx-topic"] and all(r["status"] == "ok" for r in rows)
+    assert json.loads(pos.read_text())["config"]["max_steps"] == 2
+    # a changed data file reruns its job too, and only its job
+    assert main(args + ["--max-steps", "2"]) == 0
+    with (data / "topic.tsv").open("a", encoding="utf-8") as f:
+        f.write("a\tmama sokoni\n")
+    capsys.readouterr()
+    assert main(args + ["--max-steps", "2", "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "xx-pos (pos): done already" in err and "xx-topic (classify): to run (settings changed" in err

@@ -90,7 +90,7 @@ def _read_suite(p: Path, var: list[str] | None, where: str) -> dict:
     from eliquare.config import load_yaml
 
     raw = load_yaml(p)
-    known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description"}
+    known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description", "students", "report"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise EliquareError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; use "
@@ -155,11 +155,18 @@ def _check_names(model_list: list[dict], datasets: list[dict], where: str) -> No
             raise EliquareError(f"{where}: {kind} name(s) {', '.join(dup)} used twice; names must be unique")
 
 
+def _spec_for(model: dict, dataset: dict) -> str | None:
+    """The model a job fine-tunes: ``model:``, or for a distilled student the one of the dataset's language."""
+    if "by_language" in model:
+        return model["by_language"].get(dataset.get("language"))
+    return str(model["model"])
+
+
 def _pairs(raw: dict, models: list[str] | None, model_list: list[dict], datasets: list[dict], where: str) -> list:
     """``(model, dataset, job options, where)`` of each job: the suite's ``jobs:``, or every model on
-    every dataset (always so with ``--models``)."""
+    every dataset (always so with ``--models``); a student only on the datasets of its languages."""
     if not raw.get("jobs") or models:
-        return [(m, d, {}, where) for m in model_list for d in datasets]
+        return [(m, d, {}, where) for m in model_list for d in datasets if _spec_for(m, d) is not None]
     by_model = {str(m["name"]): m for m in model_list}
     by_data = {str(d["name"]): d for d in datasets}
     pairs = []
@@ -170,31 +177,45 @@ def _pairs(raw: dict, models: list[str] | None, model_list: list[dict], datasets
             raise EliquareError(f"{where}, jobs[{i}]: no model named {j['model']!r}")
         if str(j["dataset"]) not in by_data:
             raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
+        if _spec_for(by_model[str(j["model"])], by_data[str(j["dataset"])]) is None:
+            raise EliquareError(f"{where}, jobs[{i}]: student {j['model']!r} has no student for the language of "
+                                f"dataset {j['dataset']!r}; add the language under students:")
         opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
         pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
     return pairs
 
 
-def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None) -> list[Job]:
-    """Read a suite file into its list of jobs (variables substituted, options checked)."""
+def read_suite(path: str | Path, var: list[str] | None = None) -> dict:
+    """The suite file as a mapping, variables substituted (``students:`` and ``report:`` are the experiment's)."""
+    p = Path(path)
+    return _read_suite(p, var, f"suite {p}")
+
+
+def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None,
+               students: dict[str, dict[str, str]] | None = None) -> list[Job]:
+    """Read a suite file into its list of jobs (variables substituted, options checked).
+
+    ``students``: name -> {language: model directory} of the experiment's distilled students; each is a
+    model of the suite, fine-tuned on the datasets of its languages."""
     p = Path(path)
     where = f"suite {p}"
     raw = _read_suite(p, var, where)
     allowed = _finetune_fields() - {"model", "task", "train", "dev", "test", "out"}
     defaults = _options(raw.get("defaults") or {}, allowed, f"{where}, defaults")
-    model_list = _model_entries(raw, models, where)
+    model_list = _model_entries(raw, models, where) if (raw.get("models") or models or not students) else []
+    model_list += [{"name": name, "by_language": dirs} for name, dirs in (students or {}).items()]
     datasets = _dataset_entries(raw, where)
     _check_names(model_list, datasets, where)
 
     jobs = []
     for m, d, opts, w in _pairs(raw, models, model_list, datasets, where):
         options = dict(defaults)
-        options.update(_options({k: v for k, v in m.items() if k not in ("name", "model")}, allowed,
+        options.update(_options({k: v for k, v in m.items() if k not in ("name", "model", "by_language")}, allowed,
                                 f"{where}, model {m['name']}"))
         options.update(_options({k: v for k, v in d.items() if k not in DATASET_KEYS}, allowed,
                                 f"{where}, dataset {d['name']}"))
         options.update(_options(opts, allowed, w))
-        jobs.append(Job(str(m["name"]), str(m["model"]), d, options))
+        jobs.append(Job(str(m["name"]), _spec_for(m, d), d, options))
     return jobs
 
 
@@ -218,65 +239,122 @@ def _config_for(job: Job, cfg, run_dir: Path):
         raise EliquareError(f"{where}: {e}") from None  # FinetuneConfig's own checks: name the job
 
 
-def evaluate(cfg: EvaluateConfig) -> dict:
-    """Run every job of the suite that is not done yet; returns the results table."""
-    from eliquare.evaluate.finetune import finetune
+def job_fingerprint(fcfg) -> dict:
+    """What a job's score depends on: its options, the model's fingerprint, the data files' bytes, the code."""
+    from eliquare.config import to_dict
+    from eliquare.evaluate.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
 
-    jobs = load_suite(cfg.suite, cfg.var, cfg.models)
-    if cfg.only:
-        wanted = set(cfg.only)
-        names = {j.model for j in jobs} | {j.dataset["name"] for j in jobs}
-        missing = sorted(wanted - names)
-        if missing:
-            raise EliquareError(f"--only {' '.join(missing)}: no such model or dataset in the suite; known: "
-                                f"{', '.join(sorted(names))}")
-        jobs = [j for j in jobs if j.model in wanted or j.dataset["name"] in wanted]
+    options = {k: v for k, v in to_dict(fcfg).items() if k not in _NOT_IN_FINGERPRINT}
+    return stage_fingerprint(finetune=options, model=model_fingerprint(fcfg.model),
+                             data=files_fingerprint([fcfg.train, fcfg.dev, fcfg.test]))
+
+
+# options that change where or how verbosely a job runs, not its result (the model and files are fingerprinted)
+_NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model", "train", "dev", "test"}
+
+
+def _select(jobs: list[Job], only: list[str] | None) -> list[Job]:
+    if not only:
+        return jobs
+    wanted = set(only)
+    names = {j.model for j in jobs} | {j.dataset["name"] for j in jobs}
+    missing = sorted(wanted - names)
+    if missing:
+        raise EliquareError(f"--only {' '.join(missing)}: no such model or dataset in the suite; known: "
+                            f"{', '.join(sorted(names))}")
+    return [j for j in jobs if j.model in wanted or j.dataset["name"] in wanted]
+
+
+def _previous_rows(out: Path) -> dict[tuple[str, str], dict]:
+    """The rows of an earlier results.json in ``out``, by (model, dataset): kept for the jobs not run now."""
+    try:
+        rows = json.loads((out / "results.json").read_text(encoding="utf-8")).get("rows", [])
+        return {(r["model"], r["dataset"]): r for r in rows if isinstance(r, dict) and "model" in r}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return {}
+
+
+def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None) -> dict:
+    """Run every job of the suite that is not done with the same settings; returns the results table.
+
+    ``--dry-run`` writes nothing; with ``--only`` the table keeps the earlier rows of the other jobs."""
+    if students is None and read_suite(cfg.suite, cfg.var).get("students"):
+        raise EliquareError(f"suite {cfg.suite} has students: to distil; run it with `eliquare experiment`")
+    every = load_suite(cfg.suite, cfg.var, cfg.models, students)
+    jobs = _select(every, cfg.only)
     out = Path(cfg.out).expanduser()
     # check every job's options before running anything
     configs = [(_config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
-    rows: list[dict] = []
+    previous = _previous_rows(out)
+    ran: dict[str, dict] = {}
+
+    def table() -> list[dict]:  # the whole suite's rows in its order: this run's, else the earlier ones
+        rows = []
+        for j in every:
+            row = ran.get(j.key) or previous.get((j.model, j.dataset["name"]))
+            if row is not None:
+                rows.append(row)
+        return rows
+
     failures = []
     for n, (fcfg, job) in enumerate(configs, start=1):
-        run_dir = Path(fcfg.out)
-        done = run_dir / "metrics.json"
         head = f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})"
-        if done.exists():
-            try:
-                summary = json.loads(done.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                summary = None
-            if summary is not None:
-                print(f"{head}: done already, skipped", file=sys.stderr, flush=True)
-                rows.append(job.row(run_dir, summary, "ok"))
-                continue
-        if cfg.dry_run:
-            print(f"{head}: to run", file=sys.stderr, flush=True)
-            rows.append(job.row(run_dir, None, "pending"))
-            continue
-        print(f"{head}: running into {run_dir}", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        try:
-            fcfg.overwrite = True  # no metrics.json there: leftovers of an interrupted run
-            summary = finetune(fcfg)
-            rows.append(job.row(run_dir, summary, "ok"))
-            (run_dir / "error.txt").unlink(missing_ok=True)
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - one failed job must not lose the others
-            msg = first_line(e)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
-            rows.append(job.row(run_dir, None, "failed", msg))
-            failures.append(f"{job.key}: {msg}")
+        row, error = _run_job(fcfg, job, head, cfg.dry_run)
+        ran[job.key] = row
+        if error:
+            failures.append(f"{job.key}: {error}")
             if not cfg.keep_going:
-                write_results(out, rows, str(cfg.suite))
-                raise EliquareError(f"job {job.key} failed: {msg}") from None
-        write_results(out, rows, str(cfg.suite))
+                write_results(out, table(), str(cfg.suite))
+                raise EliquareError(f"job {job.key} failed: {error}") from None
+        if not cfg.dry_run:
+            write_results(out, table(), str(cfg.suite))
+    rows = table()
+    if cfg.dry_run:
+        pending = sum(r["status"] == "pending" for r in ran.values())
+        print(f"{pending} of {len(ran)} jobs to run (dry run: nothing written)", flush=True)
+        return {"kind": "results", "rows": rows}
     write_results(out, rows, str(cfg.suite))
-    ok = sum(r["status"] == "ok" for r in rows)
-    print(f"{ok} of {len(rows)} jobs done; results in {out / 'results.csv'} and {out / 'results.json'}", flush=True)
+    ok = sum(r["status"] == "ok" for r in ran.values())
+    print(f"{ok} of {len(ran)} jobs done; results in {out / 'results.csv'} and {out / 'results.json'}", flush=True)
     if failures:
-        raise EliquareError(f"{len(failures)} of {len(rows)} jobs failed ({'; '.join(failures)[:300]}); see "
+        raise EliquareError(f"{len(failures)} of {len(ran)} jobs failed ({'; '.join(failures)[:300]}); see "
                             f"error.txt in their run directories under {out / 'runs'}")
     return {"kind": "results", "rows": rows}
+
+
+def _run_job(fcfg, job: Job, head: str, dry_run: bool) -> tuple[dict, str]:
+    """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
+    from eliquare.evaluate.finetune import finetune
+    from eliquare.evaluate.fingerprint import record, recorded
+
+    run_dir = Path(fcfg.out)
+    fingerprint = job_fingerprint(fcfg)
+    summary = None
+    if (run_dir / "metrics.json").exists():
+        try:
+            summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            summary = None
+    if summary is not None and recorded(run_dir) == fingerprint["fingerprint"]:
+        print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
+        return job.row(run_dir, summary, "ok"), ""
+    why = "settings changed since it ran" if summary is not None else "not run yet"
+    if dry_run:
+        print(f"{head}: to run ({why})", file=sys.stderr, flush=True)
+        return job.row(run_dir, None, "pending"), ""
+    print(f"{head}: running into {run_dir} ({why})", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    try:
+        fcfg.overwrite = True  # an interrupted run's leftovers, or a result of other settings
+        summary = finetune(fcfg)
+        record(run_dir, fingerprint)
+        (run_dir / "error.txt").unlink(missing_ok=True)
+        return job.row(run_dir, summary, "ok"), ""
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - one failed job must not lose the others
+        msg = first_line(e)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
+        return job.row(run_dir, None, "failed", msg), msg
