@@ -457,8 +457,26 @@ class EvaluateConfig:
     max_train_examples: Optional[int] = field(None, help="override max_train_examples of every job")
     save_model: bool = field(False, help="keep each fine-tuned model (large) under runs/")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    dry_run: bool = field(False, help="list the jobs and whether they are done, run nothing")
+    bf16: bool = field(False, help="bf16 mixed precision for every job (GPU)")
+    dry_run: bool = field(False, help="list the jobs and whether they are done, run nothing, write nothing")
     keep_going: bool = field(True, help="go on with the other jobs when one fails")
+
+
+@dataclasses.dataclass
+class ExperimentConfig:
+    """`eliquare experiment EXP.yaml`: distil the students, fine-tune every model, report (Tables 4-7)."""
+
+    experiment: str = field(help="experiment YAML: a suite (models, datasets, defaults, jobs) with students: and "
+                            "report: sections; see experiments/paper-sw-sl.yaml")
+    out: str = field(help="working directory: students/, runs/, results.json (models are large: not for git)")
+    results: Optional[str] = field(None, help="where report.md, figures/, results.csv/json, wilcoxon-*.json, "
+                                   "stages.tsv and the YAML go (default: OUT/report)")
+    var: Optional[list[str]] = field(None, help="set variables, e.g. --var data=../shared/data")
+    only: Optional[list[str]] = field(None, help="run only these datasets or models (names); their students only")
+    use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
+    bf16: bool = field(False, help="bf16 mixed precision for distillation and fine-tuning (GPU)")
+    dry_run: bool = field(False, help="say what is done and what would run (and why), run and write nothing")
+    keep_going: bool = field(True, help="go on with the other fine-tuning jobs when one fails")
 
 
 @dataclasses.dataclass

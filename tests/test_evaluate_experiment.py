@@ -1,0 +1,74 @@
+"""`eliquare experiment`: students distilled, every model fine-tuned, a report with a Wilcoxon test; a rerun
+does nothing, a changed student option redoes that student and its fine-tunes, an interrupted student resumes."""
+
+from __future__ import annotations
+
+import json
+
+from test_evaluate_finetune import write_conllu
+
+from eliquare.cli import main
+
+EXPERIMENT = """
+vars:
+  data: /nonexistent
+students:
+  tiny-student:
+    options: {teacher: "${teacher}", student_layers: 2, max_steps: 4, eval_steps: 2, batch_size: 8,
+              gradient_accumulation: 1, max_length: 32, health_sentences: 0, cache_dir: "${data}/cache"}
+    languages:
+      xx: {corpus: ["${data}/corpus.txt"]}
+defaults: {max_steps: 3, warmup_steps: 0, seeds: [1, 2], batch_size: 8, progress: false}
+models:
+  - {name: teacher, model: "${teacher}"}
+datasets:
+  - {name: xx-pos, language: xx, task: pos, label: UPOS, train: "${data}/train.conllu", test: "${data}/test.conllu"}
+  - {name: yy-pos, language: yy, task: pos, label: UPOS, train: "${data}/train.conllu", test: "${data}/test.conllu"}
+report: {reference: teacher}
+"""
+
+
+def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, tmp_path, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "corpus.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
+    write_conllu(data / "train.conllu", 40, seed=1)
+    write_conllu(data / "test.conllu", 20, seed=2)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(EXPERIMENT, encoding="utf-8")
+    out, results = tmp_path / "work", tmp_path / "results"
+    args = ["experiment", str(exp), "--out", str(out), "--results", str(results), "--var", f"data={data}",
+            f"teacher={tiny_bert}"]
+    assert main(args) == 0
+    student = out / "students" / "tiny-student" / "xx"
+    assert (student / "distillation.json").is_file() and (student / "fingerprint.json").is_file()
+    rows = json.loads((results / "results.json").read_text())["rows"]
+    # the teacher on both datasets, the student only on its language's
+    assert sorted((r["model"], r["dataset"]) for r in rows) == [("teacher", "xx-pos"), ("teacher", "yy-pos"),
+                                                                 ("tiny-student", "xx-pos")]
+    assert all(r["status"] == "ok" and len(r["scores"]) == 2 for r in rows)
+    report = (results / "report.md").read_text()
+    assert "## Wilcoxon signed-rank tests" in report and "tiny-student vs teacher: 2 (dataset, seed) pairs" in report
+    assert (results / "wilcoxon-tiny-student.json").is_file() and (results / "exp.yaml").is_file()
+    assert "distil tiny-student/xx\tdistilled" in (results / "stages.tsv").read_text()
+
+    capsys.readouterr()
+    assert main(args) == 0  # all done with the same settings: nothing runs
+    err = capsys.readouterr().err
+    assert "distil tiny-student/xx: done already (same settings)" in err and err.count("done already, skipped") == 3
+
+    # another student option: that student is distilled again and its fine-tune rerun; the teacher's are kept
+    exp.write_text(EXPERIMENT.replace("max_steps: 4", "max_steps: 6"), encoding="utf-8")
+    assert main(args + ["--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert "to run: distil again (settings changed)" in err
+    assert err.count("done already, skipped") == 2 and "tiny-student on xx-pos (pos): to run" in err
+    assert main(args) == 0
+    assert json.loads((student / "distillation.json").read_text())["steps"] == 6
+
+    # an interrupted distillation (checkpoints, no distillation.json) resumes from its last checkpoint
+    (student / "distillation.json").unlink()
+    (student / "fingerprint.json").rename(student / "fingerprint.pending.json")
+    capsys.readouterr()
+    assert main(args + ["--only", "xx-pos"]) == 0
+    assert "distil tiny-student/xx: resumed from its last checkpoint" in capsys.readouterr().err
