@@ -49,3 +49,14 @@ def test_bad_options_are_named():
         build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "max_sentences": 0}))
     with pytest.raises(EliquareError, match="missing required option\\(s\\) --out"):
         build_config(DistillConfig, ("x", {"corpus": ["c"]}))
+
+
+def test_an_earlier_distill_record_in_todays_names():
+    from eliquare.config import upgrade_distill_record
+
+    old = {"corpus": ["c"], "out": "o", "layer_map": "alternate", "min_words": 4, "max_chars": 2000,
+           "max_sentences": None}
+    new = upgrade_distill_record(old)
+    assert new["layer_map"] == "evenly-spaced" and "min_words" not in new
+    assert new["corpus_options"] == {"min_words": 4, "max_chars": 2000, "max_sentences": None}
+    assert upgrade_distill_record(new) == new and old["layer_map"] == "alternate"  # idempotent, input untouched

@@ -246,6 +246,22 @@ def check_masked_text(cfg) -> None:
         raise EliquareError("max_length must be at least 8 tokens")
 
 
+LAYER_MAP_ALIASES = {"alternate": "evenly-spaced"}  # its earlier name, kept: 4 of 12 is not "alternate"
+
+
+def upgrade_distill_record(options: dict) -> dict:
+    """A ``DistillConfig`` recorded by an earlier eliquare (``distillation.json``'s ``config``) in today's names:
+    the corpus options grouped, the layer map's old name replaced. Nothing is changed in meaning."""
+    options = dict(options)
+    if "corpus_options" not in options:
+        options["corpus_options"] = {k: options.pop(k) for k in ("min_words", "max_chars", "max_sentences")
+                                     if k in options}
+        options["corpus_options"] = {**dataclasses.asdict(CorpusOptions()), **options["corpus_options"]}
+    if options.get("layer_map") in LAYER_MAP_ALIASES:
+        options["layer_map"] = LAYER_MAP_ALIASES[options["layer_map"]]
+    return options
+
+
 PAPER_ALPHA_CE = 5.0  # the soft-target term's weight in Eq. 4 (a_cos 1 and a_mlm 2 are the defaults below)
 
 

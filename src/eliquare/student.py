@@ -10,11 +10,9 @@ import copy
 
 from torch import nn
 
+from eliquare.config import LAYER_MAP_ALIASES
 from eliquare.errors import EliquareError
 from eliquare.models import architecture_of, encoder_of
-
-
-LAYER_MAP_ALIASES = {"alternate": "evenly-spaced"}  # its earlier name, kept: 4 of 12 is not "alternate"
 
 
 def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "evenly-spaced") -> list[int]:

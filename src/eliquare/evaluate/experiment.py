@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 from eliquare.config import (CompareConfig, DistillConfig, EvaluateConfig, ExperimentConfig, ReportConfig,
-                             build_config, to_dict)
+                             build_config, to_dict, upgrade_distill_record)
 from eliquare.errors import EliquareError
 
 PENDING = "fingerprint.pending.json"  # the fingerprint of a distillation under way, for resuming it
@@ -97,8 +97,8 @@ def _same_options(record: dict, config: DistillConfig) -> bool:
     def options(d: dict) -> dict:
         return {k: v for k, v in d.items() if k not in _NOT_IN_FINGERPRINT}
 
-    return record.get("eliquare_version") == __version__ and options(record.get("config") or {}) == options(
-        to_dict(config))
+    recorded = upgrade_distill_record(record.get("config") or {})
+    return record.get("eliquare_version") == __version__ and options(recorded) == options(to_dict(config))
 
 
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
