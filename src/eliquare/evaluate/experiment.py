@@ -122,8 +122,11 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
                 record(out, fingerprint)
             return "done already (distilled with these options; adopted)", 0.0
     pending = out / PENDING
-    resumable = any((out / "checkpoints").glob("checkpoint-*")) and pending.is_file() and \
-        json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
+    try:
+        resumable = any((out / "checkpoints").glob("checkpoint-*")) and pending.is_file() and \
+            json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
+    except (OSError, ValueError, AttributeError):
+        resumable = False  # an unreadable record of the run under way: start again
     what = "resumed from its last checkpoint" if resumable else (
         "distilled again (settings changed)" if out.exists() else "distilled")
     if dry_run:
@@ -169,16 +172,25 @@ def experiment(cfg: ExperimentConfig) -> dict:
             if what.startswith("to run"):
                 changing.add(student.config.out)
     started = time.perf_counter()
-    table = evaluate(EvaluateConfig(suite=cfg.experiment, out=str(out), var=cfg.var, only=cfg.only,
-                                    use_cpu=cfg.use_cpu, bf16=cfg.bf16, dry_run=cfg.dry_run,
-                                    keep_going=cfg.keep_going), students=dirs, changing=changing)
+    failed = None
+    try:
+        table = evaluate(EvaluateConfig(suite=cfg.experiment, out=str(out), var=cfg.var, only=cfg.only,
+                                        use_cpu=cfg.use_cpu, bf16=cfg.bf16, dry_run=cfg.dry_run,
+                                        keep_going=cfg.keep_going), students=dirs, changing=changing)
+    except EliquareError as e:  # some jobs failed: the report still shows the others, and names the failed
+        if not (out / "results.json").is_file():
+            raise
+        failed, table = e, json.loads((out / "results.json").read_text(encoding="utf-8"))
     if cfg.dry_run:
         return {"stages": stages, "rows": table["rows"]}
     for row in table["rows"]:
-        if row.get("status") == "ok":
-            stages.append((f"finetune {row['model']}/{row['dataset']}", "done", float(row.get("train_seconds") or 0)))
-    say("fine-tune", "all jobs done", time.perf_counter() - started)
-    return {"stages": stages, **write_report(cfg, out, results, reference, sorted(dirs), stages)}
+        stages.append((f"finetune {row['model']}/{row['dataset']}", row.get("status", ""),
+                       float(row.get("train_seconds") or 0)))
+    say("fine-tune", "jobs failed" if failed else "all jobs done", time.perf_counter() - started)
+    made = write_report(cfg, out, results, reference, sorted(dirs), stages)
+    if failed is not None:
+        raise failed
+    return {"stages": stages, **made}
 
 
 def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str | None, student_names: list[str],
