@@ -30,7 +30,7 @@ from transformers.trainer_callback import ProgressCallback
 from eliquare import __version__
 from eliquare.config import DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
@@ -236,9 +236,7 @@ class DistillProgress(ProgressCallback):
 
 def check_output_dir(cfg: DistillConfig) -> Path:
     """Refuse to write over a user's directory unless asked; --resume continues in it."""
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise EliquareError(f"--out {out} is a file; give a directory path")
+    out = check_writable(cfg.out)
     if cfg.resume:
         if not any((out / "checkpoints").glob("checkpoint-*")):
             raise EliquareError(f"--resume: no checkpoint found in {out / 'checkpoints'}; start without --resume")
