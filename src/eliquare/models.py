@@ -131,6 +131,15 @@ def _auto_class(head: str, config):
                   "sequence-classification": transformers.AutoModelForSequenceClassification}[head]
 
 
+def _cannot_load(what: str, spec: str, error: BaseException) -> EliquareError:
+    """A loading error as one line; a spec that is no local path was tried as a hub id, which the line says."""
+    hint = ""
+    if not spec.startswith(PACKAGED_PREFIX) and not Path(spec).expanduser().exists():
+        hint = (f" ({spec} is no local directory, so it was looked up as a Hugging Face hub id; check the path or "
+                "the id)")
+    return EliquareError(f"cannot load {what}: {first_line(error).rstrip('.')}{hint}")
+
+
 def load_tokenizer(spec: str, path: str | None = None):
     """The model's tokenizer (``path``: the resolved spec, when the caller has it)."""
     from transformers import AutoTokenizer
@@ -138,7 +147,7 @@ def load_tokenizer(spec: str, path: str | None = None):
     try:
         return AutoTokenizer.from_pretrained(path or resolve_model(spec))
     except (OSError, ValueError) as e:
-        raise EliquareError(f"cannot load the tokenizer of {spec}: {first_line(e)}") from None
+        raise _cannot_load(f"the tokenizer of {spec}", spec, e) from None
 
 
 def load_config(spec: str, path: str | None = None):
@@ -148,7 +157,7 @@ def load_config(spec: str, path: str | None = None):
     try:
         return AutoConfig.from_pretrained(path or resolve_model(spec))
     except (OSError, ValueError) as e:
-        raise EliquareError(f"cannot load the configuration of {spec}: {first_line(e)}") from None
+        raise _cannot_load(f"the configuration of {spec}", spec, e) from None
 
 
 def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | None = None,
@@ -181,7 +190,7 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
             missing = list(info.get("missing_keys") or [])
         loaded_tokenizer = load_tokenizer(spec, path) if tokenizer else None
     except OSError as e:
-        raise EliquareError(f"cannot load model {spec}: {first_line(e)}") from None
+        raise _cannot_load(f"model {spec}", spec, e) from None
     except ValueError as e:
         raise EliquareError(f"model {spec} is not a supported {_HEAD_NAMES[head]} architecture ({first_line(e)})") \
             from None

@@ -136,9 +136,13 @@ def read_results(path: str | Path) -> Results:
         if not isinstance(data, dict):
             raise EliquareError(f"{p} is not a metrics.json or results.json (no JSON object at the top)")
         if "rows" in data:
-            if not data["rows"]:
+            rows = data["rows"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise EliquareError(f"{p}: 'rows' is not a list of result rows; give a results.json written by "
+                                    "`eliquare evaluate`, or rerun it")
+            if not rows:
                 raise EliquareError(f"{p} holds no results (no rows); run `eliquare evaluate` into it first")
-            return Results("results", list(data["rows"]), [p])
+            return Results("results", list(rows), [p])
         if is_finetune_summary(data):
             return Results("finetune", [finetune_row(data, *_names(p, p.parent, data), p.parent)], [p])
         raise EliquareError(f"{p} is neither a metrics.json of `eliquare finetune` nor a results.json of "
@@ -148,12 +152,18 @@ def read_results(path: str | Path) -> Results:
                             "`eliquare finetune`, or the --out directory of either")
     if (p / "results.json").is_file():
         return read_results(p / "results.json")
-    rows, files = [], []
+    rows, files, others = [], [], []
     for f in sorted(p.rglob("metrics.json")):
         data = _read_json(f)
         if is_finetune_summary(data):  # the metrics.json of each seed is skipped
             rows.append(finetune_row(data, *_names(f, p, data), f.parent))
             files.append(f)
+        else:
+            others.append(f)
+    if not rows and others:
+        raise EliquareError(f"{p} holds {len(others)} metrics.json file(s) ({others[0]}, ...) but none is the summary "
+                            "`eliquare finetune` writes in its --out; give that --out directory (or its metrics.json)")
     if not rows:
-        raise EliquareError(f"{p} holds no results (no results.json, no metrics.json of `eliquare finetune`)")
+        raise EliquareError(f"{p} holds no results: neither a results.json of `eliquare evaluate` nor a metrics.json "
+                            "of `eliquare finetune` in it or below it")
     return Results("finetune", rows, files)
