@@ -140,14 +140,45 @@ def _cannot_load(what: str, spec: str, error: BaseException) -> EliquareError:
     return EliquareError(f"cannot load {what}: {first_line(error).rstrip('.')}{hint}")
 
 
+# a saved tokenizer has one of these (fast: tokenizer.json; slow: its family's vocabulary file)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model",
+                   "sentencepiece.model", "tokenizer.model", "spm.model", "source.spm")
+
+
 def load_tokenizer(spec: str, path: str | None = None):
-    """The model's tokenizer (``path``: the resolved spec, when the caller has it)."""
+    """The model's tokenizer (``path``: the resolved spec, when the caller has it).
+
+    A directory without tokenizer files is refused: transformers 5 would build a tokenizer of the special tokens
+    alone, for which every word is unknown. So is a tokenizer with far fewer tokens than the model has embedding
+    rows (less than half): it is not the model's own."""
     from transformers import AutoTokenizer
 
+    path = path or resolve_model(spec)
+    if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise EliquareError(f"model directory {path} has no tokenizer files (tokenizer.json, vocab.txt, a "
+                            "SentencePiece model...); save the model's tokenizer beside it, "
+                            f"tokenizer.save_pretrained('{path}')")
     try:
-        return AutoTokenizer.from_pretrained(path or resolve_model(spec))
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
         raise _cannot_load(f"the tokenizer of {spec}", spec, e) from None
+    rows = _embedding_rows(path)
+    if rows and len(tokenizer) * 2 < rows:
+        raise EliquareError(f"the tokenizer of {spec} has {len(tokenizer):,} tokens but the model has {rows:,} "
+                            "embedding rows: it is not the model's own tokenizer; save the model's tokenizer beside "
+                            "it (tokenizer.save_pretrained)")
+    return tokenizer
+
+
+def _embedding_rows(path: str) -> int | None:
+    """``vocab_size`` of the model's configuration (None when it has none or cannot be read)."""
+    from transformers import AutoConfig
+
+    try:
+        rows = getattr(AutoConfig.from_pretrained(path), "vocab_size", None)
+    except (OSError, ValueError):
+        return None
+    return rows if isinstance(rows, int) and rows > 0 else None
 
 
 def load_config(spec: str, path: str | None = None):
