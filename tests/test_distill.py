@@ -127,7 +127,7 @@ def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp
     assert abs(end1 - end2) / end1 < 0.05  # same global batch: same result within masking noise
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "undecodable", "not_a_model", "too_many_layers",
+@pytest.mark.parametrize("case", ["missing", "empty", "undecodable", "utf16", "not_a_model", "too_many_layers",
                                   "unsupported", "existing_out", "bad_option"])
 def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys):
     teacher, corpus, out = str(tiny_bert), str(corpus_file), tmp_path / "out"
@@ -138,8 +138,11 @@ def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys)
         (tmp_path / "e.txt").write_text("\n\n   \n")
         corpus, expect = str(tmp_path / "e.txt"), "no usable sentences"
     elif case == "undecodable":
-        (tmp_path / "u.txt").write_bytes(b"\xff\xfe\xfa\xfb abc\n" * 5)
-        corpus, expect = str(tmp_path / "u.txt"), "5 not UTF-8"
+        (tmp_path / "u.txt").write_bytes(b"\xfa\xfb abc\n" * 5)
+        corpus, expect = str(tmp_path / "u.txt"), "u.txt is not UTF-8: 5 of its first 5 lines do not decode"
+    elif case == "utf16":
+        (tmp_path / "u16.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-16")
+        corpus, expect = str(tmp_path / "u16.txt"), "u16.txt is not UTF-8: it starts with a UTF-16 byte-order mark"
     elif case == "not_a_model":
         (tmp_path / "m").mkdir()
         (tmp_path / "m" / "weights.bin").write_bytes(b"0")
