@@ -106,6 +106,69 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_xlmr, corpus_file, tmp
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+def _snapshot(directory: Path) -> dict:
+    return {str(f.relative_to(directory)): f.read_bytes() for f in sorted(directory.rglob("*")) if f.is_file()}
+
+
+def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_bert, corpus_file, tmp_path, capsys):
+    """Before: --overwrite deleted the old checkpoints/ before it looked at the new input, and a successful one
+    left the old run's files (a reduced run's sentencepiece.bpe.model) beside the new ones."""
+    out = tmp_path / "student"
+    common = dict(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(out), student_layers=2, batch_size=16,
+                  gradient_accumulation=1, max_steps=2, cache_dir=str(tmp_path / "cache"))
+    distill(DistillConfig(**common))
+    (out / "sentencepiece.bpe.model").write_bytes(b"the old run's vocabulary")  # as a reduced run leaves it
+    old = _snapshot(out)
+    assert "checkpoints/checkpoint-2/model.safetensors" in old
+
+    def siblings():
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("student"))
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Ça été très bien, señor.\n".encode("latin-1") * 20)
+    for flags in (["--corpus", str(latin1)], ["--student-layers", "9"]):  # refused after the teacher is loaded
+        code = main(["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
+                     "--cache-dir", str(tmp_path / "cache"), "--max-steps", "2", "--overwrite", *flags])
+        assert code == 2 and "eliquare: error:" in capsys.readouterr().err
+        assert _snapshot(out) == old and siblings() == ["student"]
+    with pytest.raises(_Crash):  # a run that dies in training
+        distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 4, "eval_steps": 1}),
+                callbacks=[_CrashAfter(3)])
+    assert _snapshot(out) == old and siblings() == ["student"]
+
+    distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 3}))
+    assert siblings() == ["student"]  # no OUT.partial, no replaced copy left
+    new = _snapshot(out)
+    assert "sentencepiece.bpe.model" not in new and ".eliquare-partial" not in new
+    assert "checkpoints/checkpoint-3/model.safetensors" in new and "checkpoints/checkpoint-2/model.safetensors" not in new
+    record = json.loads(new["distillation.json"])
+    assert record["steps"] == 3 and record["best_checkpoint"].startswith(str(out / "checkpoints") + os.sep)
+    state = json.loads(new["checkpoints/checkpoint-3/trainer_state.json"])  # where a later --resume looks
+    assert Path(state["best_model_checkpoint"]).parent == out / "checkpoints"
+    assert Path(state["best_model_checkpoint"]).is_dir()
+
+
+def test_overwrite_clears_its_own_leftover_but_not_a_users_directory(tiny_bert, corpus_file, tmp_path, capsys):
+    from eliquare.distill import PARTIAL_MARK
+
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / "mine.txt").write_text("precious")
+    partial = tmp_path / "student.partial"
+    partial.mkdir()
+    (partial / "notes.txt").write_text("also mine")
+    args = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out), "--cache-dir",
+            str(tmp_path / "cache"), "--overwrite", *FAST, "--max-steps", "1"]
+    assert main(args) == 2
+    assert "student.partial is in the way" in capsys.readouterr().err
+    assert (partial / "notes.txt").read_text() == "also mine" and (out / "mine.txt").read_text() == "precious"
+    (partial / "notes.txt").unlink()
+    (partial / PARTIAL_MARK).write_text("left by an interrupted --overwrite")
+    (partial / "checkpoints").mkdir()
+    assert main(args) == 0, capsys.readouterr().err
+    assert not partial.exists() and not (out / "mine.txt").exists() and (out / "distillation.json").is_file()
+
+
 def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp_path):
     common = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--cache-dir",
               str(tmp_path / "cache"), "--student-layers", "2", "--gradient-accumulation", "1", "--max-steps", "20",

@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -234,19 +235,81 @@ class DistillProgress(ProgressCallback):
             self.training_bar.set_postfix(postfix, refresh=True)
 
 
-def check_output_dir(cfg: DistillConfig) -> Path:
-    """Refuse to write over a user's directory unless asked; --resume continues in it."""
+PARTIAL_MARK = ".eliquare-partial"  # in the directory an --overwrite run builds beside OUT (removed by the swap)
+
+
+@dataclass
+class RunDirectory:
+    """Where a run writes (``work``) and where its student ends up (``out``).
+
+    A new run or a ``--resume`` writes in OUT itself. ``--overwrite`` of a non-empty OUT builds the new result in
+    the sibling ``OUT.partial`` (checkpoints included) and swaps it in only once it is complete: a run that fails
+    leaves the old OUT as it was, and no file of the old run survives into the new one."""
+
+    out: Path
+    work: Path
+
+    @property
+    def replaces(self) -> bool:
+        return self.work != self.out
+
+    def begin(self) -> None:
+        """Make ``work`` (main process only), once every input has been checked."""
+        if self.replaces:
+            shutil.rmtree(self.work, ignore_errors=True)  # an interrupted --overwrite's leftover (it has the mark)
+            self.work.mkdir(parents=True)
+            (self.work / PARTIAL_MARK).write_text(f"eliquare distill is building the replacement of {self.out} here; "
+                                                  "it is swapped in when the run is complete\n")
+
+    def moved(self, path: str | None) -> str | None:
+        """A path under ``work`` as it will read once ``work`` is ``out``."""
+        if path is None or not self.replaces or not str(path).startswith(str(self.work) + os.sep):
+            return path
+        return str(self.out) + str(path)[len(str(self.work)):]
+
+    def finish(self) -> None:
+        """Swap the complete new run in for the old one (main process only)."""
+        if not self.replaces:
+            return
+        for state_file in (self.work / "checkpoints").glob("checkpoint-*/trainer_state.json"):
+            state = json.loads(state_file.read_text())  # the best checkpoint's path, for a later --resume
+            state["best_model_checkpoint"] = self.moved(state.get("best_model_checkpoint"))
+            state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        (self.work / PARTIAL_MARK).unlink()
+        old = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.replaced-", dir=self.out.parent))
+        self.out.rename(old / self.out.name)
+        try:
+            self.work.rename(self.out)
+        except OSError:
+            (old / self.out.name).rename(self.out)  # the old run back in its place
+            raise
+        finally:
+            shutil.rmtree(old)
+
+    def abandon(self) -> None:
+        """A run that did not complete: its partial replacement goes, the old OUT stays (main process only)."""
+        if self.replaces:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def check_output_dir(cfg: DistillConfig) -> RunDirectory:
+    """Refuse to write over a user's directory unless asked; --resume continues in it, --overwrite builds beside it."""
     out = check_writable(cfg.out)
     if cfg.resume:
         if not any((out / "checkpoints").glob("checkpoint-*")):
             raise EliquareError(f"--resume: no checkpoint found in {out / 'checkpoints'}; start without --resume")
-        return out
+        return RunDirectory(out, out)
     if out.exists() and any(out.iterdir()):
         if not cfg.overwrite:
             raise EliquareError(f"output directory {out} exists and is not empty; give --overwrite to replace it, "
                                 "or --resume to continue its run")
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return out
+        work = out.parent / f"{out.name}.partial"
+        if work.exists() and not (work / PARTIAL_MARK).is_file():
+            raise EliquareError(f"{work} is in the way: --overwrite builds the new run there before it replaces {out}; "
+                                "move or remove it")
+        check_writable(out.parent, "the directory of --out")  # the new run is made there, then renamed
+        return RunDirectory(out, work)
+    return RunDirectory(out, out)
 
 
 def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
@@ -349,11 +412,11 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
     """
-    out = check_output_dir(cfg)
+    run = check_output_dir(cfg)
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
     if cfg.probe and not Path(cfg.probe).is_file():
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
-    args = training_arguments(cfg, out)
+    args = training_arguments(cfg, run.work)
     is_main = args.process_index == 0
 
     def log(message: str) -> None:
@@ -382,23 +445,39 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
         f"layers {[i + 1 for i in layers]} of the teacher")
     trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks)
-    train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    with args.main_process_first(desc="making the run directory"):
+        if is_main:  # every input has been checked: only now is anything written
+            run.begin()
+    try:
+        train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+        reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log)
+        if is_main:
+            record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
+                                started)
+            record["best_checkpoint"] = run.moved(record["best_checkpoint"])
+            (run.work / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    except BaseException:
+        if is_main:
+            run.abandon()
+        raise
+    if is_main:
+        run.finish()
+    log(f"student written to {run.out} (best validation distillation loss {trainer.state.best_metric:.4f})")
+    return run.out
 
-    # load_best_model_at_end has put the best checkpoint's weights back into the student
-    trainer.save_model(str(out))
+
+def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, reduction, is_main: bool, log):
+    """The best checkpoint's weights (load_best_model_at_end has put them back into the student) and the
+    tokenizer, reduced after distillation with --vocab-reduce post; returns the vocabulary reduction (if any)."""
+    trainer.save_model(str(work))
     if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
         reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
                                      **_vocab_selection(cfg))
-        student.save_pretrained(out)
+        student.save_pretrained(work)
     if reduction is not None and is_main:
-        save_tokenizer(reduction.tokenizer, reduction.slow_files, out)
+        save_tokenizer(reduction.tokenizer, reduction.slow_files, work)
         log(format_report(reduction.report))
-    if is_main:
-        record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
-                            started)
-        (out / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        log(f"student written to {out} (best validation distillation loss {trainer.state.best_metric:.4f})")
-    return out
+    return reduction
 
 
 def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, student, data, plan: Plan,
