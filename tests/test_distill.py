@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback
@@ -140,7 +141,8 @@ def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_b
     assert siblings() == ["student"]  # no OUT.partial, no replaced copy left
     new = _snapshot(out)
     assert "sentencepiece.bpe.model" not in new and ".eliquare-partial" not in new
-    assert "checkpoints/checkpoint-3/model.safetensors" in new and "checkpoints/checkpoint-2/model.safetensors" not in new
+    assert "checkpoints/checkpoint-3/model.safetensors" in new
+    assert "checkpoints/checkpoint-2/model.safetensors" not in new
     record = json.loads(new["distillation.json"])
     assert record["steps"] == 3 and record["best_checkpoint"].startswith(str(out / "checkpoints") + os.sep)
     state = json.loads(new["checkpoints/checkpoint-3/trainer_state.json"])  # where a later --resume looks
@@ -167,6 +169,41 @@ def test_overwrite_clears_its_own_leftover_but_not_a_users_directory(tiny_bert, 
     (partial / "checkpoints").mkdir()
     assert main(args) == 0, capsys.readouterr().err
     assert not partial.exists() and not (out / "mine.txt").exists() and (out / "distillation.json").is_file()
+
+
+def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp_path, capsys):
+    """Before: another vocabulary or other layers died with a size mismatch deep inside torch, another corpus went
+    on quietly with the other run's weights."""
+    from oneline import assert_one_error
+
+    from eliquare.distill import RUN_SETTINGS
+
+    out = tmp_path / "student"
+    base = ["distill", "--teacher", str(tiny_xlmr), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            *FAST, "--max-steps", "2"]
+    assert main([*base, "--corpus", str(corpus_file)]) == 0, capsys.readouterr().err
+    settings = json.loads((out / RUN_SETTINGS).read_text())["settings"]
+    assert settings["student_layers"] == 2 and settings["vocabulary_size"] == len(AutoTokenizer.from_pretrained(out))
+    before = _snapshot(out)
+    other = tiny.write_corpus(tmp_path / "other.txt", n=500, seed=7)
+    resume = [*base[:-1], "4", "--resume"]
+    for flags, expect in [
+        (["--corpus", str(other)], "made with other settings: corpus \\(the fingerprint of its files' names and "
+                                   "bytes\\) \"[0-9a-f]+\" then, \"[0-9a-f]+\" now; resume with the run's own settings"),
+        (["--corpus", str(corpus_file), "--student-layers", "3"], "student_layers 2 then, 3 now"),
+        (["--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"],
+         "vocab_reduce \"none\" then, \"pre\" now; vocab_selection null then"),
+        (["--corpus", str(corpus_file), "--alpha-mlm", "1", "--mlm-probability", "0.2"],
+         "loss .* then, .* now; masking .*0.15.* then, .*0.2.* now"),
+    ]:
+        code = main([*resume, *flags])
+        assert_one_error(code, capsys.readouterr().err, expect)
+        assert _snapshot(out) == before
+    # a run of an earlier eliquare has no run_settings.json: the checkpoint's shape is compared before torch is
+    (out / RUN_SETTINGS).unlink()
+    code = main([*resume, "--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"])
+    assert_one_error(code, capsys.readouterr().err, "checkpoint-2 holds another model \\(vocab_size [0-9]+ in the "
+                     "checkpoint, [0-9]+ now\\); resume with the run's own settings")
 
 
 def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp_path):

@@ -29,7 +29,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
-from eliquare.config import DistillConfig
+from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
@@ -253,13 +253,19 @@ class RunDirectory:
     def replaces(self) -> bool:
         return self.work != self.out
 
-    def begin(self) -> None:
-        """Make ``work`` (main process only), once every input has been checked."""
+    def begin(self, settings: dict) -> None:
+        """Make ``work`` with the run's settings in it (main process only), once every input has been checked."""
         if self.replaces:
             shutil.rmtree(self.work, ignore_errors=True)  # an interrupted --overwrite's leftover (it has the mark)
             self.work.mkdir(parents=True)
             (self.work / PARTIAL_MARK).write_text(f"eliquare distill is building the replacement of {self.out} here; "
                                                   "it is swapped in when the run is complete\n")
+        self.work.mkdir(parents=True, exist_ok=True)
+        if not (self.work / RUN_SETTINGS).is_file():  # a --resume keeps the settings its checkpoints were made with
+            tmp = self.work / f".{RUN_SETTINGS}.tmp"
+            tmp.write_text(json.dumps({"eliquare_version": __version__, "settings": settings}, indent=1,
+                                      ensure_ascii=False) + "\n", encoding="utf-8")
+            tmp.replace(self.work / RUN_SETTINGS)
 
     def moved(self, path: str | None) -> str | None:
         """A path under ``work`` as it will read once ``work`` is ``out``."""
@@ -310,6 +316,84 @@ def check_output_dir(cfg: DistillConfig) -> RunDirectory:
         check_writable(out.parent, "the directory of --out")  # the new run is made there, then renamed
         return RunDirectory(out, work)
     return RunDirectory(out, out)
+
+
+RUN_SETTINGS = "run_settings.json"  # in OUT: what the run's checkpoints were made with, compared by --resume
+
+
+def run_settings(cfg: DistillConfig) -> dict:
+    """The settings a run's checkpoints depend on, known from the options (``derived_settings``: the others).
+
+    A --resume with other values would die deep in torch (another vocabulary, other layers), or go on quietly
+    with another run's weights (another corpus, teacher, loss or masking)."""
+    from eliquare.evaluate.fingerprint import files_fingerprint  # the corpus as experiment fingerprints it
+
+    teacher = Path(cfg.teacher).expanduser()
+    return {
+        "teacher": str(teacher.resolve()) if teacher.is_dir() else cfg.teacher,
+        "corpus": files_fingerprint(expand_paths(cfg.corpus)),  # the files' names and bytes
+        "corpus_options": asdict(cfg.corpus_options),
+        "max_length": cfg.max_length,
+        "validation_fraction": cfg.validation_fraction,
+        "vocab_reduce": cfg.vocab_reduce,
+        "vocab_selection": _vocab_selection(cfg) if cfg.vocab_reduce != "none" else None,
+        "student_layers": cfg.student_layers,
+        "layer_map": LAYER_MAP_ALIASES.get(cfg.layer_map, cfg.layer_map),
+        "freeze_position_embeddings": cfg.freeze_position_embeddings,
+        "loss": {k: getattr(cfg, k) for k in ("recipe", "alpha_ce", "alpha_cos", "alpha_mlm", "temperature",
+                                              "hidden_loss", "hidden_layers", "head_warmup")},
+        "masking": {k: getattr(cfg, k) for k in ("mlm_probability", "mask_replace", "random_replace",
+                                                 "mlm_smoothing")},
+    }
+
+
+def derived_settings(teacher, layers: list[int]) -> dict:
+    """The settings of ``run_settings`` known once the teacher is loaded (and its vocabulary reduced)."""
+    return {"vocabulary_size": len(teacher.tokenizer), "teacher_layers_used": [i + 1 for i in layers]}
+
+
+_SETTING_NAMES = {"corpus": "corpus (the fingerprint of its files' names and bytes)",
+                  "vocabulary_size": "vocabulary size", "teacher_layers_used": "teacher layers used"}
+
+
+def check_resume_settings(out: Path, now: dict) -> None:
+    """--resume: refuse checkpoints made with other settings, naming each one that differs."""
+    path = out / RUN_SETTINGS
+    if not path.is_file():
+        return  # a run of an earlier eliquare: the checkpoint's own config is compared (check_checkpoint_shape)
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EliquareError(f"--resume: {path} is not readable; restore it, or start afresh with --overwrite") \
+            from None
+    now = json.loads(json.dumps(now))  # as JSON holds it (tuples are lists)
+
+    def short(value) -> str:
+        text = json.dumps(value, sort_keys=True)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    differ = [f"{_SETTING_NAMES.get(k, k)} {short(recorded[k])} then, {short(v)} now" for k, v in now.items()
+              if k in recorded and recorded[k] != v]
+    if differ:
+        raise EliquareError(f"--resume: the checkpoints in {out} were made with other settings: {'; '.join(differ)}; "
+                            f"resume with the run's own settings (see {path}), or start afresh with --overwrite")
+
+
+def check_checkpoint_shape(out: Path, student) -> None:
+    """--resume: the last checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(out / "checkpoints"))
+    try:
+        saved = json.loads((Path(last) / "config.json").read_text(encoding="utf-8"))
+    except (TypeError, OSError, ValueError):
+        return  # nothing to compare with: the Trainer reports what it cannot load
+    differ = [f"{k} {saved[k]} in the checkpoint, {getattr(student.config, k)} now"
+              for k in ("vocab_size", "num_hidden_layers", "hidden_size")
+              if k in saved and saved[k] != getattr(student.config, k, None)]
+    if differ:
+        raise EliquareError(f"--resume: {last} holds another model ({'; '.join(differ)}); resume with the run's own "
+                            "settings (see its distillation.json), or start afresh with --overwrite")
 
 
 def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
@@ -416,6 +500,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
     if cfg.probe and not Path(cfg.probe).is_file():
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
+    settings = run_settings(cfg)
+    if cfg.resume:
+        check_resume_settings(run.out, settings)  # before anything slow: the options alone tell these apart
     args = training_arguments(cfg, run.work)
     is_main = args.process_index == 0
 
@@ -440,6 +527,10 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
+    settings.update(derived_settings(teacher, layers))
+    if cfg.resume:
+        check_resume_settings(run.out, settings)
+        check_checkpoint_shape(run.out, student)
     health = health_monitor(cfg, teacher, student, data, log)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
@@ -447,7 +538,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks)
     with args.main_process_first(desc="making the run directory"):
         if is_main:  # every input has been checked: only now is anything written
-            run.begin()
+            run.begin(settings)
     try:
         train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
         reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log)
