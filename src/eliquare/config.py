@@ -342,8 +342,10 @@ class DistillConfig:
     probe: Optional[str] = field(None, help="a POS/NER file: score a frozen-feature linear probe at every evaluation")
     probe_task: Literal["pos", "ner"] = field("pos", help="the task of --probe")
     stop_on_collapse: bool = field(False, help="end the run when the student's token states collapse")
-    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints")
-    overwrite: bool = field(False, help="replace an existing OUT directory")
+    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints (with the settings it "
+                         "was made with, see OUT/run_settings.json)")
+    overwrite: bool = field(False, help="replace an existing OUT directory (the new run is built in OUT.partial and "
+                            "swapped in once complete)")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
     bf16: bool = field(False, help="bf16 mixed precision (GPU)")
     dataloader_workers: int = field(0, help="worker processes for data loading")
