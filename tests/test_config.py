@@ -60,3 +60,33 @@ def test_an_earlier_distill_record_in_todays_names():
     assert new["layer_map"] == "evenly-spaced" and "min_words" not in new
     assert new["corpus_options"] == {"min_words": 4, "max_chars": 2000, "max_sentences": None}
     assert upgrade_distill_record(new) == new and old["layer_map"] == "alternate"  # idempotent, input untouched
+
+
+@pytest.mark.parametrize("verb, flags, expect", [
+    ("distill", ["--epochs", "0"], "epochs is 0: give a positive --epochs .*or --max-steps"),
+    ("distill", ["--epochs", "-1"], "epochs is -1: give a positive --epochs"),
+    ("distill", ["--learning-rate", "-1"], "learning_rate must be positive"),
+    ("distill", ["--logging-steps", "0"], "logging_steps must be at least 1"),
+    ("distill", ["--eval-steps", "0"], "eval_steps must be at least 1"),
+    ("distill", ["--save-total-limit", "0"], "save_total_limit must be at least 1 \\(the minimum"),
+    ("finetune", ["--learning-rate", "-1"], "learning_rate must be positive"),
+    ("finetune", ["--logging-steps", "0"], "logging_steps must be at least 1"),
+    ("finetune", ["--epochs", "0"], "give a positive --epochs or --max-steps"),
+])
+def test_bad_numbers_get_one_line_before_anything_runs(verb, flags, expect, tmp_path, capsys):
+    """Checked by the stage's config (nothing is read, loaded or written): a line, not a traceback after the run."""
+    from oneline import assert_one_error
+
+    from eliquare.cli import main
+
+    out = tmp_path / "out"
+    given = (["--corpus", str(tmp_path / "c.txt")] if verb == "distill" else
+             ["--model", str(tmp_path / "m"), "--task", "pos", "--train", str(tmp_path / "t.conllu")])
+    code = main([verb, *given, "--out", str(out), *flags])
+    assert_one_error(code, capsys.readouterr().err, expect)
+    assert not out.exists()
+
+
+def test_epochs_zero_is_fine_with_max_steps():
+    cfg = build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "epochs": 0, "max_steps": 5}))
+    assert cfg.max_steps == 5

@@ -3,6 +3,8 @@ import gzip
 import json
 import lzma
 
+import re
+
 import pytest
 import tiny
 
@@ -115,6 +117,31 @@ def test_filters_and_undecodable_lines(tmp_path):
     assert stats.undecodable_lines == 1 and stats.too_short == 1
 
 
+@pytest.mark.parametrize("encoding, expect", [
+    ("utf-16", "starts with a UTF-16 byte-order mark; convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8"),
+    ("utf-16-be", "of its first bytes are NUL \\(UTF-16 or UTF-32 text\\?\\); convert it to UTF-8"),
+    ("utf-16-le", "of its first bytes are NUL"),
+    ("utf-32", "starts with a UTF-32 byte-order mark"),
+    ("latin-1", "200 of its first 200 lines do not decode; convert it to UTF-8, e.g. iconv -f LATIN1"),
+    ("utf-16.gz", "starts with a UTF-16 byte-order mark; decompress it and convert it to UTF-8"),
+])
+def test_a_corpus_that_is_not_utf8_is_refused(encoding, expect, tmp_path):
+    """Before: a UTF-16 file gave sentences such as "<unk>W<unk>a<unk>..." (ASCII in UTF-16 still decodes as UTF-8,
+    NUL bytes and all), and a Latin-1 one "no sentences" without naming the file."""
+    text = "".join(f"Mwalimu anasoma kitabu kizuri {i}, ñ señor, été.\n" for i in range(200))
+    if encoding.endswith(".gz"):
+        f = tmp_path / "corpus.txt.gz"
+        f.write_bytes(gzip.compress(text.encode(encoding[:-3])))
+    else:
+        f = tmp_path / "corpus.txt"
+        f.write_bytes(text.encode(encoding))
+    with pytest.raises(EliquareError, match=f"corpus file {re.escape(str(f))} is not UTF-8: .*{expect}") as e:
+        list(iter_sentences([f]))
+    assert "\n" not in str(e.value)
+    (tmp_path / "ok.txt").write_text(text, encoding="utf-8")  # the same text in UTF-8 reads
+    assert len(list(iter_sentences([tmp_path / "ok.txt"]))) == 200
+
+
 def test_sentence_splitting():
     assert split_sentences("Mr. A. Smith came home. He said: «Hi!» Then 3 cats came.") == [
         "Mr.", "A. Smith came home.", "He said: «Hi!»", "Then 3 cats came."]
@@ -208,8 +235,11 @@ def test_empty_and_missing_corpus(tmp_path, tiny_bert):
 
     tok = AutoTokenizer.from_pretrained(tiny_bert)
     bad = tmp_path / "bad.txt"
-    bad.write_bytes(b"\xff\xfe\xfd\n\xc3\x28\n")
-    with pytest.raises(EliquareError, match="no usable sentences.*2 not UTF-8"):
+    bad.write_bytes(b"\xff\xfe\xfd\n\xc3\x28\n")  # opens with a UTF-16 byte-order mark
+    with pytest.raises(EliquareError, match="bad.txt is not UTF-8: it starts with a UTF-16 byte-order mark"):
+        prepare_corpus([bad], tok, cache_dir=tmp_path / "c")
+    bad.write_bytes(b"\xfd abc\n\xc3\x28\n")
+    with pytest.raises(EliquareError, match="bad.txt is not UTF-8: 2 of its first 2 lines do not decode"):
         prepare_corpus([bad], tok, cache_dir=tmp_path / "c")
     with pytest.raises(EliquareError, match="does not exist"):
         prepare_corpus([tmp_path / "nope.txt"], tok, cache_dir=tmp_path / "c")

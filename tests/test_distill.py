@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoTokenizer, TrainerCallback
@@ -106,6 +107,105 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_xlmr, corpus_file, tmp
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+def _snapshot(directory: Path) -> dict:
+    return {str(f.relative_to(directory)): f.read_bytes() for f in sorted(directory.rglob("*")) if f.is_file()}
+
+
+def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_bert, corpus_file, tmp_path, capsys):
+    """Before: --overwrite deleted the old checkpoints/ before it looked at the new input, and a successful one
+    left the old run's files (a reduced run's sentencepiece.bpe.model) beside the new ones."""
+    out = tmp_path / "student"
+    common = dict(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(out), student_layers=2, batch_size=16,
+                  gradient_accumulation=1, max_steps=2, cache_dir=str(tmp_path / "cache"))
+    distill(DistillConfig(**common))
+    (out / "sentencepiece.bpe.model").write_bytes(b"the old run's vocabulary")  # as a reduced run leaves it
+    old = _snapshot(out)
+    assert "checkpoints/checkpoint-2/model.safetensors" in old
+
+    def siblings():
+        return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("student"))
+
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("Ça été très bien, señor.\n".encode("latin-1") * 20)
+    for flags in (["--corpus", str(latin1)], ["--student-layers", "9"]):  # refused after the teacher is loaded
+        code = main(["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
+                     "--cache-dir", str(tmp_path / "cache"), "--max-steps", "2", "--overwrite", *flags])
+        assert code == 2 and "eliquare: error:" in capsys.readouterr().err
+        assert _snapshot(out) == old and siblings() == ["student"]
+    with pytest.raises(_Crash):  # a run that dies in training
+        distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 4, "eval_steps": 1}),
+                callbacks=[_CrashAfter(3)])
+    assert _snapshot(out) == old and siblings() == ["student"]
+
+    distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 3}))
+    assert siblings() == ["student"]  # no OUT.partial, no replaced copy left
+    new = _snapshot(out)
+    assert "sentencepiece.bpe.model" not in new and ".eliquare-partial" not in new
+    assert "checkpoints/checkpoint-3/model.safetensors" in new
+    assert "checkpoints/checkpoint-2/model.safetensors" not in new
+    record = json.loads(new["distillation.json"])
+    assert record["steps"] == 3 and record["best_checkpoint"].startswith(str(out / "checkpoints") + os.sep)
+    state = json.loads(new["checkpoints/checkpoint-3/trainer_state.json"])  # where a later --resume looks
+    assert Path(state["best_model_checkpoint"]).parent == out / "checkpoints"
+    assert Path(state["best_model_checkpoint"]).is_dir()
+
+
+def test_overwrite_clears_its_own_leftover_but_not_a_users_directory(tiny_bert, corpus_file, tmp_path, capsys):
+    from eliquare.distill import PARTIAL_MARK
+
+    out = tmp_path / "student"
+    out.mkdir()
+    (out / "mine.txt").write_text("precious")
+    partial = tmp_path / "student.partial"
+    partial.mkdir()
+    (partial / "notes.txt").write_text("also mine")
+    args = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out), "--cache-dir",
+            str(tmp_path / "cache"), "--overwrite", *FAST, "--max-steps", "1"]
+    assert main(args) == 2
+    assert "student.partial is in the way" in capsys.readouterr().err
+    assert (partial / "notes.txt").read_text() == "also mine" and (out / "mine.txt").read_text() == "precious"
+    (partial / "notes.txt").unlink()
+    (partial / PARTIAL_MARK).write_text("left by an interrupted --overwrite")
+    (partial / "checkpoints").mkdir()
+    assert main(args) == 0, capsys.readouterr().err
+    assert not partial.exists() and not (out / "mine.txt").exists() and (out / "distillation.json").is_file()
+
+
+def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp_path, capsys):
+    """Before: another vocabulary or other layers died with a size mismatch deep inside torch, another corpus went
+    on quietly with the other run's weights."""
+    from oneline import assert_one_error
+
+    from eliquare.distill import RUN_SETTINGS
+
+    out = tmp_path / "student"
+    base = ["distill", "--teacher", str(tiny_xlmr), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
+            *FAST, "--max-steps", "2"]
+    assert main([*base, "--corpus", str(corpus_file)]) == 0, capsys.readouterr().err
+    settings = json.loads((out / RUN_SETTINGS).read_text())["settings"]
+    assert settings["student_layers"] == 2 and settings["vocabulary_size"] == len(AutoTokenizer.from_pretrained(out))
+    before = _snapshot(out)
+    other = tiny.write_corpus(tmp_path / "other.txt", n=500, seed=7)
+    resume = [*base[:-1], "4", "--resume"]
+    for flags, expect in [
+        (["--corpus", str(other)], "made with other settings: corpus \\(the fingerprint of its files' names and "
+                                   "bytes\\) \"[0-9a-f]+\" then, \"[0-9a-f]+\" now; resume with the run's own settings"),
+        (["--corpus", str(corpus_file), "--student-layers", "3"], "student_layers 2 then, 3 now"),
+        (["--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"],
+         "vocab_reduce \"none\" then, \"pre\" now; vocab_selection null then"),
+        (["--corpus", str(corpus_file), "--alpha-mlm", "1", "--mlm-probability", "0.2"],
+         "loss .* then, .* now; masking .*0.15.* then, .*0.2.* now"),
+    ]:
+        code = main([*resume, *flags])
+        assert_one_error(code, capsys.readouterr().err, expect)
+        assert _snapshot(out) == before
+    # a run of an earlier eliquare has no run_settings.json: the checkpoint's shape is compared before torch is
+    (out / RUN_SETTINGS).unlink()
+    code = main([*resume, "--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"])
+    assert_one_error(code, capsys.readouterr().err, "checkpoint-2 holds another model \\(vocab_size [0-9]+ in the "
+                     "checkpoint, [0-9]+ now\\); resume with the run's own settings")
+
+
 def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp_path):
     common = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--cache-dir",
               str(tmp_path / "cache"), "--student-layers", "2", "--gradient-accumulation", "1", "--max-steps", "20",
@@ -127,7 +227,7 @@ def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp
     assert abs(end1 - end2) / end1 < 0.05  # same global batch: same result within masking noise
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "undecodable", "not_a_model", "too_many_layers",
+@pytest.mark.parametrize("case", ["missing", "empty", "undecodable", "utf16", "not_a_model", "too_many_layers",
                                   "unsupported", "existing_out", "bad_option"])
 def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys):
     teacher, corpus, out = str(tiny_bert), str(corpus_file), tmp_path / "out"
@@ -138,8 +238,11 @@ def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys)
         (tmp_path / "e.txt").write_text("\n\n   \n")
         corpus, expect = str(tmp_path / "e.txt"), "no usable sentences"
     elif case == "undecodable":
-        (tmp_path / "u.txt").write_bytes(b"\xff\xfe\xfa\xfb abc\n" * 5)
-        corpus, expect = str(tmp_path / "u.txt"), "5 not UTF-8"
+        (tmp_path / "u.txt").write_bytes(b"\xfa\xfb abc\n" * 5)
+        corpus, expect = str(tmp_path / "u.txt"), "u.txt is not UTF-8: 5 of its first 5 lines do not decode"
+    elif case == "utf16":
+        (tmp_path / "u16.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-16")
+        corpus, expect = str(tmp_path / "u16.txt"), "u16.txt is not UTF-8: it starts with a UTF-16 byte-order mark"
     elif case == "not_a_model":
         (tmp_path / "m").mkdir()
         (tmp_path / "m" / "weights.bin").write_bytes(b"0")

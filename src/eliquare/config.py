@@ -342,8 +342,10 @@ class DistillConfig:
     probe: Optional[str] = field(None, help="a POS/NER file: score a frozen-feature linear probe at every evaluation")
     probe_task: Literal["pos", "ner"] = field("pos", help="the task of --probe")
     stop_on_collapse: bool = field(False, help="end the run when the student's token states collapse")
-    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints")
-    overwrite: bool = field(False, help="replace an existing OUT directory")
+    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints (with the settings it "
+                         "was made with, see OUT/run_settings.json)")
+    overwrite: bool = field(False, help="replace an existing OUT directory (the new run is built in OUT.partial and "
+                            "swapped in once complete)")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
     bf16: bool = field(False, help="bf16 mixed precision (GPU)")
     dataloader_workers: int = field(0, help="worker processes for data loading")
@@ -363,6 +365,15 @@ class DistillConfig:
             raise EliquareError("mask_replace and random_replace must be >= 0 and sum to at most 1")
         if self.batch_size < 1 or self.gradient_accumulation < 1:
             raise EliquareError("batch_size and gradient_accumulation must be at least 1")
+        if self.epochs <= 0 and self.max_steps <= 0:
+            raise EliquareError(f"epochs is {self.epochs:g}: give a positive --epochs (paper: 10), or --max-steps")
+        if self.logging_steps < 1:
+            raise EliquareError("logging_steps must be at least 1, e.g. 10")
+        if self.eval_steps is not None and self.eval_steps < 1:
+            raise EliquareError("eval_steps must be at least 1 (leave it out to evaluate once per epoch)")
+        if self.save_total_limit < 1:
+            raise EliquareError("save_total_limit must be at least 1 (the minimum; 1 keeps the last checkpoint and "
+                                "the best one), e.g. 2")
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EliquareError("max_minutes must be positive, e.g. 30")
         if self.learning_rate is not None and self.learning_rate <= 0:
@@ -453,6 +464,8 @@ class FinetuneConfig:
             raise EliquareError("dev_fraction must lie strictly between 0 and 0.5, e.g. 0.1")
         if self.max_train_examples is not None and self.max_train_examples < 1:
             raise EliquareError("max_train_examples must be at least 1")
+        if self.logging_steps is not None and self.logging_steps < 1:
+            raise EliquareError("logging_steps must be at least 1 (leave it out for up to 50)")
 
 
 @dataclasses.dataclass

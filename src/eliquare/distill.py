@@ -18,6 +18,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -28,9 +29,9 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
-from eliquare.config import DistillConfig
+from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 from eliquare.masking import IGNORE_INDEX, collator_for
@@ -234,21 +235,165 @@ class DistillProgress(ProgressCallback):
             self.training_bar.set_postfix(postfix, refresh=True)
 
 
-def check_output_dir(cfg: DistillConfig) -> Path:
-    """Refuse to write over a user's directory unless asked; --resume continues in it."""
-    out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise EliquareError(f"--out {out} is a file; give a directory path")
+PARTIAL_MARK = ".eliquare-partial"  # in the directory an --overwrite run builds beside OUT (removed by the swap)
+
+
+@dataclass
+class RunDirectory:
+    """Where a run writes (``work``) and where its student ends up (``out``).
+
+    A new run or a ``--resume`` writes in OUT itself. ``--overwrite`` of a non-empty OUT builds the new result in
+    the sibling ``OUT.partial`` (checkpoints included) and swaps it in only once it is complete: a run that fails
+    leaves the old OUT as it was, and no file of the old run survives into the new one."""
+
+    out: Path
+    work: Path
+
+    @property
+    def replaces(self) -> bool:
+        return self.work != self.out
+
+    def begin(self, settings: dict) -> None:
+        """Make ``work`` with the run's settings in it (main process only), once every input has been checked."""
+        if self.replaces:
+            shutil.rmtree(self.work, ignore_errors=True)  # an interrupted --overwrite's leftover (it has the mark)
+            self.work.mkdir(parents=True)
+            (self.work / PARTIAL_MARK).write_text(f"eliquare distill is building the replacement of {self.out} here; "
+                                                  "it is swapped in when the run is complete\n")
+        self.work.mkdir(parents=True, exist_ok=True)
+        if not (self.work / RUN_SETTINGS).is_file():  # a --resume keeps the settings its checkpoints were made with
+            tmp = self.work / f".{RUN_SETTINGS}.tmp"
+            tmp.write_text(json.dumps({"eliquare_version": __version__, "settings": settings}, indent=1,
+                                      ensure_ascii=False) + "\n", encoding="utf-8")
+            tmp.replace(self.work / RUN_SETTINGS)
+
+    def moved(self, path: str | None) -> str | None:
+        """A path under ``work`` as it will read once ``work`` is ``out``."""
+        if path is None or not self.replaces or not str(path).startswith(str(self.work) + os.sep):
+            return path
+        return str(self.out) + str(path)[len(str(self.work)):]
+
+    def finish(self) -> None:
+        """Swap the complete new run in for the old one (main process only)."""
+        if not self.replaces:
+            return
+        for state_file in (self.work / "checkpoints").glob("checkpoint-*/trainer_state.json"):
+            state = json.loads(state_file.read_text())  # the best checkpoint's path, for a later --resume
+            state["best_model_checkpoint"] = self.moved(state.get("best_model_checkpoint"))
+            state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+        (self.work / PARTIAL_MARK).unlink()
+        old = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.replaced-", dir=self.out.parent))
+        self.out.rename(old / self.out.name)
+        try:
+            self.work.rename(self.out)
+        except OSError:
+            (old / self.out.name).rename(self.out)  # the old run back in its place
+            raise
+        finally:
+            shutil.rmtree(old)
+
+    def abandon(self) -> None:
+        """A run that did not complete: its partial replacement goes, the old OUT stays (main process only)."""
+        if self.replaces:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def check_output_dir(cfg: DistillConfig) -> RunDirectory:
+    """Refuse to write over a user's directory unless asked; --resume continues in it, --overwrite builds beside it."""
+    out = check_writable(cfg.out)
     if cfg.resume:
         if not any((out / "checkpoints").glob("checkpoint-*")):
             raise EliquareError(f"--resume: no checkpoint found in {out / 'checkpoints'}; start without --resume")
-        return out
+        return RunDirectory(out, out)
     if out.exists() and any(out.iterdir()):
         if not cfg.overwrite:
             raise EliquareError(f"output directory {out} exists and is not empty; give --overwrite to replace it, "
                                 "or --resume to continue its run")
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return out
+        work = out.parent / f"{out.name}.partial"
+        if work.exists() and not (work / PARTIAL_MARK).is_file():
+            raise EliquareError(f"{work} is in the way: --overwrite builds the new run there before it replaces {out}; "
+                                "move or remove it")
+        check_writable(out.parent, "the directory of --out")  # the new run is made there, then renamed
+        return RunDirectory(out, work)
+    return RunDirectory(out, out)
+
+
+RUN_SETTINGS = "run_settings.json"  # in OUT: what the run's checkpoints were made with, compared by --resume
+
+
+def run_settings(cfg: DistillConfig) -> dict:
+    """The settings a run's checkpoints depend on, known from the options (``derived_settings``: the others).
+
+    A --resume with other values would die deep in torch (another vocabulary, other layers), or go on quietly
+    with another run's weights (another corpus, teacher, loss or masking)."""
+    from eliquare.evaluate.fingerprint import files_fingerprint  # the corpus as experiment fingerprints it
+
+    teacher = Path(cfg.teacher).expanduser()
+    return {
+        "teacher": str(teacher.resolve()) if teacher.is_dir() else cfg.teacher,
+        "corpus": files_fingerprint(expand_paths(cfg.corpus)),  # the files' names and bytes
+        "corpus_options": asdict(cfg.corpus_options),
+        "max_length": cfg.max_length,
+        "validation_fraction": cfg.validation_fraction,
+        "vocab_reduce": cfg.vocab_reduce,
+        "vocab_selection": _vocab_selection(cfg) if cfg.vocab_reduce != "none" else None,
+        "student_layers": cfg.student_layers,
+        "layer_map": LAYER_MAP_ALIASES.get(cfg.layer_map, cfg.layer_map),
+        "freeze_position_embeddings": cfg.freeze_position_embeddings,
+        "loss": {k: getattr(cfg, k) for k in ("recipe", "alpha_ce", "alpha_cos", "alpha_mlm", "temperature",
+                                              "hidden_loss", "hidden_layers", "head_warmup")},
+        "masking": {k: getattr(cfg, k) for k in ("mlm_probability", "mask_replace", "random_replace",
+                                                 "mlm_smoothing")},
+    }
+
+
+def derived_settings(teacher, layers: list[int]) -> dict:
+    """The settings of ``run_settings`` known once the teacher is loaded (and its vocabulary reduced)."""
+    return {"vocabulary_size": len(teacher.tokenizer), "teacher_layers_used": [i + 1 for i in layers]}
+
+
+_SETTING_NAMES = {"corpus": "corpus (the fingerprint of its files' names and bytes)",
+                  "vocabulary_size": "vocabulary size", "teacher_layers_used": "teacher layers used"}
+
+
+def check_resume_settings(out: Path, now: dict) -> None:
+    """--resume: refuse checkpoints made with other settings, naming each one that differs."""
+    path = out / RUN_SETTINGS
+    if not path.is_file():
+        return  # a run of an earlier eliquare: the checkpoint's own config is compared (check_checkpoint_shape)
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8"))["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EliquareError(f"--resume: {path} is not readable; restore it, or start afresh with --overwrite") \
+            from None
+    now = json.loads(json.dumps(now))  # as JSON holds it (tuples are lists)
+
+    def short(value) -> str:
+        text = json.dumps(value, sort_keys=True)
+        return text if len(text) <= 60 else text[:57] + "..."
+
+    differ = [f"{_SETTING_NAMES.get(k, k)} {short(recorded[k])} then, {short(v)} now" for k, v in now.items()
+              if k in recorded and recorded[k] != v]
+    if differ:
+        raise EliquareError(f"--resume: the checkpoints in {out} were made with other settings: {'; '.join(differ)}; "
+                            f"resume with the run's own settings (see {path}), or start afresh with --overwrite")
+
+
+def check_checkpoint_shape(out: Path, student) -> None:
+    """--resume: the last checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    last = get_last_checkpoint(str(out / "checkpoints"))
+    try:
+        saved = json.loads((Path(last) / "config.json").read_text(encoding="utf-8"))
+    except (TypeError, OSError, ValueError):
+        return  # nothing to compare with: the Trainer reports what it cannot load
+    differ = [f"{k} {saved[k]} in the checkpoint, {getattr(student.config, k)} now"
+              for k in ("vocab_size", "num_hidden_layers", "hidden_size")
+              if k in saved and saved[k] != getattr(student.config, k, None)]
+    if differ:
+        raise EliquareError(f"--resume: {last} holds another model ({'; '.join(differ)}); resume with the run's own "
+                            "settings (see its distillation.json), or start afresh with --overwrite")
 
 
 def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
@@ -351,11 +496,14 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
     """
-    out = check_output_dir(cfg)
+    run = check_output_dir(cfg)
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
     if cfg.probe and not Path(cfg.probe).is_file():
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
-    args = training_arguments(cfg, out)
+    settings = run_settings(cfg)
+    if cfg.resume:
+        check_resume_settings(run.out, settings)  # before anything slow: the options alone tell these apart
+    args = training_arguments(cfg, run.work)
     is_main = args.process_index == 0
 
     def log(message: str) -> None:
@@ -379,28 +527,48 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
+    settings.update(derived_settings(teacher, layers))
+    if cfg.resume:
+        check_resume_settings(run.out, settings)
+        check_checkpoint_shape(run.out, student)
     health = health_monitor(cfg, teacher, student, data, log)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
         f"layers {[i + 1 for i in layers]} of the teacher")
     trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks)
-    train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+    with args.main_process_first(desc="making the run directory"):
+        if is_main:  # every input has been checked: only now is anything written
+            run.begin(settings)
+    try:
+        train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+        reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log)
+        if is_main:
+            record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
+                                started)
+            record["best_checkpoint"] = run.moved(record["best_checkpoint"])
+            (run.work / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    except BaseException:
+        if is_main:
+            run.abandon()
+        raise
+    if is_main:
+        run.finish()
+    log(f"student written to {run.out} (best validation distillation loss {trainer.state.best_metric:.4f})")
+    return run.out
 
-    # load_best_model_at_end has put the best checkpoint's weights back into the student
-    trainer.save_model(str(out))
+
+def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, reduction, is_main: bool, log):
+    """The best checkpoint's weights (load_best_model_at_end has put them back into the student) and the
+    tokenizer, reduced after distillation with --vocab-reduce post; returns the vocabulary reduction (if any)."""
+    trainer.save_model(str(work))
     if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
         reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
                                      **_vocab_selection(cfg))
-        student.save_pretrained(out)
+        student.save_pretrained(work)
     if reduction is not None and is_main:
-        save_tokenizer(reduction.tokenizer, reduction.slow_files, out)
+        save_tokenizer(reduction.tokenizer, reduction.slow_files, work)
         log(format_report(reduction.report))
-    if is_main:
-        record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
-                            started)
-        (out / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
-        log(f"student written to {out} (best validation distillation loss {trainer.state.best_metric:.4f})")
-    return out
+    return reduction
 
 
 def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, student, data, plan: Plan,

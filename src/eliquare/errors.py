@@ -14,13 +14,34 @@ def first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def check_output_dir(out, overwrite: bool):
-    """Refuse to write into a file or a non-empty directory unless --overwrite: nothing a user made is lost."""
+def check_writable(out, option: str = "--out"):
+    """Refuse an output directory that cannot be made, before anything slow starts: a file, a path under a file,
+    or a place we may not write in (a probe file is created and removed in the nearest existing directory)."""
+    import os
+    import tempfile
     from pathlib import Path
 
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise EliquareError(f"--out {out} is a file; give a directory")
+        raise EliquareError(f"{option} {out} is a file; give a directory")
+    where = out
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    if not where.is_dir():
+        raise EliquareError(f"{option} {out} lies under {where}, which is a file; give a directory path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".eliquare-probe-", dir=where)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise EliquareError(f"{option} {out} cannot be written ({e.strerror or first_line(e)} in {where}); choose a "
+                            "directory you can write to") from None
+    return out
+
+
+def check_output_dir(out, overwrite: bool):
+    """Refuse to write into a file or a non-empty directory unless --overwrite: nothing a user made is lost."""
+    out = check_writable(out)
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
     return out

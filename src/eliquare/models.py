@@ -131,14 +131,54 @@ def _auto_class(head: str, config):
                   "sequence-classification": transformers.AutoModelForSequenceClassification}[head]
 
 
+def _cannot_load(what: str, spec: str, error: BaseException) -> EliquareError:
+    """A loading error as one line; a spec that is no local path was tried as a hub id, which the line says."""
+    hint = ""
+    if not spec.startswith(PACKAGED_PREFIX) and not Path(spec).expanduser().exists():
+        hint = (f" ({spec} is no local directory, so it was looked up as a Hugging Face hub id; check the path or "
+                "the id)")
+    return EliquareError(f"cannot load {what}: {first_line(error).rstrip('.')}{hint}")
+
+
+# a saved tokenizer has one of these (fast: tokenizer.json; slow: its family's vocabulary file)
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model",
+                   "sentencepiece.model", "tokenizer.model", "spm.model", "source.spm")
+
+
 def load_tokenizer(spec: str, path: str | None = None):
-    """The model's tokenizer (``path``: the resolved spec, when the caller has it)."""
+    """The model's tokenizer (``path``: the resolved spec, when the caller has it).
+
+    A directory without tokenizer files is refused: transformers 5 would build a tokenizer of the special tokens
+    alone, for which every word is unknown. So is a tokenizer with far fewer tokens than the model has embedding
+    rows (less than half): it is not the model's own."""
     from transformers import AutoTokenizer
 
+    path = path or resolve_model(spec)
+    if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
+        raise EliquareError(f"model directory {path} has no tokenizer files (tokenizer.json, vocab.txt, a "
+                            "SentencePiece model...); save the model's tokenizer beside it, "
+                            f"tokenizer.save_pretrained('{path}')")
     try:
-        return AutoTokenizer.from_pretrained(path or resolve_model(spec))
+        tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
-        raise EliquareError(f"cannot load the tokenizer of {spec}: {first_line(e)}") from None
+        raise _cannot_load(f"the tokenizer of {spec}", spec, e) from None
+    rows = _embedding_rows(path)
+    if rows and len(tokenizer) * 2 < rows:
+        raise EliquareError(f"the tokenizer of {spec} has {len(tokenizer):,} tokens but the model has {rows:,} "
+                            "embedding rows: it is not the model's own tokenizer; save the model's tokenizer beside "
+                            "it (tokenizer.save_pretrained)")
+    return tokenizer
+
+
+def _embedding_rows(path: str) -> int | None:
+    """``vocab_size`` of the model's configuration (None when it has none or cannot be read)."""
+    from transformers import AutoConfig
+
+    try:
+        rows = getattr(AutoConfig.from_pretrained(path), "vocab_size", None)
+    except (OSError, ValueError):
+        return None
+    return rows if isinstance(rows, int) and rows > 0 else None
 
 
 def load_config(spec: str, path: str | None = None):
@@ -148,7 +188,7 @@ def load_config(spec: str, path: str | None = None):
     try:
         return AutoConfig.from_pretrained(path or resolve_model(spec))
     except (OSError, ValueError) as e:
-        raise EliquareError(f"cannot load the configuration of {spec}: {first_line(e)}") from None
+        raise _cannot_load(f"the configuration of {spec}", spec, e) from None
 
 
 def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | None = None,
@@ -181,7 +221,7 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
             missing = list(info.get("missing_keys") or [])
         loaded_tokenizer = load_tokenizer(spec, path) if tokenizer else None
     except OSError as e:
-        raise EliquareError(f"cannot load model {spec}: {first_line(e)}") from None
+        raise _cannot_load(f"model {spec}", spec, e) from None
     except ValueError as e:
         raise EliquareError(f"model {spec} is not a supported {_HEAD_NAMES[head]} architecture ({first_line(e)})") \
             from None

@@ -23,6 +23,9 @@ def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "ev
     "1,3,5": an explicit list of 1-based teacher layers. ``alternate`` is an alias of evenly-spaced.
     """
     layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
+    if not layer_map.replace(",", "").strip():
+        raise EliquareError(f"layer_map {layer_map!r} is empty; give evenly-spaced, first, last or a comma-separated "
+                            "list of 1-based teacher layers such as 1,3,5")
     if student_layers > teacher_layers:
         raise EliquareError(
             f"the student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}); "

@@ -105,8 +105,53 @@ def _plain_name(path: Path) -> str:
     return name
 
 
+# byte-order marks of the wide encodings (UTF-32 first: its little-endian mark starts like UTF-16's)
+_WIDE_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\xfe\xff", "UTF-16"),
+              (b"\xff\xfe", "UTF-16"))
+_ENCODING_SAMPLE = 1 << 16  # bytes of a file's start looked at by check_encoding
+
+
+def check_encoding(path: Path) -> None:
+    """Refuse a text file that is not UTF-8 rather than train on its garbage: one that starts with a UTF-16 or
+    UTF-32 byte-order mark, holds NUL bytes (UTF-16/32 without a mark: ASCII text in it still decodes), or whose
+    first 64 KiB are mostly lines that do not decode. A few bad lines are skipped and counted, as before."""
+    try:
+        with _open_binary(path) as fh:
+            head = fh.read(_ENCODING_SAMPLE)
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise EliquareError(f"cannot read corpus file {path} ({e}); is the file complete and not corrupt?") from None
+
+    def fix(encoding: str) -> str:
+        if path.suffix.lower() in _OPENERS:
+            return f"decompress it and convert it to UTF-8, e.g. with iconv -f {encoding} -t UTF-8"
+        return f"convert it to UTF-8, e.g. iconv -f {encoding} -t UTF-8 {path} > {path.stem}.utf8.txt"
+
+    for bom, encoding in _WIDE_BOMS:
+        if head.startswith(bom):
+            raise EliquareError(f"corpus file {path} is not UTF-8: it starts with a {encoding} byte-order mark; "
+                                f"{fix(encoding)}")
+    if head.count(0) * 10 > len(head):
+        raise EliquareError(f"corpus file {path} is not UTF-8: {head.count(0) / len(head):.0%} of its first bytes are "
+                            f"NUL (UTF-16 or UTF-32 text?); {fix('UTF-16LE')}")
+    lines = head.split(b"\n")
+    if len(head) == _ENCODING_SAMPLE:
+        lines = lines[:-1]  # the sample may end inside a line (and inside a character)
+    lines = [line for line in lines if line.strip()]
+    bad = 0
+    for line in lines:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad += 1
+    if bad * 2 > len(lines):
+        raise EliquareError(f"corpus file {path} is not UTF-8: {bad} of its first {len(lines)} lines do not decode; "
+                            f"{fix('LATIN1')} if it is Latin-1")
+
+
 def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str]:
-    """Lines of a (possibly compressed) file; lines that are not UTF-8 are skipped and counted."""
+    """Lines of a (possibly compressed) UTF-8 file (see ``check_encoding``); lines that are not UTF-8 are skipped
+    and counted."""
+    check_encoding(path)
     try:
         with _open_binary(path) as fh:
             for raw in fh:

@@ -19,7 +19,7 @@ from typing import Optional
 
 from eliquare.config import CompareConfig
 from eliquare.errors import EliquareError
-from eliquare.evaluate.results import read_results
+from eliquare.evaluate.results import read_results, scored_on
 
 
 def _score(value, path, model, dataset: str, seed) -> float:
@@ -31,9 +31,10 @@ def _score(value, path, model, dataset: str, seed) -> float:
     return x
 
 
-def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str, dict]:
-    """``(kind, model name, {key: score})`` of a metrics.json (key: ``("", seed)``) or of a results
-    table (key: ``(dataset, seed)``): a results.json, or a directory of several metrics.json."""
+def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str, dict, dict]:
+    """``(kind, model name, {key: score}, {dataset: what it scored})`` of a metrics.json (key: ``("", seed)``)
+    or of a results table (key: ``(dataset, seed)``): a results.json, or a directory of several metrics.json.
+    What a dataset's scores measure is ``results.scored_on``'s."""
     res = read_results(path)
     p = res.files[0] if len(res.files) == 1 else Path(path)
     if res.kind == "finetune" and len(res.rows) == 1:
@@ -42,7 +43,7 @@ def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str
         if model is not None and model not in (spec, Path(str(spec or "")).name):
             raise EliquareError(f"{p} holds results of model {spec!r}, not {model!r}")
         scores = {("", seed): _score(s, p, spec, "", seed) for seed, s in zip(row["seeds"] or [], row["scores"] or [])}
-        return "finetune", str(p if spec is None else spec), scores
+        return "finetune", str(p if spec is None else spec), scores, {"": scored_on(row, res.summaries[0])}
     rows = [r for r in res.rows if r.get("status") == "ok" and r.get("scores")]
     models = sorted({r["model"] for r in rows})
     if not rows:
@@ -54,12 +55,36 @@ def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str
         model = models[0]
     if model not in models:
         raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
-    scores = {}
+    scores, about = {}, {}
+    summaries = dict(zip(map(id, res.rows), res.summaries))
     for r in rows:
         if r["model"] == model:
             for seed, s in zip(r["seeds"], r["scores"]):
                 scores[(r["dataset"], seed)] = _score(s, p, model, r["dataset"], seed)
-    return "results", model, scores
+            about[r["dataset"]] = scored_on(r, summaries.get(id(r)))
+    return "results", model, scores, about
+
+
+def check_same_measure(cfg: CompareConfig, about_a: dict, about_b: dict, datasets) -> None:
+    """Refuse to pair scores that measure different things: another task or metric (NER F1 against POS
+    accuracy), other data files, another test set size."""
+    for dataset in datasets:
+        a, b = about_a[dataset], about_b[dataset]
+        differ = [k for k in ("task", "metric", "files", "test_examples")
+                  if a[k] is not None and b[k] is not None and a[k] != b[k]]
+        if not differ:
+            continue
+        on = f" on dataset {dataset}" if dataset else ""
+
+        def say(x: dict) -> str:
+            files = ", ".join(f for f in x["files"] if f) if "files" in differ else ""
+            return " ".join(filter(None, [x["task"] if "task" in differ else "",
+                                          f"({x['metric']})" if "metric" in differ else "",
+                                          files, f"{x['test_examples']} test examples"
+                                          if "test_examples" in differ else ""]))
+
+        raise EliquareError(f"{cfg.a} and {cfg.b} do not score the same thing{on}: {say(a)} in A, {say(b)} in B; "
+                            "compare runs of the same task on the same dataset")
 
 
 def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> dict:
@@ -84,8 +109,8 @@ def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> 
 
 
 def compare(cfg: CompareConfig) -> dict:
-    kind_a, name_a, sa = load_scores(cfg.a, cfg.model_a)
-    kind_b, name_b, sb = load_scores(cfg.b, cfg.model_b)
+    kind_a, name_a, sa, about_a = load_scores(cfg.a, cfg.model_a)
+    kind_b, name_b, sb, about_b = load_scores(cfg.b, cfg.model_b)
     if kind_a != kind_b:
         raise EliquareError("compare two metrics.json files (pairs by seed) or two results.json files (pairs by "
                             "dataset and seed), not one of each")
@@ -93,6 +118,7 @@ def compare(cfg: CompareConfig) -> dict:
     if not keys:
         what = "seeds" if kind_a == "finetune" else "(dataset, seed) pairs"
         raise EliquareError(f"{cfg.a} and {cfg.b} share no {what}; run both with the same --seeds / suite")
+    check_same_measure(cfg, about_a, about_b, sorted({k[0] for k in keys}))
     a = [sa[k] for k in keys]
     b = [sb[k] for k in keys]
     res = wilcoxon(a, b, cfg.alternative)

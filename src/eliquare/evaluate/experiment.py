@@ -101,6 +101,19 @@ def _same_options(record: dict, config: DistillConfig) -> bool:
     return record.get("eliquare_version") == __version__ and options(recorded) == options(to_dict(config))
 
 
+def _pending_marker(path: Path, fingerprint: dict):
+    """A TrainerCallback writing the fingerprint of the distillation under way into OUT as its training begins."""
+    from transformers import TrainerCallback
+
+    class MarkPending(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
+
+    return MarkPending()
+
+
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
     from eliquare.distill import distill
@@ -131,13 +144,13 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
         "distilled again (settings changed)" if out.exists() else "distilled")
     if dry_run:
         return f"to run: {what.replace('distilled', 'distil').replace('resumed', 'resume')}", 0.0
-    config = dataclasses.replace(student.config, resume=resumable, overwrite=not resumable)
+    config = dataclasses.replace(student.config, resume=resumable, overwrite=False)
     if not resumable:
         shutil.rmtree(out, ignore_errors=True)  # made by this experiment with other settings (or interrupted)
-    out.mkdir(parents=True, exist_ok=True)
-    pending.write_text(json.dumps(fingerprint) + "\n", encoding="utf-8")
     started = time.perf_counter()
-    distill(config)
+    # the run writes in OUT itself (an --overwrite run would build beside it): its checkpoints are where a resume
+    # looks, beside the fingerprint they were made with
+    distill(config, callbacks=[_pending_marker(pending, fingerprint)])
     record(out, fingerprint)
     pending.unlink(missing_ok=True)
     return what, time.perf_counter() - started

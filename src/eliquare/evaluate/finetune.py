@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, check_writable
 from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
 from eliquare.evaluate.readers import TaskData, load_task_data
 from eliquare.config import FinetuneConfig
@@ -489,7 +489,7 @@ def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], 
 def finetune(cfg: FinetuneConfig) -> dict:
     """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
     ``cfg.out/metrics.json``."""
-    out = Path(cfg.out).expanduser()
+    out = check_writable(cfg.out)
     if (out / "metrics.json").exists() and not cfg.overwrite:
         raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
     data = _read_data(cfg)

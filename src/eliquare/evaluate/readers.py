@@ -138,7 +138,7 @@ def sniff_token_format(path: Path) -> str:
         if line.startswith("#"):
             return "conllu"
         return "conllu" if len(line.split("\t")) >= 7 else "bio"
-    return "bio"
+    return "conllu" if path.suffix.lower() == ".conllu" else "bio"  # no word line at all: go by the name
 
 
 def _conllu_tag(cols: list[str], task: str, p: Path, n: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -81,6 +81,17 @@ def finetune_row(summary: dict, model: str, dataset: str, run_dir: Path | str) -
     return row
 
 
+def scored_on(row: dict, summary: Optional[dict] = None) -> dict:
+    """What a row's scores measure, for pairing scores (``compare``): task, metric, test examples and, for a
+    finetune ``summary``, its data files by name (where they lie differs from machine to machine). A value not
+    known is None; only values known on both sides can tell two rows apart."""
+    data = (summary or {}).get("data") or {}
+    files = tuple(Path(str(data[k])).name if data.get(k) else None for k in ("train", "dev", "test"))
+    return {"task": row.get("task") or None, "metric": row.get("metric") or None,
+            "test_examples": row.get("test_examples") if row.get("test_examples") not in ("", None) else None,
+            "files": files if any(files) else None}
+
+
 def is_finetune_summary(data) -> bool:
     """A ``metrics.json`` of `eliquare finetune` (not the metrics.json of one of its seeds)."""
     return isinstance(data, dict) and "rows" not in data and (
@@ -110,6 +121,7 @@ class Results:
     kind: str
     rows: list[dict]
     files: list[Path]
+    summaries: list[dict] = field(default_factory=list)  # kind finetune: the metrics.json of each row
 
 
 def _read_json(path: Path):
@@ -136,11 +148,15 @@ def read_results(path: str | Path) -> Results:
         if not isinstance(data, dict):
             raise EliquareError(f"{p} is not a metrics.json or results.json (no JSON object at the top)")
         if "rows" in data:
-            if not data["rows"]:
+            rows = data["rows"]
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise EliquareError(f"{p}: 'rows' is not a list of result rows; give a results.json written by "
+                                    "`eliquare evaluate`, or rerun it")
+            if not rows:
                 raise EliquareError(f"{p} holds no results (no rows); run `eliquare evaluate` into it first")
-            return Results("results", list(data["rows"]), [p])
+            return Results("results", list(rows), [p])
         if is_finetune_summary(data):
-            return Results("finetune", [finetune_row(data, *_names(p, p.parent, data), p.parent)], [p])
+            return Results("finetune", [finetune_row(data, *_names(p, p.parent, data), p.parent)], [p], [data])
         raise EliquareError(f"{p} is neither a metrics.json of `eliquare finetune` nor a results.json of "
                             "`eliquare evaluate`")
     if not p.is_dir():
@@ -148,12 +164,19 @@ def read_results(path: str | Path) -> Results:
                             "`eliquare finetune`, or the --out directory of either")
     if (p / "results.json").is_file():
         return read_results(p / "results.json")
-    rows, files = [], []
+    rows, files, summaries, others = [], [], [], []
     for f in sorted(p.rglob("metrics.json")):
         data = _read_json(f)
         if is_finetune_summary(data):  # the metrics.json of each seed is skipped
             rows.append(finetune_row(data, *_names(f, p, data), f.parent))
             files.append(f)
+            summaries.append(data)
+        else:
+            others.append(f)
+    if not rows and others:
+        raise EliquareError(f"{p} holds {len(others)} metrics.json file(s) ({others[0]}, ...) but none is the summary "
+                            "`eliquare finetune` writes in its --out; give that --out directory (or its metrics.json)")
     if not rows:
-        raise EliquareError(f"{p} holds no results (no results.json, no metrics.json of `eliquare finetune`)")
-    return Results("finetune", rows, files)
+        raise EliquareError(f"{p} holds no results: neither a results.json of `eliquare evaluate` nor a metrics.json "
+                            "of `eliquare finetune` in it or below it")
+    return Results("finetune", rows, files, summaries)

