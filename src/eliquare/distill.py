@@ -326,7 +326,7 @@ def run_settings(cfg: DistillConfig) -> dict:
 
     A --resume with other values would die deep in torch (another vocabulary, other layers), or go on quietly
     with another run's weights (another corpus, teacher, loss or masking)."""
-    from eliquare.evaluate.fingerprint import files_fingerprint  # the corpus as experiment fingerprints it
+    from eliquare.fingerprint import files_fingerprint  # the corpus as experiment fingerprints it
 
     teacher = Path(cfg.teacher).expanduser()
     return {

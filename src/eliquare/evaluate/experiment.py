@@ -83,7 +83,7 @@ def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> li
 
 def student_fingerprint(student: Student) -> dict:
     from eliquare.corpus import expand_paths
-    from eliquare.evaluate.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
+    from eliquare.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
 
     options = {k: v for k, v in to_dict(student.config).items() if k not in _NOT_IN_FINGERPRINT}
     return stage_fingerprint(distill=options, corpus=files_fingerprint(expand_paths(student.config.corpus)),
@@ -117,7 +117,7 @@ def _pending_marker(path: Path, fingerprint: dict):
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
     from eliquare.distill import distill
-    from eliquare.evaluate.fingerprint import record, recorded
+    from eliquare.fingerprint import record, recorded
 
     out = Path(student.config.out)
     fingerprint = student_fingerprint(student)

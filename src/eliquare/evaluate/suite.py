@@ -244,7 +244,7 @@ def _config_for(job: Job, cfg, run_dir: Path):
 def job_fingerprint(fcfg) -> dict:
     """What a job's score depends on: its options, the model's fingerprint, the data files' bytes, the code."""
     from eliquare.config import to_dict
-    from eliquare.evaluate.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
+    from eliquare.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
 
     options = {k: v for k, v in to_dict(fcfg).items() if k not in _NOT_IN_FINGERPRINT}
     return stage_fingerprint(finetune=options, model=model_fingerprint(fcfg.model),
@@ -330,7 +330,7 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
 def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = False) -> tuple[dict, str]:
     """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
     from eliquare.evaluate.finetune import finetune
-    from eliquare.evaluate.fingerprint import record, recorded
+    from eliquare.fingerprint import record, recorded
 
     run_dir = Path(fcfg.out)
     fingerprint = job_fingerprint(fcfg)
