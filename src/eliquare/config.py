@@ -259,10 +259,18 @@ def upgrade_distill_record(options: dict) -> dict:
         options["corpus_options"] = {**dataclasses.asdict(CorpusOptions()), **options["corpus_options"]}
     if options.get("layer_map") in LAYER_MAP_ALIASES:
         options["layer_map"] = LAYER_MAP_ALIASES[options["layer_map"]]
+    if "objective" not in options and options:  # before the embedding objective: a masked-LM run, a_mlm as given
+        if options.get("alpha_mlm") == PAPER_ALPHA_MLM:
+            options["alpha_mlm"] = None  # the default then and now
+        defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)
+                    if f.name in ("objective", "alpha_sentence", "sentence_loss", "alpha_contrastive",
+                                  "contrastive_temperature", "prompts")}
+        options = {**defaults, **options}
     return options
 
 
-PAPER_ALPHA_CE = 5.0  # the soft-target term's weight in Eq. 4 (a_cos 1 and a_mlm 2 are the defaults below)
+PAPER_ALPHA_CE = 5.0  # the soft-target term's weight in Eq. 4 (a_cos 1 is the default below)
+PAPER_ALPHA_MLM = 2.0  # the MLM term's weight in Eq. 4
 
 
 @dataclasses.dataclass
@@ -281,6 +289,11 @@ class DistillConfig:
         "or a comma-separated list of 1-based teacher layers such as 1,3,5,7,9,11",
     )
     # Eq. 4-8: the losses
+    objective: Literal["masked-lm", "embedding", "auto"] = field(
+        "masked-lm", help="masked-lm: the paper's objective (soft targets, hidden states, MLM); embedding: a "
+        "sentence-embedding student (the teacher's pooled, normalised embedding and its in-batch similarities as "
+        "targets, saved for sentence-transformers); auto: embedding when the teacher has a sentence-transformers "
+        "configuration (modules.json)")
     alpha_ce: Optional[float] = field(
         None, help=f"weight of the soft-target cross-entropy (paper: {PAPER_ALPHA_CE:g}; default {PAPER_ALPHA_CE:g}, "
         "or 0 if the teacher has no MLM head)"
@@ -292,7 +305,20 @@ class DistillConfig:
     hidden_layers: Optional[Literal["last", "mapped"]] = field(
         None, help="which hidden states the hidden-state term compares: last (Eq. 7) or mapped (student layer n "
         "against teacher layer 2n, the end of the block it replaces; averaged); default: the recipe's")
-    alpha_mlm: float = field(2.0, help="weight of the student's own masked-LM loss (paper: 2)")
+    alpha_mlm: Optional[float] = field(
+        None, help="weight of the student's own masked-LM loss (paper: 2; default 2, or 0 with --objective embedding)")
+    # the embedding objective (eliquare.embedding)
+    alpha_sentence: float = field(1.0, help="embedding objective: weight of the sentence-embedding term (the "
+                                  "student's pooled embedding against the teacher's)")
+    sentence_loss: Literal["cosine", "mse"] = field("cosine", help="embedding objective: the sentence term, 1 - cosine "
+                                                    "or mean squared error")
+    alpha_contrastive: float = field(1.0, help="embedding objective: weight of the in-batch contrastive term (the "
+                                     "teacher's similarity matrix over the batch as the target; 0 turns it off)")
+    contrastive_temperature: float = field(0.05, help="embedding objective: softmax temperature of the in-batch "
+                                           "similarities")
+    prompts: Optional[list[str]] = field(
+        None, help="embedding objective: names of the teacher's prompts the text is given in turn (e5: query "
+        "passage); default all of them; '' for none")
     temperature: float = field(2.0, help="softmax temperature of the soft targets (paper: 2)")
     # Section 4: masking
     mlm_probability: float = field(0.15, help="share of tokens selected for prediction")
@@ -355,8 +381,8 @@ class DistillConfig:
             raise EliquareError("student_layers must be at least 1")
         if self.temperature <= 0:
             raise EliquareError("temperature must be positive, e.g. 2.0")
-        for name in ("alpha_cos", "alpha_mlm"):
-            if getattr(self, name) < 0:
+        for name in ("alpha_cos", "alpha_mlm", "alpha_sentence", "alpha_contrastive"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise EliquareError(f"{name} must be >= 0")
         if self.alpha_ce is not None and self.alpha_ce < 0:
             raise EliquareError("alpha_ce must be >= 0")
@@ -386,22 +412,38 @@ class DistillConfig:
             raise EliquareError("--probe needs the health measures; drop --health-sentences 0")
         if not 0 <= self.warmup_ratio <= 1:
             raise EliquareError("warmup_ratio is a share of the steps: give a value from 0 to 1, e.g. 0.05")
-        if self.alpha_ce is not None and not (self.alpha_ce or self.alpha_cos or self.alpha_mlm):
+        if self.contrastive_temperature <= 0:
+            raise EliquareError("contrastive_temperature must be positive, e.g. 0.05")
+        if self.objective == "masked-lm" and (self.alpha_ce is not None and not (self.alpha_ce or self.alpha_cos or
+                                                                                   self.mlm_weight("masked-lm"))):
             raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
         check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
 
-    def loss_weights(self, teacher_has_head: bool) -> dict[str, float]:
-        """Eq. 4's weights of this run. The soft-target term needs the teacher's MLM head: without one it is off,
-        and refused if asked for."""
+    def mlm_weight(self, objective: str) -> float:
+        """a_mlm of a run of ``objective`` (masked-lm or embedding): as given, else the objective's default."""
+        if self.alpha_mlm is not None:
+            return self.alpha_mlm
+        return PAPER_ALPHA_MLM if objective == "masked-lm" else 0.0
+
+    def loss_weights(self, teacher_has_head: bool, objective: str = "masked-lm") -> dict[str, float]:
+        """Eq. 4's weights of this run (with the sentence-level terms for the embedding objective). The soft-target
+        term needs the teacher's MLM head: without one it is off, and refused if asked for; the embedding objective
+        leaves it and the MLM term off unless they are asked for."""
         if not teacher_has_head and self.alpha_ce:
             raise EliquareError(
                 f"teacher {self.teacher} has no trained MLM head, so the soft-target term (alpha_ce={self.alpha_ce}) "
                 "cannot be computed; drop --alpha-ce (or set it to 0), or fit a head with `eliquare teacher fit-head`"
             )
-        ce = (PAPER_ALPHA_CE if self.alpha_ce is None else self.alpha_ce) if teacher_has_head else 0.0
-        if not (ce or self.alpha_cos or self.alpha_mlm):
-            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
-        return {"ce": ce, "cos": self.alpha_cos, "mlm": self.alpha_mlm}
+        default_ce = PAPER_ALPHA_CE if objective == "masked-lm" else 0.0
+        ce = (default_ce if self.alpha_ce is None else self.alpha_ce) if teacher_has_head else 0.0
+        weights = {"ce": ce, "cos": self.alpha_cos, "mlm": self.mlm_weight(objective)}
+        if objective == "embedding":
+            weights.update(sentence=self.alpha_sentence, contrastive=self.alpha_contrastive)
+        if not any(weights.values()):
+            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm"
+                                + (", --alpha-sentence, --alpha-contrastive" if objective == "embedding" else "")
+                                + " > 0")
+        return weights
 
 
 # --- downstream evaluation (eliquare.evaluate) --------------------------------

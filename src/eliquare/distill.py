@@ -33,12 +33,13 @@ from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
-from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
+from eliquare.losses import (TERMS, LossWeights, Objective, cosine_loss, mlm_loss, sentence_loss, similarity_loss,
+                             soft_target_loss)
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
-from eliquare.models import count_parameters, masked_lm_logits, use_masked_lm_forward
+from eliquare.models import count_parameters, encoder_of, masked_lm_logits, use_masked_lm_forward
 from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
-from eliquare.teachers import load_teacher
+from eliquare.teachers import load_teacher, teacher_embedding_spec
 from eliquare.training import trainer_arguments
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
 
@@ -49,6 +50,8 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
 
     With ``objective.hidden_pairs`` the hidden-state term is the mean over those (student, teacher) layer
     pairs; ``stats``, if given, gains the student's masked-token hits and counts."""
+    if objective.embedding is not None:
+        return embedding_losses(student, teacher, batch, objective, head_only=head_only, stats=stats)
     weights, hidden_pairs, centre = objective.weights, objective.hidden_pairs, objective.centre
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
@@ -73,6 +76,39 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
             parts["ce"] = soft_target_loss(out["logits"], t_out["logits"].clone(), objective.temperature)
         if weights.mlm > 0:
             parts["mlm"] = mlm_loss(out["logits"], labels[masked])
+    return parts
+
+
+def embedding_losses(student, teacher, batch: dict, objective: Objective, *, head_only: bool = False,
+                     stats: dict | None = None) -> dict:
+    """The embedding objective's terms for one batch (``--objective embedding``): on the unmasked, prompted text
+    (``input_ids``), the student's pooled sentence embedding against the teacher's (``sentence``), their in-batch
+    similarity distributions (``contrastive``) and the token-level hidden-state term (``cos``); on the masked copy
+    (``masked_input_ids``, made only when their weights are > 0), the MLM and soft-target terms."""
+    weights, hidden_pairs = objective.weights, objective.hidden_pairs
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    pool_mask = batch.get("pool_mask")
+    out = student(input_ids=ids, attention_mask=mask, labels=None, logits=False, all_layers=bool(hidden_pairs))
+    with torch.inference_mode():
+        t_out = masked_lm_logits(teacher, ids, mask, None, logits=False, all_layers=bool(hidden_pairs))
+        t_emb = teacher.sentence_pooler(t_out["hidden"], mask, pool_mask)
+    parts: dict[str, torch.Tensor] = {}
+    if weights.sentence or weights.contrastive:
+        s_emb = getattr(student, "module", student).sentence_pooler(out["hidden"], mask, pool_mask)
+        if weights.sentence:
+            parts["sentence"] = sentence_loss(s_emb, t_emb.clone(), objective.sentence_loss)
+        if weights.contrastive:
+            parts["contrastive"] = similarity_loss(s_emb, t_emb.clone(), objective.contrastive_temperature)
+    if weights.cos and hidden_pairs:
+        parts["cos"] = torch.stack([cosine_loss(out["layers"][i], t_out["layers"][j].clone(), mask,
+                                                centre=objective.centre) for i, j in hidden_pairs]).mean()
+    elif weights.cos:
+        parts["cos"] = cosine_loss(out["hidden"], t_out["hidden"].clone(), mask, centre=objective.centre)
+    if "masked_input_ids" in batch and (weights.mlm or weights.ce):
+        masked_batch = {"input_ids": batch["masked_input_ids"], "attention_mask": mask, "labels": batch["labels"]}
+        token_objective = Objective(LossWeights(ce=weights.ce, cos=0.0, mlm=weights.mlm), objective.temperature)
+        parts.update(distillation_losses(student, teacher, masked_batch, token_objective, head_only=head_only,
+                                         stats=stats))
     return parts
 
 
@@ -131,7 +167,7 @@ class DistillationTrainer(Trainer):
         model = self.model
         was_training = model.training
         model.eval()
-        names = ("loss", "ce", "cos", "mlm")
+        names = ("loss", *TERMS)
         sums = torch.zeros(len(names) + 3, dtype=torch.float64, device=self.args.device)
         with torch.random.fork_rng(devices=[]):  # evaluation must not move the training RNG
             for batch in dataloader:
@@ -148,8 +184,7 @@ class DistillationTrainer(Trainer):
         sums = self.accelerator.reduce(sums, reduction="sum")
         n = max(float(sums[-1]), 1.0)
         metrics = {f"{metric_key_prefix}_{name}": float(sums[i]) / n for i, name in enumerate(names)
-                   if name == "loss" or (name == "cos" and self.weights.cos) or (name == "ce" and self.weights.ce)
-                   or (name == "mlm" and self.weights.mlm)}
+                   if name == "loss" or getattr(self.weights, name)}
         if float(sums[-2]):
             metrics[f"{metric_key_prefix}_mlm_accuracy"] = float(sums[-3]) / float(sums[-2])
         if self.health is not None:  # the student itself, not only its loss (issue 10)
@@ -340,10 +375,14 @@ def run_settings(cfg: DistillConfig) -> dict:
         "student_layers": cfg.student_layers,
         "layer_map": LAYER_MAP_ALIASES.get(cfg.layer_map, cfg.layer_map),
         "freeze_position_embeddings": cfg.freeze_position_embeddings,
-        "loss": {k: getattr(cfg, k) for k in ("recipe", "alpha_ce", "alpha_cos", "alpha_mlm", "temperature",
-                                              "hidden_loss", "hidden_layers", "head_warmup")},
+        "loss": {**{k: getattr(cfg, k) for k in ("recipe", "alpha_ce", "alpha_cos", "temperature", "hidden_loss",
+                                                 "hidden_layers", "head_warmup")},
+                 "alpha_mlm": cfg.mlm_weight(cfg.objective) if cfg.objective != "auto" else cfg.alpha_mlm},
         "masking": {k: getattr(cfg, k) for k in ("mlm_probability", "mask_replace", "random_replace",
                                                  "mlm_smoothing")},
+        **({"embedding": {k: getattr(cfg, k) for k in ("objective", "alpha_sentence", "sentence_loss",
+                                                       "alpha_contrastive", "contrastive_temperature", "prompts")}}
+           if cfg.objective != "masked-lm" else {}),  # absent from the settings of masked-LM runs, as before
     }
 
 
@@ -462,6 +501,30 @@ class Plan:
     total_steps: int  # optimizer steps of the whole run (the Trainer's count)
     head_warmup_steps: int  # steps in which a fresh head's MLM gradient stays in the head
 
+    @property
+    def embedding(self):
+        """The teacher's EmbeddingSpec for the embedding objective; None for the masked-LM objective."""
+        return self.objective.embedding
+
+
+def resolve_objective(cfg: DistillConfig, teacher, log):
+    """The teacher's ``EmbeddingSpec`` when the run distils sentence embeddings (--objective embedding, or auto
+    and the teacher has a sentence-transformers configuration), else None."""
+    spec = teacher_embedding_spec(cfg.teacher, teacher)
+    if cfg.objective == "masked-lm" or (cfg.objective == "auto" and spec is None):
+        return None
+    if spec is None:
+        from eliquare.embedding import EmbeddingSpec
+
+        spec = EmbeddingSpec(pooling="mean", normalize=True)
+        log(f"notice: teacher {cfg.teacher} has no sentence-transformers configuration (modules.json); its sentence "
+            "embedding is taken to be the mean of its last token states, L2-normalised, without prompts")
+    log(f"objective embedding: {spec.pooling} pooling" + (f", {len(spec.dense)} dense layer(s)" if spec.dense else "")
+        + (", L2-normalised" if spec.normalize else "")
+        + (f"; text given the prompts {' / '.join(repr(p) for p in spec.distillation_prompts(cfg.prompts))} in turn"
+           if any(spec.distillation_prompts(cfg.prompts)) else ""))
+    return spec
+
 
 def optimizer_steps(cfg: DistillConfig, train_sentences: int, world_size: int) -> int:
     """Optimizer steps of the run, counted as the Trainer counts them (a partial accumulation ends an epoch)."""
@@ -471,9 +534,10 @@ def optimizer_steps(cfg: DistillConfig, train_sentences: int, world_size: int) -
     return math.ceil(max(math.ceil(batches / cfg.gradient_accumulation), 1) * cfg.epochs)
 
 
-def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: int, world_size: int, log) -> Plan:
-    weights = LossWeights(**cfg.loss_weights(teacher.has_mlm_head))
-    if not teacher.has_mlm_head and cfg.alpha_ce is None:
+def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: int, world_size: int, log,
+             embedding=None) -> Plan:
+    weights = LossWeights(**cfg.loss_weights(teacher.has_mlm_head, "embedding" if embedding else "masked-lm"))
+    if not teacher.has_mlm_head and cfg.alpha_ce is None and not embedding:
         log(f"notice: teacher {cfg.teacher} has no trained MLM head; the soft-target (CE) term is off and the "
             "student's new MLM head is trained by the MLM term (the paper's L_cos + L_mlm setting)")
     recipe = resolve_recipe(cfg, cfg.batch_size * cfg.gradient_accumulation * world_size,
@@ -485,7 +549,9 @@ def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: in
     n_teacher_layers = teacher.model.config.num_hidden_layers
     objective = Objective(weights, cfg.temperature, centre=recipe.hidden_loss == "centred-cosine",
                           hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers))
-                          if recipe.hidden_layers == "mapped" else ())
+                          if recipe.hidden_layers == "mapped" else (),
+                          embedding=embedding, sentence_loss=cfg.sentence_loss,
+                          contrastive_temperature=cfg.contrastive_temperature)
     total = optimizer_steps(cfg, train_sentences, world_size)
     head_warmup = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total)
     return Plan(weights, recipe, objective, total, head_warmup)
@@ -517,14 +583,20 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
                                      **_vocab_selection(cfg))
         teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
+    embedding = resolve_objective(cfg, teacher, log)
     layers = select_layers(teacher.model.config.num_hidden_layers, cfg.student_layers, cfg.layer_map)
     with args.main_process_first(desc="preparing the corpus"):
         data = prepare_corpus(cfg.corpus, teacher.tokenizer, cfg.corpus_options, max_length=cfg.max_length,
                               validation_fraction=cfg.validation_fraction, cache_dir=cfg.cache_dir, log=log)
-    plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log)
+    plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log, embedding)
     args.learning_rate = plan.recipe.learning_rate
     args.warmup_steps = math.ceil(cfg.warmup_ratio * plan.total_steps)
     student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
+    if embedding is not None:  # the teacher's pooling (and dense layers), frozen for it, a trainable copy for the student
+        from eliquare.embedding import SentencePooler
+
+        teacher.model.sentence_pooler = SentencePooler(embedding)
+        student.sentence_pooler = SentencePooler(embedding)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
     settings.update(derived_settings(teacher, layers))
@@ -541,7 +613,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             run.begin(settings)
     try:
         train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
-        reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log)
+        reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log, plan.embedding)
         if is_main:
             record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
                                 started)
@@ -557,14 +629,28 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     return run.out
 
 
-def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, reduction, is_main: bool, log):
+def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, reduction, is_main: bool, log,
+                 embedding=None):
     """The best checkpoint's weights (load_best_model_at_end has put them back into the student) and the
-    tokenizer, reduced after distillation with --vocab-reduce post; returns the vocabulary reduction (if any)."""
-    trainer.save_model(str(work))
+    tokenizer, reduced after distillation with --vocab-reduce post; returns the vocabulary reduction (if any).
+
+    An embedding student is saved as a sentence-transformers model: its encoder (no MLM head), the tokenizer, and
+    the teacher's pooling, dense layers (trained) and normalisation with its prompts (``eliquare.embedding``)."""
+    if embedding is None:
+        trainer.save_model(str(work))
     if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
         reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
                                      **_vocab_selection(cfg))
-        student.save_pretrained(work)
+        if embedding is None:
+            student.save_pretrained(work)
+    if embedding is not None and is_main:
+        from eliquare.embedding import save_sentence_transformers
+
+        encoder = encoder_of(student)
+        encoder.save_pretrained(work)
+        if reduction is None:
+            teacher.tokenizer.save_pretrained(str(work))
+        save_sentence_transformers(work, embedding, encoder.config.hidden_size, pooler=student.sentence_pooler)
     if reduction is not None and is_main:
         save_tokenizer(reduction.tokenizer, reduction.slow_files, work)
         log(format_report(reduction.report))
@@ -576,6 +662,11 @@ def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, s
     collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
                             mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
                             smoothing=cfg.mlm_smoothing, seed=cfg.seed)
+    if plan.embedding is not None:
+        from eliquare.embedding import PromptCollator
+
+        collator = PromptCollator.for_tokenizer(collator, teacher.tokenizer, plan.embedding, cfg.prompts,
+                                                masked=bool(plan.weights.mlm or plan.weights.ce))
     trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
                                   data_collator=collator, processing_class=teacher.tokenizer,
                                   teacher=teacher.model, objective=plan.objective,
@@ -603,6 +694,8 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "student_parameters": count_parameters(student),
         "layer_map": cfg.layer_map,
         "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
+        "objective": "embedding" if plan.embedding is not None else "masked-lm",
+        "embedding": plan.embedding.as_dict() if plan.embedding is not None else None,
         "loss_weights": asdict(plan.weights),
         "temperature": cfg.temperature,
         "recipe": plan.recipe.as_dict(),

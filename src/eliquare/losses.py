@@ -1,4 +1,5 @@
-"""The distillation objective (Eq. 4-8 of the paper): L = a_ce L_ce + a_cos L_cos + a_mlm L_mlm."""
+"""The distillation objective (Eq. 4-8 of the paper): L = a_ce L_ce + a_cos L_cos + a_mlm L_mlm, and the sentence-level
+terms of the embedding objective (``--objective embedding``): L += a_sentence L_sentence + a_contrastive L_contrastive."""
 
 from __future__ import annotations
 
@@ -39,6 +40,34 @@ def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return F.cross_entropy(student_logits.float(), labels)
 
 
+def sentence_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """The student's sentence embeddings [batch, dim] against the teacher's: 1 - cosine (mean over sentences), or
+    the mean squared error (the multilingual-distillation loss of Reimers & Gurevych 2020)."""
+    s, t = student.float(), teacher.float()
+    if kind == "mse":
+        return F.mse_loss(s, t)
+    return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
+
+
+def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """In-batch contrastive term with the teacher's similarity matrix as the target: for each sentence, the KL
+    divergence from the teacher's softmax over cosine similarities to the other sentences of the batch (at
+    ``temperature``) to the student's; mean over sentences. A sentence's similarity to itself is left out."""
+    s = F.normalize(student.float(), dim=-1)
+    t = F.normalize(teacher.float(), dim=-1)
+    n = s.shape[0]
+    if n < 2:
+        return s.sum() * 0.0
+    off = ~torch.eye(n, dtype=torch.bool, device=s.device)
+    s_sim = (s @ s.T)[off].view(n, n - 1) / temperature
+    t_sim = (t @ t.T)[off].view(n, n - 1) / temperature
+    t_log = F.log_softmax(t_sim, dim=-1)
+    return (t_log.exp() * (t_log - F.log_softmax(s_sim, dim=-1))).sum(-1).mean()
+
+
+TERMS = ("ce", "cos", "mlm", "sentence", "contrastive")
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """a_ce, a_cos, a_mlm of Eq. 4; a run's come from its config (``DistillConfig.loss_weights``; paper: 5, 1, 2)."""
@@ -46,11 +75,13 @@ class LossWeights:
     ce: float
     cos: float
     mlm: float
+    sentence: float = 0.0  # the embedding objective's terms
+    contrastive: float = 0.0
 
     def combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Eq. 4: the weighted sum; a term whose weight is 0 is not computed at all."""
         total = None
-        for name in ("ce", "cos", "mlm"):
+        for name in TERMS:
             weight = getattr(self, name)
             if weight and name in parts:
                 term = weight * parts[name]
@@ -68,3 +99,6 @@ class Objective:
     temperature: float
     centre: bool = False  # the hidden-state term on centred states (eliquare's recipe; the paper: False)
     hidden_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) hidden-state indices; (): last layers (Eq. 7)
+    embedding: object = None  # the embedding objective: the teacher's eliquare.embedding.EmbeddingSpec
+    sentence_loss: str = "cosine"  # cosine or mse
+    contrastive_temperature: float = 0.05

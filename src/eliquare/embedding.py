@@ -1,0 +1,334 @@
+"""Sentence embeddings: how a sentence-transformers model turns token states into one vector, read from and
+written to its directory.
+
+A sentence-embedding teacher (multilingual-e5, LaBSE, paraphrase-multilingual-MiniLM, bge-m3) is an encoder plus
+the modules of its ``modules.json``: a pooling (mean, CLS, max or last token), optionally dense layers (LaBSE) and
+an L2 normalisation, and the prompts its inputs start with (e5: ``query: `` / ``passage: ``). ``EmbeddingSpec``
+holds them; ``SentencePooler`` applies them (the student gets a trainable copy); ``save_sentence_transformers``
+writes them beside a student's encoder so that ``SentenceTransformer(student_dir)`` loads it. The classic file
+layout (sentence-transformers 2.x-5.x) is written, which every version since reads.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from eliquare.errors import EliquareError
+
+POOLING_MODES = ("mean", "cls", "max", "lasttoken")
+MODULES_FILE = "modules.json"
+_ACTIVATIONS = {"tanh": nn.Tanh, "identity": nn.Identity, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
+
+
+@dataclass
+class DenseSpec:
+    """A sentence-transformers ``Dense`` module: a linear layer and an activation (LaBSE: 768 -> 768, tanh)."""
+
+    in_features: int
+    out_features: int
+    bias: bool = True
+    activation: str = "identity"  # a key of _ACTIVATIONS
+    state: dict = field(default_factory=dict, repr=False)  # {"linear.weight": ..., "linear.bias": ...}
+
+
+@dataclass
+class EmbeddingSpec:
+    """How the model pools, transforms and normalises, and the prompts it expects."""
+
+    pooling: str = "mean"
+    normalize: bool = True
+    prompts: dict = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    similarity_fn_name: str = "cosine"
+    max_seq_length: int | None = None
+    include_prompt: bool = True  # the prompt's tokens take part in the pooling
+    dense: list[DenseSpec] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        """What ``distillation.json`` records (the dense weights left out)."""
+        return {"pooling": self.pooling, "normalize": self.normalize, "prompts": dict(self.prompts),
+                "default_prompt_name": self.default_prompt_name, "dense": [
+                    {"in_features": d.in_features, "out_features": d.out_features, "activation": d.activation}
+                    for d in self.dense]}
+
+    def distillation_prompts(self, names: Sequence[str] | None = None) -> list[str]:
+        """The prompts the distillation text is given in turn: ``names`` of ``prompts``, by default all of them
+        (an e5 student then sees its sentences both as queries and as passages); ``[""]`` when there are none."""
+        if names is not None:
+            unknown = [n for n in names if n and n not in self.prompts]
+            if unknown:
+                raise EliquareError(f"prompt(s) {', '.join(unknown)} are not the teacher's; it has "
+                                    f"{', '.join(self.prompts) or 'no prompts'} (give --prompts '' for none)")
+            chosen = [self.prompts[n] if n else "" for n in names]
+        else:
+            chosen = [p for p in self.prompts.values() if p]
+        return list(dict.fromkeys(chosen)) or [""]
+
+
+# multilingual-e5 (the offline teacher): mean pooling, L2 norm, "query: " / "passage: " (its model card)
+E5_SPEC = EmbeddingSpec(pooling="mean", normalize=True, prompts={"query": "query: ", "passage": "passage: "},
+                        max_seq_length=512)
+
+
+def has_sentence_transformers_config(path: str | Path) -> bool:
+    return (Path(path) / MODULES_FILE).is_file()
+
+
+def _read_json(path: Path, what: str):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise EliquareError(f"{path} ({what}) is not readable JSON ({e}); fix it or remove the "
+                            "sentence-transformers files") from None
+
+
+def _pooling_mode(config: dict, where: Path) -> str:
+    if isinstance(config.get("pooling_mode"), str):  # sentence-transformers 6
+        mode = config["pooling_mode"].replace("_token", "").replace("mean_tokens", "mean")
+    else:
+        chosen = [m for m, key in (("cls", "pooling_mode_cls_token"), ("mean", "pooling_mode_mean_tokens"),
+                                   ("max", "pooling_mode_max_tokens"), ("lasttoken", "pooling_mode_lasttoken"))
+                  if config.get(key)]
+        if config.get("pooling_mode_mean_sqrt_len_tokens") or config.get("pooling_mode_weightedmean_tokens"):
+            chosen.append("mean_sqrt_len" if config.get("pooling_mode_mean_sqrt_len_tokens") else "weightedmean")
+        if len(chosen) != 1:
+            raise EliquareError(f"{where}: pooling {chosen or 'none'} is not one of {', '.join(POOLING_MODES)}; "
+                                "eliquare distils models with a single pooling mode")
+        mode = chosen[0]
+    if mode not in POOLING_MODES:
+        raise EliquareError(f"{where}: pooling {mode!r} is not supported; use one of {', '.join(POOLING_MODES)}")
+    return mode
+
+
+def _read_dense(directory: Path) -> DenseSpec:
+    config = _read_json(directory / "config.json", "a Dense module's configuration")
+    activation = str(config.get("activation_function", "torch.nn.modules.linear.Identity")).rsplit(".", 1)[-1].lower()
+    if activation not in _ACTIVATIONS:
+        raise EliquareError(f"{directory}: activation {activation!r} is not supported; use one of "
+                            f"{', '.join(_ACTIVATIONS)}")
+    if (directory / "model.safetensors").is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(directory / "model.safetensors"))
+    elif (directory / "pytorch_model.bin").is_file():
+        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise EliquareError(f"{directory} has no weights (model.safetensors or pytorch_model.bin)")
+    return DenseSpec(int(config["in_features"]), int(config["out_features"]), bool(config.get("bias", True)),
+                     activation, {k: v.float() for k, v in state.items()})
+
+
+def read_embedding_spec(path: str | Path) -> EmbeddingSpec | None:
+    """The embedding spec of a sentence-transformers directory (None when it has no ``modules.json``)."""
+    path = Path(path)
+    if not has_sentence_transformers_config(path):
+        return None
+    modules = _read_json(path / MODULES_FILE, "sentence-transformers modules")
+    spec = EmbeddingSpec(normalize=False, pooling="")
+    for module in modules if isinstance(modules, list) else []:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        where = path / str(module.get("path", ""))
+        if kind == "Transformer":
+            if module.get("path") not in ("", None, "0_Transformer"):
+                raise EliquareError(f"{path}: the encoder lies in {module['path']}/; eliquare reads models whose "
+                                    "encoder is in the top directory (the usual layout)")
+        elif kind == "Pooling":
+            config = _read_json(where / "config.json", "the pooling configuration")
+            spec.pooling = _pooling_mode(config, where)
+            spec.include_prompt = bool(config.get("include_prompt", True))
+        elif kind == "Dense":
+            spec.dense.append(_read_dense(where))
+        elif kind == "Normalize":
+            spec.normalize = True
+        else:
+            raise EliquareError(f"{path}/{MODULES_FILE}: module {module.get('type')} is not supported (eliquare "
+                                "distils Transformer + Pooling [+ Dense] [+ Normalize] models)")
+    if not spec.pooling:
+        raise EliquareError(f"{path}/{MODULES_FILE} lists no Pooling module; eliquare needs to know how the model "
+                            "pools its token states")
+    if (path / "config_sentence_transformers.json").is_file():
+        st = _read_json(path / "config_sentence_transformers.json", "the sentence-transformers configuration")
+        spec.prompts = {str(k): str(v) for k, v in (st.get("prompts") or {}).items()}
+        spec.default_prompt_name = st.get("default_prompt_name")
+        spec.similarity_fn_name = st.get("similarity_fn_name") or "cosine"
+    if (path / "sentence_bert_config.json").is_file():
+        spec.max_seq_length = _read_json(path / "sentence_bert_config.json", "max_seq_length").get("max_seq_length")
+    return spec
+
+
+class SentencePooler(nn.Module):
+    """Token states + attention mask -> sentence embeddings, as the spec says (dense layers trainable)."""
+
+    def __init__(self, spec: EmbeddingSpec):
+        super().__init__()
+        self.spec = spec
+        layers = []
+        for d in spec.dense:
+            linear = nn.Linear(d.in_features, d.out_features, bias=d.bias)
+            if d.state:
+                linear.load_state_dict({k.removeprefix("linear."): v for k, v in d.state.items()})
+            layers.append(nn.Sequential(linear, _ACTIVATIONS[d.activation]()))
+        self.dense = nn.ModuleList(layers)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor | None = None):
+        """``pool_mask``: the tokens pooled (default: the attention mask; without the prompt's tokens when the
+        model pools without them)."""
+        mask = (attention_mask if pool_mask is None else pool_mask).to(hidden.dtype).unsqueeze(-1)
+        mode = self.spec.pooling
+        if mode == "mean":
+            out = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        elif mode == "cls":
+            out = hidden[:, 0]
+        elif mode == "max":
+            out = hidden.masked_fill(mask == 0, torch.finfo(hidden.dtype).min).max(1).values
+        else:  # lasttoken: the last token the attention mask keeps (right padding)
+            last = attention_mask.sum(1).long() - 1
+            out = hidden[torch.arange(hidden.shape[0], device=hidden.device), last.clamp(min=0)]
+        for layer in self.dense:
+            out = layer(out)
+        if self.spec.normalize:
+            out = nn.functional.normalize(out, dim=-1)
+        return out
+
+    def dense_specs(self) -> list[DenseSpec]:
+        """The spec's dense layers with this pooler's (trained) weights."""
+        return [DenseSpec(d.in_features, d.out_features, d.bias, d.activation,
+                          {f"linear.{k}": v.detach().cpu().contiguous() for k, v in layer[0].state_dict().items()})
+                for d, layer in zip(self.spec.dense, self.dense)]
+
+
+_ACTIVATION_CLASSES = {"tanh": "torch.nn.modules.activation.Tanh", "identity": "torch.nn.modules.linear.Identity",
+                       "relu": "torch.nn.modules.activation.ReLU", "gelu": "torch.nn.modules.activation.GELU",
+                       "sigmoid": "torch.nn.modules.activation.Sigmoid"}
+
+
+def save_sentence_transformers(directory: str | Path, spec: EmbeddingSpec, hidden_size: int,
+                               pooler: SentencePooler | None = None, max_seq_length: int | None = None) -> list[str]:
+    """Write the sentence-transformers files of ``spec`` into ``directory`` (which holds the encoder and its
+    tokenizer): ``modules.json``, ``sentence_bert_config.json``, ``config_sentence_transformers.json`` (prompts),
+    ``1_Pooling/``, any ``N_Dense/`` (with ``pooler``'s weights) and ``N_Normalize/``. Returns the paths written."""
+    from safetensors.torch import save_file
+
+    from eliquare import __version__
+
+    directory = Path(directory)
+    written: list[str] = []
+
+    def write(rel: str, data: dict) -> None:
+        target = directory / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(target)
+        written.append(rel)
+
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    write("1_Pooling/config.json", {
+        "word_embedding_dimension": hidden_size,
+        "pooling_mode_cls_token": spec.pooling == "cls", "pooling_mode_mean_tokens": spec.pooling == "mean",
+        "pooling_mode_max_tokens": spec.pooling == "max", "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False, "pooling_mode_lasttoken": spec.pooling == "lasttoken",
+        "include_prompt": spec.include_prompt})
+    dense = pooler.dense_specs() if pooler is not None else spec.dense
+    for d in dense:
+        idx = len(modules)
+        rel = f"{idx}_Dense"
+        write(f"{rel}/config.json", {"in_features": d.in_features, "out_features": d.out_features, "bias": d.bias,
+                                     "activation_function": _ACTIVATION_CLASSES[d.activation]})
+        save_file({k: v.contiguous() for k, v in d.state.items()}, str(directory / rel / "model.safetensors"))
+        written.append(f"{rel}/model.safetensors")
+        modules.append({"idx": idx, "name": str(idx), "path": rel, "type": "sentence_transformers.models.Dense"})
+    if spec.normalize:
+        idx = len(modules)
+        (directory / f"{idx}_Normalize").mkdir(parents=True, exist_ok=True)
+        modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+    write("sentence_bert_config.json", {"max_seq_length": max_seq_length or spec.max_seq_length or 512,
+                                        "do_lower_case": False})
+    write("config_sentence_transformers.json", {
+        "__version__": {"eliquare": __version__, "pytorch": torch.__version__},
+        "prompts": dict(spec.prompts), "default_prompt_name": spec.default_prompt_name,
+        "similarity_fn_name": spec.similarity_fn_name})
+    write(MODULES_FILE, modules)  # last: a directory with modules.json is a complete sentence-transformers model
+    return written
+
+
+def prompt_token_ids(tokenizer, prompt: str) -> list[int]:
+    """The token ids a prompt adds in front of a text (no special tokens): ``tokenizer(prompt + text)`` is
+    ``[CLS] + prompt ids + text ids + [SEP]`` for the usual tokenizers (checked in the tests)."""
+    if not prompt:
+        return []
+    return list(tokenizer(prompt.rstrip(), add_special_tokens=False)["input_ids"])
+
+
+@torch.no_grad()
+def encode(encoder, tokenizer, spec: EmbeddingSpec, texts: Sequence[str], prompt: str = "", *, batch_size: int = 64,
+           max_length: int = 512, pooler: SentencePooler | None = None):
+    """Sentence embeddings of ``texts`` (float32 numpy, one row each) as the model's sentence-transformers
+    modules compute them: ``prompt + text``, cut to ``max_length`` tokens, pooled, dense, normalised."""
+    import numpy as np
+
+    pooler = pooler if pooler is not None else SentencePooler(spec)
+    encoder.eval()
+    device = next(encoder.parameters()).device
+    n_prompt = len(prompt_token_ids(tokenizer, prompt)) if prompt and not spec.include_prompt else 0
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = [None] * len(texts)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = tokenizer([prompt + texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                          return_tensors="pt")
+        mask = batch["attention_mask"].to(device)
+        hidden = encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask).last_hidden_state
+        pool_mask = None
+        if n_prompt:
+            pool_mask = mask.clone()
+            pool_mask[:, 1:1 + n_prompt] = 0
+        vectors = pooler.to(device)(hidden, mask, pool_mask).float().cpu().numpy()
+        for row, i in enumerate(idx):
+            out[i] = vectors[row]
+    return np.stack(out) if out else np.zeros((0, encoder.config.hidden_size), dtype="float32")
+
+
+@dataclass
+class PromptCollator:
+    """The embedding objective's batches: each sentence (token ids with the tokenizer's specials) gets the next of
+    the prompts after its first token, the batch is padded, and, for the MLM and soft-target terms, a masked copy
+    is made (``masked_input_ids``, ``labels``). ``pool_mask`` leaves the prompt out of the pooling when the model
+    pools without it."""
+
+    masking: object  # eliquare.masking.MaskingCollator: padding and masks
+    prompts: list  # token ids of each prompt ([] for none), given in turn
+    include_prompt: bool = True
+    masked: bool = False
+
+    @classmethod
+    def for_tokenizer(cls, masking, tokenizer, spec: EmbeddingSpec, names: Sequence[str] | None = None,
+                      masked: bool = False) -> "PromptCollator":
+        prompts = [prompt_token_ids(tokenizer, p) for p in spec.distillation_prompts(names)]
+        return cls(masking, prompts, spec.include_prompt, masked)
+
+    def __call__(self, examples: Sequence[dict]) -> dict:
+        rows, lengths = [], []
+        for i, e in enumerate(examples):
+            ids = list(e["input_ids"])
+            prompt = self.prompts[i % len(self.prompts)]
+            rows.append({"input_ids": ids[:1] + prompt + ids[1:]})
+            lengths.append(len(prompt))
+        input_ids, attention_mask = self.masking.pad(rows)
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if not self.include_prompt and any(lengths):
+            pool_mask = attention_mask.clone()
+            for row, n in enumerate(lengths):
+                pool_mask[row, 1:1 + n] = 0
+            batch["pool_mask"] = pool_mask
+        if self.masked:
+            batch["masked_input_ids"], batch["labels"] = self.masking.mask(input_ids, attention_mask)
+        return batch
