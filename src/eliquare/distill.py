@@ -545,7 +545,7 @@ def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: in
     log(f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss} on {recipe.hidden_layers} layers, "
         f"peak learning rate {recipe.learning_rate:.2e}"
         + (f"; the fresh MLM head trains alone (its gradient kept from the encoder) for {recipe.head_warmup:.0%} of "
-           "the steps" if recipe.head_warmup else ""))
+           "the steps" if recipe.head_warmup and weights.mlm else ""))
     n_teacher_layers = teacher.model.config.num_hidden_layers
     objective = Objective(weights, cfg.temperature, centre=recipe.hidden_loss == "centred-cosine",
                           hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers))
@@ -696,7 +696,8 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
         "objective": "embedding" if plan.embedding is not None else "masked-lm",
         "embedding": plan.embedding.as_dict() if plan.embedding is not None else None,
-        "loss_weights": asdict(plan.weights),
+        "loss_weights": {k: v for k, v in asdict(plan.weights).items()
+                         if plan.embedding is not None or k in ("ce", "cos", "mlm")},
         "temperature": cfg.temperature,
         "recipe": plan.recipe.as_dict(),
         "data_fingerprint": data.fingerprint,

@@ -332,3 +332,39 @@ class PromptCollator:
         if self.masked:
             batch["masked_input_ids"], batch["labels"] = self.masking.mask(input_ids, attention_mask)
         return batch
+
+
+ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", "*_Pooling/*",
+            "*_Dense/*", "*_Normalize/*")
+
+
+def sentence_transformers_files(path: str | Path) -> Path:
+    """A local directory holding the model's sentence-transformers files: ``path`` itself, or for a hub id
+    (``sentence-transformers/LaBSE``, ``intfloat/multilingual-e5-base``, ``BAAI/bge-m3``) the files fetched from
+    the hub (or its local cache) with ``huggingface_hub.snapshot_download``: only those small files."""
+    if Path(path).expanduser().is_dir():
+        return Path(path).expanduser()
+    import huggingface_hub
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(huggingface_hub.snapshot_download(str(path), allow_patterns=list(ST_FILES)))
+    except LocalEntryNotFoundError:
+        raise EliquareError(f"cannot fetch the sentence-transformers files of {path}: the hub cannot be reached and "
+                            "they are not in the local cache; connect, or give a local model directory") from None
+    except (HfHubHTTPError, OSError, ValueError) as e:
+        raise EliquareError(f"cannot fetch the sentence-transformers files of {path} ({str(e).splitlines()[0]})") \
+            from None
+
+
+def embedding_spec_for(model_spec: str, path: str | Path, default: bool = True) -> EmbeddingSpec | None:
+    """How ``model_spec`` (resolved to ``path``) makes sentence embeddings: its sentence-transformers files; e5's
+    for the offline teacher; otherwise (``default``) the mean of the last token states, L2-normalised, no prompts."""
+    from eliquare.models import PACKAGED_PREFIX
+
+    found = read_embedding_spec(sentence_transformers_files(path))
+    if found is None and str(model_spec).startswith(PACKAGED_PREFIX):
+        return E5_SPEC
+    if found is None and default:
+        return EmbeddingSpec(pooling="mean", normalize=True)
+    return found

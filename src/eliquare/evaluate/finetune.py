@@ -488,7 +488,12 @@ def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], 
 
 def finetune(cfg: FinetuneConfig) -> dict:
     """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
-    ``cfg.out/metrics.json``."""
+    ``cfg.out/metrics.json``. The frozen-embedding tasks (embed-classify, retrieval, agreement) fine-tune nothing:
+    ``eliquare.evaluate.embedding_tasks`` scores them."""
+    from eliquare.evaluate.embedding_tasks import EMBEDDING_TASKS, run_embedding_task
+
+    if cfg.task in EMBEDDING_TASKS:
+        return run_embedding_task(cfg)
     out = check_writable(cfg.out)
     if (out / "metrics.json").exists() and not cfg.overwrite:
         raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")

@@ -15,7 +15,9 @@ from typing import Sequence
 
 from eliquare.errors import EliquareError
 
-MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "classify": "macro_f1"}
+MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "classify": "macro_f1",
+               # frozen-embedding tasks (eliquare.evaluate.embedding_tasks)
+               "embed-classify": "macro_f1", "retrieval": "mrr_at_10", "agreement": "neighbours_at_10"}
 
 
 def _f1(p: float, r: float) -> float:

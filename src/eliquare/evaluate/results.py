@@ -43,7 +43,8 @@ FIELDS = (
 )
 
 # the column title of a task when the dataset names none
-TASK_NAMES = {"pos": "UPOS", "ner": "NER", "classify": "class."}
+TASK_NAMES = {"pos": "UPOS", "ner": "NER", "classify": "class.", "embed-classify": "class. (frozen)",
+              "retrieval": "retrieval", "agreement": "agreement"}
 
 
 def _scores(summary: dict) -> dict:

