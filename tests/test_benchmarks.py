@@ -128,3 +128,20 @@ def test_inference_of_saved_models(tiny_bert, tmp_path):
     assert [r["layers"] for r in rows] == [4, 2] and rows[0]["throughput_speedup"] == 1.0
     assert rows[1]["parameters"] < rows[0]["parameters"] and all(r["tokens_per_s"] > 0 for r in rows)
     assert len(data_lines(inference.format_saved(rows))) == 2
+
+
+def test_sentence_encoding_of_saved_embedding_models(tmp_path, capsys):
+    import sentence_encoding
+    import tiny
+
+    from eliquare.embedding import E5_SPEC, save_sentence_transformers
+
+    model = tiny.build_tiny_xlmr(tmp_path / "m", with_mlm_head=False)
+    save_sentence_transformers(model, E5_SPEC, 32)
+    texts = tmp_path / "ner.txt"
+    texts.write_text("".join(f"{w} O\n" + ("\n" if i % 3 == 2 else "") for i, w in
+                             enumerate("Mtoto anasoma kitabu Mama anapika chakula Rais alihutubia bunge".split())))
+    sentence_encoding.main(["--models", f"a={model}", f"b={model}", "--texts", str(texts), "--rounds", "1",
+                            "--no-append"])
+    out = capsys.readouterr().out
+    assert "sentences / s" in out and "| a " in out and "1.000" in out
