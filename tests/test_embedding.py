@@ -342,3 +342,15 @@ def test_frozen_tasks_bad_input(teachers, news_files, tmp_path, capsys):
     assert "needs --query-column" in capsys.readouterr().err and not (tmp_path / "r").exists()
     assert main([*base, "--task", "agreement", "--out", str(tmp_path / "a")]) == 2
     assert "needs --reference" in capsys.readouterr().err
+
+
+def test_vocab_reduce_keeps_a_sentence_transformers_model_one(teachers, corpus_file, tmp_path, capsys):
+    teacher, spec = teachers["labse"]
+    out = tmp_path / "reduced"
+    assert main(["vocab", "reduce", "--model", str(teacher), "--corpus", str(corpus_file), "--out", str(out)]) == 0
+    model = sentence_transformers.SentenceTransformer(str(out), device="cpu")
+    original = sentence_transformers.SentenceTransformer(str(teacher), device="cpu")
+    assert len(model.tokenizer) < len(original.tokenizer)
+    # sentences of the corpus keep all their tokens: the same embeddings (the Dense layer went along)
+    kept = corpus_file.read_text().splitlines()[:8]
+    assert np.abs(model.encode(kept) - original.encode(kept)).max() < 1e-5

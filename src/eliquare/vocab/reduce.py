@@ -214,6 +214,16 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
     if out.exists():
         shutil.rmtree(out) if out.is_dir() else out.unlink()
     result.save(out)
+    keep_sentence_transformers_files(cfg.model, path, out, model)
     print(format_report(result.report))
     print(f"reduced model written to {out}")
     return out
+
+
+def keep_sentence_transformers_files(spec: str, source, out: Path, model) -> None:
+    """A sentence-embedding model (one with sentence-transformers files) stays one after its reduction."""
+    from eliquare.embedding import embedding_spec_for, save_sentence_transformers
+
+    embedding = embedding_spec_for(spec, source, default=False)
+    if embedding is not None:
+        save_sentence_transformers(out, embedding, model.config.hidden_size)
