@@ -264,7 +264,7 @@ def upgrade_distill_record(options: dict) -> dict:
             options["alpha_mlm"] = None  # the default then and now
         defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)
                     if f.name in ("objective", "alpha_sentence", "sentence_loss", "alpha_contrastive",
-                                  "contrastive_temperature", "prompts")}
+                                  "contrastive_temperature", "prompts", "alpha_hidden", "alpha_attn", "alpha_value")}
         options = {**defaults, **options}
     return options
 
@@ -307,6 +307,12 @@ class DistillConfig:
         "against teacher layer 2n, the end of the block it replaces; averaged); default: the recipe's")
     alpha_mlm: Optional[float] = field(
         None, help="weight of the student's own masked-LM loss (paper: 2; default 2, or 0 with --objective embedding)")
+    # layer-wise terms beyond the paper (its future work): TinyBERT, MiniLM
+    alpha_hidden: float = field(0.0, help="weight of the hidden-state MSE of mapped layers (student layer n against "
+                                "teacher layer 2n, TinyBERT); 0: off")
+    alpha_attn: float = field(0.0, help="weight of the attention-distribution KL of mapped layers (TinyBERT); 0: off "
+                              "(on, both models use eager attention)")
+    alpha_value: float = field(0.0, help="weight of the last layer's self-attention value-relation KL (MiniLM); 0: off")
     # the embedding objective (eliquare.embedding)
     alpha_sentence: float = field(1.0, help="embedding objective: weight of the sentence-embedding term (the "
                                   "student's pooled embedding against the teacher's)")
@@ -381,7 +387,8 @@ class DistillConfig:
             raise EliquareError("student_layers must be at least 1")
         if self.temperature <= 0:
             raise EliquareError("temperature must be positive, e.g. 2.0")
-        for name in ("alpha_cos", "alpha_mlm", "alpha_sentence", "alpha_contrastive"):
+        for name in ("alpha_cos", "alpha_mlm", "alpha_sentence", "alpha_contrastive", "alpha_hidden", "alpha_attn",
+                     "alpha_value"):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise EliquareError(f"{name} must be >= 0")
         if self.alpha_ce is not None and self.alpha_ce < 0:
@@ -414,8 +421,9 @@ class DistillConfig:
             raise EliquareError("warmup_ratio is a share of the steps: give a value from 0 to 1, e.g. 0.05")
         if self.contrastive_temperature <= 0:
             raise EliquareError("contrastive_temperature must be positive, e.g. 0.05")
-        if self.objective == "masked-lm" and (self.alpha_ce is not None and not (self.alpha_ce or self.alpha_cos or
-                                                                                   self.mlm_weight("masked-lm"))):
+        if self.objective == "masked-lm" and (self.alpha_ce is not None and not (
+                self.alpha_ce or self.alpha_cos or self.mlm_weight("masked-lm") or self.alpha_hidden or self.alpha_attn
+                or self.alpha_value)):
             raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
         check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
 
@@ -437,6 +445,7 @@ class DistillConfig:
         default_ce = PAPER_ALPHA_CE if objective == "masked-lm" else 0.0
         ce = (default_ce if self.alpha_ce is None else self.alpha_ce) if teacher_has_head else 0.0
         weights = {"ce": ce, "cos": self.alpha_cos, "mlm": self.mlm_weight(objective)}
+        weights.update({k: getattr(self, f"alpha_{k}") for k in ("hidden", "attn", "value") if getattr(self, f"alpha_{k}")})
         if objective == "embedding":
             weights.update(sentence=self.alpha_sentence, contrastive=self.alpha_contrastive)
         if not any(weights.values()):

@@ -33,11 +33,12 @@ from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
-from eliquare.losses import (TERMS, LossWeights, Objective, cosine_loss, mlm_loss, sentence_loss, similarity_loss,
-                             soft_target_loss)
+from eliquare.losses import (TERMS, LossWeights, Objective, attention_kl_loss, cosine_loss, hidden_mse_loss,
+                             mlm_loss, sentence_loss, similarity_loss, soft_target_loss, value_relation_loss)
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
-from eliquare.models import count_parameters, encoder_of, masked_lm_logits, use_masked_lm_forward
+from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, use_eager_attention,
+                             use_masked_lm_forward)
 from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher, teacher_embedding_spec
 from eliquare.training import trainer_arguments
@@ -55,13 +56,14 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
     weights, hidden_pairs, centre = objective.weights, objective.hidden_pairs, objective.centre
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
+    extra = _layerwise_outputs(objective)
     out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
-                  head_only=head_only, all_layers=bool(hidden_pairs))  # models.masked_lm_logits
-    parts: dict[str, torch.Tensor] = {}
+                  head_only=head_only, **extra)  # models.masked_lm_logits
     need_teacher_logits = weights.ce > 0
     with torch.inference_mode():
         t_out = masked_lm_logits(teacher, batch["input_ids"], batch["attention_mask"], labels,
-                                 logits=need_teacher_logits, all_layers=bool(hidden_pairs))
+                                 logits=need_teacher_logits, **extra)
+    parts: dict[str, torch.Tensor] = layerwise_losses(out, t_out, batch["attention_mask"], objective)
     if weights.cos > 0 and hidden_pairs:
         mask = batch["attention_mask"]
         parts["cos"] = torch.stack([cosine_loss(out["layers"][i], t_out["layers"][j].clone(), mask, centre=centre)
@@ -79,6 +81,33 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
     return parts
 
 
+def _layerwise_outputs(objective: Objective) -> dict:
+    """What the forward passes must return for the objective's hidden-state and layer-wise terms."""
+    w = objective.weights
+    return {"all_layers": bool(objective.hidden_pairs) or w.hidden > 0, "attentions": w.attn > 0,
+            "values": w.value > 0}
+
+
+def layerwise_losses(out: dict, t_out: dict, mask: torch.Tensor, objective: Objective) -> dict:
+    """The layer-wise terms beyond the paper, over ``objective.layer_pairs`` (student layer n <- teacher layer 2n,
+    0-based here): TinyBERT's hidden-state MSE and attention KL (means over the pairs), MiniLM's value-relation KL
+    of the last pair."""
+    w, pairs, parts = objective.weights, objective.layer_pairs, {}
+    if not pairs:
+        return parts
+    if w.hidden:
+        parts["hidden"] = torch.stack([hidden_mse_loss(out["layers"][i + 1], t_out["layers"][j + 1].clone(), mask)
+                                       for i, j in pairs]).mean()
+    if w.attn:
+        parts["attn"] = torch.stack([attention_kl_loss(out["attentions"][i], t_out["attentions"][j].clone(), mask)
+                                     for i, j in pairs]).mean()
+    if w.value:
+        i, j = pairs[-1]
+        parts["value"] = value_relation_loss(out["values"][i], t_out["values"][j].clone(), mask,
+                                             objective.attention_heads)
+    return parts
+
+
 def embedding_losses(student, teacher, batch: dict, objective: Objective, *, head_only: bool = False,
                      stats: dict | None = None) -> dict:
     """The embedding objective's terms for one batch (``--objective embedding``): on the unmasked, prompted text
@@ -88,11 +117,12 @@ def embedding_losses(student, teacher, batch: dict, objective: Objective, *, hea
     weights, hidden_pairs = objective.weights, objective.hidden_pairs
     ids, mask = batch["input_ids"], batch["attention_mask"]
     pool_mask = batch.get("pool_mask")
-    out = student(input_ids=ids, attention_mask=mask, labels=None, logits=False, all_layers=bool(hidden_pairs))
+    extra = _layerwise_outputs(objective)
+    out = student(input_ids=ids, attention_mask=mask, labels=None, logits=False, **extra)
     with torch.inference_mode():
-        t_out = masked_lm_logits(teacher, ids, mask, None, logits=False, all_layers=bool(hidden_pairs))
+        t_out = masked_lm_logits(teacher, ids, mask, None, logits=False, **extra)
         t_emb = teacher.sentence_pooler(t_out["hidden"], mask, pool_mask)
-    parts: dict[str, torch.Tensor] = {}
+    parts: dict[str, torch.Tensor] = layerwise_losses(out, t_out, mask, objective)
     if weights.sentence or weights.contrastive:
         s_emb = getattr(student, "module", student).sentence_pooler(out["hidden"], mask, pool_mask)
         if weights.sentence:
@@ -380,6 +410,8 @@ def run_settings(cfg: DistillConfig) -> dict:
                  "alpha_mlm": cfg.mlm_weight(cfg.objective) if cfg.objective != "auto" else cfg.alpha_mlm},
         "masking": {k: getattr(cfg, k) for k in ("mlm_probability", "mask_replace", "random_replace",
                                                  "mlm_smoothing")},
+        **({"layerwise": {k: getattr(cfg, k) for k in ("alpha_hidden", "alpha_attn", "alpha_value")}}
+           if cfg.alpha_hidden or cfg.alpha_attn or cfg.alpha_value else {}),  # absent when off, as before
         **({"embedding": {k: getattr(cfg, k) for k in ("objective", "alpha_sentence", "sentence_loss",
                                                        "alpha_contrastive", "contrastive_temperature", "prompts")}}
            if cfg.objective != "masked-lm" else {}),  # absent from the settings of masked-LM runs, as before
@@ -551,7 +583,9 @@ def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: in
                           hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers))
                           if recipe.hidden_layers == "mapped" else (),
                           embedding=embedding, sentence_loss=cfg.sentence_loss,
-                          contrastive_temperature=cfg.contrastive_temperature)
+                          contrastive_temperature=cfg.contrastive_temperature,
+                          layer_pairs=tuple((n - 1, end - 1) for n, end in hidden_targets(layers, n_teacher_layers)),
+                          attention_heads=teacher.model.config.num_attention_heads)
     total = optimizer_steps(cfg, train_sentences, world_size)
     head_warmup = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total)
     return Plan(weights, recipe, objective, total, head_warmup)
@@ -597,6 +631,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
 
         teacher.model.sentence_pooler = SentencePooler(embedding)
         student.sentence_pooler = SentencePooler(embedding)
+    if plan.weights.attn:  # attention probabilities come from the eager implementation only
+        use_eager_attention(student)
+        use_eager_attention(teacher.model)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(student)
     settings.update(derived_settings(teacher, layers))
@@ -697,7 +734,8 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "objective": "embedding" if plan.embedding is not None else "masked-lm",
         "embedding": plan.embedding.as_dict() if plan.embedding is not None else None,
         "loss_weights": {k: v for k, v in asdict(plan.weights).items()
-                         if plan.embedding is not None or k in ("ce", "cos", "mlm")},
+                         if k in ("ce", "cos", "mlm") or v or (plan.embedding is not None and
+                                                               k in ("sentence", "contrastive"))},
         "temperature": cfg.temperature,
         "recipe": plan.recipe.as_dict(),
         "data_fingerprint": data.fingerprint,

@@ -3,6 +3,7 @@ terms of the embedding objective (``--objective embedding``): L += a_sentence L_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -65,7 +66,53 @@ def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: f
     return (t_log.exp() * (t_log - F.log_softmax(s_sim, dim=-1))).sum(-1).mean()
 
 
-TERMS = ("ce", "cos", "mlm", "sentence", "contrastive")
+# --- layer-wise terms beyond the paper (its future work; issue 16) -------------------------------------------
+
+
+def hidden_mse_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
+                    projection: torch.nn.Module | None = None) -> torch.Tensor:
+    """TinyBERT's hidden-state term for one mapped layer pair: the mean squared error between the student's states
+    (through ``projection`` when the widths differ) and the teacher's, over non-padding tokens."""
+    keep = attention_mask.bool()
+    s, t = student_hidden[keep].float(), teacher_hidden[keep].float()
+    if projection is not None:
+        s = projection(s)
+    return F.mse_loss(s, t)
+
+
+def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor, attention_mask: torch.Tensor,
+                      eps: float = 1e-12) -> torch.Tensor:
+    """TinyBERT's attention term for one mapped layer pair: KL(teacher || student) of the attention distributions
+    [batch, heads, query, key], averaged over heads and the non-padding query positions. The student needs as many
+    heads as the teacher (it has: its layers are the teacher's)."""
+    t = teacher_attn.float().clamp(min=eps)
+    s = student_attn.float().clamp(min=eps)
+    kl = (t * (t.log() - s.log())).sum(-1)  # [batch, heads, query]
+    keep = attention_mask.bool()[:, None, :].expand_as(kl)
+    return kl[keep].mean()
+
+
+def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tensor, attention_mask: torch.Tensor,
+                        heads: int) -> torch.Tensor:
+    """MiniLM's self-attention value-relation term (Wang et al. 2020) for one layer pair: per head,
+    VR = softmax(V V^T / sqrt(d_head)) over the keys (padding masked), and KL(teacher VR || student VR), averaged over
+    heads and non-padding positions. ``*_values``: the value projections' outputs [batch, seq, hidden]; the two sides
+    may differ in width, not in heads."""
+
+    def relation(v):
+        b, n, width = v.shape
+        v = v.float().view(b, n, heads, width // heads).transpose(1, 2)  # [b, h, n, d]
+        scores = v @ v.transpose(-1, -2) / math.sqrt(width // heads)
+        scores = scores.masked_fill(~attention_mask.bool()[:, None, None, :], float("-inf"))
+        return F.log_softmax(scores, dim=-1)
+
+    t_log, s_log = relation(teacher_values), relation(student_values)
+    kl = (t_log.exp() * (t_log - s_log)).nan_to_num(0.0).sum(-1)  # [b, h, n]
+    keep = attention_mask.bool()[:, None, :].expand_as(kl)
+    return kl[keep].mean()
+
+
+TERMS = ("ce", "cos", "mlm", "sentence", "contrastive", "hidden", "attn", "value")
 
 
 @dataclass(frozen=True)
@@ -77,6 +124,9 @@ class LossWeights:
     mlm: float
     sentence: float = 0.0  # the embedding objective's terms
     contrastive: float = 0.0
+    hidden: float = 0.0  # layer-wise terms (TinyBERT hidden states and attention, MiniLM value relations)
+    attn: float = 0.0
+    value: float = 0.0
 
     def combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Eq. 4: the weighted sum; a term whose weight is 0 is not computed at all."""
@@ -102,3 +152,5 @@ class Objective:
     embedding: object = None  # the embedding objective: the teacher's eliquare.embedding.EmbeddingSpec
     sentence_loss: str = "cosine"  # cosine or mse
     contrastive_temperature: float = 0.05
+    layer_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) 0-based layers of the layer-wise terms
+    attention_heads: int = 1  # for the value-relation term

@@ -27,6 +27,7 @@ class Architecture:
 
     encoder: str  # attribute of the *ForMaskedLM model holding the encoder (embeddings + layers)
     head: str  # attribute holding the MLM head (hidden states -> vocabulary logits)
+    value: str = "attention.self.value"  # in each layer of encoder.layer: the self-attention's value projection
 
 
 # one entry per supported architecture (config.model_type)
@@ -58,6 +59,18 @@ def encoder_of(model):
 
 def mlm_head_of(model):
     return getattr(model, architecture_of(model).head)
+
+
+def value_projections(model) -> list:
+    """The self-attention value projection (a Linear) of each layer of a *ForMaskedLM model."""
+    path = architecture_of(model).value
+    return [layer.get_submodule(path) for layer in encoder_of(model).encoder.layer]
+
+
+def use_eager_attention(model) -> None:
+    """Attention probabilities are only returned by the eager implementation (not by SDPA or flash attention)."""
+    if getattr(model.config, "_attn_implementation", "eager") != "eager":
+        model.set_attn_implementation("eager")
 
 
 def count_parameters(model) -> int:
@@ -238,18 +251,28 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
 
 
 def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: bool = False, logits: bool = True,
-                     all_layers: bool = False) -> dict:
+                     all_layers: bool = False, attentions: bool = False, values: bool = False) -> dict:
     """Last hidden states, and vocabulary logits only where a token was masked (``labels != -100``).
 
     ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the (tied)
     word embeddings: a fresh head's warm-up, and ``teacher fit-head``. ``all_layers``: every layer's hidden
-    states too (the layer-wise hidden term). Returns ``{"hidden", "logits", "layers"}``.
+    states too (the layer-wise hidden term); ``attentions``: every layer's attention probabilities (the model must
+    use eager attention, ``use_eager_attention``); ``values``: every layer's value projection outputs. Returns
+    ``{"hidden", "logits", "layers", "attentions", "values"}``.
     """
     from torch.func import functional_call
 
     from eliquare.masking import IGNORE_INDEX
 
-    encoded = encoder_of(model)(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=all_layers)
+    captured: list = []
+    hooks = [v.register_forward_hook(lambda _m, _i, out: captured.append(out)) for v in value_projections(model)] \
+        if values else []
+    try:
+        encoded = encoder_of(model)(input_ids=input_ids, attention_mask=attention_mask,
+                                    output_hidden_states=all_layers, output_attentions=attentions)
+    finally:
+        for h in hooks:
+            h.remove()
     hidden = encoded.last_hidden_state
     out = None
     if logits:
@@ -261,7 +284,8 @@ def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: boo
             out = functional_call(head, {name: decoder.detach()}, (at_masks.detach(),))
         else:
             out = head(at_masks)
-    return {"hidden": hidden, "logits": out, "layers": encoded.hidden_states if all_layers else None}
+    return {"hidden": hidden, "logits": out, "layers": encoded.hidden_states if all_layers else None,
+            "attentions": encoded.attentions if attentions else None, "values": captured if values else None}
 
 
 def use_masked_lm_forward(model):
