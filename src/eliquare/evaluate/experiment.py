@@ -86,7 +86,9 @@ def student_fingerprint(student: Student) -> dict:
     from eliquare.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
 
     options = {k: v for k, v in to_dict(student.config).items() if k not in _NOT_IN_FINGERPRINT}
-    return stage_fingerprint(distill=options, corpus=files_fingerprint(expand_paths(student.config.corpus)),
+    from eliquare.corpus.languages import corpus_paths
+
+    return stage_fingerprint(distill=options, corpus=files_fingerprint(expand_paths(corpus_paths(student.config.corpus))),
                              teacher=model_fingerprint(student.config.teacher))
 
 

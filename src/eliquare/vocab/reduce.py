@@ -68,6 +68,7 @@ class Selection:
     threshold: int  # least number of sentences a kept subword occurs in
     required: np.ndarray  # bool per old id: special tokens and character pieces
     keep: np.ndarray  # bool per old id
+    languages: dict | None = None  # several languages: each one's sentences, threshold and the ids it alone keeps
 
     @property
     def kept_ids(self) -> np.ndarray:
@@ -77,7 +78,13 @@ class Selection:
 def select_vocabulary(tokenizer, sentences: Iterable[str], *, min_fraction: float = 0.0005,
                       min_count: int | None = None, max_size: int | None = None,
                       report_sentences: int = 50_000) -> Selection:
-    """Count the subwords of ``tokenizer`` on ``sentences`` and choose the ones to keep (see ``reduce_vocabulary``)."""
+    """Count the subwords of ``tokenizer`` on ``sentences`` and choose the ones to keep (see ``reduce_vocabulary``).
+
+    ``sentences`` may be ``{language: sentences}``: a subword stays when it is found in ``min_fraction`` (or
+    ``min_count``) of the sentences of any one language, so that a smaller language keeps its own subwords."""
+    if isinstance(sentences, dict):
+        return _select_per_language(tokenizer, sentences, min_fraction=min_fraction, min_count=min_count,
+                                    max_size=max_size, report_sentences=report_sentences)
     tj = tokenizer_json(tokenizer)
     family = tokenizer_family(tj)
     tokens = id_to_token(tokenizer)
@@ -93,6 +100,42 @@ def select_vocabulary(tokenizer, sentences: Iterable[str], *, min_fraction: floa
             break
         limit -= int(keep.sum()) - max_size  # the closure added tokens: make room for them
     return Selection(family, tj, tokens, counts, threshold, required, keep)
+
+
+def _select_per_language(tokenizer, by_language: dict, *, min_fraction, min_count, max_size,
+                         report_sentences) -> Selection:
+    if max_size is not None:
+        raise EliquareError("--vocab-max-size caps one language's vocabulary; with several languages give "
+                            "--vocab-min-fraction or --vocab-min-count (applied to each language)")
+    tj = tokenizer_json(tokenizer)
+    family = tokenizer_family(tj)
+    tokens = id_to_token(tokenizer)
+    per = {lang: count_tokens(tokenizer.backend_tokenizer, sents, sample_size=max(report_sentences // len(by_language), 1),
+                              tokenizer_json=tj) for lang, sents in by_language.items()}
+    merged = TokenCounts(len(tokens))
+    for c in per.values():
+        merged.sentences += c.sentences
+        merged.words += c.words
+        merged.doc_freq += c.doc_freq
+        merged.token_freq += c.token_freq
+        merged.sample.extend(c.sample)
+        merged.sample_ids.extend(c.sample_ids)
+    added = added_token_mask(tj, len(tokens))
+    required = added | family.required_ids(tj, tokens, merged.doc_freq > 0, added)
+    required[tokenizer.all_special_ids] = True
+    keeps, languages = {}, {}
+    for lang, c in per.items():
+        threshold = frequency_threshold(c.sentences, min_fraction=min_fraction, min_count=min_count)
+        keeps[lang] = select_ids(c.doc_freq, required, threshold=threshold)
+        languages[lang] = {"sentences": c.sentences, "threshold_sentences": threshold,
+                           "frequent_ids": int((keeps[lang] & ~required).sum())}
+    union = np.logical_or.reduce(list(keeps.values()))
+    for lang, keep in keeps.items():  # what would be lost without this language's own threshold
+        others = np.logical_or.reduce([k for other, k in keeps.items() if other != lang] or [required])
+        languages[lang]["only_this_language"] = int((keep & ~others).sum())
+    keep = family.close(tj, union, tokens)
+    threshold = min(v["threshold_sentences"] for v in languages.values())
+    return Selection(family, tj, tokens, merged, threshold, required, keep, languages)
 
 
 def _sample_figures(ids: list[list[int]], words: int, unk_id: int | None) -> dict:
@@ -165,6 +208,8 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
         "tokens_per_word": {"before": r(before["tokens_per_word"]), "after": r(after["tokens_per_word"])},
         "unk_rate": {"before": r(before["unk_rate"]), "after": r(after["unk_rate"])},
     }
+    if selection.languages:
+        report["languages"] = selection.languages
     print(f"vocab: counted and selected on {counts.sentences:,} sentences in {selected - started:.1f} s, reduced in "
           f"{time.perf_counter() - selected:.1f} s", file=sys.stderr)
     return ReductionResult(model=model, tokenizer=reduced_tokenizer, kept_ids=kept_ids, report=report, slow_files=slow)
@@ -191,9 +236,15 @@ def format_report(report: dict) -> str:
 
 
 def reduce_on_corpus(model, tokenizer, corpus, options: CorpusOptions | None = None, **selection) -> ReductionResult:
-    """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distill reads them."""
+    """``reduce_vocabulary`` on the clean sentences of ``corpus`` (files, directories, dumps), as distill reads them;
+    a corpus of ``LANG=PATH`` entries is selected on language by language (``eliquare.corpus.languages``)."""
     from eliquare.corpus import iter_sentences
+    from eliquare.corpus.languages import by_language
 
+    languages = by_language(corpus)
+    if languages:
+        return reduce_vocabulary(model, tokenizer, {lang: iter_sentences(paths, options)
+                                                    for lang, paths in languages.items()}, **selection)
     return reduce_vocabulary(model, tokenizer, iter_sentences(corpus, options), **selection)
 
 
@@ -202,7 +253,9 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
     from eliquare.corpus import expand_paths
 
     out = check_output_dir(cfg.out, cfg.overwrite)
-    expand_paths(cfg.corpus)  # a missing corpus file is reported before the model is loaded
+    from eliquare.corpus.languages import corpus_paths
+
+    expand_paths(corpus_paths(cfg.corpus))  # a missing corpus file is reported before the model is loaded
     loaded = load_model(cfg.model, head="as-saved")  # a *ForMaskedLM keeps its head, reduced with it
     model, tokenizer, path = loaded.model, loaded.tokenizer, loaded.path
     if out.exists() and Path(path).exists() and out.resolve() == Path(path).resolve():
