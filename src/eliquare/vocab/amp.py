@@ -1,0 +1,187 @@
+"""VocabAmp (the paper's future work): add the target language's own subwords to a multilingual vocabulary.
+
+1. A tokenizer of the model's own family (SentencePiece unigram or WordPiece) is trained on the target corpus, with
+   the model's normaliser and pre-tokeniser.
+2. Its word-initial pieces that the model's vocabulary lacks are scored by how much they shorten the corpus: how
+   often the trained tokenizer uses the piece, times the pieces the model needs to spell it, minus one. The ``n``
+   best are added (``--add N``).
+3. Each new piece's embedding (and MLM decoder bias) starts as the mean of the model's embeddings of the pieces that
+   spell it (its old segmentation). A unigram piece's score is its old segmentation's log-probability plus a margin,
+   so that the Viterbi segmentation prefers it wherever it applies; WordPiece's longest match takes it by itself.
+
+Combine with VocabReduce by reducing first (``eliquare vocab reduce``), then amplifying the reduced model. What this
+does not do yet: distil across two tokenisations (a student on the new vocabulary, the teacher on its own), which
+needs word-level alignment of the two; an amplified model is a teacher and student of one vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from eliquare.errors import EliquareError
+from eliquare.vocab.families import tokenizer_family
+from eliquare.vocab.tokenizer_json import load_reduced_tokenizer, tokenizer_json
+
+MARGIN = 1.0  # log-probability a new unigram piece wins by over the segmentation it replaces
+
+
+@dataclass
+class Amplification:
+    model: object
+    tokenizer: object
+    added: list  # (piece, old pieces, uses in the corpus sample)
+    report: dict
+
+    def save(self, out: str | Path) -> Path:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(out)
+        self.tokenizer.save_pretrained(str(out))
+        (out / "vocab_amp_report.json").write_text(json.dumps(self.report, indent=1, ensure_ascii=False) + "\n",
+                                                   encoding="utf-8")
+        return out
+
+
+def train_target_tokenizer(tj: dict, sentences: list[str], vocab_size: int):
+    """A tokenizer of ``tj``'s family (unigram or WordPiece) trained on ``sentences``, same normaliser and
+    pre-tokeniser."""
+    from tokenizers import Tokenizer, models, trainers
+
+    kind = tj["model"]["type"]
+    base = Tokenizer.from_str(json.dumps(tj))
+    if kind == "Unigram":
+        base.model = models.Unigram()
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
+                                          unk_token=None)
+    elif kind == "WordPiece":
+        base.model = models.WordPiece(unk_token=tj["model"].get("unk_token", "[UNK]"))
+        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, show_progress=False,
+                                            continuing_subword_prefix=tj["model"].get("continuing_subword_prefix",
+                                                                                      "##"))
+    else:
+        raise EliquareError(f"VocabAmp supports unigram (XLM-R, e5) and WordPiece (BERT, mBERT) tokenizers, not {kind}")
+    base.post_processor = None
+    base.train_from_iterator(sentences, trainer)
+    return base
+
+
+def _surface(piece: str, kind: str) -> str | None:
+    """The text a word-initial piece stands for (None for a word-internal one)."""
+    if kind == "Unigram":
+        return piece[1:] if piece.startswith("\u2581") and len(piece) > 1 else None
+    return None if piece.startswith("##") else piece
+
+
+def tokens_per_word(tokenizer, sentences: list[str]) -> float:
+    words = sum(len(s.split()) for s in sentences)
+    pieces = sum(len(ids) for ids in tokenizer(sentences, add_special_tokens=False)["input_ids"])
+    return pieces / max(words, 1)
+
+
+def amplify_vocabulary(model, tokenizer, sentences: Iterable[str], *, add: int = 1000, trained_size: int = 8000,
+                       sample: int = 20_000, seed: int = 0) -> Amplification:
+    """Add up to ``add`` target-language pieces to ``tokenizer`` and ``model`` (resized in place), see the module."""
+    started = time.perf_counter()
+    if add < 1:
+        raise EliquareError("--add must be at least 1 (pieces to add)")
+    sentences = list(sentences)
+    if not sentences:
+        raise EliquareError("the corpus holds no sentences; give target-language text")
+    random.Random(seed).shuffle(sentences)
+    sentences = sentences[:sample]
+    tj = tokenizer_json(tokenizer)
+    tokenizer_family(tj)  # an unsupported family is reported here
+    kind = tj["model"]["type"]
+    vocab = tokenizer.get_vocab()
+    trained = train_target_tokenizer(tj, sentences, trained_size)
+    uses: Counter = Counter()
+    for enc in trained.encode_batch(sentences, add_special_tokens=False):
+        uses.update(enc.tokens)
+    candidates = []
+    for piece, n in uses.items():
+        surface = _surface(piece, kind)
+        if piece in vocab or surface is None or len(surface) < 2:
+            continue
+        old = tokenizer(surface, add_special_tokens=False)["input_ids"]
+        if len(old) >= 2:
+            candidates.append((n * (len(old) - 1), piece, old, n))
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    chosen = candidates[:add]
+    if not chosen:
+        raise EliquareError("the trained tokenizer found no piece the vocabulary lacks; the corpus is too small or "
+                            "already tokenised well (tokens per word near 1)")
+    before = tokens_per_word(tokenizer, sentences)
+    new_tj = json.loads(json.dumps(tj))
+    start = len(tokenizer)
+    if kind == "Unigram":
+        scores = {p: s for p, s in tj["model"]["vocab"]}
+        id_to_piece = {i: p for p, i in vocab.items()}
+        pieces = new_tj["model"]["vocab"]
+        beyond = {t["id"]: t["content"] for t in tj.get("added_tokens", []) if t["id"] >= len(pieces)}
+        while len(pieces) < start:  # added tokens numbered past the pieces (a <mask> after them) become pieces,
+            pieces.append([beyond.get(len(pieces), f"<unused{len(pieces)}>"), 0.0])  # as e5 has it: ids unchanged
+        for _, piece, old, _ in chosen:
+            new_tj["model"]["vocab"].append([piece, sum(scores.get(id_to_piece[i], -20.0) for i in old) + MARGIN])
+    else:
+        for k, (_, piece, _, _) in enumerate(chosen):
+            new_tj["model"]["vocab"][piece] = start + k
+    amplified = load_reduced_tokenizer(tokenizer, new_tj)
+    _grow_embeddings(model, start, [old for _, _, old, _ in chosen])
+    after = tokens_per_word(amplified, sentences)
+    report = {"tokenizer_family": kind, "vocab_size": {"before": start, "after": len(amplified)},
+              "trained_vocab_size": trained_size, "candidates": len(candidates), "added": len(chosen),
+              "sample_sentences": len(sentences),
+              "tokens_per_word": {"before": round(before, 4), "after": round(after, 4)},
+              "examples": [{"piece": p, "old_pieces": tokenizer.convert_ids_to_tokens(o), "uses": n}
+                           for _, p, o, n in chosen[:20]],
+              "initialisation": "mean of the old pieces' embeddings (and MLM decoder bias)",
+              "seconds": round(time.perf_counter() - started, 1)}
+    print(f"vocab amp: {len(chosen)} pieces added ({start:,} -> {len(amplified):,}); tokens per word {before:.3f} -> "
+          f"{after:.3f} on {len(sentences):,} sentences", file=sys.stderr)
+    return Amplification(model, amplified, [(p, o, n) for _, p, o, n in chosen], report)
+
+
+@torch.no_grad()
+def _grow_embeddings(model, start: int, spellings: list[list[int]]) -> None:
+    """Append one embedding row per new piece: the mean of the rows of the pieces that spell it."""
+    old = model.get_input_embeddings().weight
+    if old.shape[0] < start:
+        raise EliquareError(f"the model has {old.shape[0]} embeddings for a tokenizer of {start} ids; give the model's "
+                            "own tokenizer")
+    rows = torch.stack([old[ids].mean(0) for ids in spellings])
+    bias_rows = None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    bias = getattr(head, "bias", None) if head is not None else None
+    if bias is not None:
+        bias_rows = torch.stack([bias[ids].mean(0) for ids in spellings])
+    model.resize_token_embeddings(start + len(spellings), mean_resizing=False)
+    model.get_input_embeddings().weight[start:] = rows
+    if bias_rows is not None:
+        model.get_output_embeddings().bias[start:] = bias_rows
+    model.tie_weights()
+
+
+def amplify_command(cfg) -> Path:
+    """``eliquare vocab amp``: add target-language subwords to a saved model and write it to ``cfg.out``."""
+    from eliquare.corpus import expand_paths, iter_sentences
+    from eliquare.errors import check_output_dir
+    from eliquare.models import load_model
+
+    out = check_output_dir(cfg.out, cfg.overwrite)
+    expand_paths(cfg.corpus)
+    loaded = load_model(cfg.model, head="as-saved")
+    result = amplify_vocabulary(loaded.model, loaded.tokenizer, iter_sentences(cfg.corpus, cfg.corpus_options),
+                                add=cfg.add, trained_size=cfg.trained_vocab_size, sample=cfg.sample_sentences)
+    result.report["model"] = cfg.model
+    result.save(out)
+    print(f"amplified model written to {out}")
+    return out
