@@ -736,7 +736,7 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "teacher_layers": teacher.model.config.num_hidden_layers,
         "teacher_parameters": count_parameters(teacher.model),
         "student_layers": len(layers),
-        "student_parameters": count_parameters(student),
+        "student_parameters": count_parameters(encoder_of(student) if plan.embedding is not None else student),
         "layer_map": cfg.layer_map,
         "teacher_layers_used": [i + 1 for i in layers],  # 1-based, as in the paper
         "objective": "embedding" if plan.embedding is not None else "masked-lm",
