@@ -72,3 +72,47 @@ def test_amplify_refuses_what_it_cannot_do(tiny_xlmr, tmp_path):
     model = AutoModelForMaskedLM.from_pretrained(tiny_xlmr)
     with pytest.raises(EliquareError, match="no sentences"):
         amplify_vocabulary(model, tok, [], add=5)
+
+
+def test_cross_tokenisation_aligns_words_that_split_differently():
+    from eliquare.vocab.amp import CrossTokenisation
+
+    # old vocabulary 0..9 (0 pad, 1 mask); new piece 10 = old 5 6 ("▁hab" "ari"), new piece 11 = old 7 8 9
+    cross = CrossTokenisation(10, [[5, 6], [7, 8, 9]], mask_token_id=1, pad_token_id=0)
+    ids = torch.tensor([[2, 10, 4, 11, 3], [2, 4, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    labels = torch.full_like(ids, -100)
+    labels[0, 2] = 4  # an old piece masked: a span of one, soft targets there
+    labels[0, 3] = 11  # a new piece masked: its whole span is masked for the teacher, no soft targets
+    ids_masked = ids.clone()
+    ids_masked[0, 2], ids_masked[0, 3] = 1, 1
+    view = cross.teacher_batch(ids_masked, mask, labels)
+    assert view["input_ids"][0].tolist() == [2, 5, 6, 1, 1, 1, 1, 3]
+    assert view["owner"][0].tolist() == [0, 1, 1, 2, 3, 3, 3, 4]
+    assert view["input_ids"][1, :3].tolist() == [2, 4, 3] and view["owner"][1].tolist() == [0, 1, 2, -1, -1, -1, -1, -1]
+    assert view["labels"][0].tolist() == [-100, -100, -100, 4, -100, -100, -100, -100]
+    assert view["ce_positions"].tolist() == [True, False]  # of the two masked student tokens, the old piece
+    hidden = torch.arange(2 * 8 * 2, dtype=torch.float).view(2, 8, 2)
+    pooled = cross.pooled(hidden, view["owner"], ids.shape)
+    assert torch.equal(pooled[0, 1], hidden[0, 1:3].mean(0)) and torch.equal(pooled[0, 3], hidden[0, 4:7].mean(0))
+    assert torch.equal(pooled[0, 4], hidden[0, 7]) and torch.equal(pooled[1, 3], torch.zeros(2))
+
+
+def test_distill_with_vocab_amp(tiny_xlmr, amp_corpus, tmp_path, capsys):
+    out = tmp_path / "amp-student"
+    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(amp_corpus), "--out", str(out),
+                 "--cache-dir", str(tmp_path / "c"), "--vocab-amp", "6", "--vocab-amp-trained-size", "200",
+                 "--max-steps", "4", "--eval-steps", "2", "--student-layers", "2", "--batch-size", "8",
+                 "--gradient-accumulation", "1", "--vocab-reduce", "pre"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    record = json.loads((out / "distillation.json").read_text())
+    added = record["vocab_amp"]["added"]
+    assert 1 <= added <= 6 and {"eval_ce", "eval_cos", "eval_mlm"} <= set(record["validation"][-1])
+    tok = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForMaskedLM.from_pretrained(out)
+    assert model.config.vocab_size == len(tok) == record["vocab_reduce"]["vocab_size"]["after"] + added
+    assert (out / "vocab_amp_report.json").is_file() and not (out / "sentencepiece.bpe.model").exists()
+    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(amp_corpus), "--out", str(tmp_path / "x"),
+                 "--vocab-amp", "5", "--vocab-reduce", "post"])
+    assert code == 2 and "--vocab-amp works with" in capsys.readouterr().err

@@ -347,6 +347,11 @@ class DistillConfig:
     vocab_min_fraction: float = field(0.0005, help="with --vocab-reduce: keep subwords in this share of sentences")
     vocab_min_count: Optional[int] = field(None, help="with --vocab-reduce: instead, in this many sentences")
     vocab_max_size: Optional[int] = field(None, help="with --vocab-reduce: keep at most this many tokens in all")
+    vocab_amp: int = field(0, help="VocabAmp: add this many target-language pieces to the student's vocabulary "
+                           "(eliquare.vocab.amp; after --vocab-reduce pre); the teacher keeps its own and the two are "
+                           "aligned token by token; 0: off")
+    vocab_amp_trained_size: int = field(8000, help="with --vocab-amp: vocabulary of the tokenizer trained on the "
+                                        "corpus to mine the pieces from")
     # training
     recipe: Literal["eliquare", "paper"] = field(
         "eliquare", help="paper: the paper's exact setting; eliquare (default): centred cosine, learning rate "
@@ -430,6 +435,13 @@ class DistillConfig:
                 or self.alpha_value)):
             raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
         check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
+        if self.vocab_amp < 0:
+            raise EliquareError("vocab_amp is a number of pieces to add: give 0 (off) or more, e.g. 1000")
+        if self.vocab_amp and (self.vocab_reduce == "post" or self.objective != "masked-lm" or self.hidden_layers
+                               == "mapped" or self.alpha_hidden or self.alpha_attn or self.alpha_value):
+            raise EliquareError("--vocab-amp works with the masked-LM objective on last-layer states, with "
+                                "--vocab-reduce pre or none; drop --vocab-reduce post, --objective, --hidden-layers "
+                                "mapped and the layer-wise terms")
 
     def mlm_weight(self, objective: str) -> float:
         """a_mlm of a run of ``objective`` (masked-lm or embedding): as given, else the objective's default."""

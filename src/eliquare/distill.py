@@ -13,6 +13,7 @@ gradient accumulation, best-checkpoint selection); what is ours is the loss step
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -54,6 +55,8 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
     pairs; ``stats``, if given, gains the student's masked-token hits and counts."""
     if objective.embedding is not None:
         return embedding_losses(student, teacher, batch, objective, head_only=head_only, stats=stats)
+    if objective.cross is not None:
+        return cross_token_losses(student, teacher, batch, objective, head_only=head_only, stats=stats)
     weights, hidden_pairs, centre = objective.weights, objective.hidden_pairs, objective.centre
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
@@ -78,6 +81,35 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
         if need_teacher_logits:
             parts["ce"] = soft_target_loss(out["logits"], t_out["logits"].clone(), objective.temperature)
         if weights.mlm > 0:
+            parts["mlm"] = mlm_loss(out["logits"], labels[masked])
+    return parts
+
+
+def cross_token_losses(student, teacher, batch: dict, objective: Objective, *, head_only: bool = False,
+                       stats: dict | None = None) -> dict:
+    """Eq. 4 with the student on an amplified vocabulary and the teacher on its own (``--vocab-amp``): the teacher
+    reads the student's text spelled in its pieces (``vocab.amp.CrossTokenisation``); the hidden-state term compares
+    each student token with its span's mean teacher state; the soft targets are taken at masked old pieces."""
+    cross, weights = objective.cross, objective.weights
+    labels, mask = batch["labels"], batch["attention_mask"]
+    masked = labels != IGNORE_INDEX
+    out = student(input_ids=batch["input_ids"], attention_mask=mask, labels=labels, head_only=head_only)
+    view = cross.teacher_batch(batch["input_ids"], mask, labels)
+    with torch.inference_mode():
+        t_out = masked_lm_logits(teacher, view["input_ids"], view["attention_mask"], view["labels"],
+                                 logits=weights.ce > 0 and bool(view["ce_positions"].any()))
+    parts: dict[str, torch.Tensor] = {}
+    if weights.cos:
+        pooled = cross.pooled(t_out["hidden"].clone(), view["owner"], batch["input_ids"].shape)
+        parts["cos"] = cosine_loss(out["hidden"], pooled, mask, centre=objective.centre)
+    if stats is not None and masked.any():
+        stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
+        stats["masked"] = stats.get("masked", 0) + int(masked.sum())
+    if masked.any():
+        if weights.ce and view["ce_positions"].any():
+            s_logits = out["logits"][view["ce_positions"]][:, : cross.old_size]
+            parts["ce"] = soft_target_loss(s_logits, t_out["logits"].clone(), objective.temperature)
+        if weights.mlm:
             parts["mlm"] = mlm_loss(out["logits"], labels[masked])
     return parts
 
@@ -413,6 +445,7 @@ def run_settings(cfg: DistillConfig) -> dict:
                  "alpha_mlm": cfg.mlm_weight(cfg.objective) if cfg.objective != "auto" else cfg.alpha_mlm},
         "masking": {k: getattr(cfg, k) for k in ("mlm_probability", "mask_replace", "random_replace",
                                                  "mlm_smoothing")},
+        **({"vocab_amp": [cfg.vocab_amp, cfg.vocab_amp_trained_size]} if cfg.vocab_amp else {}),
         **({"layerwise": {k: getattr(cfg, k) for k in ("alpha_hidden", "alpha_attn", "alpha_value")}}
            if cfg.alpha_hidden or cfg.alpha_attn or cfg.alpha_value else {}),  # absent when off, as before
         **({"embedding": {k: getattr(cfg, k) for k in ("objective", "alpha_sentence", "sentence_loss",
@@ -510,15 +543,19 @@ def _vocab_selection(cfg: DistillConfig) -> dict:
     return dict(min_fraction=cfg.vocab_min_fraction, min_count=cfg.vocab_min_count, max_size=cfg.vocab_max_size)
 
 
-def health_monitor(cfg: DistillConfig, teacher, student, data, log) -> HealthMonitor | None:
-    """Teacher and initialisation measured once, on the first validation sentences (and the probe file)."""
+def health_monitor(cfg: DistillConfig, teacher, student, data, log, tokenizer=None,
+                   reference=None) -> HealthMonitor | None:
+    """Teacher and initialisation measured once, on the first validation sentences (and the probe file).
+
+    ``tokenizer`` and ``reference``: the student's vocabulary and the teacher in it (with --vocab-amp, the teacher
+    with the amplified vocabulary, its new rows as initialised)."""
     if not cfg.health_sentences:
         return None
-    tokenizer = teacher.tokenizer
+    tokenizer = tokenizer or teacher.tokenizer
     rows = data.validation.select(range(min(cfg.health_sentences, len(data.validation))))["input_ids"]
     sample = HealthSample.from_ids(rows, tokenizer.pad_token_id, tokenizer.all_special_ids)
     probe = ProbeSet.from_file(cfg.probe, tokenizer, cfg.probe_task, cfg.max_length) if cfg.probe else None
-    monitor = HealthMonitor(teacher.model, student, sample, probe)
+    monitor = HealthMonitor(reference if reference is not None else teacher.model, student, sample, probe)
     t, i = monitor.teacher, monitor.initial
     log(f"health: last-layer pairwise cosine teacher {t.last:.3f}, initialisation {i.last:.3f} (a student above "
         f"{max(t.last, i.last) + 0.1:.3f} is collapsing); initialisation CKA {i.cka:.3f}, neighbours {i.neighbours:.3f}"
@@ -570,7 +607,7 @@ def optimizer_steps(cfg: DistillConfig, train_sentences: int, world_size: int) -
 
 
 def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: int, world_size: int, log,
-             embedding=None) -> Plan:
+             embedding=None, cross=None) -> Plan:
     weights = LossWeights(**cfg.loss_weights(teacher.has_mlm_head, "embedding" if embedding else "masked-lm"))
     if not teacher.has_mlm_head and cfg.alpha_ce is None and not embedding:
         log(f"notice: teacher {cfg.teacher} has no trained MLM head; the soft-target (CE) term is off and the "
@@ -588,7 +625,7 @@ def plan_run(cfg: DistillConfig, teacher, layers: list[int], train_sentences: in
                           embedding=embedding, sentence_loss=cfg.sentence_loss,
                           contrastive_temperature=cfg.contrastive_temperature,
                           layer_pairs=tuple((n - 1, end - 1) for n, end in hidden_targets(layers, n_teacher_layers)),
-                          attention_heads=teacher.model.config.num_attention_heads)
+                          attention_heads=teacher.model.config.num_attention_heads, cross=cross)
     total = optimizer_steps(cfg, train_sentences, world_size)
     head_warmup = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total)
     return Plan(weights, recipe, objective, total, head_warmup)
@@ -624,16 +661,26 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
     embedding = resolve_objective(cfg, teacher, log)
     layers = select_layers(teacher.model.config.num_hidden_layers, cfg.student_layers, cfg.layer_map)
+    amplification, cross, tokenizer, source = None, None, teacher.tokenizer, teacher.model
+    if cfg.vocab_amp:  # VocabAmp: the student reads an amplified vocabulary, the teacher its own
+        from eliquare.corpus import iter_sentences
+        from eliquare.vocab.amp import CrossTokenisation, amplify_vocabulary
+
+        amplification = amplify_vocabulary(copy.deepcopy(teacher.model), teacher.tokenizer,
+                                           iter_sentences(corpus_paths(cfg.corpus), cfg.corpus_options),
+                                           add=cfg.vocab_amp, trained_size=cfg.vocab_amp_trained_size, seed=cfg.seed)
+        cross = CrossTokenisation.of(amplification, len(teacher.tokenizer))
+        tokenizer, source = amplification.tokenizer, amplification.model
     with args.main_process_first(desc="preparing the corpus"):
         prepare = dict(max_length=cfg.max_length, validation_fraction=cfg.validation_fraction,
                        cache_dir=cfg.cache_dir, log=log)
-        data = prepare_languages(languages, teacher.tokenizer, cfg.corpus_options, weights=weights, seed=cfg.seed,
+        data = prepare_languages(languages, tokenizer, cfg.corpus_options, weights=weights, seed=cfg.seed,
                                  **prepare) if languages else \
-            prepare_corpus(cfg.corpus, teacher.tokenizer, cfg.corpus_options, **prepare)
-    plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log, embedding)
+            prepare_corpus(cfg.corpus, tokenizer, cfg.corpus_options, **prepare)
+    plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log, embedding, cross)
     args.learning_rate = plan.recipe.learning_rate
     args.warmup_steps = math.ceil(cfg.warmup_ratio * plan.total_steps)
-    student = build_student(teacher.model, layers, copy_head=teacher.has_mlm_head)
+    student = build_student(source, layers, copy_head=teacher.has_mlm_head)
     if embedding is not None:  # the teacher's pooling (and dense layers), frozen for it, a trainable copy for the student
         from eliquare.embedding import SentencePooler
 
@@ -648,17 +695,18 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     if cfg.resume:
         check_resume_settings(run.out, settings)
         check_checkpoint_shape(run.out, student)
-    health = health_monitor(cfg, teacher, student, data, log)
+    health = health_monitor(cfg, teacher, student, data, log, tokenizer, source)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
         f"layers {[i + 1 for i in layers]} of the teacher")
-    trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks)
+    trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks, tokenizer)
     with args.main_process_first(desc="making the run directory"):
         if is_main:  # every input has been checked: only now is anything written
             run.begin(settings)
     try:
         train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
-        reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log, plan.embedding)
+        reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log, plan.embedding,
+                                 amplification)
         if is_main:
             record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
                                 started)
@@ -675,7 +723,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
 
 
 def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, reduction, is_main: bool, log,
-                 embedding=None):
+                 embedding=None, amplification=None):
     """The best checkpoint's weights (load_best_model_at_end has put them back into the student) and the
     tokenizer, reduced after distillation with --vocab-reduce post; returns the vocabulary reduction (if any).
 
@@ -697,23 +745,31 @@ def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, redu
             teacher.tokenizer.save_pretrained(str(work))
         save_sentence_transformers(work, embedding, encoder.config.hidden_size, pooler=student.sentence_pooler)
     if reduction is not None and is_main:
-        save_tokenizer(reduction.tokenizer, reduction.slow_files, work)
+        if amplification is None:
+            save_tokenizer(reduction.tokenizer, reduction.slow_files, work)
         log(format_report(reduction.report))
+    if amplification is not None and is_main:  # the student's own, amplified vocabulary (trainer.save_model wrote it)
+        for stale in ("sentencepiece.bpe.model", "vocab.txt"):  # a slow vocabulary file would lack the new pieces
+            (work / stale).unlink(missing_ok=True)
+        amplification.tokenizer.save_pretrained(str(work))
+        (work / "vocab_amp_report.json").write_text(json.dumps(amplification.report, indent=1, ensure_ascii=False)
+                                                    + "\n", encoding="utf-8")
     return reduction
 
 
 def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, student, data, plan: Plan,
-                         health: HealthMonitor | None, callbacks) -> DistillationTrainer:
-    collator = collator_for(teacher.tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
+                         health: HealthMonitor | None, callbacks, tokenizer=None) -> DistillationTrainer:
+    tokenizer = tokenizer or teacher.tokenizer  # the student's (with --vocab-amp, not the teacher's)
+    collator = collator_for(tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
                             mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
                             smoothing=cfg.mlm_smoothing, seed=cfg.seed)
     if plan.embedding is not None:
         from eliquare.embedding import PromptCollator
 
-        collator = PromptCollator.for_tokenizer(collator, teacher.tokenizer, plan.embedding, cfg.prompts,
+        collator = PromptCollator.for_tokenizer(collator, tokenizer, plan.embedding, cfg.prompts,
                                                 masked=bool(plan.weights.mlm or plan.weights.ce))
     trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
-                                  data_collator=collator, processing_class=teacher.tokenizer,
+                                  data_collator=collator, processing_class=tokenizer,
                                   teacher=teacher.model, objective=plan.objective,
                                   head_warmup_steps=plan.head_warmup_steps, health=health,
                                   stop_on_collapse=cfg.stop_on_collapse,
@@ -750,6 +806,7 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "corpus": [str(p) for p in cfg.corpus],
         "corpus_stats": data.stats.as_dict(),
         "languages": data.languages,
+        "vocab_amp": plan.objective.cross.report if plan.objective.cross is not None else None,
         "epochs": trainer.state.epoch,
         "steps": trainer.state.global_step,
         "validation": [dict(e) for e in trainer.state.log_history if "eval_loss" in e],

@@ -154,3 +154,4 @@ class Objective:
     contrastive_temperature: float = 0.05
     layer_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) 0-based layers of the layer-wise terms
     attention_heads: int = 1  # for the value-relation term
+    cross: object = None  # --vocab-amp: the student's vocabulary is not the teacher's (vocab.amp.CrossTokenisation)

@@ -185,3 +185,82 @@ def amplify_command(cfg) -> Path:
     result.save(out)
     print(f"amplified model written to {out}")
     return out
+
+
+class CrossTokenisation:
+    """Distillation across two vocabularies (``distill --vocab-amp N``): the student reads the amplified vocabulary,
+    the teacher its own. Every new piece is spelled by the old pieces it replaced, so a student sequence maps to a
+    teacher sequence of the same text by spelling out the new pieces; each student token owns a span of teacher
+    tokens (one for an old piece) and the two align token by token, hence word by word.
+
+    - the teacher sees the student's masks on the whole span of a masked token (both sides see the same masked words);
+    - the hidden-state term compares each student state with the mean of its span's teacher states;
+    - the soft-target term is computed where the masked token is an old piece (a span of one, the same id on both
+      sides) over the old vocabulary, and skipped at new pieces, whose distribution the teacher cannot give.
+    """
+
+    def __init__(self, old_size: int, spellings: list[list[int]], mask_token_id: int, pad_token_id: int):
+        self.old_size = old_size
+        self.mask_token_id = mask_token_id
+        self.pad_token_id = pad_token_id
+        longest = max((len(s) for s in spellings), default=1)
+        table = torch.full((old_size + len(spellings), longest), -1, dtype=torch.long)
+        table[:old_size, 0] = torch.arange(old_size)
+        for k, ids in enumerate(spellings):
+            table[old_size + k, : len(ids)] = torch.tensor(ids)
+        self.table = table
+        self.lengths = (table >= 0).sum(1)
+
+    @classmethod
+    def of(cls, amplification: "Amplification", old_size: int) -> "CrossTokenisation":
+        tok = amplification.tokenizer
+        cross = cls(old_size, [old for _, old, _ in amplification.added], tok.mask_token_id, tok.pad_token_id)
+        cross.report = amplification.report
+        return cross
+
+    def teacher_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict:
+        """The teacher's view of a student batch: ``input_ids``, ``attention_mask``, ``labels`` (the old piece at
+        each masked span of one: where the soft targets are computed), ``owner`` (the student position of each
+        teacher token, -1 for padding) and ``ce_positions`` (which of the student's masked positions have a teacher
+        label, in order)."""
+        device = input_ids.device
+        selected = labels != -100
+        original = torch.where(selected, labels, input_ids)
+        table, lengths = self.table.to(device), self.lengths.to(device)
+        span = torch.where(attention_mask.bool(), lengths[original], torch.zeros_like(original))
+        width = int(span.sum(1).max()) if span.numel() else 0
+        b, t = input_ids.shape
+        ids = torch.full((b, max(width, 1)), self.pad_token_id, dtype=torch.long, device=device)
+        mask = torch.zeros_like(ids)
+        t_labels = torch.full_like(ids, -100)
+        owner = torch.full_like(ids, -1)
+        for row in range(b):
+            n = int(span[row].sum())
+            if n == 0:
+                continue
+            keep = span[row] > 0
+            spelled = table[original[row][keep]]  # [tokens, longest]
+            flat = spelled[spelled >= 0]
+            positions = torch.arange(t, device=device)[keep].repeat_interleave(span[row][keep])
+            masked_here = selected[row][positions]
+            flat = torch.where(masked_here, torch.full_like(flat, self.mask_token_id), flat)
+            ids[row, :n], mask[row, :n], owner[row, :n] = flat, 1, positions
+            single = masked_here & (span[row][positions] == 1) & (original[row][positions] < self.old_size)
+            t_labels[row, :n] = torch.where(single, original[row][positions], torch.full_like(flat, -100))
+        ce_positions = (span == 1) & (original < self.old_size)
+        return {"input_ids": ids, "attention_mask": mask, "labels": t_labels, "owner": owner,
+                "ce_positions": ce_positions[selected]}
+
+    @staticmethod
+    def pooled(teacher_hidden: torch.Tensor, owner: torch.Tensor, student_shape: torch.Size) -> torch.Tensor:
+        """The teacher's states averaged over each student token's span: [batch, student length, hidden]."""
+        b, t = student_shape[:2]
+        h = teacher_hidden.shape[-1]
+        keep = owner >= 0
+        rows = torch.arange(b, device=owner.device)[:, None].expand_as(owner)[keep]
+        index = rows * t + owner[keep]
+        sums = torch.zeros(b * t, h, dtype=teacher_hidden.dtype, device=teacher_hidden.device)
+        sums.index_add_(0, index, teacher_hidden[keep])
+        counts = torch.zeros(b * t, dtype=teacher_hidden.dtype, device=teacher_hidden.device)
+        counts.index_add_(0, index, torch.ones_like(index, dtype=teacher_hidden.dtype))
+        return (sums / counts.clamp(min=1)[:, None]).view(b, t, h)
