@@ -342,13 +342,22 @@ class DistillConfig:
     probe: Optional[str] = field(None, help="a POS/NER file: score a frozen-feature linear probe at every evaluation")
     probe_task: Literal["pos", "ner"] = field("pos", help="the task of --probe")
     stop_on_collapse: bool = field(False, help="end the run when the student's token states collapse")
-    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints (with the settings it "
-                         "was made with, see OUT/run_settings.json)")
+    checkpoint_dir: Optional[str] = field(None, help="where the run's checkpoints go (never inside OUT; default: "
+                                          "OUT.checkpoints beside OUT)")
+    keep_checkpoints: bool = field(False, help="keep the checkpoints after a successful run (for a later --resume "
+                                   "with more steps); by default they are removed once the student is written")
+    resume: bool = field(False, help="continue from the last checkpoint in the checkpoint directory (with the "
+                         "settings it was made with, see its run_settings.json)")
     overwrite: bool = field(False, help="replace an existing OUT directory (the new run is built in OUT.partial and "
                             "swapped in once complete)")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
     bf16: bool = field(False, help="bf16 mixed precision (GPU)")
     dataloader_workers: int = field(0, help="worker processes for data loading")
+    language: Optional[str] = field(None, help="the corpus's language code (sw, sl, ...), for the model card")
+    datasets: Optional[list[str]] = field(None, help="hub ids of the corpus's datasets, for the model card")
+    push_to_hub: Optional[str] = field(None, help="upload the finished student to this Hugging Face repository "
+                                       "(user/name; created if missing; the token of `hf auth login` or HF_TOKEN)")
+    hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
 
     def __post_init__(self) -> None:
         if self.student_layers < 1:
