@@ -128,3 +128,14 @@ def test_inference_of_saved_models(tiny_bert, tmp_path):
     assert [r["layers"] for r in rows] == [4, 2] and rows[0]["throughput_speedup"] == 1.0
     assert rows[1]["parameters"] < rows[0]["parameters"] and all(r["tokens_per_s"] > 0 for r in rows)
     assert len(data_lines(inference.format_saved(rows))) == 2
+
+
+def test_export_benchmark_runs_on_tiny_models(tiny_bert, tiny_xlmr, capsys):
+    pytest.importorskip("onnxruntime")
+    import export as export_benchmark
+
+    assert export_benchmark.main(["--models", f"teacher={tiny_xlmr}", f"student={tiny_bert}", "--batch", "2",
+                                  "--seq", "8", "--rounds", "1", "--no-append"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("| teacher") or line.startswith("| student")]
+    assert [line.split("|")[2].strip() for line in lines] == ["pytorch fp32", "onnx fp32", "onnx int8"] * 2
