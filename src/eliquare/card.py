@@ -206,7 +206,7 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
              f"A {record.get('student_layers')}-layer student distilled from `{teacher_name}`"
              + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else "")
              + (f" on {config['language']} text" if config.get("language") else "")
-             + " with [eliquare](https://github.com/) (Singh, De Clercq & Lefever, *Distilling Monolingual Models "
+             + " with eliquare (Singh, De Clercq & Lefever, *Distilling Monolingual Models "
              "from Large Multilingual Transformers*, Electronics 2023). It loads with `AutoTokenizer` and "
              "`AutoModelForMaskedLM` (transformers 4.x and 5.x).", "",
              "## Method", "",
