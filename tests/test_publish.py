@@ -126,3 +126,14 @@ def test_checkpoint_dir_and_keep_checkpoints(tiny_bert, corpus_file, tmp_path, c
     assert json.loads((out / "distillation.json").read_text())["steps"] == 4
     assert main([a for a in args if a != "--keep-checkpoints"]) == 2  # an earlier run's checkpoints are in the way
     assert "holds an earlier run's checkpoints" in capsys.readouterr().err
+
+
+def test_a_checkpoint_directory_with_other_files_is_refused(tiny_bert, corpus_file, tmp_path, capsys):
+    """The run removes its checkpoint directory when it is done: a user's files there must not go with it."""
+    ckpt = tmp_path / "mine"
+    ckpt.mkdir()
+    (ckpt / "notes.txt").write_text("precious")
+    code = main(["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(tmp_path / "s"),
+                 "--checkpoint-dir", str(ckpt), "--overwrite", *FAST])
+    assert code == 2 and "holds files that are not checkpoints (notes.txt)" in capsys.readouterr().err
+    assert (ckpt / "notes.txt").read_text() == "precious" and not (tmp_path / "s").exists()

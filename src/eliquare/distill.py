@@ -279,6 +279,7 @@ class RunDirectory:
     checkpoints: Path
     work_checkpoints: Path
     keep_checkpoints: bool = False
+    resume: bool = False
 
     @property
     def replaces(self) -> bool:
@@ -293,7 +294,7 @@ class RunDirectory:
                 (work / PARTIAL_MARK).write_text(f"eliquare distill is building the replacement of {final} here; "
                                                  "it is swapped in when the run is complete\n")
             work.mkdir(parents=True, exist_ok=True)
-        if not (self.work_checkpoints / RUN_SETTINGS).is_file():  # a --resume keeps its checkpoints' settings
+        if not self.resume or not (self.work_checkpoints / RUN_SETTINGS).is_file():  # a --resume keeps its own
             tmp = self.work_checkpoints / f".{RUN_SETTINGS}.tmp"
             tmp.write_text(json.dumps({"eliquare_version": __version__, "settings": settings}, indent=1,
                                       ensure_ascii=False) + "\n", encoding="utf-8")
@@ -351,8 +352,14 @@ def check_output_dir(cfg: DistillConfig) -> RunDirectory:
             hint = (f" (this run's are in {old}, where an earlier eliquare kept them: move that directory to "
                     f"{checkpoints})") if any(old.glob("checkpoint-*")) else ""
             raise EliquareError(f"--resume: no checkpoint found in {checkpoints}{hint}; start without --resume")
-        return RunDirectory(out, out, checkpoints, checkpoints, keep)
-    has_checkpoints = checkpoints.is_dir() and any(checkpoints.iterdir())
+        return RunDirectory(out, out, checkpoints, checkpoints, keep, resume=True)
+    if checkpoints.is_dir():  # the run removes this directory when done: it must be eliquare's own
+        foreign = sorted(p.name for p in checkpoints.iterdir()
+                         if not p.name.startswith("checkpoint-") and p.name not in (RUN_SETTINGS, PARTIAL_MARK))
+        if foreign:
+            raise EliquareError(f"--checkpoint-dir {checkpoints} holds files that are not checkpoints "
+                                f"({', '.join(foreign[:3])}); give a new or empty directory")
+    has_checkpoints = any(checkpoints.glob("checkpoint-*"))
     if has_checkpoints and not cfg.overwrite:
         raise EliquareError(f"checkpoint directory {checkpoints} holds an earlier run's checkpoints; give --resume to "
                             "continue that run, or --overwrite to replace it")
