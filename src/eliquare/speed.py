@@ -60,4 +60,5 @@ def student_and_teacher(teacher, student, vocab_size: int) -> dict:
     """The model card's throughput: the encoders of teacher and student, side by side (``encoder_throughput``)."""
     from eliquare.models import encoder_of
 
+    vocab_size = min(vocab_size, teacher.config.vocab_size, student.config.vocab_size)  # ids both know (VR post)
     return encoder_throughput({"teacher": encoder_of(teacher), "student": encoder_of(student)}, vocab_size)
