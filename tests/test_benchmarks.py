@@ -145,3 +145,14 @@ def test_sentence_encoding_of_saved_embedding_models(tmp_path, capsys):
                             "--no-append"])
     out = capsys.readouterr().out
     assert "sentences / s" in out and "| a " in out and "1.000" in out
+
+
+def test_export_benchmark_runs_on_tiny_models(tiny_bert, tiny_xlmr, capsys):
+    pytest.importorskip("onnxruntime")
+    import export as export_benchmark
+
+    assert export_benchmark.main(["--models", f"teacher={tiny_xlmr}", f"student={tiny_bert}", "--batch", "2",
+                                  "--seq", "8", "--rounds", "1", "--no-append"]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("| teacher") or line.startswith("| student")]
+    assert [line.split("|")[2].strip() for line in lines] == ["pytorch fp32", "onnx fp32", "onnx int8"] * 2

@@ -67,11 +67,11 @@ def test_teacher_without_mlm_head(tiny_bert_no_head, corpus_file, tmp_path, caps
 def test_time_budget_stops_with_a_final_evaluation(tiny_bert, corpus_file, tmp_path):
     out = distill(DistillConfig(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(tmp_path / "t"),
                                 student_layers=2, batch_size=8, gradient_accumulation=1, epochs=5,
-                                max_minutes=0.0001, cache_dir=str(tmp_path / "cache")))
+                                max_minutes=0.0001, cache_dir=str(tmp_path / "cache"), keep_checkpoints=True))
     record = json.loads((out / "distillation.json").read_text())
     assert record["steps"] == 1  # stopped after the first step, not after 5 epochs
     assert [h["step"] for h in record["validation"]] == [0, 1]
-    assert (out / "checkpoints" / "checkpoint-1").is_dir()
+    assert (tmp_path / "t.checkpoints" / "checkpoint-1").is_dir() and not (out / "checkpoints").exists()
 
 
 class _Crash(Exception):
@@ -90,20 +90,21 @@ class _CrashAfter(TrainerCallback):
 def test_resume_after_kill_matches_uninterrupted_run(tiny_xlmr, corpus_file, tmp_path):
     common = dict(teacher=str(tiny_xlmr), corpus=[str(corpus_file)], student_layers=2, batch_size=8,
                   gradient_accumulation=2, max_steps=8, eval_steps=3, learning_rate=3e-3,
-                  cache_dir=str(tmp_path / "cache"), save_total_limit=10)
+                  cache_dir=str(tmp_path / "cache"), save_total_limit=10, keep_checkpoints=True)
     full = distill(DistillConfig(out=str(tmp_path / "full"), **common))
     with pytest.raises(_Crash):
         distill(DistillConfig(out=str(tmp_path / "killed"), **common), callbacks=[_CrashAfter(5)])
     killed = tmp_path / "killed"
-    assert not (killed / "checkpoints" / "checkpoint-6").exists() and (killed / "checkpoints" / "checkpoint-3").exists()
+    ckpt = tmp_path / "killed.checkpoints"
+    assert not (ckpt / "checkpoint-6").exists() and (ckpt / "checkpoint-3").exists()
     distill(DistillConfig(out=str(killed), resume=True, **common))
-    a = load_file(full / "checkpoints" / "checkpoint-8" / "model.safetensors")
-    b = load_file(killed / "checkpoints" / "checkpoint-8" / "model.safetensors")
+    a = load_file(tmp_path / "full.checkpoints" / "checkpoint-8" / "model.safetensors")
+    b = load_file(ckpt / "checkpoint-8" / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
     # and training did change the weights
-    c = load_file(killed / "checkpoints" / "checkpoint-3" / "model.safetensors")
+    c = load_file(ckpt / "checkpoint-3" / "model.safetensors")
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
@@ -116,11 +117,12 @@ def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_b
     left the old run's files (a reduced run's sentencepiece.bpe.model) beside the new ones."""
     out = tmp_path / "student"
     common = dict(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(out), student_layers=2, batch_size=16,
-                  gradient_accumulation=1, max_steps=2, cache_dir=str(tmp_path / "cache"))
+                  gradient_accumulation=1, max_steps=2, cache_dir=str(tmp_path / "cache"), keep_checkpoints=True)
+    ckpt = tmp_path / "student.checkpoints"
     distill(DistillConfig(**common))
     (out / "sentencepiece.bpe.model").write_bytes(b"the old run's vocabulary")  # as a reduced run leaves it
-    old = _snapshot(out)
-    assert "checkpoints/checkpoint-2/model.safetensors" in old
+    old = _snapshot(out), _snapshot(ckpt)
+    assert "checkpoint-2/model.safetensors" in old[1]
 
     def siblings():
         return sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("student"))
@@ -131,22 +133,22 @@ def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_b
         code = main(["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
                      "--cache-dir", str(tmp_path / "cache"), "--max-steps", "2", "--overwrite", *flags])
         assert code == 2 and "eliquare: error:" in capsys.readouterr().err
-        assert _snapshot(out) == old and siblings() == ["student"]
+        assert (_snapshot(out), _snapshot(ckpt)) == old and siblings() == ["student", "student.checkpoints"]
     with pytest.raises(_Crash):  # a run that dies in training
         distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 4, "eval_steps": 1}),
                 callbacks=[_CrashAfter(3)])
-    assert _snapshot(out) == old and siblings() == ["student"]
+    assert (_snapshot(out), _snapshot(ckpt)) == old and siblings() == ["student", "student.checkpoints"]
 
     distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 3}))
-    assert siblings() == ["student"]  # no OUT.partial, no replaced copy left
-    new = _snapshot(out)
+    assert siblings() == ["student", "student.checkpoints"]  # no OUT.partial, no replaced copy left
+    new, new_ckpt = _snapshot(out), _snapshot(ckpt)
     assert "sentencepiece.bpe.model" not in new and ".eliquare-partial" not in new
-    assert "checkpoints/checkpoint-3/model.safetensors" in new
-    assert "checkpoints/checkpoint-2/model.safetensors" not in new
+    assert "checkpoint-3/model.safetensors" in new_ckpt and ".eliquare-partial" not in new_ckpt
+    assert "checkpoint-2/model.safetensors" not in new_ckpt
     record = json.loads(new["distillation.json"])
-    assert record["steps"] == 3 and record["best_checkpoint"].startswith(str(out / "checkpoints") + os.sep)
-    state = json.loads(new["checkpoints/checkpoint-3/trainer_state.json"])  # where a later --resume looks
-    assert Path(state["best_model_checkpoint"]).parent == out / "checkpoints"
+    assert record["steps"] == 3 and record["best_checkpoint"].startswith(str(ckpt) + os.sep)
+    state = json.loads(new_ckpt["checkpoint-3/trainer_state.json"])  # where a later --resume looks
+    assert Path(state["best_model_checkpoint"]).parent == ckpt
     assert Path(state["best_model_checkpoint"]).is_dir()
 
 
@@ -180,13 +182,13 @@ def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp
 
     out = tmp_path / "student"
     base = ["distill", "--teacher", str(tiny_xlmr), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-            *FAST, "--max-steps", "2"]
+            *FAST, "--max-steps", "2", "--keep-checkpoints"]
     assert main([*base, "--corpus", str(corpus_file)]) == 0, capsys.readouterr().err
-    settings = json.loads((out / RUN_SETTINGS).read_text())["settings"]
+    settings = json.loads((tmp_path / "student.checkpoints" / RUN_SETTINGS).read_text())["settings"]
     assert settings["student_layers"] == 2 and settings["vocabulary_size"] == len(AutoTokenizer.from_pretrained(out))
     before = _snapshot(out)
     other = tiny.write_corpus(tmp_path / "other.txt", n=500, seed=7)
-    resume = [*base[:-1], "4", "--resume"]
+    resume = [*base[:-2], "4", "--resume"]
     for flags, expect in [
         (["--corpus", str(other)], "made with other settings: corpus \\(the fingerprint of its files' names and "
                                    "bytes\\) \"[0-9a-f]+\" then, \"[0-9a-f]+\" now; resume with the run's own settings"),
@@ -200,7 +202,7 @@ def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp
         assert_one_error(code, capsys.readouterr().err, expect)
         assert _snapshot(out) == before
     # a run of an earlier eliquare has no run_settings.json: the checkpoint's shape is compared before torch is
-    (out / RUN_SETTINGS).unlink()
+    (tmp_path / "student.checkpoints" / RUN_SETTINGS).unlink()
     code = main([*resume, "--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"])
     assert_one_error(code, capsys.readouterr().err, "checkpoint-2 holds another model \\(vocab_size [0-9]+ in the "
                      "checkpoint, [0-9]+ now\\); resume with the run's own settings")

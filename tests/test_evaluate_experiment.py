@@ -15,7 +15,8 @@ vars:
 students:
   tiny-student:
     options: {teacher: "${teacher}", student_layers: 2, max_steps: 4, eval_steps: 2, batch_size: 8,
-              gradient_accumulation: 1, max_length: 32, health_sentences: 0, cache_dir: "${data}/cache"}
+              gradient_accumulation: 1, max_length: 32, health_sentences: 0, cache_dir: "${data}/cache",
+              keep_checkpoints: true}
     languages:
       xx: {corpus: ["${data}/corpus.txt"]}
 defaults: {max_steps: 3, warmup_steps: 0, seeds: [1, 2], batch_size: 8, progress: false}
@@ -66,7 +67,8 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert main(args) == 0
     assert json.loads((student / "distillation.json").read_text())["steps"] == 6
 
-    # an interrupted distillation (checkpoints, no distillation.json) resumes from its last checkpoint
+    # an interrupted distillation (checkpoints, no distillation.json) resumes from its last checkpoint (kept here by
+    # keep_checkpoints: an interrupted run keeps them anyway)
     (student / "distillation.json").unlink()
     (student / "fingerprint.json").rename(student / "fingerprint.pending.json")
     capsys.readouterr()

@@ -49,6 +49,8 @@ VERBS: list[Verb] = [
     Verb(("experiment",), "eliquare.config:ExperimentConfig", "eliquare.evaluate.experiment:experiment",
          "the whole experiment of a YAML file: distil its students, fine-tune every model, report",
          positional=("experiment",)),
+    Verb(("export",), "eliquare.config:ExportConfig", "eliquare.export:export",
+         "write a model as ONNX (fp32 and int8), checked against PyTorch", output="out"),
     Verb(("compare",), "eliquare.config:CompareConfig", "eliquare.evaluate.compare:compare",
          "Wilcoxon signed-rank test between two models' scores", positional=("a", "b")),
     Verb(("report",), "eliquare.config:ReportConfig", "eliquare.evaluate.report:report",

