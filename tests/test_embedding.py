@@ -233,6 +233,11 @@ def test_embedding_student_loads_in_sentence_transformers(kind, reduce, teachers
         assert not torch.equal(trained["linear.weight"], spec.dense[0].state["linear.weight"])
     if reduce != "none":
         assert len(student.tokenizer) < 300 and record["vocab_reduce"] is not None
+    from eliquare.publish import published_files  # what --push-to-hub uploads: the sentence-transformers files too
+
+    published = {str(p.relative_to(out)) for p in published_files(out)}
+    assert {"modules.json", "config_sentence_transformers.json", "1_Pooling/config.json", "README.md"} <= published
+    assert not any(p.endswith((".bin", ".pt", ".pth")) for p in published)
 
 
 def test_masked_lm_stays_the_default_and_embedding_needs_no_st_files(teachers, tiny_bert_no_head, corpus_file,

@@ -68,7 +68,7 @@ def test_bilingual_distillation(tiny_xlmr, two_corpora, tmp_path, capsys):
     out = tmp_path / "bi"
     code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", f"sw={big}", "--corpus", f"zu={small}",
                  "--language-weights", "sw=0.5,zu=0.5", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
-                 "--vocab-reduce", "pre", "--vocab-min-fraction", "0.1", "--max-steps", "3", *FAST])
+                 "--vocab-reduce", "pre", "--vocab-min-fraction", "0.1", "--max-steps", "3", "--keep-checkpoints", *FAST])
     err = capsys.readouterr().err
     assert code == 0, err
     record = json.loads((out / "distillation.json").read_text())
@@ -76,7 +76,7 @@ def test_bilingual_distillation(tiny_xlmr, two_corpora, tmp_path, capsys):
     assert set(langs) == {"sw", "zu"} and langs["sw"]["share"] == pytest.approx(0.5, abs=0.01)
     assert langs["zu"]["sampled_train_sentences"] > langs["zu"]["train_sentences"]  # the small corpus is repeated
     assert set(record["vocab_reduce"]["languages"]) == {"sw", "zu"}
-    settings = json.loads((out / "run_settings.json").read_text())["settings"]
+    settings = json.loads((out.parent / f"{out.name}.checkpoints" / "run_settings.json").read_text())["settings"]
     assert set(settings["languages"]) == {"sw", "zu"} and settings["language_weights"] == "sw=0.5,zu=0.5"
     # bad weights are refused before anything is written
     code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", f"sw={big}", "--corpus", f"zu={small}",

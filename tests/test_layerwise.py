@@ -71,14 +71,14 @@ def test_layerwise_terms_in_a_run(flag, term, tiny_xlmr, corpus_file, tmp_path, 
     code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(corpus_file), "--out", str(out),
                  "--cache-dir", str(tmp_path / "c"), "--max-steps", "6", "--eval-steps", "3", "--learning-rate",
                  "0.0003", "--alpha-ce", "0", "--alpha-cos", "0", "--alpha-mlm", "0", *FAST, "--student-layers", "1",
-                 flag, "2"])
+                 "--keep-checkpoints", flag, "2"])
     assert code == 0, capsys.readouterr().err
     record = json.loads((out / "distillation.json").read_text())
     assert record["loss_weights"][term] == 2.0
     history = [h[f"eval_{term}"] for h in record["validation"]]
     assert all(v >= 0 for v in history) and history[0] > 0  # teacher layer 1 does not yet match layer 4
     assert history[-1] < history[0]  # the term alone is trained, and falls
-    settings = json.loads((out / "run_settings.json").read_text())["settings"]
+    settings = json.loads((out.parent / f"{out.name}.checkpoints" / "run_settings.json").read_text())["settings"]
     assert settings["layerwise"][f"alpha_{term}"] == 2.0
 
 
