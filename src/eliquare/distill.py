@@ -29,6 +29,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
+from eliquare.checkpoints import CompleteCheckpoints, refresh_marker, resume_point, write_json_atomic
 from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError, check_writable
@@ -281,6 +282,7 @@ class RunDirectory:
             state = json.loads(state_file.read_text())  # the best checkpoint's path, for a later --resume
             state["best_model_checkpoint"] = self.moved(state.get("best_model_checkpoint"))
             state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+            refresh_marker(state_file.parent, state_file.name)
         (self.work / PARTIAL_MARK).unlink()
         old = Path(tempfile.mkdtemp(prefix=f"{self.out.name}.replaced-", dir=self.out.parent))
         self.out.rename(old / self.out.name)
@@ -379,11 +381,8 @@ def check_resume_settings(out: Path, now: dict) -> None:
                             f"resume with the run's own settings (see {path}), or start afresh with --overwrite")
 
 
-def check_checkpoint_shape(out: Path, student) -> None:
-    """--resume: the last checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(out / "checkpoints"))
+def check_checkpoint_shape(last: Path, student) -> None:
+    """--resume: the checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
     try:
         saved = json.loads((Path(last) / "config.json").read_text(encoding="utf-8"))
     except (TypeError, OSError, ValueError):
@@ -497,6 +496,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
     """
     run = check_output_dir(cfg)
+    resume_from = resume_point(run.out / "checkpoints") if cfg.resume else None  # complete checkpoints only
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
     if cfg.probe and not Path(cfg.probe).is_file():
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
@@ -510,6 +510,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         if is_main:
             print(message, file=sys.stderr, flush=True)
 
+    for notice in resume_from.notices() if resume_from else ():
+        log(notice)
     started = time.time()
     teacher = load_teacher(cfg.teacher)
     reduction = None
@@ -530,7 +532,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     settings.update(derived_settings(teacher, layers))
     if cfg.resume:
         check_resume_settings(run.out, settings)
-        check_checkpoint_shape(run.out, student)
+        check_checkpoint_shape(resume_from.path, student)
     health = health_monitor(cfg, teacher, student, data, log)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
@@ -539,14 +541,16 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     with args.main_process_first(desc="making the run directory"):
         if is_main:  # every input has been checked: only now is anything written
             run.begin(settings)
+            if resume_from:
+                resume_from.remove_skipped()
     try:
-        train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+        train_result = trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
         reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log)
         if is_main:
             record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
                                 started)
             record["best_checkpoint"] = run.moved(record["best_checkpoint"])
-            (run.work / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+            write_json_atomic(run.work / "distillation.json", record, indent=2)  # last: OUT is complete
     except BaseException:
         if is_main:
             run.abandon()
@@ -581,7 +585,7 @@ def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, s
                                   teacher=teacher.model, objective=plan.objective,
                                   head_warmup_steps=plan.head_warmup_steps, health=health,
                                   stop_on_collapse=cfg.stop_on_collapse,
-                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
+                                  callbacks=[EpochCheckpoints(), CompleteCheckpoints(), *(callbacks or [])])
     if cfg.max_minutes:
         trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)

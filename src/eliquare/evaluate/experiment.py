@@ -116,6 +116,7 @@ def _pending_marker(path: Path, fingerprint: dict):
 
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
+    from eliquare.checkpoints import has_complete_checkpoint
     from eliquare.distill import distill
     from eliquare.fingerprint import record, recorded
 
@@ -136,7 +137,7 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
             return "done already (distilled with these options; adopted)", 0.0
     pending = out / PENDING
     try:
-        resumable = any((out / "checkpoints").glob("checkpoint-*")) and pending.is_file() and \
+        resumable = pending.is_file() and has_complete_checkpoint(out / "checkpoints") and \
             json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
     except (OSError, ValueError, AttributeError):
         resumable = False  # an unreadable record of the run under way: start again
