@@ -28,6 +28,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from eliquare.atomic import write_json
 from eliquare.errors import EliquareError
 
 MARKER = "eliquare-complete.json"
@@ -56,22 +57,12 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data, indent: int = 1) -> None:
-    """``path`` holds the old content or the new, never half of one (a temporary name, flushed, then renamed)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def mark_complete(checkpoint: Path) -> None:
     """Flush every file of ``checkpoint`` to disk, then record their sizes and checksums in its marker."""
     files = _files(checkpoint)
     for f in files:
         _fsync(f)
-    write_json_atomic(checkpoint / MARKER, {
+    write_json(checkpoint / MARKER, {
         "step": int(_STEP.match(checkpoint.name).group(1)) if _STEP.match(checkpoint.name) else None,
         "files": {str(f.relative_to(checkpoint)): [f.stat().st_size, _checksum(f)] for f in files}})
     _fsync(checkpoint)
@@ -85,7 +76,7 @@ def refresh_marker(checkpoint: Path, name: str) -> None:
     marker = json.loads(path.read_text(encoding="utf-8"))
     f = checkpoint / name
     marker["files"][name] = [f.stat().st_size, _checksum(f)]
-    write_json_atomic(path, marker)
+    write_json(path, marker)
 
 
 class CompleteCheckpoints(TrainerCallback):

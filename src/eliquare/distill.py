@@ -29,7 +29,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
-from eliquare.checkpoints import CompleteCheckpoints, refresh_marker, resume_point, write_json_atomic
+from eliquare.atomic import write_json
+from eliquare.checkpoints import CompleteCheckpoints, refresh_marker, resume_point
 from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError, check_writable
@@ -38,7 +39,8 @@ from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
 from eliquare.models import count_parameters, masked_lm_logits, use_masked_lm_forward
-from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
+from eliquare.student import (build_student, check_layer_map, freeze_position_embeddings, hidden_targets,
+                              select_layers)
 from eliquare.teachers import load_teacher
 from eliquare.training import trainer_arguments
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
@@ -498,6 +500,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     run = check_output_dir(cfg)
     resume_from = resume_point(run.out / "checkpoints") if cfg.resume else None  # complete checkpoints only
     expand_paths(cfg.corpus)  # a missing corpus file is reported before anything slow starts
+    check_layer_map(cfg.layer_map, cfg.student_layers)  # and a bad --layer-map (the teacher's depth: once loaded)
     if cfg.probe and not Path(cfg.probe).is_file():
         raise EliquareError(f"--probe {cfg.probe} is not a file; give a POS or NER file (CoNLL-U, BIO)")
     settings = run_settings(cfg)
@@ -550,7 +553,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
             record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
                                 started)
             record["best_checkpoint"] = run.moved(record["best_checkpoint"])
-            write_json_atomic(run.work / "distillation.json", record, indent=2)  # last: OUT is complete
+            write_json(run.work / "distillation.json", record, indent=2)  # last: OUT is complete
     except BaseException:
         if is_main:
             run.abandon()

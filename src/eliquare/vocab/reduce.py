@@ -11,7 +11,6 @@ embeddings, MLM decoder and bias down to them. Works before distillation (on the
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from eliquare.config import CorpusOptions, VocabReduceConfig
+from eliquare.atomic import Replacement
 from eliquare.errors import EliquareError, check_output_dir
 from eliquare.models import count_parameters, load_model
 from eliquare.vocab.families import tokenizer_family
@@ -202,6 +202,7 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
     from eliquare.corpus import expand_paths
 
     out = check_output_dir(cfg.out, cfg.overwrite)
+    replacement = Replacement(out, "eliquare vocab reduce")  # before anything slow: an OUT.partial in the way
     expand_paths(cfg.corpus)  # a missing corpus file is reported before the model is loaded
     loaded = load_model(cfg.model, head="as-saved")  # a *ForMaskedLM keeps its head, reduced with it
     model, tokenizer, path = loaded.model, loaded.tokenizer, loaded.path
@@ -211,9 +212,7 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
                               min_count=cfg.min_count,
                               max_size=cfg.max_size, report_sentences=cfg.report_sentences)
     result.report["model"] = cfg.model
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    result.save(out)
+    replacement.write(result.save)  # built in OUT.partial, swapped in when complete: a failure leaves the old OUT
     print(format_report(result.report))
     print(f"reduced model written to {out}")
     return out
