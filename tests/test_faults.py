@@ -25,7 +25,7 @@ import tiny
 import torch
 from safetensors.torch import load_file
 
-from eliquare.checkpoints import MARKER
+from eliquare.checkpoints import MARKER, checkpoints_of, why_incomplete
 from eliquare.corpus import prepare_corpus
 
 # ---------------------------------------------------------------------------------------------
@@ -73,7 +73,11 @@ def _corpus_kills(prep, trials: int, seed: int) -> dict:
     for trial in range(trials):
         cache = prep["root"] / f"cache-{seed}-{trial}"
         job = _prepare_job(prep["corpus"], prep["tokenizer"], cache)
-        killed = faults.run(job, cache.with_suffix(".killed.log"), kill_after=rng.uniform(0, prep["seconds"]))
+        for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
+            shutil.rmtree(cache, ignore_errors=True)
+            killed = faults.run(job, cache.with_suffix(".killed.log"), kill_after=rng.uniform(0, 0.9 * prep["seconds"]))
+            if killed.killed:
+                break
         kills += killed.killed
         rerun = faults.run(job, cache.with_suffix(".rerun.log"))
         assert rerun.code == 0, rerun.log
@@ -168,11 +172,12 @@ def reference_run(tiny_xlmr, corpus_file, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("distill-faults")
     out = root / "reference"
-    done = faults.run(_distill_argv(tiny_xlmr, corpus_file, out, root / "cache"), root / "reference.log")
-    assert done.code == 0, done.log
-    fresh = faults.run(_distill_argv(tiny_xlmr, corpus_file, root / "timed", root / "timed-cache"), root / "timed.log")
+    fresh = faults.run(_distill_argv(tiny_xlmr, corpus_file, out, root / "cache"), root / "reference.log")
     assert fresh.code == 0, fresh.log  # the time of a whole run, corpus preparation included: where kills land
-    return dict(root=root, teacher=tiny_xlmr, corpus=corpus_file, out=out, seconds=fresh.seconds)
+    warm = faults.run(_distill_argv(tiny_xlmr, corpus_file, root / "timed", root / "cache"), root / "timed.log")
+    assert warm.code == 0, warm.log  # and with the corpus prepared already
+    return dict(root=root, teacher=tiny_xlmr, corpus=corpus_file, out=out, seconds=warm.seconds,
+                seconds_fresh=fresh.seconds)
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -196,7 +201,7 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
     out = root / name
     cache = root / (f"cache-{name}" if fresh_cache else "cache")
     argv = _distill_argv(ref["teacher"], ref["corpus"], out, cache)
-    outcomes, mode = [], []
+    outcomes, mode, half_written, left = [], [], 0, []
     for attempt in range(2 * kills + 4):
         if (out / "distillation.json").is_file():
             break
@@ -205,14 +210,22 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
         kill = {}
         if len([o for o in outcomes if o.killed]) < kills:
             if at_checkpoint:
-                kill = dict(kill_after=rng.uniform(0, 0.02), trigger=_being_written(out / "checkpoints",
-                                                                                     rng.choice([EVERY, 2 * EVERY])))
+                step = rng.choice([EVERY, 2 * EVERY, STEPS])
+                kill = dict(kill_after=rng.choice([0, rng.uniform(0, 0.01), rng.uniform(0, 0.03), rng.uniform(0, 0.3)]),
+                            trigger=_being_written(out / "checkpoints", step))
             else:
-                kill = dict(kill_after=rng.uniform(0, ref["seconds"]))
+                kill = dict(kill_after=rng.uniform(0, 0.9 * ref["seconds_fresh" if fresh_cache else "seconds"]))
         o = faults.run(args, root / f"{name}-{attempt}.log", **kill)
         outcomes.append(o)
         if o.killed:
             mode.append("killed")
+            if o.seen:  # did the kill land before the checkpoint was complete?
+                c = out / "checkpoints" / o.seen.split()[0]
+                if c.is_dir() and not (c / MARKER).exists():
+                    half_written += 1
+                    left.append(f"{c.name}: {len(list(c.iterdir()))} files, no marker")
+                else:
+                    left.append(f"{c.name}: complete")
         elif o.code == 2 and ("no checkpoint found" in o.log or "no complete checkpoint" in o.log):
             assert o.log.strip().splitlines()[-1].startswith("eliquare: error: --resume: no"), o.log
             mode.append("no-checkpoint")
@@ -220,6 +233,7 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
             assert o.code == 0, o.log
             mode.append("done")
     assert (out / "distillation.json").is_file(), mode
+    assert [why_incomplete(c) for c in checkpoints_of(out / "checkpoints")] == [None, None]  # what a later resume finds
     assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors"), name
     assert _same_weights(ref["out"] / "checkpoints" / f"checkpoint-{STEPS}" / "model.safetensors",
                          out / "checkpoints" / f"checkpoint-{STEPS}" / "model.safetensors"), name
@@ -227,20 +241,25 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
     assert a["best_validation_loss"] == b["best_validation_loss"] and a["steps"] == b["steps"] == STEPS
     assert [e["eval_loss"] for e in a["validation"]] == [e["eval_loss"] for e in b["validation"]]
     logs = "".join(o.log for o in outcomes)
-    return dict(kills=sum(o.killed for o in outcomes), half_written_skipped=logs.count("notice: --resume skips"),
-                seen=[o.seen for o in outcomes if o.seen], tracebacks=faults.tracebacks(logs), modes=mode)
+    return dict(kills=sum(o.killed for o in outcomes), half_written_left=half_written, half_written_skipped=logs.count("notice: --resume skips"),
+                left=left, tracebacks=faults.tracebacks(logs), modes=mode)
 
 
-def _distill_kills(ref, trials: list[dict], seed: int, stage: str) -> None:
+def _distill_kills(ref, trials: list[dict], seed: int, stage: str) -> dict:
     rng = random.Random(seed)
-    total = dict(kills=0, identical_runs=0, half_written_checkpoints_skipped=0, tracebacks=0)
+    total = dict(kills=0, identical_runs=0, kills_leaving_a_half_written_checkpoint=0,
+                 half_written_checkpoints_skipped=0, tracebacks=0)
     for i, trial in enumerate(trials):
-        figures = _distill_trial(ref, f"{stage}-{seed}-{i}", rng, **trial)
-        assert figures["tracebacks"] == 0
-        total["kills"] += figures["kills"]
-        total["identical_runs"] += 1
-        total["half_written_checkpoints_skipped"] += figures["half_written_skipped"]
-        print(f"  trial {i} {trial}: {figures}")
+        for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
+            figures = _distill_trial(ref, f"{stage}-{seed}-{i}-{again}", rng, **trial)
+            assert figures["tracebacks"] == 0
+            total["kills"] += figures["kills"]
+            total["identical_runs"] += 1
+            total["half_written_checkpoints_skipped"] += figures["half_written_skipped"]
+            total["kills_leaving_a_half_written_checkpoint"] += figures["half_written_left"]
+            print(f"  trial {i}.{again} {trial}: {figures}")
+            if figures["kills"] == trial["kills"]:
+                break
     faults.report(stage, **total)
     return total
 
@@ -326,7 +345,8 @@ def suite(tiny_bert, tmp_path_factory):
                 str(out)]
     reference = faults.run(argv(root / "reference"), root / "reference.log")
     assert reference.code == 0, reference.log
-    return dict(root=root, argv=argv, seconds=reference.seconds, rows=_scores(root / "reference"))
+    timed = faults.run(argv(root / "timed"), root / "timed.log")  # warm, as the killed runs will be
+    return dict(root=root, argv=argv, seconds=timed.seconds, rows=_scores(root / "reference"))
 
 
 def _scores(out: Path) -> list:
@@ -339,7 +359,12 @@ def _evaluate_kills(suite, trials: int, seed: int) -> dict:
     kills = tracebacks = 0
     for trial in range(trials):
         out = suite["root"] / f"out-{seed}-{trial}"
-        killed = faults.run(suite["argv"](out), out.with_suffix(".killed.log"), kill_after=rng.uniform(0, suite["seconds"]))
+        for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
+            shutil.rmtree(out, ignore_errors=True)
+            killed = faults.run(suite["argv"](out), out.with_suffix(".killed.log"),
+                                kill_after=rng.uniform(0, 0.9 * suite["seconds"]))
+            if killed.killed:
+                break
         kills += killed.killed
         rerun = faults.run(suite["argv"](out), out.with_suffix(".rerun.log"))
         assert rerun.code == 0, rerun.log
@@ -359,3 +384,52 @@ def test_killed_evaluate_many(suite):
     figures = _evaluate_kills(suite, trials=5, seed=1)
     assert figures["kills"] >= 4
     faults.report("evaluate", **figures)
+
+
+# ---------------------------------------------------------------------------------------------
+# eliquare vocab reduce --overwrite
+
+
+def _snapshot(directory: Path) -> dict:
+    return {str(f.relative_to(directory)): f.read_bytes() for f in sorted(directory.rglob("*")) if f.is_file()}
+
+
+def _vocab_kills(tiny_bert, corpus_file, root: Path, trials: int, seed: int) -> dict:
+    import eliquare.vocab.reduce  # noqa: F401  (see reference_run)
+
+    def argv(out, size):
+        return ["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
+                "--max-size", str(size), "--overwrite"]
+    made = {size: faults.run(argv(root / f"ref-{size}", size), root / f"ref-{size}.log") for size in (120, 90)}
+    assert all(o.code == 0 for o in made.values()), [o.log for o in made.values()]
+    old, new = _snapshot(root / "ref-120"), _snapshot(root / "ref-90")
+    rng = random.Random(seed)
+    figures = dict(kills=0, old_kept=0, new_complete=0, tracebacks=0)
+    for trial in range(trials):
+        out = root / f"out-{trial}"
+        shutil.copytree(root / "ref-120", out)
+        partial = root / f"out-{trial}.partial"
+        kill = dict(kill_after=rng.uniform(0, made[90].seconds)) if trial % 2 == 0 else \
+            dict(kill_after=rng.uniform(0, 0.05), trigger=lambda: "saving" if partial.exists() else None)  # mid-save
+        o = faults.run(argv(out, 90), root / f"out-{trial}.log", **kill)
+        figures["kills"] += o.killed
+        figures["tracebacks"] += faults.tracebacks(o.log)
+        now = _snapshot(out)
+        assert now in (old, new), sorted(set(now) ^ set(old))  # the old output whole, or the new one whole
+        figures["old_kept" if now == old else "new_complete"] += 1
+        rerun = faults.run(argv(out, 90), root / f"out-{trial}-rerun.log")  # and the rerun clears the leftover
+        assert rerun.code == 0 and _snapshot(out) == new, rerun.log
+        assert not (root / f"out-{trial}.partial").exists()
+    assert figures["tracebacks"] == 0
+    return figures
+
+
+def test_killed_vocab_reduce_overwrite_keeps_old_or_new(tiny_bert, corpus_file, tmp_path):
+    faults.report("vocab reduce --overwrite (default suite)", **_vocab_kills(tiny_bert, corpus_file, tmp_path, 2, 0))
+
+
+@pytest.mark.slow
+def test_killed_vocab_reduce_many(tiny_bert, corpus_file, tmp_path):
+    figures = _vocab_kills(tiny_bert, corpus_file, tmp_path, 5, 1)
+    assert figures["kills"] >= 3
+    faults.report("vocab reduce --overwrite", **figures)
