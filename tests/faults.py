@@ -61,6 +61,7 @@ def run(job: Callable[[], int] | list[str], log: Path, *, kill_after: float | No
     """Run ``eliquare JOB`` (a list of arguments; or a function, whose return is the exit status) in a forked
     child; with ``kill_after``, SIGKILL it that many seconds after it
     started (or after ``trigger`` first returned a description)."""
+    Path(log).write_text("")  # a child killed before it opened its log has said nothing
     process = multiprocessing.get_context("fork").Process(target=_child, args=(job, str(log)))
     started = time.perf_counter()
     process.start()
