@@ -56,15 +56,43 @@ def _child(job: Callable[[], int] | list[str], log: str) -> None:
     os._exit(code)
 
 
+class _Exec:
+    """``python -m eliquare ARGV`` in a fresh interpreter, with the ``multiprocessing.Process`` calls ``run`` uses."""
+
+    def __init__(self, argv: list[str], log: str):
+        import subprocess
+
+        src = str(Path(__file__).resolve().parents[1] / "src")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self._log = open(log, "w")
+        self._popen = subprocess.Popen([sys.executable, "-m", "eliquare", *argv], stdout=self._log,
+                                       stderr=subprocess.STDOUT, env=env)
+        self.pid = self._popen.pid
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def join(self) -> None:
+        self._popen.wait()
+        self._log.close()
+
+    @property
+    def exitcode(self) -> int:
+        return self._popen.returncode
+
+
 def run(job: Callable[[], int] | list[str], log: Path, *, kill_after: float | None = None,
-        trigger: Callable[[], str | None] | None = None, timeout: float = 600) -> Outcome:
+        trigger: Callable[[], str | None] | None = None, timeout: float = 600, fresh: bool = False) -> Outcome:
     """Run ``eliquare JOB`` (a list of arguments; or a function, whose return is the exit status) in a forked
-    child; with ``kill_after``, SIGKILL it that many seconds after it
-    started (or after ``trigger`` first returned a description)."""
+    child (``fresh``: ``sys.executable -m eliquare`` in a new interpreter); with ``kill_after``, SIGKILL it that
+    many seconds after it started (or after ``trigger`` first returned a description)."""
     Path(log).write_text("")  # a child killed before it opened its log has said nothing
-    process = multiprocessing.get_context("fork").Process(target=_child, args=(job, str(log)))
     started = time.perf_counter()
-    process.start()
+    if fresh:
+        process = _Exec(job, str(log))
+    else:
+        process = multiprocessing.get_context("fork").Process(target=_child, args=(job, str(log)))
+        process.start()
     armed, seen = (started if trigger is None else None), ""
     while process.is_alive():
         now = time.perf_counter()

@@ -185,18 +185,24 @@ def _same_weights(a: Path, b: Path) -> bool:
     return x.keys() == y.keys() and all(torch.equal(x[k], y[k]) for k in x)
 
 
-def _being_written(checkpoints: Path, step: int):
-    """A trigger: checkpoint-STEP exists without its completeness marker (the Trainer is writing it)."""
+def _being_written(checkpoints: Path, step: int, written: str | None = None):
+    """A trigger: checkpoint-STEP exists without its completeness marker (the Trainer is writing it), with
+    ``written`` in it already if given (``optimizer.pt``: mid-way; ``trainer_state.json``: the Trainer is done,
+    eliquare's marker not yet)."""
     def seen():
         c = checkpoints / f"checkpoint-{step}"
-        if c.is_dir() and not (c / MARKER).exists():
+        if c.is_dir() and not (c / MARKER).exists() and (written is None or (c / written).exists()):
             return f"{c.name} being written ({len(list(c.iterdir()))} files so far)"
         return None
     return seen
 
 
-def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpoint: bool, fresh_cache: bool):
-    """Kill the run (and the reruns, ``kills`` times in all), then rerun as a user would until it completes."""
+def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpoint: bool, fresh_cache: bool,
+                   fresh_interpreter: bool = False):
+    """Kill the run (and the reruns, ``kills`` times in all), then rerun as a user would until it completes.
+
+    ``fresh_interpreter``: every run is ``sys.executable -m eliquare`` (not a fork); a random kill is then drawn
+    from the moment the run reaches its corpus (after the seconds of imports)."""
     root = ref["root"]
     out = root / name
     cache = root / (f"cache-{name}" if fresh_cache else "cache")
@@ -211,19 +217,23 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
         if len([o for o in outcomes if o.killed]) < kills:
             if at_checkpoint:
                 step = rng.choice([EVERY, 2 * EVERY, STEPS])
-                kill = dict(kill_after=rng.choice([0, rng.uniform(0, 0.01), rng.uniform(0, 0.03), rng.uniform(0, 0.3)]),
-                            trigger=_being_written(out / "checkpoints", step))
+                written = rng.choice([None, "optimizer.pt", "trainer_state.json"])
+                kill = dict(kill_after=rng.choice([0, rng.uniform(0, 0.005), rng.uniform(0, 0.03)]),
+                            trigger=_being_written(out / "checkpoints", step, written))
             else:
                 kill = dict(kill_after=rng.uniform(0, 0.9 * ref["seconds_fresh" if fresh_cache else "seconds"]))
-        o = faults.run(args, root / f"{name}-{attempt}.log", **kill)
+                if fresh_interpreter:
+                    log = root / f"{name}-{attempt}.log"
+                    kill["trigger"] = lambda log=log: "at its corpus" if "corpus: " in log.read_text() else None
+        o = faults.run(args, root / f"{name}-{attempt}.log", fresh=fresh_interpreter, **kill)
         outcomes.append(o)
         if o.killed:
             mode.append("killed")
-            if o.seen:  # did the kill land before the checkpoint was complete?
+            if o.seen.startswith("checkpoint-"):  # did the kill land before the checkpoint was complete?
                 c = out / "checkpoints" / o.seen.split()[0]
                 if c.is_dir() and not (c / MARKER).exists():
                     half_written += 1
-                    left.append(f"{c.name}: {len(list(c.iterdir()))} files, no marker")
+                    left.append(f"{c.name}: {sorted(f.name for f in c.iterdir())}, no marker")
                 else:
                     left.append(f"{c.name}: complete")
         elif o.code == 2 and ("no checkpoint found" in o.log or "no complete checkpoint" in o.log):
@@ -275,9 +285,11 @@ def test_killed_distillation_resumes_to_the_same_weights(reference_run):
 def test_killed_distillation_many(reference_run):
     trials = ([dict(kills=1, at_checkpoint=False, fresh_cache=i % 2 == 0) for i in range(4)]
               + [dict(kills=2, at_checkpoint=False, fresh_cache=False) for _ in range(2)]
-              + [dict(kills=1, at_checkpoint=True, fresh_cache=False) for _ in range(4)])
+              + [dict(kills=1, at_checkpoint=True, fresh_cache=False) for _ in range(4)]
+              + [dict(kills=1, at_checkpoint=False, fresh_cache=True, fresh_interpreter=True),
+                 dict(kills=1, at_checkpoint=True, fresh_cache=False, fresh_interpreter=True)])
     total = _distill_kills(reference_run, trials, seed=1, stage="distillation")
-    assert total["kills"] >= 10
+    assert total["kills"] >= 12
 
 
 def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):
