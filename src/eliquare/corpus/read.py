@@ -178,6 +178,8 @@ def _squad_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         stats.skipped_files.append(str(path))
         return
+    except (OSError, EOFError, lzma.LZMAError) as e:  # a compressed file cut short, say
+        raise EliquareError(f"cannot read corpus file {path} ({e}); is the file complete and not corrupt?") from None
     seen: set[str] = set()
     articles = data.get("data", []) if isinstance(data, dict) else []
     for article in articles:

@@ -120,6 +120,7 @@ def _pending_marker(path: Path, fingerprint: dict):
 
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
+    from eliquare.checkpoints import has_complete_checkpoint
     from eliquare.distill import checkpoint_dir, distill
     from eliquare.fingerprint import record, recorded
 
@@ -140,7 +141,7 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
             return "done already (distilled with these options; adopted)", 0.0
     pending = out / PENDING
     try:
-        resumable = any(checkpoint_dir(student.config).glob("checkpoint-*")) and pending.is_file() and \
+        resumable = pending.is_file() and has_complete_checkpoint(checkpoint_dir(student.config)) and \
             json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
     except (OSError, ValueError, AttributeError):
         resumable = False  # an unreadable record of the run under way: start again

@@ -17,7 +17,6 @@ model and tokenizer), ``predictions.tsv`` (test predictions beside the gold labe
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 import statistics
@@ -26,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from eliquare.atomic import write_json
 from eliquare.errors import EliquareError, check_writable
 from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
 from eliquare.evaluate.readers import TaskData, load_task_data
@@ -379,7 +379,7 @@ def _train_one(cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, voca
         "device": str(trainer.args.device),
         "torch_threads": torch.get_num_threads(),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(run, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(run_dir / "metrics.json", run, indent=2)  # by a temporary name: a kill leaves none, never half of one
     return run
 
 
@@ -516,7 +516,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
     runs = [_train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
             for seed in seeds]
     summary = _summary(cfg, data, path, max_length, seeds, runs)
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(out / "metrics.json", summary, indent=2)
     spread = f" ± {100 * summary['std']:.2f}" if len(runs) > 1 else ""
     print(f"{cfg.task} {summary['metric']} on test: {100 * summary['score']:.2f}{spread} ({len(runs)} seed(s)); "
           f"results in {out}", flush=True)

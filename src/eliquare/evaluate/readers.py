@@ -18,6 +18,7 @@ Every example remembers the file and the line it came from, so that errors can n
 from __future__ import annotations
 
 import csv
+import io
 import json
 import random
 import re
@@ -86,13 +87,6 @@ class TaskData:
 # helpers
 
 
-def _open_text(path: Path):
-    try:
-        return path.open("r", encoding="utf-8-sig", newline="")
-    except OSError as e:
-        raise EliquareError(f"cannot read {path} ({e.strerror}); check the path and its permissions") from None
-
-
 def _check_file(path: str | Path, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
@@ -102,13 +96,39 @@ def _check_file(path: str | Path, what: str) -> Path:
     return p
 
 
-def _read_lines(path: Path) -> list[str]:
+_NEWLINE = re.compile(r"\r\n|\r|\n")  # what the csv module and editors count as line ends (not str.splitlines's
+# \x0b, \x0c, \x1c-\x1e, \x85, \u2028, \u2029: with those, every error after one named the wrong line)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text (a UTF-8 byte-order mark dropped); bytes that are not UTF-8 are one line naming their line."""
     try:
-        with _open_text(path) as f:
-            text = f.read()
+        data = path.read_bytes()
+    except OSError as e:
+        raise EliquareError(f"cannot read {path} ({e.strerror}); check the path and its permissions") from None
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[start:].decode("utf-8")
     except UnicodeDecodeError as e:
-        raise EliquareError(f"{path} is not UTF-8 text (byte {e.start}); convert it to UTF-8") from None
-    return text.splitlines()
+        at = start + e.start
+        line = len(_NEWLINE.findall(data[:at].decode("latin-1"))) + 1
+        raise EliquareError(f"{path}, line {line}: not UTF-8 text (byte {at}); convert the file to UTF-8") from None
+
+
+def _read_lines(path: Path) -> list[str]:
+    lines = _NEWLINE.split(_read_text(path))
+    return lines[:-1] if lines[-1] == "" else lines
+
+
+def _columns_shown(name: str) -> str:
+    """A column name or label as it reads (plain), unless it would break the one line of a message."""
+    return name if name.isprintable() and len(name) <= 40 else _shown(name, 44)
+
+
+def _shown(value, limit: int = 60) -> str:
+    """A value from the file in a message: quoted, control characters escaped (the message stays one line), cut."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
 
 
 def _is_int(s: str) -> bool:
@@ -118,7 +138,7 @@ def _is_int(s: str) -> bool:
 def check_bio(tag: str, path: Path | str, line: int) -> None:
     if not _BIO_TAG.match(tag):
         raise EliquareError(
-            f"{path}, line {line}: tag {tag!r} is not a BIO tag (O, B-TYPE or I-TYPE); fix the file, "
+            f"{path}, line {line}: tag {_shown(tag)} is not a BIO tag (O, B-TYPE or I-TYPE); fix the file, "
             "or use --task pos for other tag sets"
         )
 
@@ -146,7 +166,7 @@ def _conllu_tag(cols: list[str], task: str, p: Path, n: int) -> str:
     if task != "ner":
         tag = cols[3]
         if tag in ("", "_"):
-            raise EliquareError(f"{p}, line {n}: the word has no UPOS tag (column 4 is {tag!r}); fix the line")
+            raise EliquareError(f"{p}, line {n}: the word has no UPOS tag (column 4 is {_shown(tag)}); fix the line")
         return tag
     for item in cols[9].split("|"):
         key, _, value = item.partition("=")
@@ -175,9 +195,9 @@ def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
                 )
             wid = cols[0]
             if "-" in wid or "." in wid:  # read_sentences skips well-formed ranges and empty nodes
-                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID; fix the line")
+                raise EliquareError(f"{p}, line {n}: {_shown(wid)} is not a CoNLL-U word ID; fix the line")
             if not _is_int(wid):
-                raise EliquareError(f"{p}, line {n}: {wid!r} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
+                raise EliquareError(f"{p}, line {n}: {_shown(wid)} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
                                     "fix the line")
             tags.append(_conllu_tag(cols, task, p, n))
             words.append(cols[1])
@@ -199,7 +219,7 @@ def read_bio(path: str | Path, task: str = "ner") -> list[TokenExample]:
         for n, cols in sentence:
             if len(cols) < 2 or not cols[-1]:
                 raise EliquareError(
-                    f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {raw[n - 1]!r}; "
+                    f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {_shown(raw[n - 1])}; "
                     "fix the line"
                 )
     if not sentences:
@@ -267,18 +287,15 @@ def _read_rows(path: Path, fmt: str) -> tuple[list[tuple[int, list[str]]], Optio
     if fmt in ("tsv", "csv"):
         delimiter = "\t" if fmt == "tsv" else ","
         csv.field_size_limit(1 << 30)
+        reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
         try:
-            with _open_text(path) as f:
-                reader = csv.reader(f, delimiter=delimiter)
-                prev = 0
-                for row in reader:
-                    start = prev + 1
-                    prev = reader.line_num
-                    if not row or all(not c.strip() for c in row):
-                        continue
-                    rows.append((start, [c.strip() for c in row]))
-        except UnicodeDecodeError as e:
-            raise EliquareError(f"{path} is not UTF-8 text (byte {e.start}); convert it to UTF-8") from None
+            prev = 0
+            for row in reader:
+                start = prev + 1
+                prev = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                rows.append((start, [c.strip() for c in row]))
         except csv.Error as e:
             raise EliquareError(f"{path}, line {reader.line_num}: cannot parse the {fmt.upper()} ({e}); fix the file") \
                 from None
@@ -335,7 +352,7 @@ def _resolve(col: Column, header: Optional[list[str]], ncols: int, path: Path, w
     if col.lower() in lowered:
         return lowered.index(col.lower())
     raise EliquareError(
-        f"{path}, line 1: no {what} column named {col!r} (columns: {', '.join(header)}); fix {flag}"
+        f"{path}, line 1: no {what} column named {col!r} (columns: {', '.join(map(_columns_shown, header))}); fix {flag}"
     )
 
 
@@ -362,7 +379,7 @@ def _label_index(p: Path, names: Optional[list[str]], rows: list, ncols: int, la
         found = [i for i, h in enumerate(names) if h.strip().lower() in LABEL_NAMES]
         if not found:
             raise EliquareError(
-                f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(names)}); "
+                f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(map(_columns_shown, names))}); "
                 "give --label-column NAME or INDEX"
             )
         return found[0]
@@ -438,11 +455,11 @@ def read_table(path: str | Path, label_column: Column | None = None,
         if len(row) <= need:
             raise EliquareError(
                 f"{p}, line {n}: the row has {len(row)} column(s) but column {need} is needed "
-                f"(label column {label_name!r}); fix the row"
+                f"(label column {_shown(label_name)}); fix the row"
             )
         label = row[li].strip()
         if not label:
-            raise EliquareError(f"{p}, line {n}: the label (column {label_name!r}) is empty; fix the row")
+            raise EliquareError(f"{p}, line {n}: the label (column {_shown(label_name)}) is empty; fix the row")
         text = " ".join(row[i].strip() for i in tis if row[i].strip())
         out.append(TextExample(text, label, str(p), n))
     return out
@@ -498,19 +515,19 @@ def label_inventory(task: str, examples: list, conllu_pos: bool = False) -> list
 def check_labels(task: str, examples: list, labels: Sequence[str]) -> None:
     """Every label of ``examples`` must be in the inventory: else name the file and line."""
     known = set(labels)
-    shown = ", ".join(labels[:30]) + (" ..." if len(labels) > 30 else "")
+    shown = ", ".join(map(_columns_shown, labels[:30])) + (" ..." if len(labels) > 30 else "")
     for e in examples:
         if task == "classify":
             if e.label not in known:
                 raise EliquareError(
-                    f"{e.source}, line {e.line}: label {e.label!r} does not occur in the training data "
+                    f"{e.source}, line {e.line}: label {_shown(e.label)} does not occur in the training data "
                     f"(labels: {shown}); fix the label or add training examples of it"
                 )
         else:
             for i, t in enumerate(e.tags):
                 if t not in known:
                     raise EliquareError(
-                        f"{e.source}, line {e.lines[i] if e.lines else e.line}: tag {t!r} does not occur in the training data "
+                        f"{e.source}, line {e.lines[i] if e.lines else e.line}: tag {_shown(t)} does not occur in the training data "
                         f"(tags: {shown}); fix the tag or add training examples of it"
                     )
 
@@ -559,6 +576,6 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
         labels = label_inventory(task, tr + dv, conllu_pos)
         check_labels(task, te, labels)
     if len(labels) < 2:
-        raise EliquareError(f"{train}: only one label ({labels[0]!r}) in the training data; a classifier needs two "
+        raise EliquareError(f"{train}: only one label ({_shown(labels[0])}) in the training data; a classifier needs two "
                             "or more")
     return TaskData(task, tr, dv, te, labels, split, files)

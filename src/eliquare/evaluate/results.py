@@ -102,8 +102,10 @@ def is_finetune_summary(data) -> bool:
 def write_results(out: Path, rows: list[dict], suite: str) -> None:
     """``out/results.json`` and ``out/results.csv`` (lists joined with ``;``)."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"kind": "results", "suite": suite, "rows": rows}, indent=2,
-                                                 ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp = out / ".results.json.tmp"  # by a temporary name, then renamed: a kill leaves the old table or the new
+    tmp.write_text(json.dumps({"kind": "results", "suite": suite, "rows": rows}, indent=2, ensure_ascii=False) + "\n",
+                   encoding="utf-8")
+    tmp.replace(out / "results.json")
     tmp = out / "results.csv.tmp"
     with tmp.open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(FIELDS))

@@ -333,6 +333,7 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
 def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = False) -> tuple[dict, str]:
     """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
     from eliquare.evaluate.finetune import finetune
+    from eliquare.fingerprint import FILE as FINGERPRINT_FILE
     from eliquare.fingerprint import record, recorded
 
     run_dir = Path(fcfg.out)
@@ -355,6 +356,7 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     t0 = time.perf_counter()
     try:
         fcfg.overwrite = True  # an interrupted run's leftovers, or a result of other settings
+        (run_dir / FINGERPRINT_FILE).unlink(missing_ok=True)  # the old result is going: a kill must not leave it "done"
         summary = finetune(fcfg)
         record(run_dir, fingerprint)
         (run_dir / "error.txt").unlink(missing_ok=True)

@@ -11,7 +11,6 @@ embeddings, MLM decoder and bias down to them. Works before distillation (on the
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Iterable
 import numpy as np
 
 from eliquare.config import CorpusOptions, VocabReduceConfig
+from eliquare.atomic import Replacement
 from eliquare.errors import EliquareError, check_output_dir
 from eliquare.models import count_parameters, load_model
 from eliquare.vocab.families import tokenizer_family
@@ -256,6 +256,7 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
     from eliquare.corpus import expand_paths
 
     out = check_output_dir(cfg.out, cfg.overwrite)
+    replacement = Replacement(out, "eliquare vocab reduce")  # before anything slow: an OUT.partial in the way
     from eliquare.corpus.languages import corpus_paths
 
     expand_paths(corpus_paths(cfg.corpus))  # a missing corpus file is reported before the model is loaded
@@ -267,10 +268,11 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
                               min_count=cfg.min_count,
                               max_size=cfg.max_size, report_sentences=cfg.report_sentences)
     result.report["model"] = cfg.model
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    result.save(out)
-    keep_sentence_transformers_files(cfg.model, path, out, model)
+    def save(directory: Path) -> None:
+        result.save(directory)
+        keep_sentence_transformers_files(cfg.model, path, directory, model)
+
+    replacement.write(save)  # built in OUT.partial, swapped in when complete: a failure leaves the old OUT
     print(format_report(result.report))
     print(f"reduced model written to {out}")
     return out

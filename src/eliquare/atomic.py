@@ -1,0 +1,77 @@
+"""Writes that a crash or a kill -9 cannot leave half done: a file or a directory holds the old content or
+the new, never a mixture.
+
+- ``write_json``: a temporary name in the same directory, flushed to disk, then renamed over the target;
+- ``Replacement``: a directory's new content is built in ``OUT.partial`` (beside OUT, so the rename is one
+  filesystem operation) and swapped in only once it is complete. A run that fails or is killed leaves OUT as
+  it was, and no file of the old OUT survives into the new one. A kill leaves ``OUT.partial`` (marked by a
+  file in it), which the next run removes. (``eliquare distill`` has its own, ``distill.RunDirectory``: its
+  checkpoints move with the run.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from eliquare.errors import EliquareError, check_writable
+
+PARTIAL_MARK = ".eliquare-partial"
+
+
+def write_json(path: Path, data, indent: int = 1) -> None:
+    """``path`` holds the old content or the new, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class Replacement:
+    """Build ``out``'s new content beside it and swap it in when complete (see the module's docstring).
+
+    Made before anything slow, so that an ``OUT.partial`` that is not ours is reported first."""
+
+    def __init__(self, out: Path, command: str):
+        self.out = out
+        self.work = out.parent / f"{out.name}.partial"
+        self.command = command
+        if self.work.exists() and not (self.work / PARTIAL_MARK).is_file():
+            raise EliquareError(f"{self.work} is in the way: {command} builds its output there before it moves it to "
+                                f"{out}; move or remove it")
+        check_writable(out.parent, "the directory of --out")
+
+    def write(self, save: Callable[[Path], object]) -> Path:
+        """``save(directory)`` into ``OUT.partial``, then the swap; on any failure the partial goes, OUT stays."""
+        shutil.rmtree(self.work, ignore_errors=True)  # an interrupted run's leftover (it has the mark)
+        self.work.mkdir(parents=True)
+        (self.work / PARTIAL_MARK).write_text(f"{self.command} is building the new {self.out} here; it is moved "
+                                              "there when complete\n")
+        try:
+            save(self.work)
+            (self.work / PARTIAL_MARK).unlink()
+            self._swap()
+        except BaseException:
+            shutil.rmtree(self.work, ignore_errors=True)
+            raise
+        return self.out
+
+    def _swap(self) -> None:
+        if not self.out.exists():
+            self.work.rename(self.out)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.replaced-", dir=self.out.parent))
+        self.out.rename(old / self.out.name)
+        try:
+            self.work.rename(self.out)
+        except OSError:
+            (old / self.out.name).rename(self.out)  # the old one back in its place
+            raise
+        finally:
+            shutil.rmtree(old, ignore_errors=True)
