@@ -163,7 +163,12 @@ def _distill_argv(teacher, corpus, out, cache) -> list[str]:
     return ["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), "--cache-dir",
             str(cache), "--student-layers", "2", "--batch-size", "8", "--gradient-accumulation", "2",
             "--max-steps", str(STEPS), "--eval-steps", str(EVERY), "--learning-rate", "3e-3", "--logging-steps", "2",
-            "--health-sentences", "16"]
+            "--health-sentences", "16", "--keep-checkpoints"]  # the checkpoints are compared after the run
+
+
+def _checkpoints(out: Path) -> Path:
+    """The run's checkpoint directory (the default --checkpoint-dir, OUT.checkpoints beside OUT)."""
+    return out.parent / f"{out.name}.checkpoints"
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +224,7 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
                 step = rng.choice([EVERY, 2 * EVERY, STEPS])
                 written = rng.choice([None, "optimizer.pt", "trainer_state.json"])
                 kill = dict(kill_after=rng.choice([0, rng.uniform(0, 0.005), rng.uniform(0, 0.03)]),
-                            trigger=_being_written(out / "checkpoints", step, written))
+                            trigger=_being_written(_checkpoints(out), step, written))
             else:
                 kill = dict(kill_after=rng.uniform(0, 0.9 * ref["seconds_fresh" if fresh_cache else "seconds"]))
                 if fresh_interpreter:
@@ -230,7 +235,7 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
         if o.killed:
             mode.append("killed")
             if o.seen.startswith("checkpoint-"):  # did the kill land before the checkpoint was complete?
-                c = out / "checkpoints" / o.seen.split()[0]
+                c = _checkpoints(out) / o.seen.split()[0]
                 if c.is_dir() and not (c / MARKER).exists():
                     half_written += 1
                     left.append(f"{c.name}: {sorted(f.name for f in c.iterdir())}, no marker")
@@ -243,10 +248,10 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
             assert o.code == 0, o.log
             mode.append("done")
     assert (out / "distillation.json").is_file(), mode
-    assert [why_incomplete(c) for c in checkpoints_of(out / "checkpoints")] == [None, None]  # what a later resume finds
+    assert [why_incomplete(c) for c in checkpoints_of(_checkpoints(out))] == [None, None]  # what a later resume finds
     assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors"), name
-    assert _same_weights(ref["out"] / "checkpoints" / f"checkpoint-{STEPS}" / "model.safetensors",
-                         out / "checkpoints" / f"checkpoint-{STEPS}" / "model.safetensors"), name
+    assert _same_weights(_checkpoints(ref["out"]) / f"checkpoint-{STEPS}" / "model.safetensors",
+                         _checkpoints(out) / f"checkpoint-{STEPS}" / "model.safetensors"), name
     a, b = (json.loads((d / "distillation.json").read_text()) for d in (ref["out"], out))
     assert a["best_validation_loss"] == b["best_validation_loss"] and a["steps"] == b["steps"] == STEPS
     assert [e["eval_loss"] for e in a["validation"]] == [e["eval_loss"] for e in b["validation"]]
@@ -299,7 +304,7 @@ def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):
     ref, root = reference_run, reference_run["root"]
     out = root / "damaged"
     argv = _distill_argv(ref["teacher"], ref["corpus"], out, root / "cache")
-    last = out / "checkpoints" / f"checkpoint-{STEPS}"
+    last = _checkpoints(out) / f"checkpoint-{STEPS}"
     killed = faults.run(argv, root / "damaged-0.log", kill_after=0,
                         trigger=lambda: "marked" if (last / MARKER).exists() else None)
     assert killed.killed, killed.log
@@ -310,15 +315,15 @@ def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):
     assert (f"notice: --resume skips {last} (optimizer.pt has 100 bytes, " in again.log
             and "continues from checkpoint-6" in again.log), again.log
     assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors")
-    shutil.rmtree(out / "checkpoints" / "checkpoint-6")  # and with no complete checkpoint left: one line
+    shutil.rmtree(_checkpoints(out) / "checkpoint-6")  # and with no complete checkpoint left: one line
     (out / "distillation.json").unlink()
-    for c in (out / "checkpoints").iterdir():
+    for c in checkpoints_of(_checkpoints(out)):
         (c / "trainer_state.json").write_text("{")
         (c / MARKER).unlink()
     nothing = faults.run([*argv, "--resume"], root / "damaged-2.log")
     assert nothing.code == 2 and faults.tracebacks(nothing.log) == 0
     assert nothing.log.strip().splitlines()[-1].startswith(
-        f"eliquare: error: --resume: no complete checkpoint in {out / 'checkpoints'} (checkpoint-"), nothing.log
+        f"eliquare: error: --resume: no complete checkpoint in {_checkpoints(out)} (checkpoint-"), nothing.log
 
 
 # ---------------------------------------------------------------------------------------------
