@@ -1,0 +1,142 @@
+"""Collect results/beyond-the-paper from the runs of runs/beyond/run.sh and runs/amp/run.sh (see commands.txt):
+layer-wise terms, a Swahili+Slovene student against the monolingual ones, VocabAmp's tokens per word.
+
+    .venv/bin/python results/beyond-the-paper/collect.py
+
+Writes results.json and report.md beside this file; every number is read from the runs' own records.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+RUNS = ROOT / "runs"
+
+
+def load(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def last_eval(record: dict) -> dict:
+    return {k[5:]: v for k, v in record["validation"][-1].items() if k.startswith("eval_") and not isinstance(v, list)}
+
+
+def layerwise() -> list[dict]:
+    rows = []
+    for name in ("base", "hidden", "attn", "value"):
+        record = load(RUNS / "beyond" / "layerwise" / name / "distillation.json")
+        if record is None:
+            continue
+        e = last_eval(record)
+        h = record["health"]
+        rows.append({"run": name, "loss_weights": record["loss_weights"], "steps": record["steps"],
+                     "wall_seconds": record["wall_seconds"], "collapse": e.get("collapse"), "cka": e.get("cka"),
+                     "neighbours": e.get("neighbours"), "probe_ner_macro_f1": e.get("probe"),
+                     "term_first": record["validation"][0].get(f"eval_{name}") if name != "base" else None,
+                     "term_last": e.get(name) if name != "base" else None,
+                     "teacher_probe": h["teacher"].get("probe"), "init_probe": h["initialisation"].get("probe")})
+    return rows
+
+
+def languages() -> list[dict]:
+    """Swahili: each run's own NER probe at its last evaluation (both runs probe MasakhaNER test, 64 tokens);
+    Slovene: `eliquare health` of the sl and the sw+sl students on SSJ test (the same settings for both)."""
+    rows = []
+
+    def probe(d):
+        return next((v for k, v in d.items() if k.startswith("probe:")), None)
+
+    for model in ("sw", "sw-sl"):
+        record = load(RUNS / "beyond" / "languages" / model / "distillation.json")
+        if record is None:
+            continue
+        e, h = last_eval(record), record["health"]
+        rows.append({"language": "sw", "task": "ner", "student": model, "parameters": record["student_parameters"],
+                     "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
+                     "steps": record["steps"], "wall_seconds": record["wall_seconds"],
+                     "languages": record.get("languages"), "probe": e.get("probe"), "collapse": e.get("collapse"),
+                     "cka": e.get("cka"), "teacher_probe": h["teacher"].get("probe"),
+                     "init_probe": h["initialisation"].get("probe"), "measured_by": "distill --probe"})
+    for model in ("sl", "sw-sl"):
+        health = load(RUNS / "beyond" / f"health-sl-{model}.json")
+        record = load(RUNS / "beyond" / "languages" / model / "distillation.json")
+        if health is None or record is None:
+            continue
+        r = health["results"]
+        rows.append({"language": "sl", "task": "pos", "student": model, "parameters": record["student_parameters"],
+                     "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
+                     "steps": record["steps"], "wall_seconds": record["wall_seconds"],
+                     "languages": record.get("languages"), "probe": probe(r[model]),
+                     "collapse": r[model].get("collapse_last"), "cka": r[model].get("cka"),
+                     "teacher_probe": probe(r["teacher"]), "init_probe": probe(r["initialisation"]),
+                     "measured_by": "eliquare health"})
+    return rows
+
+
+def amp() -> list[dict]:
+    rows = []
+    for name in ("e5-sw", "e5-sl", "e5-hi", "pre-vr-sw", "pre-vr-sl"):
+        r = load(RUNS / "amp" / f"{name}.json")
+        if r is None:
+            continue
+        rows.append({"model": name, "vocab_before": r["vocab_size"]["before"], "vocab_after": r["vocab_size"]["after"],
+                     "tokens_per_word_before": r["tokens_per_word"]["before"],
+                     "tokens_per_word_after": r["tokens_per_word"]["after"], "seconds": r["seconds"],
+                     "examples": [e["piece"] for e in r["examples"][:6]]})
+    return rows
+
+
+def f(x, nd=3):
+    return "" if x is None else f"{x:.{nd}f}"
+
+
+def main() -> None:
+    data = {"layerwise": layerwise(), "languages": languages(), "vocab_amp": amp()}
+    (HERE / "results.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    lines = ["# Beyond the paper: layer-wise terms, a student of two languages, VocabAmp", "",
+             "Generated by `collect.py` from the runs of `commands.txt`; numbers are the runs' own records.", ""]
+    if data["layerwise"]:
+        lines += ["## Layer-wise terms (README main job: Swahili, 40 updates of 64 sentences, e5-small, pre-VR)", "",
+                  "| run | weights | collapse | CKA | neighbours | NER probe (macro-F1) | term: first -> last eval |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in data["layerwise"]:
+            w = ", ".join(f"{k} {v:g}" for k, v in r["loss_weights"].items() if v)
+            term = f"{f(r['term_first'], 4)} -> {f(r['term_last'], 4)}" if r["term_first"] is not None else ""
+            lines.append(f"| {r['run']} | {w} | {f(r['collapse'])} | {f(r['cka'])} | {f(r['neighbours'])} | "
+                         f"{f(r['probe_ner_macro_f1'])} | {term} |")
+        r0 = data["layerwise"][0]
+        lines += ["", f"Teacher's probe {f(r0['teacher_probe'])}, initialisation's {f(r0['init_probe'])} (the same "
+                  "held-out 10% of MasakhaNER test).", ""]
+    if data["languages"]:
+        lines += ["## Swahili + Slovene student against the monolingual ones (60 updates of 64 sentences each)", "",
+                  "Frozen-feature probes on held-out task sentences (`eliquare health`): Swahili NER macro-F1 "
+                  "(MasakhaNER test; each run's probe at its last evaluation), Slovene UPOS accuracy (SSJ test; "
+                  "`eliquare health`); teacher and initialisation in the student's vocabulary.", "",
+                  "| language | student | vocabulary | parameters | probe | teacher | initialisation | collapse | CKA |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in data["languages"]:
+            lines.append(f"| {r['language']} ({r['task']}) | {r['student']} | {r['vocabulary'] or ''} | "
+                         f"{r['parameters']:,} | {f(r['probe'])} | {f(r['teacher_probe'])} | {f(r['init_probe'])} | "
+                         f"{f(r['collapse'])} | {f(r['cka'])} |")
+        lines.append("")
+    if data["vocab_amp"]:
+        lines += ["## VocabAmp: tokens per word (20,000 sentences of each corpus, 1000 pieces added)", "",
+                  "| model | vocabulary | tokens per word | first pieces added |", "|---|---|---|---|"]
+        for r in data["vocab_amp"]:
+            lines.append(f"| {r['model']} | {r['vocab_before']:,} -> {r['vocab_after']:,} | "
+                         f"{r['tokens_per_word_before']:.3f} -> {r['tokens_per_word_after']:.3f} "
+                         f"({100 * (r['tokens_per_word_after'] / r['tokens_per_word_before'] - 1):+.1f}%) | "
+                         f"{' '.join(r['examples'])} |")
+        lines.append("")
+    (HERE / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
