@@ -153,6 +153,25 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_notice(prep):
     _check_cache(prep, cache)
 
 
+def test_a_cache_that_cannot_be_written_is_read_or_named(prep, monkeypatch):
+    """A shared read-only cache: its complete entries are used; a missing one is one line (was a traceback)."""
+    import eliquare.corpus.prepare as prepare
+
+    cache = prep["root"] / "read-only-cache"
+    prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=lambda m: None)
+
+    def denied(self, path, log):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(prepare._CorpusLock, "__init__", denied)
+    logs = []
+    data = prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=logs.append)
+    assert _data_of(data) == prep["reference"] and logs[-1].endswith("(a read-only cache)")
+    with pytest.raises(prepare.EliquareError, match=r"cannot write the corpus cache .*other \(Permission denied\); "
+                                                    "give --cache-dir DIR"):
+        prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=prep["root"] / "other", log=logs.append)
+
+
 # ---------------------------------------------------------------------------------------------
 # distillation
 
@@ -290,6 +309,25 @@ def test_killed_distillation_many(reference_run):
                  dict(kills=1, at_checkpoint=True, fresh_cache=False, fresh_interpreter=True)])
     total = _distill_kills(reference_run, trials, seed=1, stage="distillation")
     assert total["kills"] >= 12
+
+
+def test_resume_from_the_last_checkpoint_takes_no_step_more(reference_run):
+    """Killed once the Trainer has saved checkpoint-8 (the last), while the best model is loaded and the student
+    written: --resume writes the student and trains no further (before: one step more, checkpoint-9, and a
+    distillation.json of 9 steps and 5 evaluations)."""
+    ref, root = reference_run, reference_run["root"]
+    out = root / "at-the-end"
+    argv = _distill_argv(ref["teacher"], ref["corpus"], out, root / "cache")
+    last = out / "checkpoints" / f"checkpoint-{STEPS}"
+    killed = faults.run(argv, root / "at-the-end-0.log", kill_after=0,
+                        trigger=lambda: "marked" if (last / MARKER).exists() else None)
+    assert killed.killed and not (out / "distillation.json").exists(), killed.log
+    again = faults.run([*argv, "--resume"], root / "at-the-end-1.log")
+    assert again.code == 0, again.log
+    a, b = (json.loads((d / "distillation.json").read_text()) for d in (ref["out"], out))
+    assert b["steps"] == STEPS and [e["step"] for e in a["validation"]] == [e["step"] for e in b["validation"]]
+    assert [c.name for c in checkpoints_of(out / "checkpoints")] == [f"checkpoint-{STEPS}", f"checkpoint-{2 * EVERY}"]
+    assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors")
 
 
 def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):

@@ -161,3 +161,18 @@ def resume_point(folder: Path) -> ResumePoint:
 def has_complete_checkpoint(folder: Path) -> bool:
     """Whether a --resume in ``folder``'s run has a checkpoint to continue from."""
     return any(why_incomplete(c) is None for c in checkpoints_of(folder))
+
+
+class NoStepPastTheEnd:
+    """A Trainer mixin: a run resumed from its last checkpoint (killed after the Trainer saved it, while the best
+    model was loaded or the student written) trains no further.
+
+    transformers' Trainer checks ``max_steps`` only after a step, so resuming at ``global_step == max_steps`` took
+    one step more (at learning rate 0, then an evaluation and a checkpoint-N+1): the weights stayed, but
+    ``distillation.json`` said N+1 steps and held one evaluation more than the uninterrupted run's."""
+
+    def _run_epoch(self, *args, **kwargs):
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)

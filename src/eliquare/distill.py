@@ -30,7 +30,7 @@ from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
 from eliquare.atomic import write_json
-from eliquare.checkpoints import CompleteCheckpoints, refresh_marker, resume_point
+from eliquare.checkpoints import CompleteCheckpoints, NoStepPastTheEnd, refresh_marker, resume_point
 from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.errors import EliquareError, check_writable
@@ -79,7 +79,7 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
     return parts
 
 
-class DistillationTrainer(Trainer):
+class DistillationTrainer(NoStepPastTheEnd, Trainer):
     """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
 
     def __init__(self, *args, teacher, objective: Objective, head_warmup_steps: int = 0,
