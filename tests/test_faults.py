@@ -271,21 +271,22 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
     assert a["best_validation_loss"] == b["best_validation_loss"] and a["steps"] == b["steps"] == STEPS
     assert [e["eval_loss"] for e in a["validation"]] == [e["eval_loss"] for e in b["validation"]]
     logs = "".join(o.log for o in outcomes)
-    return dict(kills=sum(o.killed for o in outcomes), half_written_left=half_written, half_written_skipped=logs.count("notice: --resume skips"),
+    return dict(kills=sum(o.killed for o in outcomes), half_written_left=half_written, passed_over=sum(logs.count(s) for s in ("notice: --resume skips", "notice: --resume removes",
+                                                              "--resume: no complete checkpoint")),
                 left=left, tracebacks=faults.tracebacks(logs), modes=mode)
 
 
 def _distill_kills(ref, trials: list[dict], seed: int, stage: str) -> dict:
     rng = random.Random(seed)
     total = dict(kills=0, identical_runs=0, kills_leaving_a_half_written_checkpoint=0,
-                 half_written_checkpoints_skipped=0, tracebacks=0)
+                 incomplete_checkpoints_passed_over=0, tracebacks=0)
     for i, trial in enumerate(trials):
         for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
             figures = _distill_trial(ref, f"{stage}-{seed}-{i}-{again}", rng, **trial)
             assert figures["tracebacks"] == 0
             total["kills"] += figures["kills"]
             total["identical_runs"] += 1
-            total["half_written_checkpoints_skipped"] += figures["half_written_skipped"]
+            total["incomplete_checkpoints_passed_over"] += figures["passed_over"]  # named, never loaded
             total["kills_leaving_a_half_written_checkpoint"] += figures["half_written_left"]
             print(f"  trial {i}.{again} {trial}: {figures}")
             if figures["kills"] == trial["kills"]:
