@@ -153,6 +153,25 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_notice(prep):
     _check_cache(prep, cache)
 
 
+def test_a_cache_that_cannot_be_written_is_read_or_named(prep, monkeypatch):
+    """A shared read-only cache: its complete entries are used; a missing one is one line (was a traceback)."""
+    import eliquare.corpus.prepare as prepare
+
+    cache = prep["root"] / "read-only-cache"
+    prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=lambda m: None)
+
+    def denied(self, path, log):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(prepare._CorpusLock, "__init__", denied)
+    logs = []
+    data = prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=logs.append)
+    assert _data_of(data) == prep["reference"] and logs[-1].endswith("(a read-only cache)")
+    with pytest.raises(prepare.EliquareError, match=r"cannot write the corpus cache .*other \(Permission denied\); "
+                                                    "give --cache-dir DIR"):
+        prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=prep["root"] / "other", log=logs.append)
+
+
 # ---------------------------------------------------------------------------------------------
 # distillation
 
@@ -248,7 +267,8 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
             assert o.code == 0, o.log
             mode.append("done")
     assert (out / "distillation.json").is_file(), mode
-    assert [why_incomplete(c) for c in checkpoints_of(_checkpoints(out))] == [None, None]  # what a later resume finds
+    left_over = [why_incomplete(c) for c in checkpoints_of(_checkpoints(out))]  # what a later resume would find
+    assert left_over and all(why is None for why in left_over), (left_over, mode)
     assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors"), name
     assert _same_weights(_checkpoints(ref["out"]) / f"checkpoint-{STEPS}" / "model.safetensors",
                          _checkpoints(out) / f"checkpoint-{STEPS}" / "model.safetensors"), name
@@ -256,21 +276,22 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
     assert a["best_validation_loss"] == b["best_validation_loss"] and a["steps"] == b["steps"] == STEPS
     assert [e["eval_loss"] for e in a["validation"]] == [e["eval_loss"] for e in b["validation"]]
     logs = "".join(o.log for o in outcomes)
-    return dict(kills=sum(o.killed for o in outcomes), half_written_left=half_written, half_written_skipped=logs.count("notice: --resume skips"),
+    return dict(kills=sum(o.killed for o in outcomes), half_written_left=half_written, passed_over=sum(logs.count(s) for s in ("notice: --resume skips", "notice: --resume removes",
+                                                              "--resume: no complete checkpoint")),
                 left=left, tracebacks=faults.tracebacks(logs), modes=mode)
 
 
 def _distill_kills(ref, trials: list[dict], seed: int, stage: str) -> dict:
     rng = random.Random(seed)
     total = dict(kills=0, identical_runs=0, kills_leaving_a_half_written_checkpoint=0,
-                 half_written_checkpoints_skipped=0, tracebacks=0)
+                 incomplete_checkpoints_passed_over=0, tracebacks=0)
     for i, trial in enumerate(trials):
         for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
             figures = _distill_trial(ref, f"{stage}-{seed}-{i}-{again}", rng, **trial)
             assert figures["tracebacks"] == 0
             total["kills"] += figures["kills"]
             total["identical_runs"] += 1
-            total["half_written_checkpoints_skipped"] += figures["half_written_skipped"]
+            total["incomplete_checkpoints_passed_over"] += figures["passed_over"]  # named, never loaded
             total["kills_leaving_a_half_written_checkpoint"] += figures["half_written_left"]
             print(f"  trial {i}.{again} {trial}: {figures}")
             if figures["kills"] == trial["kills"]:
@@ -295,6 +316,29 @@ def test_killed_distillation_many(reference_run):
                  dict(kills=1, at_checkpoint=True, fresh_cache=False, fresh_interpreter=True)])
     total = _distill_kills(reference_run, trials, seed=1, stage="distillation")
     assert total["kills"] >= 12
+
+
+def test_resume_from_the_last_checkpoint_takes_no_step_more(reference_run):
+    """Killed once the Trainer has saved checkpoint-8 (the last), while the best model is loaded and the student
+    written: --resume writes the student and trains no further (before: one step more, checkpoint-9, and a
+    distillation.json of 9 steps and 5 evaluations)."""
+    ref, root = reference_run, reference_run["root"]
+    out = root / "at-the-end"
+    argv = _distill_argv(ref["teacher"], ref["corpus"], out, root / "cache")
+    last = _checkpoints(out) / f"checkpoint-{STEPS}"
+    killed = faults.run(argv, root / "at-the-end-0.log", kill_after=0,
+                        trigger=lambda: "marked" if (last / MARKER).exists() else None)
+    assert killed.killed and not (out / "distillation.json").exists(), killed.log
+    older = _checkpoints(out) / f"checkpoint-{2 * EVERY}"  # and an older one half deleted, as a kill during the
+    for name in (MARKER, "rng_state.pth"):  # Trainer's rotation leaves it: removed too (it stayed for good)
+        (older / name).unlink()
+    again = faults.run([*argv, "--resume"], root / "at-the-end-1.log")
+    assert again.code == 0, again.log
+    assert f"notice: --resume removes {older}, left incomplete (rng_state.pth missing)" in again.log, again.log
+    a, b = (json.loads((d / "distillation.json").read_text()) for d in (ref["out"], out))
+    assert b["steps"] == STEPS and [e["step"] for e in a["validation"]] == [e["step"] for e in b["validation"]]
+    assert [c.name for c in checkpoints_of(_checkpoints(out))] == [f"checkpoint-{STEPS}"]
+    assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors")
 
 
 def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):

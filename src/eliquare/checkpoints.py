@@ -92,8 +92,9 @@ class CompleteCheckpoints(TrainerCallback):
         return control
 
 
-def why_incomplete(checkpoint: Path) -> str | None:
-    """None for a complete checkpoint; else what is wrong with it, in a few words."""
+def why_incomplete(checkpoint: Path, checksums: bool = True) -> str | None:
+    """None for a complete checkpoint; else what is wrong with it, in a few words (``checksums=False``: the files
+    are there with their sizes, enough to tell a checkpoint that a kill left half deleted)."""
     marker = checkpoint / MARKER
     if marker.is_file():
         try:
@@ -106,7 +107,7 @@ def why_incomplete(checkpoint: Path) -> str | None:
                 return f"{name} is missing"
             if f.stat().st_size != size:
                 return f"{name} has {f.stat().st_size} bytes, {size} when it was written"
-            if _checksum(f) != checksum:
+            if checksums and _checksum(f) != checksum:
                 return f"{name} has changed since it was written (checksum)"
         return None
     try:  # no marker: trainer_state.json is written last, so a whole one means the rest was written
@@ -124,13 +125,15 @@ def why_incomplete(checkpoint: Path) -> str | None:
 
 @dataclass
 class ResumePoint:
-    """The checkpoint a --resume continues from, and the newer ones it passes over (with why)."""
+    """The checkpoint a --resume continues from, the newer ones it passes over and the older ones left incomplete
+    (a kill while the Trainer deleted an old checkpoint), each with why."""
 
     path: Path
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def notices(self) -> list[str]:
         return [f"notice: --resume skips {p} ({why}) and continues from {self.path.name}; it is removed"
+                if _step(p) > _step(self.path) else f"notice: --resume removes {p}, left incomplete ({why})"
                 for p, why in self.skipped]
 
     def remove_skipped(self) -> None:
@@ -144,13 +147,22 @@ def checkpoints_of(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_STEP.match(p.name).group(1)), reverse=True)
 
 
+def _step(checkpoint: Path) -> int:
+    return int(_STEP.match(checkpoint.name).group(1))
+
+
 def resume_point(folder: Path) -> ResumePoint:
-    """The newest complete checkpoint of ``folder`` (see the module's docstring); one line if there is none."""
+    """The newest complete checkpoint of ``folder`` (see the module's docstring); one line if there is none.
+
+    Older checkpoints that are incomplete go too: a half-deleted one (a kill during the Trainer's rotation) would
+    stay for good, its directory's new mtime making the rotation, which sorts by mtime, delete others first."""
     skipped = []
-    for checkpoint in checkpoints_of(folder):
+    checkpoints = checkpoints_of(folder)
+    for i, checkpoint in enumerate(checkpoints):
         why = why_incomplete(checkpoint)
         if why is None:
-            return ResumePoint(checkpoint, skipped)
+            older = [(c, w) for c in checkpoints[i + 1:] if (w := why_incomplete(c, checksums=False)) is not None]
+            return ResumePoint(checkpoint, skipped + older)
         skipped.append((checkpoint, why))
     if not skipped:
         raise EliquareError(f"--resume: no checkpoint found in {folder}; start without --resume")
@@ -161,3 +173,18 @@ def resume_point(folder: Path) -> ResumePoint:
 def has_complete_checkpoint(folder: Path) -> bool:
     """Whether a --resume in ``folder``'s run has a checkpoint to continue from."""
     return any(why_incomplete(c) is None for c in checkpoints_of(folder))
+
+
+class NoStepPastTheEnd:
+    """A Trainer mixin: a run resumed from its last checkpoint (killed after the Trainer saved it, while the best
+    model was loaded or the student written) trains no further.
+
+    transformers' Trainer checks ``max_steps`` only after a step, so resuming at ``global_step == max_steps`` took
+    one step more (at learning rate 0, then an evaluation and a checkpoint-N+1): the weights stayed, but
+    ``distillation.json`` said N+1 steps and held one evaluation more than the uninterrupted run's."""
+
+    def _run_epoch(self, *args, **kwargs):
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)

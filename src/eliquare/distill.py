@@ -31,7 +31,7 @@ from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
 from eliquare.atomic import write_json
-from eliquare.checkpoints import CompleteCheckpoints, refresh_marker, resume_point
+from eliquare.checkpoints import CompleteCheckpoints, NoStepPastTheEnd, refresh_marker, resume_point
 from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.corpus.languages import by_language, corpus_paths, parse_weights, prepare_languages
@@ -181,7 +181,7 @@ def embedding_losses(student, teacher, batch: dict, objective: Objective, *, hea
     return parts
 
 
-class DistillationTrainer(Trainer):
+class DistillationTrainer(NoStepPastTheEnd, Trainer):
     """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
 
     def __init__(self, *args, teacher, objective: Objective, head_warmup_steps: int = 0,

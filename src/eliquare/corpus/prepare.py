@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 from array import array
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -156,10 +155,16 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
                                      sort_keys=True).encode(), digest_size=12).hexdigest()
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "corpora"
     target = root / key
-    root.mkdir(parents=True, exist_ok=True)
-    # one process prepares a corpus at a time; another one preparing the same corpus waits, then reuses it
-    # (the lock is the kernel's: a process that dies, even by kill -9, lets it go)
-    with _corpus_lock(root / f"{key}.lock", log):
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = _CorpusLock(root / f"{key}.lock", log)
+    except OSError as e:  # a cache we may read but not write (shared, read-only): a complete entry is still used
+        if target.exists() and damaged_entry(target) is None:
+            log(f"corpus: reusing tokenised data from {target} (a read-only cache)")
+            return _load_prepared(target, key)
+        raise EliquareError(f"cannot write the corpus cache {root} ({e.strerror or e}); give --cache-dir DIR (or set "
+                            "ELIQUARE_CACHE) to a directory you can write to") from None
+    with lock:  # one process prepares a corpus at a time; another one preparing the same corpus waits, then reuses it
         if target.exists():
             damage = damaged_entry(target)
             if damage is None:
@@ -174,20 +179,27 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
 CACHE_FILES = ("train.arrow", "validation.arrow", "token_counts.npy")  # checksummed in done.json
 
 
-@contextmanager
-def _corpus_lock(path: Path, log):
-    from filelock import FileLock, Timeout
+class _CorpusLock:
+    """An exclusive lock on ``KEY.lock`` (``flock``: the kernel releases it when its holder dies, even by kill -9);
+    made on entering ``prepare_corpus``'s ``with``, released when the descriptor is closed."""
 
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        log(f"corpus: another process is preparing the same corpus ({path}); waiting for it")
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
+    def __init__(self, path: Path, log):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # OSError: the cache cannot be written
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): one process at a time is up to the user
+            return
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"corpus: another process is preparing the same corpus ({path}); waiting for it")
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 def damaged_entry(target: Path) -> str | None:
