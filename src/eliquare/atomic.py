@@ -11,6 +11,7 @@ the new, never a mixture.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -75,3 +76,12 @@ class Replacement:
             raise
         finally:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def file_checksum(path: Path) -> str:
+    """A file's bytes as a short hash (what a completeness marker records, to tell a damaged file)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -18,7 +18,6 @@ eliquare, or one killed between the Trainer's save and the marker) counts when i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,21 +27,13 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from eliquare.atomic import write_json
+from eliquare.atomic import file_checksum as _checksum, write_json
 from eliquare.errors import EliquareError
 
 MARKER = "eliquare-complete.json"
 _STEP = re.compile(r"^checkpoint-(\d+)$")
 # what a resume needs besides trainer_state.json (rng_state.pth is rng_state_<rank>.pth under torchrun)
 _NEEDED = ("model.safetensors", "optimizer.pt", "scheduler.pt")
-
-
-def _checksum(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _files(directory: Path) -> list[Path]:

@@ -19,6 +19,7 @@ from typing import Sequence
 
 from eliquare.config import CorpusOptions
 from eliquare.corpus.read import CorpusStats, expand_paths, is_validation, iter_sentences, sentence_hash
+from eliquare.atomic import file_checksum as _checksum
 from eliquare.errors import EliquareError
 
 DATA_FORMAT_VERSION = 2  # bump when the cleaning (corpus.read) or the tokenisation below changes meaning
@@ -226,14 +227,6 @@ def damaged_entry(target: Path) -> str | None:
         if _checksum(f) != checksum:
             return f"{name} has changed since it was written (checksum)"
     return None
-
-
-def _checksum(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _prepare(files, tokenizer, options: CorpusOptions, settings: dict, key: str, root: Path, target: Path, *,
