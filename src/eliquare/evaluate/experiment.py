@@ -122,13 +122,15 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
     from eliquare.checkpoints import has_complete_checkpoint
     from eliquare.distill import checkpoint_dir, distill
-    from eliquare.fingerprint import record, recorded
+    from eliquare.fingerprint import matches, option_defaults, record, recorded
 
     out = Path(student.config.out)
     fingerprint = student_fingerprint(student)
     done = out / "distillation.json"
     if done.is_file():
-        if recorded(out) == fingerprint["fingerprint"]:
+        if matches(out, fingerprint, {"distill": option_defaults(DistillConfig, fingerprint["parts"]["distill"])}):
+            if not dry_run and recorded(out) != fingerprint["fingerprint"]:
+                record(out, fingerprint)  # in today's terms
             return "done already (same settings)", 0.0
         try:
             adoptable = recorded(out) is None and _same_options(json.loads(done.read_text(encoding="utf-8")),

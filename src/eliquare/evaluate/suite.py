@@ -334,7 +334,8 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
     from eliquare.evaluate.finetune import finetune
     from eliquare.fingerprint import FILE as FINGERPRINT_FILE
-    from eliquare.fingerprint import record, recorded
+    from eliquare.config import FinetuneConfig
+    from eliquare.fingerprint import matches, option_defaults, record
 
     run_dir = Path(fcfg.out)
     fingerprint = job_fingerprint(fcfg)
@@ -344,7 +345,9 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
             summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             summary = None
-    if summary is not None and recorded(run_dir) == fingerprint["fingerprint"] and not model_changes:
+    same = matches(run_dir, fingerprint, {"finetune": option_defaults(FinetuneConfig,
+                                                                       fingerprint["parts"]["finetune"])})
+    if summary is not None and same and not model_changes:
         print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
         return job.row(run_dir, summary, "ok"), ""
     why = ("its model is made again" if model_changes else
