@@ -106,3 +106,17 @@ def test_share_transposed_weights_keeps_the_graph_valid():
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     xs = np.ones((2, 80), dtype=np.float32)
     np.testing.assert_allclose(session.run(None, {"x": xs})[0], xs @ w.T, rtol=1e-5)
+
+
+def test_int8_scales_per_output_channel_unless_told(tiny_bert, tmp_path):
+    import onnx
+
+    def scale_sizes(out):
+        g = onnx.load(str(out / "model.int8.onnx"))
+        return {int(np.prod(i.dims)) for i in g.graph.initializer if i.name.endswith("_scale") and
+                "MatMul" in i.name}  # the weight matrices' scales
+
+    per_channel = export(ExportConfig(model=str(tiny_bert), out=str(tmp_path / "pc"), head="base"))
+    assert per_channel["int8_per_channel"] is True and max(scale_sizes(tmp_path / "pc")) > 1
+    export(ExportConfig(model=str(tiny_bert), out=str(tmp_path / "pt"), head="base", int8_per_channel=False))
+    assert scale_sizes(tmp_path / "pt") == {1}

@@ -280,7 +280,8 @@ def _write(cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: 
     if cfg.int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(out / FP32), str(out / INT8), weight_type=QuantType.QInt8)
+        quantize_dynamic(str(out / FP32), str(out / INT8), weight_type=QuantType.QInt8,
+                         per_channel=cfg.int8_per_channel)
         files["int8"] = INT8
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
@@ -290,6 +291,7 @@ def _write(cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: 
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 512) - 2)
     diffs = _max_abs_difference(runners, tokenizer, _sample_texts(cfg), max_length)
     record = {"model": cfg.model, "model_path": path, "head": head, "output": output, "opset": OPSET,
+              "int8_per_channel": cfg.int8_per_channel if cfg.int8 else None,
               "files": {k: {"name": v, "bytes": (out / v).stat().st_size} for k, v in files.items()},
               "safetensors_bytes": (Path(path) / "model.safetensors").stat().st_size
               if (Path(path) / "model.safetensors").is_file() else None,
