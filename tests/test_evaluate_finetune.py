@@ -98,6 +98,9 @@ def test_tiny_model_learns_a_learnable_task(tiny_bert, tmp_path):
     assert run["best_epoch"] is not None and saved["parameters"] > 0
     assert run["dev"]["accuracy"] == max(h["score"] for h in run["dev_history"])  # the kept model is the best
     assert (out / "model" / "config.json").is_file()
+    saved_files = sorted(f.name for f in (out / "model").iterdir())
+    assert "training_args.bin" not in saved_files and "model.safetensors" in saved_files  # no pickle
+    assert all((out / "model" / f).stat().st_mode & 0o777 == 0o644 for f in saved_files)
     pred = (out / "predictions.tsv").read_text().splitlines()
     assert len([ln for ln in pred if ln and not ln.startswith("#")]) == saved["test"]["tokens"]
 

@@ -247,6 +247,16 @@ def _keep_best_callback(scorer: Scorer):
 # one run
 
 
+def _finish_model_dir(directory: Path) -> None:
+    """A fine-tuned model as a user deploys or exports it: no Trainer pickle, files 0644, a tokenizer config
+    transformers 4.x loads (as a distilled student's directory)."""
+    from eliquare.models import make_tokenizer_config_portable
+    from eliquare.publish import tidy
+
+    make_tokenizer_config_portable(directory)
+    tidy(directory)
+
+
 def _write_predictions(path: Path, task: str, examples, preds) -> None:
     with path.open("w", encoding="utf-8") as f:
         if task == "classify":
@@ -356,6 +366,7 @@ def _train_one(cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, voca
         if vocab is not None:
             vocab.expand(model)  # the full vocabulary again: the saved model reads its own tokenizer's ids
         trainer.save_model(str(run_dir / "model"))
+        _finish_model_dir(run_dir / "model")
     shutil.rmtree(work, ignore_errors=True)
     n_tokens_test = sum(sum(1 for x in f["attention_mask"] if x) for f in feats["test"][0])
     run = {
