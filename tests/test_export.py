@@ -75,6 +75,14 @@ def test_sequence_classifier(tiny_bert, tmp_path):
     record = export(ExportConfig(model=str(tmp_path / "cls"), out=str(tmp_path / "onnx"), int8=False))
     assert record["head"] == "sequence-classification"
     assert record["parity"]["max_abs_difference"]["onnx-fp32"] < 1e-4
+    # its dev file's score, the columns named as finetune takes them (the label column is not called "label")
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("topic\ttitle\tbody\n" + "".join(f"{'LABEL_0' if i % 2 else 'LABEL_1'}\tJuma {i}\talienda Nairobi\n"
+                                                      for i in range(20)), encoding="utf-8")
+    record = export(ExportConfig(model=str(tmp_path / "cls"), out=str(tmp_path / "onnx2"), int8=False,
+                                 task_file=str(dev), task="classify", label_column="topic", text_column=["title"]))
+    assert record["task"]["examples"] == 20 and record["task"]["scores"]["pytorch"] == \
+        record["task"]["scores"]["onnx-fp32"]
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -496,6 +496,10 @@ class ExportConfig:
     task_file: Optional[str] = field(None, help="a fine-tuned model's dev file: its task score with PyTorch, ONNX "
                                      "fp32 and int8")
     task: Optional[Literal["pos", "ner", "classify"]] = field(None, help="the task of --task-file")
+    label_column: Optional[str] = field(None, help="classify --task-file: label column, a header name or 0-based "
+                                        "index (default: as finetune detects it)")
+    text_column: Optional[list[str]] = field(None, help="classify --task-file: text column(s), names or 0-based "
+                                             "indices, as given to finetune (default: every other column)")
     max_length: int = field(128, help="longest input in tokens for the checks")
     atol: float = field(1e-4, help="largest max abs difference of ONNX fp32 against PyTorch accepted")
     max_int8_drop: float = field(1.0, help="int8 task score goal: at most this many points below fp32 (a warning)")

@@ -226,7 +226,8 @@ def export(cfg: ExportConfig) -> dict:
     if cfg.task_file:
         from eliquare.evaluate.readers import read_examples
 
-        examples = read_examples(cfg.task_file, cfg.task)
+        examples = read_examples(cfg.task_file, cfg.task, label_column=cfg.label_column,
+                                 text_columns=cfg.text_column)
         unknown = sorted({t for e in examples for t in ([e.label] if cfg.task == "classify" else e.tags)}
                          - set(labels))
         if unknown:
