@@ -44,6 +44,7 @@ def main(argv=None) -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    p.add_argument("--json", help="also write the rows to this JSON file")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -73,16 +74,24 @@ def main(argv=None) -> None:
         return run
 
     times = C.interleaved({name: runner(name) for name in models}, rounds=args.rounds, warmup=1)
-    rows, first = [], None
+    rows, first, records = [], None, []
     for name, m in models.items():
         rate, per_word = words / C.median(times[name]), tokens[name] / words
         first = first or (rate, per_word)
+        records.append({"model": name, "parameters": count_parameters(m), "tokens_per_word": per_word,
+                        "words_per_second": rate, "throughput_ratio": rate / first[0],
+                        "tokens_per_word_ratio": per_word / first[1]})
         rows.append([name, f"{count_parameters(m):,}", f"{per_word:.3f}", f"{per_word / first[1]:.3f}",
                      f"{rate:.0f}", f"{rate / first[0]:.2f}x"])
     body = C.table(["model", "parameters", "tokens / word", "of the first", "words / s", "throughput"], rows)
     body += (f"\n\n- {len(texts)} real sentences ({words:,} words; {args.texts.split('/data/')[-1]}), each model's own "
              f"tokenizer, batches of {args.batch} in file order padded to their longest; encoder forward under "
              "inference_mode; rounds interleaved, medians kept.\n")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"sentences": len(texts), "words": words, "texts": args.texts,
+                                               "batch": args.batch, "rows": records}, indent=1) + "\n")
     C.report("Tokenisation and speed: VocabAmp students (benchmarks/tokenisation_speed.py)", body,
              append=not args.no_append)
 

@@ -29,7 +29,7 @@ def last_eval(record: dict) -> dict:
 
 def layerwise() -> list[dict]:
     rows = []
-    for name in ("base", "hidden", "attn", "value"):
+    for name in ("base", "hidden", "attn", "value"):  # (the amp run: amp_students)
         record = load(RUNS / "beyond" / "layerwise" / name / "distillation.json")
         if record is None:
             continue
@@ -45,38 +45,45 @@ def layerwise() -> list[dict]:
 
 
 def languages() -> list[dict]:
-    """Swahili: each run's own NER probe at its last evaluation (both runs probe MasakhaNER test, 64 tokens);
-    Slovene: `eliquare health` of the sl and the sw+sl students on SSJ test (the same settings for both)."""
+    """Each language's held-out task sentences through `eliquare health` (frozen-feature probe, collapse, CKA), with
+    the same settings for the monolingual student and the Swahili+Slovene one: sw NER (MasakhaNER test, macro-F1),
+    sl UPOS (SSJ test, accuracy)."""
     rows = []
 
     def probe(d):
         return next((v for k, v in d.items() if k.startswith("probe:")), None)
 
-    for model in ("sw", "sw-sl"):
-        record = load(RUNS / "beyond" / "languages" / model / "distillation.json")
+    for language, task in (("sw", "ner"), ("sl", "pos")):
+        for model in (language, "sw-sl"):
+            health = load(RUNS / "beyond" / f"health-{language}-{model}.json")
+            record = load(RUNS / "beyond" / "languages" / model / "distillation.json")
+            if health is None or record is None:
+                continue
+            r = health["results"]
+            rows.append({"language": language, "task": task, "student": model,
+                         "parameters": record["student_parameters"],
+                         "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
+                         "steps": record["steps"], "wall_seconds": record["wall_seconds"],
+                         "languages": record.get("languages"), "probe": probe(r[model]),
+                         "collapse": r[model].get("collapse_last"), "cka": r[model].get("cka"),
+                         "teacher_probe": probe(r["teacher"]), "init_probe": probe(r["initialisation"])})
+    return rows
+
+
+def amp_students() -> dict:
+    """The README job's student with 1000 VocabAmp pieces against the one without (layerwise/base), and the
+    words per second of both on the same sentences (benchmarks/tokenisation_speed.py)."""
+    rows = []
+    for name in ("base", "amp"):
+        record = load(RUNS / "beyond" / "layerwise" / name / "distillation.json")
         if record is None:
             continue
-        e, h = last_eval(record), record["health"]
-        rows.append({"language": "sw", "task": "ner", "student": model, "parameters": record["student_parameters"],
-                     "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
-                     "steps": record["steps"], "wall_seconds": record["wall_seconds"],
-                     "languages": record.get("languages"), "probe": e.get("probe"), "collapse": e.get("collapse"),
-                     "cka": e.get("cka"), "teacher_probe": h["teacher"].get("probe"),
-                     "init_probe": h["initialisation"].get("probe"), "measured_by": "distill --probe"})
-    for model in ("sl", "sw-sl"):
-        health = load(RUNS / "beyond" / f"health-sl-{model}.json")
-        record = load(RUNS / "beyond" / "languages" / model / "distillation.json")
-        if health is None or record is None:
-            continue
-        r = health["results"]
-        rows.append({"language": "sl", "task": "pos", "student": model, "parameters": record["student_parameters"],
-                     "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
-                     "steps": record["steps"], "wall_seconds": record["wall_seconds"],
-                     "languages": record.get("languages"), "probe": probe(r[model]),
-                     "collapse": r[model].get("collapse_last"), "cka": r[model].get("cka"),
-                     "teacher_probe": probe(r["teacher"]), "init_probe": probe(r["initialisation"]),
-                     "measured_by": "eliquare health"})
-    return rows
+        e = last_eval(record)
+        rows.append({"run": name, "parameters": record["student_parameters"], "steps": record["steps"],
+                     "wall_seconds": record["wall_seconds"], "tokens_seen": record.get("tokens_seen"),
+                     "collapse": e.get("collapse"), "cka": e.get("cka"), "neighbours": e.get("neighbours"),
+                     "probe_ner_macro_f1": e.get("probe"), "vocab_amp": record.get("vocab_amp")})
+    return {"students": rows, "speed": load(RUNS / "beyond" / "amp-speed.json")}
 
 
 def amp() -> list[dict]:
@@ -97,7 +104,7 @@ def f(x, nd=3):
 
 
 def main() -> None:
-    data = {"layerwise": layerwise(), "languages": languages(), "vocab_amp": amp()}
+    data = {"layerwise": layerwise(), "languages": languages(), "vocab_amp": amp(), "amp_students": amp_students()}
     (HERE / "results.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     lines = ["# Beyond the paper: layer-wise terms, a student of two languages, VocabAmp", "",
              "Generated by `collect.py` from the runs of `commands.txt`; numbers are the runs' own records.", ""]
@@ -114,10 +121,12 @@ def main() -> None:
         lines += ["", f"Teacher's probe {f(r0['teacher_probe'])}, initialisation's {f(r0['init_probe'])} (the same "
                   "held-out 10% of MasakhaNER test).", ""]
     if data["languages"]:
-        lines += ["## Swahili + Slovene student against the monolingual ones (60 updates of 64 sentences each)", "",
-                  "Frozen-feature probes on held-out task sentences (`eliquare health`): Swahili NER macro-F1 "
-                  "(MasakhaNER test; each run's probe at its last evaluation), Slovene UPOS accuracy (SSJ test; "
-                  "`eliquare health`); teacher and initialisation in the student's vocabulary.", "",
+        steps = data["languages"][0]["steps"]
+        lines += [f"## Swahili + Slovene student against the monolingual ones ({steps} updates of 64 sentences each)",
+                  "", "Frozen-feature probes on each language's held-out task sentences (`eliquare health`, the same "
+                  "settings for every student): Swahili NER macro-F1 (MasakhaNER test), Slovene UPOS accuracy (SSJ "
+                  "test); teacher and initialisation in the student's vocabulary. The sw+sl student sampled each "
+                  "language half the time, so it saw each language half as much as the monolingual students.", "",
                   "| language | student | vocabulary | parameters | probe | teacher | initialisation | collapse | CKA |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in data["languages"]:
@@ -133,6 +142,24 @@ def main() -> None:
                          f"{r['tokens_per_word_before']:.3f} -> {r['tokens_per_word_after']:.3f} "
                          f"({100 * (r['tokens_per_word_after'] / r['tokens_per_word_before'] - 1):+.1f}%) | "
                          f"{' '.join(r['examples'])} |")
+        lines.append("")
+    a = data["amp_students"]
+    if a["students"]:
+        lines += ["## VocabAmp students (README main job: Swahili, 40 updates of 64 sentences, pre-VR, e5-small)", "",
+                  "| run | parameters | NER probe (macro-F1) | collapse | CKA | neighbours | distillation s / update |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in a["students"]:
+            lines.append(f"| {r['run']} | {r['parameters']:,} | {f(r['probe_ner_macro_f1'])} | {f(r['collapse'])} | "
+                         f"{f(r['cka'])} | {f(r['neighbours'])} | {r['wall_seconds'] / r['steps']:.1f} |")
+        if a["speed"]:
+            sp = a["speed"]
+            lines += ["", f"Inference on {sp['sentences']} MasakhaNER test sentences ({sp['words']:,} words), each "
+                      "model with its own tokenizer, batches of 32 padded to their longest, side by side in one run "
+                      "(`benchmarks/tokenisation_speed.py`):", "",
+                      "| model | tokens / word | words / s | throughput |", "|---|---|---|---|"]
+            for r in sp["rows"]:
+                lines.append(f"| {r['model']} | {r['tokens_per_word']:.3f} | {r['words_per_second']:.0f} | "
+                             f"{r['throughput_ratio']:.2f}x |")
         lines.append("")
     (HERE / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
