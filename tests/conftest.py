@@ -37,3 +37,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (the ../shared/data beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _task_encodings_in_tmp(tmp_path_factory, monkeypatch):
+    """Fine-tuning keeps task encodings in the user's cache: a test's go to its session's temporary directory."""
+    import eliquare.evaluate.finetune as finetune
+
+    where = tmp_path_factory.getbasetemp() / "task-encodings"
+    monkeypatch.setattr(finetune, "encoding_cache_dir", lambda: where)

@@ -132,6 +132,41 @@ def test_task_vocabulary_fine_tunes_the_same_model(family, tiny_bert, tiny_xlmr,
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-5) for k in used)
 
 
+def test_task_encodings_are_cached_and_read_back(tiny_bert, tmp_path, monkeypatch):
+    """The second job of the same tokenizer and data reads the features the first wrote and scores the same; other
+    data (or another tokenizer) is encoded afresh; --no-cache-encodings neither reads nor writes."""
+    import eliquare.evaluate.finetune as F
+
+    monkeypatch.setattr(F, "encoding_cache_dir", lambda: tmp_path / "cache")
+    train = write_bio(tmp_path / "train.txt", 40, seed=3)
+    test = write_bio(tmp_path / "test.txt", 10, seed=4)
+
+    def run(name, **kw):
+        cfg = FinetuneConfig(model=str(tiny_bert), task="ner", train=str(train), test=str(test),
+                             out=str(tmp_path / name), max_steps=2, warmup_steps=0, save_model=False, progress=False,
+                             **kw)
+        return finetune(cfg)
+
+    first = run("a")
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    calls = []
+    real = F.encode
+    monkeypatch.setattr(F, "encode", lambda *a, **k: calls.append(1) or real(*a, **k))
+    second = run("b")
+    assert calls == [] and second["scores"] == first["scores"]  # read back, the same features
+    assert (tmp_path / "a" / "predictions.tsv").read_text() == (tmp_path / "b" / "predictions.tsv").read_text()
+    run("c", max_length=16)  # another length: other features
+    assert len(calls) == 3 and len(list((tmp_path / "cache").glob("*.json"))) == 2
+    run("d", cache_encodings=False)
+    assert len(calls) == 6 and len(list((tmp_path / "cache").glob("*.json"))) == 2
+    for f in (tmp_path / "cache").glob("*.json"):
+        f.write_text("{not json")  # a damaged entry: encoded again
+    run("e")
+    assert len(calls) == 9
+    run("f")  # and written again
+    assert len(calls) == 9
+
+
 def test_seeds_give_mean_and_std(tiny_bert, tmp_path):
     train = write_bio(tmp_path / "train.txt", 40, seed=3)
     test = write_bio(tmp_path / "test.txt", 10, seed=4)

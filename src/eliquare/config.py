@@ -543,6 +543,8 @@ class FinetuneConfig:
                                            "(e5: passage)")
     dev_fraction: float = field(0.1, help="share of --train held out for validation when no --dev is given")
     split_seed: int = field(0, help="seed of the deterministic dev/test cuts (the same for every model)")
+    cache_encodings: bool = field(True, help="keep the task's sub-word features in the cache ($ELIQUARE_CACHE/"
+                                  "task-encodings) and read them back for the next job of the same tokenizer and data")
     epochs: float = field(10.0, help="training epochs (paper: 10)")
     max_steps: int = field(-1, help="stop after this many optimizer steps (overrides epochs when > 0)")
     learning_rate: float = field(5e-5, help="peak learning rate (paper: 5e-5)")

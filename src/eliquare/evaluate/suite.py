@@ -252,7 +252,8 @@ def job_fingerprint(fcfg) -> dict:
 
 
 # options that change where or how verbosely a job runs, not its result (the model and files are fingerprinted)
-_NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model", "train", "dev", "test"}
+_NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model", "train", "dev", "test",
+                       "cache_encodings"}
 
 
 def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
