@@ -169,3 +169,40 @@ def test_changed_settings_rerun_dry_run_writes_nothing_only_keeps_rows(tiny_bert
     assert main(args + ["--max-steps", "2", "--dry-run"]) == 0
     err = capsys.readouterr().err
     assert "xx-pos (pos): done already" in err and "xx-topic (classify): to run (settings changed" in err
+
+
+def test_more_seeds_run_only_the_new_ones(tiny_bert, tmp_path, capsys):
+    """The same settings with another list of seeds: the seeds that ran are kept (their files moved to the layout of
+    the new list), only the new ones train; any other change reruns every seed."""
+    data = _data(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["evaluate", "--suite", str(suite), "--out", str(out), "--var", f"data={data}", f"model={tiny_bert}",
+            "--only", "xx-pos"]
+    run = out / "runs" / "tiny" / "xx-pos"
+    assert main(args) == 0
+    first = json.loads((run / "metrics.json").read_text())
+    predictions = (run / "predictions.tsv").read_text()
+    capsys.readouterr()
+
+    assert main(args + ["--seeds", "7", "8"]) == 0
+    err = capsys.readouterr().err
+    assert "other seeds; keeping seed(s) 7" in err and "seed 7: kept from the earlier run" in err
+    both = json.loads((run / "metrics.json").read_text())
+    assert both["seeds"] == [7, 8] and both["scores"][0] == first["scores"][0]
+    assert both["runs"][0]["train_seconds"] == first["runs"][0]["train_seconds"]  # not trained again
+    assert (run / "seed-7" / "predictions.tsv").read_text() == predictions and (run / "seed-8").is_dir()
+    assert not (run / "predictions.tsv").exists()
+    assert main(args + ["--seeds", "7", "8"]) == 0
+    assert "done already, skipped" in capsys.readouterr().err
+
+    assert main(args + ["--seeds", "8"]) == 0  # fewer seeds: kept, back to the one-seed layout
+    one = json.loads((run / "metrics.json").read_text())
+    assert one["scores"] == [both["scores"][1]] and not list(run.glob("seed-*"))
+    assert (run / "predictions.tsv").is_file()
+    capsys.readouterr()
+
+    assert main(args + ["--seeds", "8", "9", "--max-steps", "2"]) == 0  # another setting too: every seed runs
+    err = capsys.readouterr().err
+    assert "settings changed since it ran" in err and "kept from the earlier run" not in err

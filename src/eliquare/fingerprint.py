@@ -97,10 +97,12 @@ def stage_fingerprint(**parts: Any) -> dict[str, Any]:
     return {"fingerprint": digest(record), "parts": record}
 
 
-def matches(directory: str | Path, fingerprint: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> bool:
+def matches(directory: str | Path, fingerprint: dict[str, Any], defaults: dict[str, dict[str, Any]],
+            ignore: dict[str, Sequence[str]] | None = None) -> bool:
     """Whether the stage recorded in ``directory`` was made with ``fingerprint``'s settings: the same digest, or
     the same once the options it lacks (``defaults[part]``: today's default of each option of that part, added to
-    eliquare since) are filled in with their defaults."""
+    eliquare since) are filled in with their defaults. ``ignore[part]``: options of that part not compared (the
+    question is then "the same but for these")."""
     try:
         stored = json.loads((Path(directory) / FILE).read_text(encoding="utf-8"))
         if stored["fingerprint"] == fingerprint["fingerprint"]:
@@ -109,6 +111,10 @@ def matches(directory: str | Path, fingerprint: dict[str, Any], defaults: dict[s
         for part, options in defaults.items():
             if isinstance(parts.get(part), dict):
                 parts[part] = {**{k: v for k, v in options.items() if k not in parts[part]}, **parts[part]}
+        for part, keys in (ignore or {}).items():
+            now = fingerprint["parts"][part]
+            parts[part] = {**{k: v for k, v in parts[part].items() if k not in keys},
+                           **{k: now[k] for k in keys if k in now}}
         return digest(parts) == fingerprint["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

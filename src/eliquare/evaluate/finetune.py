@@ -551,10 +551,33 @@ def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], 
     }
 
 
-def finetune(cfg: FinetuneConfig) -> dict:
+def _reused_run(out: Path, seed: int, seeds: list[int], run: dict, old_seeds: list[int]) -> dict:
+    """A seed's run kept from an earlier result of ``out`` (the same settings but for the list of seeds), its files
+    moved to where this list puts them: ``out`` itself for one seed, ``out/seed-N`` for several."""
+    here = out if len(seeds) == 1 else out / f"seed-{seed}"
+    there = out if len(old_seeds) == 1 else out / f"seed-{seed}"
+    if here != there:
+        here.mkdir(parents=True, exist_ok=True)
+        for name in ("predictions.tsv", "model"):
+            if (there / name).exists():
+                shutil.rmtree(here / name, ignore_errors=True)
+                (there / name).replace(here / name)
+        if there != out:
+            shutil.rmtree(there, ignore_errors=True)
+    if here != out:
+        write_json(here / "metrics.json", run, indent=2)
+    notice(f"seed {seed}: kept from the earlier run with the same settings (score {run['score']:.4f})")
+    return run
+
+
+def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_layout: list[int] | None = None) -> dict:
     """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
     ``cfg.out/metrics.json``. The frozen-embedding tasks (embed-classify, retrieval, agreement) fine-tune nothing:
-    ``eliquare.evaluate.embedding_tasks`` scores them."""
+    ``eliquare.evaluate.embedding_tasks`` scores them.
+
+    ``reuse``: seed -> the run record of that seed in ``cfg.out``'s earlier result, made with the same settings but
+    another list of seeds (``reuse_layout``; `eliquare evaluate` checks that): those seeds are kept, the others
+    run."""
     from eliquare.evaluate.embedding_tasks import EMBEDDING_TASKS, run_embedding_task
 
     if cfg.task in EMBEDDING_TASKS:
@@ -578,8 +601,14 @@ def finetune(cfg: FinetuneConfig) -> dict:
 
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
     out.mkdir(parents=True, exist_ok=True)
-    runs = [_train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
+    reuse = reuse or {}
+    runs = [_reused_run(out, seed, seeds, reuse[seed], reuse_layout or []) if seed in reuse else
+            _train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
             for seed in seeds]
+    if reuse_layout is not None:  # the seeds of the earlier result that are not in this list
+        for d in out.glob("seed-*"):
+            if d.is_dir() and (len(seeds) == 1 or d.name.removeprefix("seed-") not in {str(x) for x in seeds}):
+                shutil.rmtree(d, ignore_errors=True)
     summary = _summary(cfg, data, path, max_length, seeds, runs)
     write_json(out / "metrics.json", summary, indent=2)
     spread = f" ± {100 * summary['std']:.2f}" if len(runs) > 1 else ""

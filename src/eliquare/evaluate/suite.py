@@ -346,12 +346,18 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
             summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             summary = None
-    same = matches(run_dir, fingerprint, {"finetune": option_defaults(FinetuneConfig,
-                                                                       fingerprint["parts"]["finetune"])})
+    defaults = {"finetune": option_defaults(FinetuneConfig, fingerprint["parts"]["finetune"])}
+    same = matches(run_dir, fingerprint, defaults)
     if summary is not None and same and not model_changes:
         print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
         return job.row(run_dir, summary, "ok"), ""
+    reuse = {}  # the same settings but for the list of seeds: the seeds that ran already are kept
+    if summary is not None and not model_changes and matches(run_dir, fingerprint, defaults,
+                                                             ignore={"finetune": ("seeds", "seed")}):
+        wanted = set(fcfg.seeds or [fcfg.seed])
+        reuse = {r["seed"]: r for r in summary.get("runs", []) if isinstance(r, dict) and r.get("seed") in wanted}
     why = ("its model is made again" if model_changes else
+           f"other seeds; keeping seed(s) {', '.join(map(str, sorted(reuse)))}" if reuse else
            "settings changed since it ran" if summary is not None else "not run yet")
     if dry_run:
         print(f"{head}: to run ({why})", file=sys.stderr, flush=True)
@@ -361,7 +367,7 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     try:
         fcfg.overwrite = True  # an interrupted run's leftovers, or a result of other settings
         (run_dir / FINGERPRINT_FILE).unlink(missing_ok=True)  # the old result is going: a kill must not leave it "done"
-        summary = finetune(fcfg)
+        summary = finetune(fcfg, reuse=reuse, reuse_layout=summary.get("seeds") if reuse else None)
         record(run_dir, fingerprint)
         (run_dir / "error.txt").unlink(missing_ok=True)
         return job.row(run_dir, summary, "ok"), ""
