@@ -46,19 +46,19 @@ def test_an_option_added_since_at_its_default_is_the_same_setting(tmp_path):
                                              if k not in ("query_column", "query_prompt")}}
     # what an eliquare without those two options recorded
     (tmp_path / FILE).write_text(json.dumps({"fingerprint": digest(old_parts), "parts": old_parts}), encoding="utf-8")
-    defaults = {"finetune": option_defaults(FinetuneConfig, now["parts"]["finetune"])}
-    assert defaults["finetune"]["query_prompt"] == "query"
-    assert matches(tmp_path, now, defaults)
+    assert option_defaults(FinetuneConfig, now["parts"]["finetune"])["query_prompt"] == "query"
+    configs = {"finetune": FinetuneConfig}
+    assert matches(tmp_path, now, configs)
 
     # given another value now, the old run (which had the default behaviour) is not this one
     other = stage_fingerprint(finetune=_options(query_prompt="passage"), model="m1", data="d1")
-    assert not matches(tmp_path, other, {"finetune": option_defaults(FinetuneConfig, other["parts"]["finetune"])})
+    assert not matches(tmp_path, other, configs)
     # an option the record has, changed: not the same; nor another model or data
     changed = stage_fingerprint(finetune=_options(epochs=7), model="m1", data="d1")
-    assert not matches(tmp_path, changed, defaults)
-    assert not matches(tmp_path, stage_fingerprint(finetune=_options(), model="m2", data="d1"), defaults)
+    assert not matches(tmp_path, changed, configs)
+    assert not matches(tmp_path, stage_fingerprint(finetune=_options(), model="m2", data="d1"), configs)
 
     record(tmp_path, now)
     assert matches(tmp_path, now, {})
     (tmp_path / FILE).write_text("{not json", encoding="utf-8")
-    assert not matches(tmp_path, now, defaults)
+    assert not matches(tmp_path, now, configs)

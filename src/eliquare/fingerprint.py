@@ -97,12 +97,13 @@ def stage_fingerprint(**parts: Any) -> dict[str, Any]:
     return {"fingerprint": digest(record), "parts": record}
 
 
-def matches(directory: str | Path, fingerprint: dict[str, Any], defaults: dict[str, dict[str, Any]],
+def matches(directory: str | Path, fingerprint: dict[str, Any], configs: dict[str, type],
             ignore: dict[str, Sequence[str]] | None = None) -> bool:
     """Whether the stage recorded in ``directory`` was made with ``fingerprint``'s settings: the same digest, or
-    the same once the options it lacks (``defaults[part]``: today's default of each option of that part, added to
-    eliquare since) are filled in with their defaults. ``ignore[part]``: options of that part not compared (the
-    question is then "the same but for these")."""
+    the same once the options it lacks are filled in with today's defaults (``configs[part]``: the config dataclass
+    of that part's options; an option added to eliquare since the stage ran had its default behaviour then).
+    ``ignore[part]``: options of that part not compared (the question is then "the same but for these")."""
+    defaults = {part: option_defaults(cls, fingerprint["parts"][part]) for part, cls in configs.items()}
     try:
         stored = json.loads((Path(directory) / FILE).read_text(encoding="utf-8"))
         if stored["fingerprint"] == fingerprint["fingerprint"]:

@@ -139,13 +139,13 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
     from eliquare.checkpoints import has_complete_checkpoint
     from eliquare.distill import checkpoint_dir, distill
-    from eliquare.fingerprint import matches, option_defaults, record, recorded
+    from eliquare.fingerprint import matches, record, recorded
 
     out = Path(student.config.out)
     fingerprint = student_fingerprint(student)
     done = out / "distillation.json"
     if done.is_file():
-        if matches(out, fingerprint, {"distill": option_defaults(DistillConfig, fingerprint["parts"]["distill"])}):
+        if matches(out, fingerprint, {"distill": DistillConfig}):
             if not dry_run and recorded(out) != fingerprint["fingerprint"]:
                 record(out, fingerprint)  # in today's terms
             return "done already (same settings)", 0.0

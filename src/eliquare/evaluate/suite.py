@@ -336,7 +336,7 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     from eliquare.evaluate.finetune import finetune
     from eliquare.fingerprint import FILE as FINGERPRINT_FILE
     from eliquare.config import FinetuneConfig
-    from eliquare.fingerprint import matches, option_defaults, record
+    from eliquare.fingerprint import matches, record
 
     run_dir = Path(fcfg.out)
     fingerprint = job_fingerprint(fcfg)
@@ -346,13 +346,13 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
             summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
             summary = None
-    defaults = {"finetune": option_defaults(FinetuneConfig, fingerprint["parts"]["finetune"])}
-    same = matches(run_dir, fingerprint, defaults)
+    configs = {"finetune": FinetuneConfig}
+    same = matches(run_dir, fingerprint, configs)
     if summary is not None and same and not model_changes:
         print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
         return job.row(run_dir, summary, "ok"), ""
     reuse = {}  # the same settings but for the list of seeds: the seeds that ran already are kept
-    if summary is not None and not model_changes and matches(run_dir, fingerprint, defaults,
+    if summary is not None and not model_changes and matches(run_dir, fingerprint, configs,
                                                              ignore={"finetune": ("seeds", "seed")}):
         wanted = set(fcfg.seeds or [fcfg.seed])
         reuse = {r["seed"]: r for r in summary.get("runs", []) if isinstance(r, dict) and r.get("seed") in wanted}
