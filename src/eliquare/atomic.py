@@ -25,8 +25,9 @@ PARTIAL_MARK = ".eliquare-partial"
 
 
 def write_json(path: Path, data, indent: int = 1) -> None:
-    """``path`` holds the old content or the new, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """``path`` holds the old content or the new, never half of one (the temporary file is the process's own, so
+    two processes writing the same path side by side do not write into one temporary file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
         fh.flush()

@@ -498,13 +498,7 @@ def _encode_splits(cfg, data: TaskData, tokenizer, max_length: int) -> dict:
     if cached is not None and not hit:  # (a damaged entry is replaced)
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
-            import os
-            import tempfile
-
-            with tempfile.NamedTemporaryFile("w", encoding="utf-8", dir=cached.parent, prefix=f".{cached.stem}.",
-                                             suffix=".tmp", delete=False) as fh:  # own name: jobs may run side by side
-                fh.write(json.dumps({split: list(v) for split, v in feats.items()}, ensure_ascii=False))
-            os.replace(fh.name, cached)
+            write_json(cached, {split: list(v) for split, v in feats.items()}, indent=None)
         except OSError as e:  # a read-only or full cache costs only the time to encode again
             notice(f"task encodings not cached ({e.strerror or e}); encoding again next time")
     return feats
