@@ -69,14 +69,33 @@ class Replacement:
             self.work.rename(self.out)
             return
         old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.replaced-", dir=self.out.parent))
-        self.out.rename(old / self.out.name)
         try:
-            self.work.rename(self.out)
-        except OSError:
-            (old / self.out.name).rename(self.out)  # the old one back in its place
-            raise
+            held = old / self.out.name
+            self.work.rename(held)  # out of OUT.partial first: a kill from here on leaves only the hidden directory
+            if _exchange(held, self.out):  # one step: OUT is the old or the new at every instant
+                return
+            held.rename(self.work)
+            self.out.rename(held)  # no atomic exchange here: a short window without OUT
+            try:
+                self.work.rename(self.out)
+            except OSError:
+                (old / self.out.name).rename(self.out)  # the old one back in its place
+                raise
         finally:
             shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the system or the
+    file system has no such call (the caller then renames in two steps)."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
 
 
 def file_checksum(path: Path) -> str:
