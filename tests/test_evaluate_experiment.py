@@ -75,6 +75,20 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert main(args + ["--only", "xx-pos"]) == 0
     assert "distil tiny-student/xx: resumed from its last checkpoint" in capsys.readouterr().err
 
+    # a student distilled by hand (no fingerprint.json) with these options is adopted, also when its record is
+    # older than an option added since (here: alpha_value, at its default); with another option it is distilled
+    # again
+    (student / "fingerprint.json").unlink()
+    made = json.loads((student / "distillation.json").read_text())
+    older = {**made, "config": {k: v for k, v in made["config"].items() if k != "alpha_value"}}
+    (student / "distillation.json").write_text(json.dumps(older), encoding="utf-8")
+    assert main(args + ["--dry-run"]) == 0
+    assert "distil tiny-student/xx: done already (distilled with these options; adopted)" in capsys.readouterr().err
+    other = {**made, "config": {**made["config"], "alpha_value": 1.0}}
+    (student / "distillation.json").write_text(json.dumps(other), encoding="utf-8")
+    assert main(args + ["--dry-run"]) == 0
+    assert "distil tiny-student/xx: to run: distil again (settings changed)" in capsys.readouterr().err
+
 
 BILINGUAL = """
 students:

@@ -7,8 +7,8 @@ import json
 import os
 import shutil
 
-from eliquare.config import FinetuneConfig, to_dict
-from eliquare.fingerprint import (FILE, digest, matches, model_fingerprint, option_defaults, record,
+from eliquare.config import FinetuneConfig, option_defaults, to_dict
+from eliquare.fingerprint import (FILE, digest, matches, model_fingerprint, record,
                                   stage_fingerprint)
 
 

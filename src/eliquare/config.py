@@ -198,6 +198,26 @@ def to_dict(cfg) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+def option_defaults(cls, names=None) -> dict[str, Any]:
+    """The defaults of a config dataclass's fields (those in ``names``, or all), as a record written by ``to_dict``
+    and read back from JSON holds them: what a run had when a record lacks an option added since."""
+    import json
+
+    out = {}
+    for f in dataclasses.fields(cls):
+        if names is not None and f.name not in names:
+            continue
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            value = f.default_factory()  # type: ignore[misc]
+        else:
+            continue
+        out[f.name] = json.loads(json.dumps(value if not dataclasses.is_dataclass(value) else dataclasses.asdict(value),
+                                            default=str))
+    return out
+
+
 def field(default=dataclasses.MISSING, *, help: str = "", default_factory=dataclasses.MISSING):  # noqa: A002
     """A dataclass field with a help text shown by ``eliquare VERB --help``."""
     if default_factory is not dataclasses.MISSING:
@@ -263,9 +283,7 @@ def upgrade_distill_record(options: dict) -> dict:
     if "objective" not in options and options.get("alpha_mlm") == PAPER_ALPHA_MLM:
         options["alpha_mlm"] = None  # before the embedding objective: the default then and now
     if options:  # an option added since: the record's run had its default behaviour
-        defaults = {f.name: f.default for f in dataclasses.fields(DistillConfig)
-                    if f.default is not dataclasses.MISSING}
-        options = {**{k: v for k, v in defaults.items() if k not in options}, **options}
+        options = {**option_defaults(DistillConfig), **options}
     return options
 
 

@@ -7,8 +7,9 @@ after it, whose fingerprints include this one's model.
 
 Two things do not count as a change. An option added to eliquare after a stage ran, at its default: the
 record is read with the option's default filled in (the run had the default behaviour), as
-``config.upgrade_distill_record`` reads old ``distillation.json`` files. And a model directory rewritten with
-the same bytes (copied, converted again): a model is fingerprinted by its files' contents, not their times.
+``config.upgrade_distill_record`` reads old ``distillation.json`` files (both take the defaults from
+``config.option_defaults``). And a model directory rewritten with the same bytes (copied, converted again): a
+model is fingerprinted by its files' contents, not their times.
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ def matches(directory: str | Path, fingerprint: dict[str, Any], configs: dict[st
     the same once the options it lacks are filled in with today's defaults (``configs[part]``: the config dataclass
     of that part's options; an option added to eliquare since the stage ran had its default behaviour then).
     ``ignore[part]``: options of that part not compared (the question is then "the same but for these")."""
+    from eliquare.config import option_defaults
+
     defaults = {part: option_defaults(cls, fingerprint["parts"][part]) for part, cls in configs.items()}
     try:
         stored = json.loads((Path(directory) / FILE).read_text(encoding="utf-8"))
@@ -119,24 +122,6 @@ def matches(directory: str | Path, fingerprint: dict[str, Any], configs: dict[st
         return digest(parts) == fingerprint["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
-
-
-def option_defaults(cls, options: dict[str, Any]) -> dict[str, Any]:
-    """The defaults of a config dataclass's fields among ``options``' keys, as ``to_dict`` writes them."""
-    import dataclasses
-
-    out = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in options:
-            continue
-        if f.default is not dataclasses.MISSING:
-            value = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            value = f.default_factory()  # type: ignore[misc]
-        else:
-            continue
-        out[f.name] = json.loads(json.dumps(value, default=str))
-    return out
 
 
 def recorded(directory: str | Path) -> str | None:
