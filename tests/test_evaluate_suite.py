@@ -11,7 +11,7 @@ import pytest
 from eliquare.cli import main
 from eliquare.config import EvaluateConfig
 from eliquare.errors import EliquareError
-from eliquare.evaluate.suite import evaluate, load_suite
+from eliquare.evaluate.suite import Job, evaluate, load_suite, select_jobs
 
 SUITE = """
 vars:
@@ -206,3 +206,14 @@ def test_more_seeds_run_only_the_new_ones(tiny_bert, tmp_path, capsys):
     assert main(args + ["--seeds", "8", "9", "--max-steps", "2"]) == 0  # another setting too: every seed runs
     err = capsys.readouterr().err
     assert "settings changed since it ran" in err and "kept from the earlier run" not in err
+
+
+def test_only_takes_models_datasets_and_single_jobs():
+    jobs = [Job(m, m, {"name": d}, {}) for m in ("teacher", "student") for d in ("xx-pos", "yy-ner")]
+    keys = lambda only: [j.key for j in select_jobs(jobs, only)]  # noqa: E731
+    assert keys(None) == [j.key for j in jobs]
+    assert keys(["student"]) == ["student/xx-pos", "student/yy-ner"]
+    assert keys(["yy-ner"]) == ["teacher/yy-ner", "student/yy-ner"]
+    assert keys(["teacher/yy-ner", "student/xx-pos"]) == ["teacher/yy-ner", "student/xx-pos"]
+    with pytest.raises(EliquareError, match="--only teacher/zz-pos: no such model, dataset or MODEL/DATASET job"):
+        select_jobs(jobs, ["teacher/zz-pos"])

