@@ -262,12 +262,11 @@ def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
     if not only:
         return jobs
     wanted = set(only)
-    names = {j.model for j in jobs} | {j.dataset["name"] for j in jobs} | {j.key for j in jobs}
-    missing = sorted(wanted - names)
+    known = {j.model for j in jobs} | {j.dataset["name"] for j in jobs}
+    missing = sorted(wanted - known - {j.key for j in jobs})
     if missing:
-        known = sorted({j.model for j in jobs} | {j.dataset["name"] for j in jobs})
         raise EliquareError(f"--only {' '.join(missing)}: no such model, dataset or MODEL/DATASET job in the suite; "
-                            f"known: {', '.join(known)}")
+                            f"known: {', '.join(sorted(known))}")
     return [j for j in jobs if wanted & {j.model, j.dataset["name"], j.key}]
 
 
