@@ -217,3 +217,30 @@ def test_only_takes_models_datasets_and_single_jobs():
     assert keys(["teacher/yy-ner", "student/xx-pos"]) == ["teacher/yy-ner", "student/xx-pos"]
     with pytest.raises(EliquareError, match="--only teacher/zz-pos: no such model, dataset or MODEL/DATASET job"):
         select_jobs(jobs, ["teacher/zz-pos"])
+
+
+def test_a_run_split_with_only_keeps_the_rows_the_other_part_wrote_meanwhile(tiny_bert, tmp_path, monkeypatch):
+    """Two cores, one --only each, one OUT: the part that finishes last keeps the other's rows (results.json is read
+    again at every write, not only when the part started)."""
+    import eliquare.evaluate.suite as suite_module
+    from eliquare.evaluate.results import write_results
+
+    data = _data(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    args = ["evaluate", "--suite", str(suite), "--out", str(out), "--var", f"data={data}", f"model={tiny_bert}"]
+    assert main(args + ["--only", "xx-topic"]) == 0
+    topic_row = json.loads((out / "results.json").read_text())["rows"][0]
+    (out / "results.json").unlink()  # as if the xx-topic part were still running when the xx-pos part starts
+    real = suite_module._run_job
+
+    def other_part_finishes_meanwhile(*a, **k):
+        write_results(out, [topic_row], str(suite))
+        return real(*a, **k)
+
+    monkeypatch.setattr(suite_module, "_run_job", other_part_finishes_meanwhile)
+    assert main(args + ["--only", "xx-pos"]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["dataset"], r["status"]) for r in rows] == [("xx-pos", "ok"), ("xx-topic", "ok")]
+    assert not list(out.glob("*.tmp"))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from eliquare.atomic import write_json
 from eliquare.errors import EliquareError
 
 # The keys of a row, in the order results.json and results.csv hold them. A value not known is "".
@@ -102,11 +104,10 @@ def is_finetune_summary(data) -> bool:
 def write_results(out: Path, rows: list[dict], suite: str) -> None:
     """``out/results.json`` and ``out/results.csv`` (lists joined with ``;``)."""
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".results.json.tmp"  # by a temporary name, then renamed: a kill leaves the old table or the new
-    tmp.write_text(json.dumps({"kind": "results", "suite": suite, "rows": rows}, indent=2, ensure_ascii=False) + "\n",
-                   encoding="utf-8")
-    tmp.replace(out / "results.json")
-    tmp = out / "results.csv.tmp"
+    # each by a temporary name of this process's own, then renamed: a kill leaves the old table or the new, and two
+    # parts of a run split with --only, writing side by side, do not write into one temporary file
+    write_json(out / "results.json", {"kind": "results", "suite": suite, "rows": rows}, indent=2)
+    tmp = out / f".results.csv.{os.getpid()}.tmp"
     with tmp.open("w", encoding="utf-8", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(FIELDS))
         w.writeheader()

@@ -293,10 +293,12 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
     out = Path(cfg.out).expanduser()
     # check every job's options before running anything
     configs = [(_config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
-    previous = _previous_rows(out)
     ran: dict[str, dict] = {}
 
     def table() -> list[dict]:  # the whole suite's rows in its order: this run's, else the earlier ones
+        # read again at every write: a run split with --only over cores or machines shares results.json, and the
+        # rows another part wrote since this one started are kept
+        previous = _previous_rows(out)
         rows = []
         for j in every:
             row = ran.get(j.key) or previous.get((j.model, j.dataset["name"]))
