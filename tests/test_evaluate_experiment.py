@@ -130,3 +130,26 @@ def test_a_student_of_two_languages_is_fine_tuned_on_both(tiny_bert, corpus_file
     exp.write_text(BILINGUAL.replace('xx+yy: {corpus', 'xx: {corpus: ["${data}/corpus.txt"]}\n      xx+yy: {corpus'),
                    encoding="utf-8")
     assert main(args + ["--out", str(tmp_path / "other")]) == 2
+
+
+def test_a_part_without_the_reference_runs_its_jobs_and_leaves_the_report(tiny_bert, corpus_file, tmp_path, capsys):
+    """--only on the student alone (the teacher's jobs run elsewhere): its jobs run and exit 0; the report, which
+    compares with the teacher, waits for a run that has the teacher's rows."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "corpus.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
+    write_conllu(data / "train.conllu", 40, seed=1)
+    write_conllu(data / "test.conllu", 20, seed=2)
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]"), encoding="utf-8")
+    out, results = tmp_path / "work", tmp_path / "results"
+    args = ["experiment", str(exp), "--out", str(out), "--results", str(results), "--var", f"data={data}",
+            f"teacher={tiny_bert}"]
+    assert main(args + ["--only", "tiny-student"]) == 0
+    err = capsys.readouterr().err
+    assert "report: not written: the reference teacher has no results" in err and "Traceback" not in err
+    assert not (results / "report.md").exists()
+    assert [r["model"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["tiny-student"]
+    assert main(args + ["--only", "teacher"]) == 0  # the other part: now the report is written, with both
+    rows = json.loads((results / "results.json").read_text())["rows"]
+    assert sorted({r["model"] for r in rows}) == ["teacher", "tiny-student"] and (results / "report.md").is_file()

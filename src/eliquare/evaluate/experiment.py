@@ -226,6 +226,13 @@ def experiment(cfg: ExperimentConfig) -> dict:
         stages.append((f"finetune {row['model']}/{row['dataset']}", row.get("status", ""),
                        float(row.get("train_seconds") or 0)))
     say("fine-tune", "jobs failed" if failed else "all jobs done", time.perf_counter() - started)
+    if reference and not any(r["model"] == reference for r in table["rows"]):
+        # a run split with --only (another core runs the reference's jobs): the jobs are done, the report waits
+        say("report", f"not written: the reference {reference} has no results in {out} yet; run again without "
+                      f"--only once its jobs are done", 0.0)
+        if failed is not None:
+            raise failed
+        return {"stages": stages, "rows": table["rows"]}
     made = write_report(cfg, out, results, reference, sorted(dirs), stages)
     if failed is not None:
         raise failed
