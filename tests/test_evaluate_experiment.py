@@ -57,6 +57,10 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert main(args) == 0  # all done with the same settings: nothing runs
     err = capsys.readouterr().err
     assert "distil tiny-student/xx: done already (same settings)" in err and err.count("done already, skipped") == 3
+    # the report of a rerun keeps the wall time of every stage as it ran (the distillation's from its record)
+    took = json.loads((student / "distillation.json").read_text())["wall_seconds"]
+    assert took > 0 and f"distil tiny-student/xx\tdone already (same settings)\t{took:.0f}\n" in \
+        (results / "stages.tsv").read_text()
 
     # another student option: that student is distilled again and its fine-tune rerun; the teacher's are kept
     exp.write_text(EXPERIMENT.replace("max_steps: 4", "max_steps: 6"), encoding="utf-8")

@@ -181,6 +181,14 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     return what, time.perf_counter() - started
 
 
+def _recorded_wall_seconds(out) -> float:
+    """The wall time a finished student's distillation.json records (0 when it records none)."""
+    try:
+        return float(json.loads((Path(out) / "distillation.json").read_text(encoding="utf-8")).get("wall_seconds") or 0)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
+
+
 def experiment(cfg: ExperimentConfig) -> dict:
     from eliquare.evaluate.suite import evaluate, load_suite, read_suite, select_jobs
 
@@ -198,8 +206,9 @@ def experiment(cfg: ExperimentConfig) -> dict:
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
     stages: list[tuple[str, str, float]] = []
 
-    def say(stage: str, what: str, seconds: float) -> None:
-        stages.append((stage, what, seconds))
+    def say(stage: str, what: str, seconds: float, took: float | None = None) -> None:
+        """``took``: for stages.tsv, the wall time of a stage done in an earlier run (its record's)."""
+        stages.append((stage, what, seconds if took is None else took))
         print(f"eliquare: {stage}: {what}" + (f" ({seconds:.0f} s)" if seconds else ""), file=sys.stderr,
               flush=True)
 
@@ -207,7 +216,8 @@ def experiment(cfg: ExperimentConfig) -> dict:
     for student in students:
         if any((student.name, language) in needed for language in student.languages):
             what, seconds = distil(student, cfg.dry_run)
-            say(f"distil {student.key}", what, seconds)
+            say(f"distil {student.key}", what, seconds,
+                took=_recorded_wall_seconds(student.config.out) if what.startswith("done already") else None)
             if what.startswith("to run"):
                 changing.add(student.config.out)
     started = time.perf_counter()
