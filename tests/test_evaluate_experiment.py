@@ -29,17 +29,23 @@ report: {reference: teacher}
 """
 
 
-def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, tmp_path, capsys):
+def _experiment(tmp_path, corpus_file, tiny_bert, text: str = EXPERIMENT):
+    """The data, the YAML and the command line of an experiment in ``tmp_path``: (exp, out, results, args)."""
     data = tmp_path / "data"
     data.mkdir()
     (data / "corpus.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
     write_conllu(data / "train.conllu", 40, seed=1)
     write_conllu(data / "test.conllu", 20, seed=2)
     exp = tmp_path / "exp.yaml"
-    exp.write_text(EXPERIMENT, encoding="utf-8")
+    exp.write_text(text, encoding="utf-8")
     out, results = tmp_path / "work", tmp_path / "results"
     args = ["experiment", str(exp), "--out", str(out), "--results", str(results), "--var", f"data={data}",
             f"teacher={tiny_bert}"]
+    return exp, out, results, args
+
+
+def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, tmp_path, capsys):
+    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert)
     assert main(args) == 0
     student = out / "students" / "tiny-student" / "xx"
     assert (student / "distillation.json").is_file() and (student / "fingerprint.json").is_file()
@@ -139,16 +145,8 @@ def test_a_student_of_two_languages_is_fine_tuned_on_both(tiny_bert, corpus_file
 def test_a_part_without_the_reference_runs_its_jobs_and_leaves_the_report(tiny_bert, corpus_file, tmp_path, capsys):
     """--only on the student alone (the teacher's jobs run elsewhere): its jobs run and exit 0; the report, which
     compares with the teacher, waits for a run that has the teacher's rows."""
-    data = tmp_path / "data"
-    data.mkdir()
-    (data / "corpus.txt").write_text(corpus_file.read_text(encoding="utf-8"), encoding="utf-8")
-    write_conllu(data / "train.conllu", 40, seed=1)
-    write_conllu(data / "test.conllu", 20, seed=2)
-    exp = tmp_path / "exp.yaml"
-    exp.write_text(EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]"), encoding="utf-8")
-    out, results = tmp_path / "work", tmp_path / "results"
-    args = ["experiment", str(exp), "--out", str(out), "--results", str(results), "--var", f"data={data}",
-            f"teacher={tiny_bert}"]
+    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert,
+                                          EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]"))
     assert main(args + ["--only", "tiny-student"]) == 0
     err = capsys.readouterr().err
     assert "report: not written: the reference teacher has no results" in err and "Traceback" not in err
