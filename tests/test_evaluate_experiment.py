@@ -152,6 +152,13 @@ def test_a_part_without_the_reference_runs_its_jobs_and_leaves_the_report(tiny_b
     assert "report: not written: the reference teacher has no results" in err and "Traceback" not in err
     assert not (results / "report.md").exists()
     assert [r["model"] for r in json.loads((out / "results.json").read_text())["rows"]] == ["tiny-student"]
+    # a reference that is none of the models is named before anything runs (not as a report waiting for it)
+    exp.write_text(EXPERIMENT.replace("reference: teacher", "reference: techer"), encoding="utf-8")
+    assert main(args[:2] + ["--out", str(tmp_path / "typo")] + args[4:]) == 2
+    err = capsys.readouterr().err
+    assert "report: reference techer is not one of its models (teacher, tiny-student)" in err
+    assert not (tmp_path / "typo").exists()
+    exp.write_text(EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]"), encoding="utf-8")
     assert main(args + ["--only", "teacher"]) == 0  # the other part: now the report is written, with both
     rows = json.loads((results / "results.json").read_text())["rows"]
     assert sorted({r["model"] for r in rows}) == ["teacher", "tiny-student"] and (results / "report.md").is_file()

@@ -202,7 +202,12 @@ def experiment(cfg: ExperimentConfig) -> dict:
     for s in students:
         for language in s.languages:  # a student of several languages (sw+sl) is fine-tuned on each one's tasks
             dirs.setdefault(s.name, {})[language] = s.config.out
-    jobs = select_jobs(load_suite(cfg.experiment, cfg.var, None, dirs), cfg.only)  # every option checked first
+    every = load_suite(cfg.experiment, cfg.var, None, dirs)  # every option checked first
+    names = list(dict.fromkeys(j.model for j in every))
+    if reference is not None and reference not in names:  # before anything runs, not once the jobs are done
+        raise EliquareError(f"{where}: report: reference {reference} is not one of its models "
+                            f"({', '.join(names)}); name one of them")
+    jobs = select_jobs(every, cfg.only)
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
     stages: list[tuple[str, str, float]] = []
 
