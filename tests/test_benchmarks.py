@@ -110,11 +110,14 @@ def test_finetune_task_vocab_rows(tiny_bert, tmp_path):
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     loaded = load_model(str(tiny_bert), head="token-classification", labels=["a", "b"])
     features = finetune_task_vocab.task_features(loaded.tokenizer, str(path))
-    rows = finetune_task_vocab.measure(loaded.model, loaded.tokenizer, features, batch_size=4, rounds=1, warmup=0)
-    assert [r["variant"] for r in rows] == ["full", "task"]
+    rows = finetune_task_vocab.measure(loaded.model, loaded.tokenizer, features, batch_size=2, rounds=1, warmup=0,
+                                       sentences=40)  # groups of 10: transformers makes at least 4 per pass
+    assert [r["variant"] for r in rows] == ["full", "task", "task-grouped"]
     assert rows[1]["vocab"] < rows[0]["vocab"] and rows[1]["parameters"] < rows[0]["parameters"]
+    assert rows[2]["vocab"] == rows[1]["vocab"] and all(r["batches"] == 20 for r in rows)
+    assert rows[2]["padding"] < rows[1]["padding"] == rows[0]["padding"]
     assert all(r["seconds"] > 0 for r in rows) and rows[0]["speedup"] == 1.0
-    assert len(data_lines(finetune_task_vocab.format_rows(rows))) == 2
+    assert len(data_lines(finetune_task_vocab.format_rows(rows))) == 3
 
 
 def test_inference_of_saved_models(tiny_bert, tmp_path):

@@ -287,7 +287,7 @@ def _eval_steps(cfg, n_features: int) -> int:
 def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
     """The paper's schedule (linear decay after warm-up), a dev evaluation every ``eval_steps``, no checkpoints."""
     return trainer_arguments(
-        work, seed=seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16,
+        work, seed=seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16, group_by_length=cfg.group_by_length,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         num_train_epochs=cfg.epochs,
@@ -304,6 +304,18 @@ def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
     )
 
 
+def _trainer_class(trainer_cls):
+    """``Trainer`` that evaluates and predicts in the dataset's order: transformers 5.x also sorts evaluation
+    batches by length under ``group_by_length``, and the scorer aligns predictions with examples by position."""
+    import torch
+
+    class OrderedEvaluationTrainer(trainer_cls):
+        def _get_eval_sampler(self, eval_dataset):
+            return None if eval_dataset is None else torch.utils.data.SequentialSampler(eval_dataset)
+
+    return OrderedEvaluationTrainer
+
+
 def _train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work: Path, seed: int):
     """Train, scoring the dev split every epoch; ``model`` ends with the weights of the best evaluation.
 
@@ -318,7 +330,7 @@ def _train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work
     scorer.use(data.dev, feats["dev"][1])
     keep = _keep_best_callback(scorer)
     args = _training_arguments(cfg, work, _eval_steps(cfg, len(train_ds)), seed)
-    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=train_ds, eval_dataset=dev_ds,
+    trainer = _trainer_class(Trainer)(model=model, args=args, data_collator=collator, train_dataset=train_ds, eval_dataset=dev_ds,
                       processing_class=tokenizer, compute_metrics=scorer, callbacks=[keep],
                       preprocess_logits_for_metrics=_argmax)
     t0 = time.perf_counter()
