@@ -330,9 +330,9 @@ def _train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work
     scorer.use(data.dev, feats["dev"][1])
     keep = _keep_best_callback(scorer)
     args = _training_arguments(cfg, work, _eval_steps(cfg, len(train_ds)), seed)
-    trainer = _trainer_class(Trainer)(model=model, args=args, data_collator=collator, train_dataset=train_ds, eval_dataset=dev_ds,
-                      processing_class=tokenizer, compute_metrics=scorer, callbacks=[keep],
-                      preprocess_logits_for_metrics=_argmax)
+    trainer = _trainer_class(Trainer)(model=model, args=args, data_collator=collator, train_dataset=train_ds,
+                                      eval_dataset=dev_ds, processing_class=tokenizer, compute_metrics=scorer,
+                                      callbacks=[keep], preprocess_logits_for_metrics=_argmax)
     t0 = time.perf_counter()
     trainer.train()
     if keep.step != trainer.state.global_step and (not keep.history or
