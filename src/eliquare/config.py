@@ -571,8 +571,8 @@ class FinetuneConfig:
     batch_size: int = field(16, help="training examples per step")
     group_by_length: bool = field(
         False, help="draw each training batch from examples of similar length (transformers' LengthGroupedSampler): "
-        "less padding, so faster steps; a different batch order, so scores differ from the default's like a "
-        "different seed's")
+        "less padding, so faster steps; a different batch order, so scores differ from the default's (sl UPOS, "
+        "3 epochs: half the time, 0.4 points lower; results/finetune-speed)")
     eval_batch_size: int = field(64, help="examples per forward pass when evaluating")
     max_length: Optional[int] = field(None, help="longest input in tokens (default: the model's limit)")
     seed: int = field(42, help="random seed of the run")
