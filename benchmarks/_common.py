@@ -11,7 +11,6 @@ import contextlib
 import copy
 import datetime as _dt
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -197,18 +196,9 @@ def peak_matmul(n: int = 4096, device: str = "cpu", dtype: torch.dtype = torch.f
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    parts = [f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-             f"threads ({torch.backends.cpu.get_cpu_capability()})"]
-    if torch.cuda.is_available():
-        parts.append(f"GPU {torch.cuda.get_device_name()}")
+    from eliquare.speed import machine as this_machine
+
+    parts = [this_machine()]
     if hasattr(os, "getloadavg"):  # other work on the machine slows every variant, and small ops most
         parts.append("load average at the end {:.1f} / {:.1f} / {:.1f} (1 / 5 / 15 min)".format(*os.getloadavg()))
     return "; ".join(parts)

@@ -4,10 +4,14 @@ does nothing, a changed student option redoes that student and its fine-tunes, a
 from __future__ import annotations
 
 import json
+import os
+
+import torch
 
 from test_evaluate_finetune import write_conllu
 
 from eliquare.cli import main
+from eliquare.speed import machine
 
 EXPERIMENT = """
 vars:
@@ -58,6 +62,13 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert "## Wilcoxon signed-rank tests" in report and "tiny-student vs teacher: 2 (dataset, seed) pairs" in report
     assert (results / "wilcoxon-tiny-student.json").is_file() and (results / "exp.yaml").is_file()
     assert "distil tiny-student/xx\tdistilled" in (results / "stages.tsv").read_text()
+    # where each stage ran: the row of every job, the student's record, stages.tsv and the report name the machine
+    here = machine()
+    assert f", {os.cpu_count()} logical CPUs, torch {torch.__version__} with " in here
+    assert all(r["machine"] == here for r in rows)
+    assert json.loads((student / "distillation.json").read_text())["machine"] == here
+    assert f"\n- {here}: " in report and "## Machines" in report
+    assert all(line.endswith("\t" + here) for line in (results / "stages.tsv").read_text().splitlines()[1:])
 
     capsys.readouterr()
     assert main(args) == 0  # all done with the same settings: nothing runs
@@ -65,7 +76,7 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert "distil tiny-student/xx: done already (same settings)" in err and err.count("done already, skipped") == 3
     # the report of a rerun keeps the wall time of every stage as it ran (the distillation's from its record)
     took = json.loads((student / "distillation.json").read_text())["wall_seconds"]
-    assert took > 0 and f"distil tiny-student/xx\tdone already (same settings)\t{took:.0f}\n" in \
+    assert took > 0 and f"distil tiny-student/xx\tdone already (same settings)\t{took:.0f}\t{here}\n" in \
         (results / "stages.tsv").read_text()
 
     # another student option: that student is distilled again and its fine-tune rerun; the teacher's are kept

@@ -45,7 +45,7 @@ from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
 from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, use_eager_attention,
                              use_masked_lm_forward)
 from eliquare.publish import finish_student_dir
-from eliquare.speed import student_and_teacher
+from eliquare.speed import machine, student_and_teacher
 from eliquare.student import (build_student, check_layer_map, freeze_position_embeddings, hidden_targets,
                               select_layers)
 from eliquare.teachers import load_teacher, teacher_embedding_spec
@@ -888,6 +888,7 @@ def run_record(cfg: DistillConfig, teacher, student, layers, plan: Plan, data, t
         "tokens_seen": trainer.state.num_input_tokens_seen,
         "train_metrics": train_result.metrics,  # runtime, samples/s, tokens/s (non-padding) of this session
         "wall_seconds": round(time.time() - started, 1),
+        "machine": machine(),
         "vocab_reduce": reduction.report if reduction is not None else None,
         "health": health.references() if health is not None else None,  # per evaluation: in "validation"
         "config": asdict(cfg),

@@ -1,12 +1,35 @@
 """Inference speed measured side by side: models run in interleaved rounds on the same random batch, the median
 of each kept, so that a ratio between them holds on a busy machine too. Used by ``distill`` (the model card's
-throughput beside the teacher's) and ``benchmarks/export.py``; tests never assert a timing."""
+throughput beside the teacher's) and ``benchmarks/export.py``; tests never assert a timing. ``machine`` says what a
+timing (or a score: kernels differ from one CPU to another in their last bits) was measured on."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
+from pathlib import Path
 from typing import Callable
+
+
+def machine() -> str:
+    """This machine in one line: CPU model, logical CPUs, torch and its threads and kernels, the GPU if any."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
+            f"threads ({torch.backends.cpu.get_cpu_capability()})")
+    if torch.cuda.is_available():
+        text += f"; GPU {torch.cuda.get_device_name()}"
+    return text
 
 
 def interleaved_seconds(runs: dict[str, Callable[[], object]], rounds: int = 3, warmup: int = 1) -> dict[str, float]:

@@ -40,6 +40,7 @@ from pathlib import Path
 from eliquare.config import (CompareConfig, DistillConfig, EvaluateConfig, ExperimentConfig, ReportConfig,
                              build_config, to_dict, upgrade_distill_record)
 from eliquare.errors import EliquareError
+from eliquare.speed import machine
 
 PENDING = "fingerprint.pending.json"  # the fingerprint of a distillation under way, for resuming it
 # options that change where or how a distillation runs, not the student it makes
@@ -181,12 +182,13 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     return what, time.perf_counter() - started
 
 
-def _recorded_wall_seconds(out) -> float:
-    """The wall time a finished student's distillation.json records (0 when it records none)."""
+def _record(out) -> dict:
+    """A finished student's distillation.json ({} when there is none): its wall time and machine, for stages.tsv."""
     try:
-        return float(json.loads((Path(out) / "distillation.json").read_text(encoding="utf-8")).get("wall_seconds") or 0)
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 0.0
+        record = json.loads((Path(out) / "distillation.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def experiment(cfg: ExperimentConfig) -> dict:
@@ -211,9 +213,9 @@ def experiment(cfg: ExperimentConfig) -> dict:
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
     stages: list[tuple[str, str, float]] = []
 
-    def say(stage: str, what: str, seconds: float, took: float | None = None) -> None:
-        """``took``: for stages.tsv, the wall time of a stage done in an earlier run (its record's)."""
-        stages.append((stage, what, seconds if took is None else took))
+    def say(stage: str, what: str, seconds: float, took: float | None = None, where: str | None = None) -> None:
+        """``took``, ``where``: for stages.tsv, the wall time and machine of a stage done in an earlier run."""
+        stages.append((stage, what, seconds if took is None else took, machine() if where is None else where))
         print(f"eliquare: {stage}: {what}" + (f" ({seconds:.0f} s)" if seconds else ""), file=sys.stderr,
               flush=True)
 
@@ -221,8 +223,10 @@ def experiment(cfg: ExperimentConfig) -> dict:
     for student in students:
         if any((student.name, language) in needed for language in student.languages):
             what, seconds = distil(student, cfg.dry_run)
+            record = _record(student.config.out)
             say(f"distil {student.key}", what, seconds,
-                took=_recorded_wall_seconds(student.config.out) if what.startswith("done already") else None)
+                took=float(record.get("wall_seconds") or 0) if what.startswith("done already") else None,
+                where=record.get("machine", "") if what.startswith("done already") else None)
             if what.startswith("to run"):
                 changing.add(student.config.out)
     started = time.perf_counter()
@@ -239,7 +243,7 @@ def experiment(cfg: ExperimentConfig) -> dict:
         return {"stages": stages, "rows": table["rows"]}
     for row in table["rows"]:
         stages.append((f"finetune {row['model']}/{row['dataset']}", row.get("status", ""),
-                       float(row.get("train_seconds") or 0)))
+                       float(row.get("train_seconds") or 0), row.get("machine") or ""))
     say("fine-tune", "jobs failed" if failed else "all jobs done", time.perf_counter() - started)
     if reference and not any(r["model"] == reference for r in table["rows"]):
         # a run split with --only (another core runs the reference's jobs): the jobs are done, the report waits
@@ -289,5 +293,14 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
         shutil.copyfile(out / name, results / name)
     shutil.copyfile(cfg.experiment, results / Path(cfg.experiment).name)
     with open(results / "stages.tsv", "w", encoding="utf-8") as f:
-        f.write("stage\twhat\tseconds\n" + "".join(f"{s}\t{w}\t{t:.0f}\n" for s, w, t in stages))
+        f.write("stage\twhat\tseconds\tmachine\n" + "".join(f"{s}\t{w}\t{t:.0f}\t{m}\n" for s, w, t, m in stages))
+    machines = {}  # machine -> its stages that took time (a stage done in an earlier run keeps its record's)
+    for stage, _, seconds, where in stages:
+        if where and seconds:
+            machines.setdefault(where, []).append(stage)
+    if machines:
+        md = Path(made["report"])
+        md.write_text(md.read_text(encoding="utf-8") + "\n## Machines\n\n" + "".join(
+            f"- {where}: {len(names)} stage(s) ({', '.join(names)})\n" for where, names in machines.items())
+            + "\nThe wall time of each stage, and where it ran: `stages.tsv`.\n", encoding="utf-8")
     return {"report": made["report"], "wilcoxon": tests}

@@ -32,6 +32,7 @@ from eliquare.evaluate.readers import TaskData, load_task_data
 from eliquare.config import FinetuneConfig
 from eliquare.evaluate.task_vocab import TaskVocabulary
 from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
+from eliquare.speed import machine
 from eliquare.training import trainer_arguments
 
 TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
@@ -391,6 +392,7 @@ def _train_one(cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, voca
         "steps": trainer.state.global_step,
         "dev_history": keep.history,
         "train_seconds": round(train_seconds, 2),
+        "machine": machine(),  # its timings, and the last bits of its scores, are this machine's
         "predict_seconds": round(predict_seconds, 3),
         "examples_per_second": round(len(data.test) / max(predict_seconds, 1e-9), 2),
         "tokens_per_second": round(n_tokens_test / max(predict_seconds, 1e-9), 1),
@@ -552,6 +554,7 @@ def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], 
         "examples_per_second": statistics.fmean(r["examples_per_second"] for r in runs),
         "tokens_per_second": statistics.fmean(r["tokens_per_second"] for r in runs),
         "train_seconds": round(sum(r["train_seconds"] for r in runs), 2),
+        "machine": " | ".join(dict.fromkeys(r["machine"] for r in runs if r.get("machine"))),  # seeds' machines
         "runs": runs,
         "config": to_dict(cfg),
     }

@@ -39,6 +39,7 @@ FIELDS = (
     "examples_per_second", # test examples per second (prediction)
     "tokens_per_second",   # test tokens per second (prediction)
     "train_seconds",       # training time over all seeds
+    "machine",             # what the seeds were trained on (eliquare.speed.machine), distinct ones joined by " | "
     "status",              # ok, failed or pending
     "error",               # first line of the error of a failed job
     "run_dir",             # the job's output directory
@@ -57,7 +58,8 @@ def _scores(summary: dict) -> dict:
             "train_examples": data.get("train_examples"), "test_examples": data.get("test_examples"),
             "parameters": summary.get("parameters"), "encoder_parameters": summary.get("encoder_parameters"),
             "size_mb": summary.get("size_mb"), "examples_per_second": summary.get("examples_per_second"),
-            "tokens_per_second": summary.get("tokens_per_second"), "train_seconds": summary.get("train_seconds")}
+            "tokens_per_second": summary.get("tokens_per_second"), "train_seconds": summary.get("train_seconds"),
+            "machine": summary.get("machine", "")}
 
 
 def job_row(model: str, model_spec: str, dataset: dict, run_dir: Path | str, summary: Optional[dict],
