@@ -64,6 +64,24 @@ def test_teacher_without_mlm_head(tiny_bert_no_head, corpus_file, tmp_path, caps
     assert "eval_ce" not in record["validation"][-1]
 
 
+def test_same_settings_same_student_whatever_ran_before(tiny_bert_no_head, corpus_file, tmp_path, capsys):
+    """A headless teacher's student gets a fresh MLM head: it is drawn from --seed, so a second run (the corpus now
+    read back from the cache, the process's random state moved by the first run) writes the same weights."""
+    base = ["--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file), "--cache-dir", str(tmp_path / "c"),
+            "--max-steps", "2", "--eval-steps", "1", "--health-sentences", "0", *FAST]
+    runs = []
+    for name in ("first", "again"):
+        torch.rand(3)  # whatever the caller drew before
+        code, err = run_cli([*base, "--out", str(tmp_path / name)], capsys)
+        assert code == 0, err
+        runs.append(load_file(str(tmp_path / name / "model.safetensors")))
+    assert "reusing tokenised data" in err  # the second run read the corpus from the cache
+    assert runs[0].keys() == runs[1].keys() and any(k.startswith("cls.") for k in runs[0])
+    assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
+    seeded = [json.loads((tmp_path / n / "distillation.json").read_text())["validation"] for n in ("first", "again")]
+    assert [e["eval_loss"] for e in seeded[0]] == [e["eval_loss"] for e in seeded[1]]
+
+
 def test_time_budget_stops_with_a_final_evaluation(tiny_bert, corpus_file, tmp_path):
     out = distill(DistillConfig(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(tmp_path / "t"),
                                 student_layers=2, batch_size=8, gradient_accumulation=1, epochs=5,

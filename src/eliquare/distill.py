@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments, set_seed
 from transformers.trainer_callback import ProgressCallback
 
 from eliquare import __version__
@@ -747,6 +747,10 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log, embedding, cross)
     args.learning_rate = plan.recipe.learning_rate
     args.warmup_steps = math.ceil(cfg.warmup_ratio * plan.total_steps)
+    # the student's fresh weights (an MLM head a headless teacher lacks) are drawn from --seed alone, not from whatever
+    # the steps before drew: a corpus read from the cache instead of tokenised, or a run earlier in the same process,
+    # gave the same settings another student
+    set_seed(cfg.seed)
     student = build_student(source, layers, copy_head=teacher.has_mlm_head)
     if embedding is not None:  # the teacher's pooling (and dense layers), frozen for it, a trainable copy for the student
         from eliquare.embedding import SentencePooler
