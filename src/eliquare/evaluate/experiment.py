@@ -296,8 +296,8 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
         f.write("stage\twhat\tseconds\tmachine\n" + "".join(f"{s}\t{w}\t{t:.0f}\t{m}\n" for s, w, t, m in stages))
     machines = {}  # machine -> its stages that took time (a stage done in an earlier run keeps its record's)
     for stage, _, seconds, where in stages:
-        if where and seconds:
-            machines.setdefault(where, []).append(stage)
+        if round(seconds):  # a stage that took time (not the bookkeeping of a run that only read results back)
+            machines.setdefault(where or "not recorded (run by an eliquare that did not record it)", []).append(stage)
     if machines:
         md = Path(made["report"])
         md.write_text(md.read_text(encoding="utf-8") + "\n## Machines\n\n" + "".join(
