@@ -211,7 +211,7 @@ def experiment(cfg: ExperimentConfig) -> dict:
                             f"({', '.join(names)}); name one of them")
     jobs = select_jobs(every, cfg.only)
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
-    stages: list[tuple[str, str, float]] = []
+    stages: list[tuple[str, str, float, str]] = []  # stage, what, seconds, machine
 
     def say(stage: str, what: str, seconds: float, took: float | None = None, where: str | None = None) -> None:
         """``took``, ``where``: for stages.tsv, the wall time and machine of a stage done in an earlier run."""
@@ -223,10 +223,12 @@ def experiment(cfg: ExperimentConfig) -> dict:
     for student in students:
         if any((student.name, language) in needed for language in student.languages):
             what, seconds = distil(student, cfg.dry_run)
-            record = _record(student.config.out)
-            say(f"distil {student.key}", what, seconds,
-                took=float(record.get("wall_seconds") or 0) if what.startswith("done already") else None,
-                where=record.get("machine", "") if what.startswith("done already") else None)
+            if what.startswith("done already"):
+                record = _record(student.config.out)
+                say(f"distil {student.key}", what, seconds, took=float(record.get("wall_seconds") or 0),
+                    where=record.get("machine", ""))
+            else:
+                say(f"distil {student.key}", what, seconds)
             if what.startswith("to run"):
                 changing.add(student.config.out)
     started = time.perf_counter()
@@ -285,10 +287,7 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
                      f"{reference} on {res['b_better']}; W = {res['statistic']:g}, p = {res['p_value']:.3g}"
                      + (f" (with {res['nonzero']} untied pairs p cannot fall below {res['min_p_value']:.3g})"
                         if res["min_p_value"] >= 0.05 else ""))
-    if lines:
-        md = Path(made["report"])
-        md.write_text(md.read_text(encoding="utf-8") + "\n## Wilcoxon signed-rank tests (two-sided)\n\n"
-                      + "\n".join(lines) + "\n", encoding="utf-8")
+    sections = ["\n## Wilcoxon signed-rank tests (two-sided)\n\n" + "\n".join(lines) + "\n"] if lines else []
     for name in ("results.json", "results.csv"):
         shutil.copyfile(out / name, results / name)
     shutil.copyfile(cfg.experiment, results / Path(cfg.experiment).name)
@@ -299,8 +298,10 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
         if round(seconds):  # a stage that took time (not the bookkeeping of a run that only read results back)
             machines.setdefault(where or "not recorded (run by an eliquare that did not record it)", []).append(stage)
     if machines:
+        sections.append("\n## Machines\n\n" + "".join(f"- {where}: {len(names)} stage(s) ({', '.join(names)})\n"
+                                                      for where, names in machines.items())
+                        + "\nThe wall time of each stage, and where it ran: `stages.tsv`.\n")
+    if sections:
         md = Path(made["report"])
-        md.write_text(md.read_text(encoding="utf-8") + "\n## Machines\n\n" + "".join(
-            f"- {where}: {len(names)} stage(s) ({', '.join(names)})\n" for where, names in machines.items())
-            + "\nThe wall time of each stage, and where it ran: `stages.tsv`.\n", encoding="utf-8")
+        md.write_text(md.read_text(encoding="utf-8") + "".join(sections), encoding="utf-8")
     return {"report": made["report"], "wilcoxon": tests}
