@@ -18,7 +18,10 @@ def test_vocab_reduce_command(tiny_bert, corpus_file, tmp_path, capsys):
     assert report["model"] == str(tiny_bert)
     assert report["vocab_size"]["after"] < report["vocab_size"]["before"]
     assert report["parameters"]["after"] < report["parameters"]["before"]
-    assert "parameters" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "parameters" in printed.out
+    # 20 of 400 sentences re-tokenises most of them: a notice, with this command's own flag
+    assert report["identical_tokenisation"] < 0.9 and "--min-count 2 or 1" in printed.err
 
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

@@ -50,7 +50,7 @@ from eliquare.student import (build_student, check_layer_map, freeze_position_em
                               select_layers)
 from eliquare.teachers import load_teacher, teacher_embedding_spec
 from eliquare.training import trainer_arguments
-from eliquare.vocab import format_report, reduce_on_corpus, save_tokenizer
+from eliquare.vocab import format_report, reduce_on_corpus, retokenisation_notice, save_tokenizer
 
 
 def distillation_losses(student, teacher, batch: dict, objective: Objective, *, head_only: bool = False,
@@ -726,6 +726,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
                                      **_vocab_selection(cfg))
         teacher.tokenizer = reduction.tokenizer  # teacher.model was reduced in place
+        if (notice := retokenisation_notice(reduction.report)) is not None:  # before the hours of distillation
+            log(notice)
     embedding = resolve_objective(cfg, teacher, log)
     layers = select_layers(teacher.model.config.num_hidden_layers, cfg.student_layers, cfg.layer_map)
     amplification, cross, tokenizer, source = None, None, teacher.tokenizer, teacher.model
@@ -811,6 +813,8 @@ def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, redu
     if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
         reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
                                      **_vocab_selection(cfg))
+        if (notice := retokenisation_notice(reduction.report)) is not None:
+            log(notice)
         if embedding is None:
             student.save_pretrained(work)
     if embedding is not None and is_main:

@@ -8,7 +8,7 @@
 """
 
 from eliquare.vocab.reduce import (ReductionResult, format_report, reduce_command, reduce_on_corpus, reduce_vocabulary,
-                                   save_tokenizer)
+                                   retokenisation_notice, save_tokenizer)
 
 __all__ = ["ReductionResult", "format_report", "reduce_command", "reduce_on_corpus", "reduce_vocabulary",
-           "save_tokenizer"]
+           "retokenisation_notice", "save_tokenizer"]
