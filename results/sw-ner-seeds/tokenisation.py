@@ -4,8 +4,12 @@ For every gold entity of the sw NER test file: whether each of its words splits 
 student's reduced vocabulary as with the teacher's, the sub-words per word of both, and whether each model's
 predictions (predictions.tsv of each seed) hold that entity exactly (same span, same type). Prints and writes
 JSON: recall of both models on the entities whose tokenisation is unchanged and on those where it changed.
+``--also``: more models of the run, scored on the same two groups of entities (those the student's vocabulary
+changes, and the rest).
 
     python results/sw-ner-seeds/tokenisation.py --run runs/sw-ner-seeds --out results/sw-ner-seeds/tokenisation.json
+    python results/sw-ner-seeds/tokenisation.py --run runs/sw-ner-vocab --also pre-vr-min1-2pass \
+        --out results/sw-ner-vocab/tokenisation.json
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ def main():
     ap.add_argument("--run", default="runs/sw-ner-seeds")
     ap.add_argument("--teacher", default="e5-small")
     ap.add_argument("--student", default="pre-vr-2pass")
+    ap.add_argument("--also", nargs="*", default=[], help="more models of the run, on the student's two groups")
     ap.add_argument("--out")
     a = ap.parse_args()
     run = Path(a.run)
@@ -60,7 +65,7 @@ def main():
     student_tok = AutoTokenizer.from_pretrained(run / "students" / a.student / "sw")
     pieces = lambda tok, w: tok.tokenize(w)  # noqa: E731
     result = {"entities": 0, "changed": 0, "models": {}}
-    for model in (a.teacher, a.student):
+    for model in (a.teacher, a.student, *a.also):
         for seed_dir in sorted((run / "runs" / model / "sw-ner").glob("seed-*")):
             if not (seed_dir / "predictions.tsv").is_file():  # a seed still training
                 continue
