@@ -173,3 +173,53 @@ def test_a_part_without_the_reference_runs_its_jobs_and_leaves_the_report(tiny_b
     assert main(args + ["--only", "teacher"]) == 0  # the other part: now the report is written, with both
     rows = json.loads((results / "results.json").read_text())["rows"]
     assert sorted({r["model"] for r in rows}) == ["teacher", "tiny-student"] and (results / "report.md").is_file()
+
+
+ABLATION = """
+vars:
+  data: /nonexistent
+students:
+  paper:
+    options: &distil {teacher: "${teacher}", student_layers: 2, max_steps: 3, eval_steps: 3, batch_size: 8,
+                      gradient_accumulation: 1, max_length: 32, health_sentences: 16, cache_dir: "${data}/cache"}
+    languages: &xx
+      xx: {corpus: ["${data}/corpus.txt"]}
+  no-cos:
+    options: {<<: *distil, alpha_cos: 0.0}
+    languages: *xx
+  t1:
+    options: {<<: *distil, temperature: 1.0}
+    languages: *xx
+  longer:
+    options: {<<: *distil, max_steps: 4, alpha_mlm: 0.0}
+    languages: *xx
+defaults: {max_steps: 3, warmup_steps: 0, seeds: [1], batch_size: 8, progress: false}
+models:
+  - {name: teacher, model: "${teacher}"}
+datasets:
+  - {name: xx-pos, language: xx, task: pos, label: UPOS, train: "${data}/train.conllu", test: "${data}/test.conllu"}
+report: {reference: teacher}
+"""
+
+
+def test_report_lays_out_loss_and_temperature_ablations(tiny_bert, corpus_file, tmp_path):
+    """Tables 6 and 7: students alike but for their loss weights, or but for their temperature, get a table each,
+    with the loss weights and temperature each was trained with, the difference to the paper's setting and the
+    kept checkpoint's health; a student that differs in anything else (its steps) is in neither."""
+    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert, ABLATION)
+    assert main(args) == 0
+    report = (results / "report.md").read_text()
+    table6 = report.split("## Loss terms (Table 6): xx")[1].split("\n## ")[0]
+    table7 = report.split("## Temperature of the soft targets (Table 7): xx")[1].split("\n## ")[0]
+    rows6 = [line for line in table6.splitlines() if line.startswith("| ") and "---" not in line]
+    rows7 = [line for line in table7.splitlines() if line.startswith("| ") and "---" not in line]
+    assert "Δ vs 5·L_ce + 1·L_cos + 2·L_mlm" in rows6[0] and "CKA (validation)" in rows6[0]
+    assert [r.split(" | ")[0] for r in rows6[1:]] == ["| paper", "| no-cos"]
+    assert "| 5·L_ce + 1·L_cos + 2·L_mlm |" in rows6[1] and "| 5·L_ce + 2·L_mlm |" in rows6[2]
+    assert rows6[1].split(" | ")[3] == "+0.0"  # the paper's row against itself
+    assert "Δ vs T = 2" in rows7[0] and [r.split(" | ")[:2] for r in rows7[1:]] == [["| t1", "1"], ["| paper", "2"]]
+    scores = {r["model"]: 100 * r["score"] for r in json.loads((results / "results.json").read_text())["rows"]}
+    assert f"| {scores['t1'] - scores['paper']:+.1f} |" in rows7[1]
+    cka = json.loads((out / "students" / "paper" / "xx" / "distillation.json").read_text())["validation"]
+    assert f"{[v for v in cka if 'eval_cka' in v][-1]['eval_cka']:.3f}" in rows6[1]
+    assert "longer" not in table6 + table7

@@ -75,3 +75,29 @@ def test_report_reference_and_finetune_dirs(tmp_path):
     assert "| a | 90.0 | 0.001 |" in md and "| b | 80.0 | 0.001 |" in md
     with pytest.raises(EliquareError, match="holds no results"):
         report(ReportConfig(dir=str(tmp_path / "rep" / "figures")))
+
+
+def test_ablation_tables_only_where_students_differ_in_one_thing():
+    """A loss table needs two students alike but for their weights; a temperature table two alike but for T, and
+    the soft-target term on (T acts on nothing else); the two-task mean and its difference to the paper's row."""
+    from eliquare.evaluate.report import ablation_tables, build_tables
+
+    rows = [_row(m, d, "sw", t, lab, [s], 1e7, 1.0) for m, s0 in (("paper", 0.80), ("no-mlm", 0.70), ("t4", 0.76),
+                                                                  ("headless", 0.60), ("headless-t4", 0.61))
+            for (d, t, lab), s in ((("sw-news", "classify", "news topic"), s0), (("sw-ner", "ner", "NER"), s0 + 0.1))]
+    t = build_tables(rows, "paper")
+
+    def student(name, ce=5.0, mlm=2.0, temperature=2.0, rest="a"):
+        return {"name": name, "language": "sw", "weights": {"ce": ce, "cos": 1.0, "mlm": mlm},
+                "temperature": temperature, "rest": rest, "health": {"cka": 0.9} if name == "paper" else {}}
+
+    assert ablation_tables(t, [student("paper")], 1) == []
+    assert ablation_tables(t, [student("paper"), student("no-mlm", mlm=0.0, rest="b")], 1) == []
+    md = "\n".join(ablation_tables(t, [student("paper"), student("no-mlm", mlm=0.0), student("t4", temperature=4.0),
+                                       student("headless", ce=0.0), student("headless-t4", ce=0.0, temperature=4.0)],
+                                   1))
+    assert md.count("## Loss terms (Table 6): sw") == 2  # at T = 2 (paper, no-mlm, headless) and at T = 4 (t4, headless-t4)
+    assert md.count("## Temperature of the soft targets (Table 7): sw") == 1  # headless and headless-t4: CE off
+    assert "| no-mlm | 5·L_ce + 1·L_cos | 70.0 | 80.0 | 75.0 | -10.0 | – |" in md
+    assert "| paper | 5·L_ce + 1·L_cos + 2·L_mlm | 80.0 | 90.0 | 85.0 | +0.0 | 0.900 |" in md
+    assert "| t4 | 4 | 76.0 | 86.0 | 81.0 | -4.0 |" in md and "| headless-t4 | 4 |" not in md

@@ -254,17 +254,45 @@ def experiment(cfg: ExperimentConfig) -> dict:
         if failed is not None:
             raise failed
         return {"stages": stages, "rows": table["rows"]}
-    made = write_report(cfg, out, results, reference, sorted(dirs), stages)
+    made = write_report(cfg, out, results, reference, sorted(dirs), stages, students)
     if failed is not None:
         raise failed
     return {"stages": stages, **made}
 
 
+def ablation_rows(students: list[Student]) -> list[dict]:
+    """What the report's ablation tables (Tables 6 and 7) need of each finished one-language student, from its
+    ``distillation.json``: the loss weights and temperature it was trained with (as resolved: a headless
+    teacher's CE weight is 0), every other option, and the health of its kept checkpoint."""
+    from eliquare.evaluate.report import LOSS_TERMS
+
+    rows = []
+    for s in students:
+        record = _record(s.config.out)
+        if "+" in s.language or not isinstance(record.get("loss_weights"), dict):
+            continue
+        weights = {k: float(record["loss_weights"].get(k) or 0) for k in LOSS_TERMS}
+        others = {k: v for k, v in record["loss_weights"].items() if k not in LOSS_TERMS}
+        rest = {k: v for k, v in to_dict(s.config).items()
+                if k not in _NOT_IN_FINGERPRINT and k not in {"alpha_ce", "alpha_cos", "alpha_mlm", "temperature"}}
+        validation = record.get("validation") or []
+        validation = [v for v in validation if isinstance(v, dict)] if isinstance(validation, list) else [validation]
+        best = next((v for v in validation if v.get("eval_loss") == record.get("best_validation_loss")),
+                    validation[-1] if validation else {})
+        health = {k: best.get(f"eval_{k}") for k in ("collapse", "cka", "probe") if best.get(f"eval_{k}") is not None}
+        rows.append({"name": s.name, "language": s.language, "weights": weights,
+                     "temperature": float(record.get("temperature", s.config.temperature)),
+                     "rest": json.dumps({"options": rest, "other_terms": others}, sort_keys=True, default=str),
+                     "health": health})
+    return rows
+
+
 def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str | None, student_names: list[str],
-                 stages: list) -> dict:
-    """report.md (+ the Wilcoxon tests appended), the results tables, the YAML and the stages, in ``results``."""
+                 stages: list, students: list[Student] = ()) -> dict:
+    """report.md (+ the ablation tables and Wilcoxon tests appended), the results tables, the YAML and the
+    stages, in ``results``."""
     from eliquare.evaluate.compare import compare
-    from eliquare.evaluate.report import report
+    from eliquare.evaluate.report import ablation_tables, build_tables, report
 
     results.mkdir(parents=True, exist_ok=True)
     made = report(ReportConfig(dir=str(out), out=str(results), reference=reference))
@@ -287,7 +315,12 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
                      f"{reference} on {res['b_better']}; W = {res['statistic']:g}, p = {res['p_value']:.3g}"
                      + (f" (with {res['nonzero']} untied pairs p cannot fall below {res['min_p_value']:.3g})"
                         if res["min_p_value"] >= 0.05 else ""))
-    sections = ["\n## Wilcoxon signed-rank tests (two-sided)\n\n" + "\n".join(lines) + "\n"] if lines else []
+    sections = []
+    ablations = ablation_tables(build_tables(rows, reference), ablation_rows(list(students)), 1)
+    if ablations:
+        sections.append("\n" + "\n".join(ablations))
+    if lines:
+        sections.append("\n## Wilcoxon signed-rank tests (two-sided)\n\n" + "\n".join(lines) + "\n")
     for name in ("results.json", "results.csv"):
         shutil.copyfile(out / name, results / name)
     shutil.copyfile(cfg.experiment, results / Path(cfg.experiment).name)

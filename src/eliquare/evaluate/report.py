@@ -136,6 +136,92 @@ def drop_table(t: dict, columns: list[str], decimals: int) -> str:
     return "\n".join(lines)
 
 
+# what an ablation row varies (Tables 6 and 7 of the paper) and the paper's own setting of it
+LOSS_TERMS = ("ce", "cos", "mlm")
+PAPER_LOSS_WEIGHTS = {"ce": 5.0, "cos": 1.0, "mlm": 2.0}
+PAPER_TEMPERATURE = 2.0
+HEALTH_COLUMNS = (("collapse", "collapse"), ("cka", "CKA"), ("probe", "probe"))
+
+
+def _weights_text(w: dict) -> str:
+    terms = [f"{w[k]:g}·L_{k}" for k in LOSS_TERMS if w.get(k)]
+    return " + ".join(terms) or "none"
+
+
+def _ablation_groups(students: list[dict], varies: str) -> list[list[dict]]:
+    """Students of one language alike in everything but ``varies`` ("loss" or "temperature"), two or more of
+    them differing in it; a temperature group only where the soft-target term is on (T acts on it alone)."""
+    groups: dict[tuple, list[dict]] = {}
+    for s in students:
+        weights = tuple(float(s["weights"].get(k) or 0) for k in LOSS_TERMS)
+        if varies == "loss":
+            key = (s["language"], s["rest"], s["temperature"])
+        else:
+            if not weights[0]:
+                continue
+            key = (s["language"], s["rest"], weights)
+        groups.setdefault(key, []).append(s)
+    out = []
+    for group in groups.values():
+        values = {tuple(sorted(s["weights"].items())) if varies == "loss" else s["temperature"] for s in group}
+        if len(values) > 1:
+            out.append(group if varies == "loss" else sorted(group, key=lambda s: s["temperature"]))
+    return out
+
+
+def ablation_tables(t: dict, students: list[dict], decimals: int) -> list[str]:
+    """Markdown sections laid out as Tables 6 (loss terms) and 7 (temperature) of the paper.
+
+    ``students``: one dict per distilled student of one language, read from its ``distillation.json``:
+    ``name``, ``language``, ``weights`` (the loss weights it was trained with, ``{"ce", "cos", "mlm"}``),
+    ``temperature``, ``rest`` (every other option, as one comparable string) and ``health`` (its kept
+    checkpoint's validation collapse, CKA and probe score; absent ones are left out). A table appears for each
+    set of two or more students alike in everything but the loss weights, or everything but the temperature:
+    their scores on their language's datasets, the mean, the difference to the paper's setting where one of
+    them has it (5·L_ce + 1·L_cos + 2·L_mlm, T = 2), and their health beside."""
+    parts: list[str] = []
+    for varies, title, paper in (("loss", "Loss terms (Table 6)", "5·L_ce + 1·L_cos + 2·L_mlm"),
+                                 ("temperature", "Temperature of the soft targets (Table 7)", "T = 2")):
+        for group in _ablation_groups(students, varies):
+            language = group[0]["language"]
+            cols = [c for c, lg in t["columns"] if lg == language]
+            cols = [c for c in cols if any(_score(t, s["name"], c) is not None for s in group)]
+            if not cols:
+                continue
+            base = next((s for s in group if (s["weights"] == PAPER_LOSS_WEIGHTS if varies == "loss"
+                                               else s["temperature"] == PAPER_TEMPERATURE)), None)
+            health = [(k, h) for k, h in HEALTH_COLUMNS if any(s["health"].get(k) is not None for s in group)]
+            head = ["Student", "loss" if varies == "loss" else "T"] + cols + (["Avg"] if len(cols) > 1 else [])
+            head += [f"Δ vs {paper}"] if base else []
+            head += [f"{h} (validation)" for _, h in health]
+            lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+
+            def mean(name):
+                vals = [_score(t, name, c) for c in cols]
+                return statistics.fmean(vals) if all(v is not None for v in vals) else None
+
+            for s in group:
+                setting = _weights_text(s["weights"]) if varies == "loss" else f"{s['temperature']:g}"
+                cells = [s["name"], setting] + [_cell_text(t, s["name"], c, decimals) for c in cols]
+                if len(cols) > 1:
+                    cells.append(_fmt(mean(s["name"]), decimals))
+                if base:
+                    a, b = mean(base["name"]), mean(s["name"])
+                    cells.append("–" if a is None or b is None else f"{b - a:+.{decimals}f}")
+                cells += [_fmt(s["health"].get(k), 3) for k, _ in health]
+                lines.append("| " + " | ".join(cells) + " |")
+            fixed = (f"T = {group[0]['temperature']:g}" if varies == "loss"
+                     else f"loss {_weights_text(group[0]['weights'])}")
+            parts += [f"## {title}: {language}", "",
+                      f"Students of one recipe, alike but for the {'loss weights' if varies == 'loss' else 'temperature'}"
+                      f" ({fixed}). Scores as above"
+                      + (", averaged over the columns" if len(cols) > 1 else "")
+                      + ("; health of the kept checkpoint on held-out corpus sentences (collapse: mean pairwise cosine"
+                         " of last-layer token states; CKA: linear CKA with the teacher; probe: frozen-state probe)"
+                         if health else "") + ".", "", "\n".join(lines), ""]
+    return parts
+
+
 def _slug(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", s).strip("-") or "model"
 
