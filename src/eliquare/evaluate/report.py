@@ -13,12 +13,13 @@ DIR is the output of `eliquare evaluate` (``results.json``) or any directory hol
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import statistics
 from pathlib import Path
 from typing import Optional
 
-from eliquare.config import ReportConfig
+from eliquare.config import PAPER_ALPHA_CE, PAPER_ALPHA_MLM, DistillConfig, ReportConfig
 from eliquare.errors import EliquareError
 from eliquare.evaluate.results import TASK_NAMES, read_results
 
@@ -138,8 +139,9 @@ def drop_table(t: dict, columns: list[str], decimals: int) -> str:
 
 # what an ablation row varies (Tables 6 and 7 of the paper) and the paper's own setting of it
 LOSS_TERMS = ("ce", "cos", "mlm")
-PAPER_LOSS_WEIGHTS = {"ce": 5.0, "cos": 1.0, "mlm": 2.0}
-PAPER_TEMPERATURE = 2.0
+_DISTIL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DistillConfig)}
+PAPER_LOSS_WEIGHTS = {"ce": PAPER_ALPHA_CE, "cos": _DISTIL_DEFAULTS["alpha_cos"], "mlm": PAPER_ALPHA_MLM}
+PAPER_TEMPERATURE = _DISTIL_DEFAULTS["temperature"]
 HEALTH_COLUMNS = (("collapse", "collapse"), ("cka", "CKA"), ("probe", "probe"))
 
 
