@@ -238,3 +238,82 @@ def test_conllu_pos_knows_every_upos_tag(tmp_path):
     test.write_text(conllu_line(1, "d", "NOUNN") + "\n\n", encoding="utf-8")
     with pytest.raises(EliquareError, match=r"test.conllu, line 1: tag 'NOUNN' does not occur"):
         load_task_data("pos", train, test=test)
+
+
+def _documents_file(path, docs, marker="conllu"):
+    """A NER file of several documents: ``docs`` maps a document id to its sentences, each a list of (word, tag)."""
+    lines = []
+    for doc, sentences in docs.items():
+        lines.append(f"# newdoc id = {doc}" if marker == "conllu" else "-DOCSTART- O")
+        lines.append("") if marker != "conllu" else None
+        for sentence in sentences:
+            for i, (word, tag) in enumerate(sentence, start=1):
+                lines.append(conllu_line(i, word, "PROPN" if word[:1].isupper() else "NOUN", f"NER={tag}")
+                             if marker == "conllu" else f"{word} {tag}")
+            lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+NAMED = [("v", "O"), ("Ljubljani", "B-loc"), ("je", "O"), ("Janez", "B-per"), ("Novak", "I-per")]
+UNLABELLED = [("v", "O"), ("Mariboru", "O"), ("je", "O"), ("Ana", "O"), ("Kos", "O")]  # names left O
+
+
+@pytest.mark.parametrize("marker", ["conllu", "bio"])
+def test_annotated_documents_keeps_those_that_hold_an_entity(tmp_path, marker):
+    """A corpus that annotates entities in only some documents: `documents="annotated"` keeps those, in every file,
+    before the dev cut; the split says what was kept."""
+    ext = "conllu" if marker == "conllu" else "txt"
+    train = _documents_file(tmp_path / f"train.{ext}", {"a": [NAMED] * 6, "b": [UNLABELLED] * 10, "c": [NAMED] * 4},
+                            marker)
+    test = _documents_file(tmp_path / f"test.{ext}", {"t1": [UNLABELLED] * 8, "t2": [NAMED] * 3}, marker)
+    whole = load_task_data("ner", train, test=test)
+    assert len(whole.train) + len(whole.dev) == 20 and len(whole.test) == 11
+    assert len(whole.notices) == 2 and "1 of 3 documents hold no entity" in whole.notices[0]
+    assert "--documents annotated" in whole.notices[0] and "1 of 2 documents" in whole.notices[1]
+
+    kept = load_task_data("ner", train, test=test, documents="annotated")
+    assert len(kept.train) + len(kept.dev) == 10 and len(kept.test) == 3 and not kept.notices
+    assert all("B-loc" in e.tags for e in kept.train + kept.dev + kept.test)
+    assert {e.document for e in kept.train + kept.dev} == ({"a", "c"} if marker == "conllu" else
+                                                          {"document 1", "document 3"})
+    assert "2 of 3 documents (10 of 20 sentences)" in kept.split and "1 of 2 documents (3 of 11 sentences)" in kept.split
+
+
+def test_no_notice_for_a_fully_annotated_file(tmp_path):
+    """Documents without entities are no sign of partial annotation when they hold few capitalised words."""
+    plain = [("v", "O"), ("mestu", "O"), ("je", "O"), ("lepo", "O")]
+    f = _documents_file(tmp_path / "a.conllu", {"a": [NAMED] * 6, "b": [plain] * 10, "c": [NAMED] * 4})
+    assert not load_task_data("ner", f).notices
+    one = tmp_path / "one.txt"  # no document marks at all (MasakhaNER)
+    one.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5 + [UNLABELLED] * 20) + "\n",
+                   encoding="utf-8")
+    assert not load_task_data("ner", one).notices
+
+
+def test_annotated_documents_refuses_what_it_cannot_do(tmp_path):
+    f = _documents_file(tmp_path / "a.conllu", {"a": [NAMED] * 6, "b": [UNLABELLED] * 4})
+    with pytest.raises(EliquareError, match="only --task ner has; drop it for --task pos"):
+        load_task_data("pos", f, documents="annotated")
+    with pytest.raises(EliquareError, match="unknown --documents 'some'"):
+        load_task_data("ner", f, documents="some")
+    bare = _documents_file(tmp_path / "b.conllu", {"a": [UNLABELLED] * 6, "b": [UNLABELLED] * 4})
+    with pytest.raises(EliquareError, match=r"none of its 2 documents holds an entity"):
+        load_task_data("ner", bare, documents="annotated")
+    unmarked = tmp_path / "c.txt"
+    unmarked.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5) + "\n",
+                        encoding="utf-8")
+    with pytest.raises(EliquareError, match=r"marks no documents .* which --documents annotated needs"):
+        load_task_data("ner", unmarked, documents="annotated")
+
+
+@pytest.mark.realdata
+def test_slovene_ssj_ner_layer_covers_some_documents(shared_data):
+    """UD Slovenian-SSJ's NER= layer annotates 14 of the dev file's 74 documents and 1 of the test file's 58; in the
+    others every proper noun is O. The notice says so, and `documents="annotated"` keeps the annotated ones."""
+    train, test = shared_data / "sl/ner/sl_ssj-ud-dev.conllu", shared_data / "sl/ner/sl_ssj-ud-test.conllu"
+    whole = load_task_data("ner", train, test=test)
+    assert len(whole.notices) == 2 and "60 of 74 documents hold no entity" in whole.notices[0]
+    kept = load_task_data("ner", train, test=test, documents="annotated")
+    assert len(kept.train) + len(kept.dev) == 408 and len(kept.test) == 256 and not kept.notices
+    assert sum(t.startswith("B-") for e in kept.test for t in e.tags) == 187

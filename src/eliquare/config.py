@@ -561,6 +561,9 @@ class FinetuneConfig:
                                            "(e5: passage)")
     dev_fraction: float = field(0.1, help="share of --train held out for validation when no --dev is given")
     split_seed: int = field(0, help="seed of the deterministic dev/test cuts (the same for every model)")
+    documents: Literal["all", "annotated"] = field(
+        "all", help="ner: annotated keeps only the documents (CoNLL-U '# newdoc', -DOCSTART-) that hold an entity, in "
+        "every file, for corpora that annotate entities in only some documents (UD Slovenian-SSJ)")
     cache_encodings: bool = field(True, help="keep the task's sub-word features in the cache ($ELIQUARE_CACHE/"
                                   "task-encodings) and read them back for the next job of the same tokenizer and data")
     epochs: float = field(10.0, help="training epochs (paper: 10)")

@@ -423,7 +423,9 @@ def _read_data(cfg: FinetuneConfig) -> TaskData:
     """The three splits (at most ``max_train_examples`` training examples)."""
     data = load_task_data(cfg.task, cfg.train, cfg.dev, cfg.test, fmt=cfg.format, label_column=cfg.label_column,
                           text_columns=cfg.text_column, header=cfg.header, dev_fraction=cfg.dev_fraction,
-                          split_seed=cfg.split_seed)
+                          split_seed=cfg.split_seed, documents=cfg.documents)
+    for message in data.notices:
+        notice(message)
     if cfg.max_train_examples is not None:
         data.train = data.train[: cfg.max_train_examples]
     return data

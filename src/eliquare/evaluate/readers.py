@@ -9,6 +9,12 @@ Token tasks (``pos``, ``ner``):
   (a leading index column), or CoNLL-2003 style ``token POS CHUNK TAG`` (the tag is the last column).
   Sentences are separated by blank lines; ``-DOCSTART-`` lines are skipped.
 
+Documents: a CoNLL-U ``# newdoc`` comment or a ``-DOCSTART-`` line starts a document, and every sentence
+remembers its own (``TokenExample.document``). Some corpora annotate entities in only part of their documents
+and leave every word of the others ``O`` (UD Slovenian-SSJ's ``NER=`` layer covers 14 of the 74 documents of its
+dev file): trained on those, a tagger learns that names are ``O``. ``documents="annotated"`` keeps the documents
+that hold at least one entity; without it, such a file gets a notice (``partial_annotation_notice``).
+
 Sentence tasks (``classify``): TSV / CSV (quoted fields allowed) and JSON lines. The label and the
 text column(s) are chosen by name or 0-based index; several text columns are joined with a space.
 
@@ -55,6 +61,7 @@ class TokenExample:
     source: str
     line: int  # 1-based line of the first word
     lines: list[int] = field(default_factory=list)  # the line of each word
+    document: Optional[str] = None  # the document it belongs to (# newdoc id, -DOCSTART-); None: the file has none
 
 
 @dataclass
@@ -81,6 +88,7 @@ class TaskData:
     labels: list[str]
     split: str  # how the splits came about, in words
     files: dict = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)  # what a user should hear about the data (printed by finetune)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,6 +169,23 @@ def sniff_token_format(path: Path) -> str:
     return "conllu" if path.suffix.lower() == ".conllu" else "bio"  # no word line at all: go by the name
 
 
+def _documents_by_line(raw: list[str], conllu: bool) -> list[Optional[str]]:
+    """The document of each line (0-based index): a CoNLL-U ``# newdoc [id = X]`` comment or a ``-DOCSTART-`` line
+    starts one; the name is the id where there is one, else ``document N``. All None when the file marks none."""
+    names: list[Optional[str]] = []
+    current: Optional[str] = None
+    count = 0
+    for line in raw:
+        text = line.strip()
+        starts = text.startswith("# newdoc") if conllu else text.startswith("-DOCSTART-")
+        if starts:
+            count += 1
+            _, _, ident = text.partition("=") if conllu else ("", "", "")
+            current = ident.strip() or f"document {count}"
+        names.append(current)
+    return names
+
+
 def _conllu_tag(cols: list[str], task: str, p: Path, n: int) -> str:
     """UPOS (column 4) for ``pos``; the ``NER=`` key of MISC (column 10) for ``ner``."""
     if task != "ner":
@@ -183,7 +208,9 @@ def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
     """Read a CoNLL-U file: UPOS tags for ``pos``, ``NER=`` in MISC for ``ner``."""
     p = _check_file(path, "CoNLL-U")
     sentences: list[TokenExample] = []
-    for sentence in read_sentences(_read_lines(p), conllu=True):
+    raw = _read_lines(p)
+    documents = _documents_by_line(raw, conllu=True)
+    for sentence in read_sentences(raw, conllu=True):
         words, tags, lines = [], [], []
         for n, cols in sentence:
             if len(cols) != CONLLU_COLUMNS:
@@ -202,7 +229,7 @@ def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
             tags.append(_conllu_tag(cols, task, p, n))
             words.append(cols[1])
             lines.append(n)
-        sentences.append(TokenExample(words, tags, str(p), lines[0], lines))
+        sentences.append(TokenExample(words, tags, str(p), lines[0], lines, documents[lines[0] - 1]))
     if not sentences:
         raise EliquareError(f"{p} holds no sentences; give a non-empty CoNLL-U file")
     return sentences
@@ -226,6 +253,7 @@ def read_bio(path: str | Path, task: str = "ner") -> list[TokenExample]:
         raise EliquareError(f"{p} holds no tokens; give a non-empty token-per-line file")
     # a leading index column: every line has 3+ columns and an integer first column
     indexed = all(len(c) >= 3 and _is_int(c[0]) for sentence in sentences for _, c in sentence)
+    documents = _documents_by_line(raw, conllu=False)
     examples: list[TokenExample] = []
     for sentence in sentences:
         words = [cols[1] if indexed else cols[0] for _, cols in sentence]
@@ -234,7 +262,7 @@ def read_bio(path: str | Path, task: str = "ner") -> list[TokenExample]:
         if task == "ner":
             for tag, n in zip(tags, lines):
                 check_bio(tag, p, n)
-        examples.append(TokenExample(words, tags, str(p), lines[0], lines))
+        examples.append(TokenExample(words, tags, str(p), lines[0], lines, documents[lines[0] - 1]))
     return examples
 
 
@@ -491,6 +519,59 @@ def _cut(examples: list, fractions: Sequence[float], seed: int) -> list[list]:
     return [[examples[i] for i in part] for part in parts]
 
 
+DOCUMENTS = ("all", "annotated")
+
+
+def _by_document(examples: list) -> dict:
+    """``{document: [examples]}`` in the file's order."""
+    docs: dict = {}
+    for e in examples:
+        docs.setdefault(e.document, []).append(e)
+    return docs
+
+
+def _holds_entity(examples: list) -> bool:
+    return any(t != "O" for e in examples for t in e.tags)
+
+
+def _capitalised(examples: list) -> int:
+    """Words past a sentence's first that start with a capital letter: names, in most scripts that have case."""
+    return sum(1 for e in examples for w in e.words[1:] if w[:1].isupper())
+
+
+def partial_annotation_notice(examples: list, path) -> Optional[str]:
+    """A notice when a file's NER layer seems to cover only some of its documents: documents without a single
+    entity that hold at least a third of the file's capitalised words (past a sentence's first), 20 or more."""
+    docs = _by_document(examples)
+    if len(docs) < 2 or None in docs:
+        return None
+    annotated = [d for d, exs in docs.items() if _holds_entity(exs)]
+    bare = [exs for d, exs in docs.items() if d not in annotated]
+    if not annotated or not bare:
+        return None
+    caps_bare = sum(_capitalised(exs) for exs in bare)
+    if caps_bare < 20 or 3 * caps_bare < _capitalised(examples):
+        return None
+    return (f"{path}: {len(bare)} of {len(docs)} documents hold no entity, though they hold {caps_bare} capitalised "
+            f"words past a sentence's first: its NER layer seems to cover only some documents (every word of the "
+            f"others is O, names included); give --documents annotated (a suite's dataset: documents: annotated) to "
+            f"keep the {len(annotated)} that hold entities")
+
+
+def annotated_documents(examples: list, path) -> tuple[list, str]:
+    """The examples of the documents that hold at least one entity, and what was kept, in words."""
+    docs = _by_document(examples)
+    if None in docs:
+        raise EliquareError(f"{path} marks no documents (CoNLL-U '# newdoc' comments or -DOCSTART- lines), which "
+                            "--documents annotated needs; drop --documents annotated or mark the documents")
+    kept = [e for exs in docs.values() if _holds_entity(exs) for e in exs]
+    if not kept:
+        raise EliquareError(f"{path}: none of its {len(docs)} documents holds an entity; give a file with NER "
+                            "annotations, or drop --documents annotated")
+    n_docs = sum(1 for exs in docs.values() if _holds_entity(exs))
+    return kept, f"{n_docs} of {len(docs)} documents ({len(kept)} of {len(examples)} sentences) of {path}"
+
+
 def _label_sort_key(label: str):
     return (0, int(label), "") if re.fullmatch(r"-?\d+", label) else (1, 0, label)
 
@@ -535,21 +616,39 @@ def check_labels(task: str, examples: list, labels: Sequence[str]) -> None:
 def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, test: str | Path | None = None,
                    *, fmt: str = "auto", label_column: Column | None = None,
                    text_columns: Sequence[Column] | None = None, header: Optional[bool] = None,
-                   dev_fraction: float = 0.1, split_seed: int = 0) -> TaskData:
+                   dev_fraction: float = 0.1, split_seed: int = 0, documents: str = "all") -> TaskData:
     """Read a dataset given as one, two or three files.
 
     - train + dev + test: used as given;
     - train + test: ``dev_fraction`` of train is held out (deterministically) for validation;
     - train only: the file is cut 80/10/10 into train/dev/test.
+
+    ``documents="annotated"`` (NER): every file keeps only its documents that hold an entity, before any cut.
     """
     if task not in TASKS:
         raise EliquareError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
+    if documents not in DOCUMENTS:
+        raise EliquareError(f"unknown --documents {documents!r}; use one of {', '.join(DOCUMENTS)}")
+    if documents != "all" and task != "ner":
+        raise EliquareError(f"--documents {documents} keeps the documents that hold entities, which only --task ner "
+                            f"has; drop it for --task {task}")
     if dev is not None and test is None:
         raise EliquareError("a --dev file was given without --test; give --test too, or give only --train to cut "
                             "train/dev/test 80/10/10 out of one file")
 
+    notices: list[str] = []
+    kept: list[str] = []
+
     def read(path):
-        return read_examples(path, task, fmt, label_column, text_columns, header)
+        examples = read_examples(path, task, fmt, label_column, text_columns, header)
+        if task != "ner":
+            return examples
+        if documents == "annotated":
+            examples, what = annotated_documents(examples, path)
+            kept.append(what)
+        else:
+            notices.extend(filter(None, [partial_annotation_notice(examples, path)]))
+        return examples
 
     conllu_pos = task == "pos" and fmt in ("auto", "conllu") and sniff_token_format(_check_file(train, "train")) \
         == "conllu"
@@ -578,4 +677,6 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
     if len(labels) < 2:
         raise EliquareError(f"{train}: only one label ({_shown(labels[0])}) in the training data; a classifier needs two "
                             "or more")
-    return TaskData(task, tr, dv, te, labels, split, files)
+    if kept:
+        split += "; NER-annotated documents only: " + ", ".join(kept)
+    return TaskData(task, tr, dv, te, labels, split, files, notices)
