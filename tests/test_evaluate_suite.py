@@ -126,6 +126,7 @@ def test_shipped_suite_lists_twelve_tasks():
     assert by["sl-ner"].dataset["task"] == "ner" and by["sl-ner"].dataset["train"].endswith("sl_ssj-ud-dev.conllu")
     assert "test" not in by["nl-ner"].dataset and "test" not in by["hi-pos"].dataset  # one file: cut 80/10/10
     assert by["sw-news"].options["text_column"] == ["headline", "text"]
+    assert by["sl-ner"].options["documents"] == "annotated"  # its NER layer covers some documents only
 
 
 @pytest.mark.realdata
@@ -136,8 +137,10 @@ def test_shipped_suite_reads_the_real_data(shared_data):
     for job in load_suite(suite, var=[f"data={shared_data}"]):
         d, o = job.dataset, job.options
         data = load_task_data(d["task"], d["train"], d.get("dev"), d.get("test"), label_column=o.get("label_column"),
-                              text_columns=o.get("text_column"), header=o.get("header"))
+                              text_columns=o.get("text_column"), header=o.get("header"),
+                              documents=o.get("documents", "all"))
         assert len(data.train) > 100 and len(data.test) > 50 and len(data.labels) >= 2, d["name"]
+        assert not data.notices, (d["name"], data.notices)  # no partly annotated file read whole
 
 
 def test_changed_settings_rerun_dry_run_writes_nothing_only_keeps_rows(tiny_bert, tmp_path, capsys):
