@@ -211,6 +211,48 @@ def test_more_seeds_run_only_the_new_ones(tiny_bert, tmp_path, capsys):
     assert "settings changed since it ran" in err and "kept from the earlier run" not in err
 
 
+def test_an_interrupted_job_keeps_its_finished_seeds(tiny_bert, tmp_path, capsys, monkeypatch):
+    """A job of several seeds stopped after its first seed: the rerun trains only the seeds that did not finish,
+    and the result is the one an uninterrupted run writes."""
+    import eliquare.evaluate.finetune as finetune_module
+
+    data = _data(tmp_path)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(SUITE, encoding="utf-8")
+    args = ["evaluate", "--suite", str(suite), "--var", f"data={data}", f"model={tiny_bert}", "--only", "xx-pos",
+            "--seeds", "7", "8", "9"]
+    assert main(args + ["--out", str(tmp_path / "whole")]) == 0
+    whole = json.loads((tmp_path / "whole" / "runs" / "tiny" / "xx-pos" / "metrics.json").read_text())
+
+    train_one, trained = finetune_module._train_one, []
+
+    def stopped_at_8(cfg, data, tokenizer, feats, vocab, out, seed):
+        if seed == 8:
+            raise KeyboardInterrupt
+        trained.append(seed)
+        return train_one(cfg, data, tokenizer, feats, vocab, out, seed)
+
+    monkeypatch.setattr(finetune_module, "_train_one", stopped_at_8)
+    out = tmp_path / "out"
+    run = out / "runs" / "tiny" / "xx-pos"
+    assert main(args + ["--out", str(out)]) == 130
+    assert trained == [7] and not (run / "metrics.json").exists() and (run / "seed-7" / "metrics.json").is_file()
+    monkeypatch.setattr(finetune_module, "_train_one", train_one)
+    capsys.readouterr()
+    assert main(args + ["--out", str(out), "--dry-run"]) == 0
+    assert "to run (interrupted; keeping its finished seed(s) 7)" in capsys.readouterr().err
+
+    monkeypatch.setattr(finetune_module, "_train_one", lambda *a: trained.append(a[-1]) or train_one(*a))
+    assert main(args + ["--out", str(out)]) == 0
+    assert trained == [7, 8, 9]  # seed 7 not trained again
+    assert "seed 7: kept from the earlier run" in capsys.readouterr().err
+    resumed = json.loads((run / "metrics.json").read_text())
+    assert resumed["seeds"] == [7, 8, 9] and resumed["scores"] == whole["scores"]
+    assert not (run / "seeds-done.json").exists()
+    assert main(args + ["--out", str(out)]) == 0
+    assert "done already, skipped" in capsys.readouterr().err
+
+
 def test_only_takes_models_datasets_and_single_jobs():
     jobs = [Job(m, m, {"name": d}, {}) for m in ("teacher", "student") for d in ("xx-pos", "yy-ner")]
     keys = lambda only: [j.key for j in select_jobs(jobs, only)]  # noqa: E731

@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from eliquare.atomic import write_json
 from eliquare.errors import EliquareError, check_writable
@@ -581,14 +581,16 @@ def _reused_run(out: Path, seed: int, seeds: list[int], run: dict, old_seeds: li
     return run
 
 
-def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_layout: list[int] | None = None) -> dict:
+def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_layout: list[int] | None = None,
+             on_seed: Callable[[list[dict], list[int]], None] | None = None) -> dict:
     """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
     ``cfg.out/metrics.json``. The frozen-embedding tasks (embed-classify, retrieval, agreement) fine-tune nothing:
     ``eliquare.evaluate.embedding_tasks`` scores them.
 
     ``reuse``: seed -> the run record of that seed in ``cfg.out``'s earlier result, made with the same settings but
     another list of seeds (``reuse_layout``; `eliquare evaluate` checks that): those seeds are kept, the others
-    run."""
+    run. ``on_seed(runs, seeds)``: called when a seed is done and others are still to run, with the runs so far
+    (`eliquare evaluate` records them, so that an interrupted job keeps its finished seeds)."""
     from eliquare.evaluate.embedding_tasks import EMBEDDING_TASKS, run_embedding_task
 
     if cfg.task in EMBEDDING_TASKS:
@@ -613,9 +615,13 @@ def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_la
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
     out.mkdir(parents=True, exist_ok=True)
     reuse = reuse or {}
-    runs = [_reused_run(out, seed, seeds, reuse[seed], reuse_layout or []) if seed in reuse else
-            _train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
-            for seed in seeds]
+    runs = []
+    for seed in seeds:
+        runs.append(_reused_run(out, seed, seeds, reuse[seed], reuse_layout or []) if seed in reuse else
+                    _train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}",
+                               seed))
+        if on_seed is not None and len(runs) < len(seeds):
+            on_seed(list(runs), seeds)
     if reuse_layout is not None:  # the seeds of the earlier result that are not in this list
         for d in out.glob("seed-*"):
             if d.is_dir() and (len(seeds) == 1 or d.name.removeprefix("seed-") not in {str(x) for x in seeds}):

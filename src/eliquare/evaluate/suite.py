@@ -251,6 +251,9 @@ def job_fingerprint(fcfg) -> dict:
                              data=files_fingerprint([fcfg.train, fcfg.dev, fcfg.test]))
 
 
+# the seeds an unfinished job has finished (their run records), beside its fingerprint for that list of seeds
+SEEDS_DONE = "seeds-done.json"
+
 # options that change where or how verbosely a job runs, not its result (the model and files are fingerprinted)
 _NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model", "train", "dev", "test",
                        "cache_encodings"}
@@ -341,6 +344,7 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     from eliquare.fingerprint import FILE as FINGERPRINT_FILE
     from eliquare.config import FinetuneConfig
     from eliquare.fingerprint import matches, record
+    from eliquare.atomic import write_json
 
     run_dir = Path(fcfg.out)
     fingerprint = job_fingerprint(fcfg)
@@ -355,13 +359,21 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     if summary is not None and same and not model_changes:
         print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
         return job.row(run_dir, summary, "ok"), ""
+    earlier, interrupted = summary, False  # a finished result, or the seeds an interrupted run finished
+    if (run_dir / SEEDS_DONE).exists():  # newer than any metrics.json there: it goes when the job finishes
+        try:
+            earlier, interrupted = json.loads((run_dir / SEEDS_DONE).read_text(encoding="utf-8")), True
+        except (OSError, json.JSONDecodeError):
+            earlier = None
     reuse = {}  # the same settings but for the list of seeds: the seeds that ran already are kept
-    if summary is not None and not model_changes and matches(run_dir, fingerprint, configs,
+    if earlier is not None and not model_changes and matches(run_dir, fingerprint, configs,
                                                              ignore={"finetune": ("seeds", "seed")}):
         wanted = set(fcfg.seeds or [fcfg.seed])
-        reuse = {r["seed"]: r for r in summary.get("runs", []) if isinstance(r, dict) and r.get("seed") in wanted}
+        reuse = {r["seed"]: r for r in earlier.get("runs", []) if isinstance(r, dict) and r.get("seed") in wanted}
+    kept = ', '.join(map(str, sorted(reuse)))
     why = ("its model is made again" if model_changes else
-           f"other seeds; keeping seed(s) {', '.join(map(str, sorted(reuse)))}" if reuse else
+           f"interrupted; keeping its finished seed(s) {kept}" if reuse and interrupted else
+           f"other seeds; keeping seed(s) {kept}" if reuse else
            "settings changed since it ran" if summary is not None else "not run yet")
     if dry_run:
         print(f"{head}: to run ({why})", file=sys.stderr, flush=True)
@@ -371,8 +383,18 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     try:
         fcfg.overwrite = True  # an interrupted run's leftovers, or a result of other settings
         (run_dir / FINGERPRINT_FILE).unlink(missing_ok=True)  # the old result is going: a kill must not leave it "done"
-        summary = finetune(fcfg, reuse=reuse, reuse_layout=summary.get("seeds") if reuse else None)
+        layout = (earlier.get("layout") or earlier.get("seeds")) if reuse else None
+
+        def seed_done(runs: list[dict], seeds: list[int]) -> None:
+            # the seeds finished so far, under the fingerprint of that list of seeds: a rerun after an interruption
+            # keeps them as it keeps the seeds of a finished result with other seeds
+            write_json(run_dir / SEEDS_DONE, {"layout": seeds, "seeds": [r["seed"] for r in runs], "runs": runs},
+                       indent=2)
+            record(run_dir, job_fingerprint(dataclasses.replace(fcfg, seeds=[r["seed"] for r in runs])))
+
+        summary = finetune(fcfg, reuse=reuse, reuse_layout=layout, on_seed=seed_done)
         record(run_dir, fingerprint)
+        (run_dir / SEEDS_DONE).unlink(missing_ok=True)
         (run_dir / "error.txt").unlink(missing_ok=True)
         return job.row(run_dir, summary, "ok"), ""
     except KeyboardInterrupt:
