@@ -30,6 +30,8 @@ COLUMNS = ["teacher", "student-0.05%", "student-every-subword", "init-0.05%", "i
 CELLS = {
     ("sl UPOS", "teacher"): ("results/sl-pos-epochs", "e5-small"),
     ("sl UPOS", "student-0.05%"): ("results/sl-pos-epochs", "pre-vr"),
+    ("sl UPOS", "student-every-subword"): ("results/sl-ner-annotated/pos-metrics-13.json "
+                                         "results/sl-ner-annotated/pos-metrics-2.json", None),
     ("sl UPOS", "init-0.05%"): ("results/sl-pos-epochs", "init"),
     ("sw NER", "teacher"): ("results/sw-ner-seeds", "e5-small"),
     ("sw NER", "student-0.05%"): ("results/sw-ner-seeds", "pre-vr-2pass"),
