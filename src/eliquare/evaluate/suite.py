@@ -343,7 +343,7 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
     from eliquare.evaluate.finetune import finetune
     from eliquare.fingerprint import FILE as FINGERPRINT_FILE
     from eliquare.config import FinetuneConfig
-    from eliquare.fingerprint import matches, record
+    from eliquare.fingerprint import digest, matches, record
     from eliquare.atomic import write_json
 
     run_dir = Path(fcfg.out)
@@ -390,7 +390,9 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
             # keeps them as it keeps the seeds of a finished result with other seeds
             write_json(run_dir / SEEDS_DONE, {"layout": seeds, "seeds": [r["seed"] for r in runs], "runs": runs},
                        indent=2)
-            record(run_dir, job_fingerprint(dataclasses.replace(fcfg, seeds=[r["seed"] for r in runs])))
+            parts = {**fingerprint["parts"], "finetune": {**fingerprint["parts"]["finetune"],
+                                                          "seeds": [r["seed"] for r in runs]}}
+            record(run_dir, {"fingerprint": digest(parts), "parts": parts})  # no model or data hashed again
 
         summary = finetune(fcfg, reuse=reuse, reuse_layout=layout, on_seed=seed_done)
         record(run_dir, fingerprint)
