@@ -410,7 +410,14 @@ class DistillConfig:
     overwrite: bool = field(False, help="replace an existing OUT directory (the new run is built in OUT.partial and "
                             "swapped in once complete)")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: bool = field(False, help="bf16 mixed precision (GPU)")
+    bf16: Optional[bool] = field(None, help="bf16 autocast (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
+    teacher_cache: Optional[bool] = field(
+        None, help="compute the teacher's targets once, before training, on the unmasked sentences, kept memory-mapped in "
+        "16 bits beside the checkpoints and reused by every pass and by --resume; default: on for runs of more than one "
+        "pass whose teacher terms are last-layer states only (off with the CE term, layer-wise terms, --vocab-amp)")
+    pack: bool = field(True, help="batch sentences of similar length together (training and validation), so that "
+                       "almost no position is padding; --no-pack: batches in random order, padded to their longest")
     dataloader_workers: int = field(0, help="worker processes for data loading")
     language: Optional[str] = field(None, help="the corpus's language code (sw, sl, ...), for the model card")
     datasets: Optional[list[str]] = field(None, help="hub ids of the corpus's datasets, for the model card")
@@ -588,7 +595,8 @@ class FinetuneConfig:
     save_model: bool = field(True, help="write the fine-tuned model to OUT/model")
     overwrite: bool = field(False, help="replace results already in OUT")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: bool = field(False, help="bf16 mixed precision (GPU)")
+    bf16: Optional[bool] = field(None, help="bf16 autocast (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
     logging_steps: Optional[int] = field(None, help="log the loss every N steps (default: up to 50)")
     progress: bool = field(True, help="show a progress bar")
 
@@ -632,7 +640,8 @@ class EvaluateConfig:
     max_train_examples: Optional[int] = field(None, help="override max_train_examples of every job")
     save_model: bool = field(False, help="keep each fine-tuned model (large) under runs/")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: bool = field(False, help="bf16 mixed precision for every job (GPU)")
+    bf16: Optional[bool] = field(None, help="bf16 autocast for every job (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
     dry_run: bool = field(False, help="list the jobs and whether they are done, run nothing, write nothing")
     keep_going: bool = field(True, help="go on with the other jobs when one fails")
 
@@ -650,7 +659,8 @@ class ExperimentConfig:
     only: Optional[list[str]] = field(None, help="run only these datasets or models (names), or jobs "
                                       "(MODEL/DATASET); their students only")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: bool = field(False, help="bf16 mixed precision for distillation and fine-tuning (GPU)")
+    bf16: Optional[bool] = field(None, help="bf16 autocast for distillation and fine-tuning (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
     dry_run: bool = field(False, help="say what is done and what would run (and why), run and write nothing")
     keep_going: bool = field(True, help="go on with the other fine-tuning jobs when one fails")
 

@@ -42,14 +42,15 @@ from eliquare.losses import (TERMS, LossWeights, Objective, attention_kl_loss, c
                              mlm_loss, sentence_loss, similarity_loss, soft_target_loss, value_relation_loss)
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
-from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, use_eager_attention,
+from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, mlm_head_of, use_eager_attention,
                              use_masked_lm_forward)
 from eliquare.publish import finish_student_dir
 from eliquare.speed import machine, student_and_teacher
 from eliquare.student import (build_student, check_layer_map, freeze_position_embeddings, hidden_targets,
                               select_layers)
 from eliquare.teachers import load_teacher, teacher_embedding_spec
-from eliquare.training import trainer_arguments
+from eliquare.teacher_cache import CACHE_DIR_NAME, TeacherCache, cache_unsupported
+from eliquare.training import autocast, resolve_bf16, trainer_arguments
 from eliquare.vocab import format_report, reduce_on_corpus, retokenisation_notice, save_tokenizer
 
 
@@ -70,9 +71,15 @@ def distillation_losses(student, teacher, batch: dict, objective: Objective, *, 
     out = student(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels,
                   head_only=head_only, **extra)  # models.masked_lm_logits
     need_teacher_logits = weights.ce > 0
-    with torch.inference_mode():
-        t_out = masked_lm_logits(teacher, batch["input_ids"], batch["attention_mask"], labels,
-                                 logits=need_teacher_logits, **extra)
+    if "teacher_hidden" in batch:  # the teacher's states of the unmasked sentences, computed once (teacher_cache)
+        t_out = {"hidden": batch["teacher_hidden"], "logits": None}
+        if need_teacher_logits and masked.any():
+            with torch.inference_mode():
+                t_out["logits"] = mlm_head_of(teacher)(batch["teacher_hidden"][masked])
+    else:
+        with torch.inference_mode():
+            t_out = masked_lm_logits(teacher, batch["input_ids"], batch["attention_mask"], labels,
+                                     logits=need_teacher_logits, **extra)
     parts: dict[str, torch.Tensor] = layerwise_losses(out, t_out, batch["attention_mask"], objective)
     if weights.cos > 0 and hidden_pairs:
         mask = batch["attention_mask"]
@@ -185,8 +192,12 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
     """Trainer whose loss is the distillation objective; the teacher rides along, frozen."""
 
     def __init__(self, *args, teacher, objective: Objective, head_warmup_steps: int = 0,
-                 health: HealthMonitor | None = None, stop_on_collapse: bool = False, **kwargs):
+                 health: HealthMonitor | None = None, stop_on_collapse: bool = False, bf16: bool = False,
+                 teacher_cache: TeacherCache | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.bf16 = bf16  # autocast of both forward passes; the losses cast to fp32 (eliquare.losses)
+        self.teacher_cache = teacher_cache
+        self.positions = {"real": 0, "all": 0}  # training positions, for the padding share
         self.teacher = teacher.to(self.args.device).eval()
         self.teacher.requires_grad_(False)
         self.objective = objective
@@ -205,9 +216,26 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
     def weights(self) -> LossWeights:
         return self.objective.weights
 
+    def with_teacher_states(self, batch: dict, split: str) -> dict:
+        """The batch with the teacher's cached states of its sentences (when the run has a teacher cache)."""
+        rows = batch.pop("rows", None)
+        if self.teacher_cache is not None and rows is not None:
+            batch["teacher_hidden"] = self.teacher_cache.split(split).gather(rows, batch["input_ids"].shape[1],
+                                                                             batch["input_ids"].device)
+        return batch
+
+    def losses(self, model, batch: dict, split: str, **kwargs) -> dict:
+        batch = self.with_teacher_states(batch, split)
+        with autocast(self.bf16, self.args.device):
+            return distillation_losses(model, self.teacher, batch, self.objective, **kwargs)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         head_only = model.training and self.state.global_step < self.head_warmup_steps
-        parts = distillation_losses(model, self.teacher, inputs, self.objective, head_only=head_only)
+        if model.training:
+            mask = inputs["attention_mask"]
+            self.positions["real"] += int(mask.sum())
+            self.positions["all"] += mask.numel()
+        parts = self.losses(model, inputs, "train", head_only=head_only)
         loss = self.weights.combine(parts)
         if model.training:
             for name, value in parts.items():
@@ -225,8 +253,15 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
             training_seconds = now - (self._time_at_log or now) - self._eval_seconds
             if self._time_at_log is not None and training_seconds > 0:
                 logs["tokens_per_second"] = round((tokens - self._tokens_at_log) / training_seconds, 1)
+            if self.positions["all"]:
+                logs["padding_share"] = round(self.padding_share, 4)
             self._time_at_log, self._tokens_at_log, self._eval_seconds = now, tokens, 0.0
         super().log(logs, start_time)
+
+    @property
+    def padding_share(self) -> float:
+        """Share of the training positions so far that were padding."""
+        return 1.0 - self.positions["real"] / max(self.positions["all"], 1)
 
     @torch.no_grad()
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
@@ -242,7 +277,7 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
             for batch in dataloader:
                 batch = self._prepare_inputs(batch)
                 stats: dict = {}
-                parts = distillation_losses(model, self.teacher, batch, self.objective, stats=stats)
+                parts = self.losses(model, batch, "validation", stats=stats)
                 sums[-3] += stats.get("correct", 0)
                 sums[-2] += stats.get("masked", 0)
                 parts["loss"] = self.weights.combine(parts)
@@ -457,7 +492,8 @@ def check_output_dir(cfg: DistillConfig) -> RunDirectory:
         return RunDirectory(out, out, checkpoints, checkpoints, keep, resume=True)
     if checkpoints.is_dir():  # the run removes this directory when done: it must be eliquare's own
         foreign = sorted(p.name for p in checkpoints.iterdir()
-                         if not p.name.startswith("checkpoint-") and p.name not in (RUN_SETTINGS, PARTIAL_MARK))
+                         if not p.name.startswith("checkpoint-") and p.name not in (RUN_SETTINGS, PARTIAL_MARK,
+                                                                                   CACHE_DIR_NAME))
         if foreign:
             raise EliquareError(f"--checkpoint-dir {checkpoints} holds files that are not checkpoints "
                                 f"({', '.join(foreign[:3])}); give a new or empty directory")
@@ -568,7 +604,7 @@ def training_arguments(cfg: DistillConfig, checkpoints: Path) -> TrainingArgumen
     every = cfg.eval_steps or 10**9  # no step-based evaluation unless asked; epochs are handled by a callback
     cpu = cfg.use_cpu or not torch.cuda.is_available()
     return trainer_arguments(
-        checkpoints, seed=cfg.seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16,
+        checkpoints, seed=cfg.seed, use_cpu=cfg.use_cpu, bf16=False,  # the trainer's own autocast (DistillationTrainer)
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation,
@@ -589,7 +625,7 @@ def training_arguments(cfg: DistillConfig, checkpoints: Path) -> TrainingArgumen
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
         dataloader_num_workers=cfg.dataloader_workers,
-        train_sampling_strategy="group_by_length",
+        train_sampling_strategy="group_by_length" if cfg.pack else "random",
         length_column_name="length",
         remove_unused_columns=False,
         label_names=["labels"],
@@ -747,6 +783,12 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
                                  **prepare) if languages else \
             prepare_corpus(cfg.corpus, tokenizer, cfg.corpus_options, **prepare)
     plan = plan_run(cfg, teacher, layers, len(data.train), args.world_size, log, embedding, cross)
+    bf16 = resolve_bf16(cfg.bf16, cfg.use_cpu)
+    use_cache = wants_teacher_cache(cfg, plan, len(data.train), args.world_size)
+    train_set, validation_set = training_datasets(data, cfg.pack, rows=use_cache)
+    log(f"precision: {'bf16 autocast (fp32 weights and losses)' if bf16 else 'fp32'}; batches: "
+        + ("of sentences of similar length" if cfg.pack else "in random order, padded to their longest")
+        + f"; teacher cache: {'on (the teacher reads each unmasked sentence once)' if use_cache else 'off'}")
     args.learning_rate = plan.recipe.learning_rate
     args.warmup_steps = math.ceil(cfg.warmup_ratio * plan.total_steps)
     # the student's fresh weights (an MLM head a headless teacher lacks) are drawn from --seed alone, not from whatever
@@ -772,19 +814,25 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     log(f"teacher: {cfg.teacher} ({count_parameters(teacher.model):,} parameters, "
         f"{teacher.model.config.num_hidden_layers} layers); student: {count_parameters(student):,} parameters, "
         f"layers {[i + 1 for i in layers]} of the teacher")
-    trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks, tokenizer)
+    trainer = distillation_trainer(cfg, args, teacher, student, data, plan, health, callbacks, tokenizer,
+                                   datasets=(train_set, validation_set), bf16=bf16)
     with args.main_process_first(desc="making the run directory"):
         if is_main:  # every input has been checked: only now is anything written
             run.begin(settings)
             if resume_from:
                 resume_from.remove_skipped()
     try:
+        if use_cache:
+            trainer.teacher_cache = teacher_cache(cfg, run, args, settings, teacher.model, data, bf16, log)
         train_result = trainer.train(resume_from_checkpoint=str(resume_from.path) if resume_from else None)
         reduction = save_student(cfg, run.work, trainer, teacher, student, reduction, is_main, log, plan.embedding,
                                  amplification)
         if is_main:
             record = run_record(cfg, teacher, student, layers, plan, data, trainer, train_result, reduction, health,
                                 started)
+            record["speed"] = {"bf16": bf16, "pack": cfg.pack, "padding_share": round(trainer.padding_share, 4),
+                               "torch_threads": torch.get_num_threads(),
+                               "teacher_cache": trainer.teacher_cache.meta if trainer.teacher_cache else None}
             record["best_checkpoint"] = run.moved(record["best_checkpoint"])
             record["inference"] = student_and_teacher(teacher.model, student, len(teacher.tokenizer))  # for the card
             write_json(run.work / "distillation.json", record, indent=2)  # by a temporary name: whole or absent
@@ -838,8 +886,62 @@ def save_student(cfg: DistillConfig, work: Path, trainer, teacher, student, redu
     return reduction
 
 
+def wants_teacher_cache(cfg: DistillConfig, plan: Plan, train_sentences: int, world_size: int) -> bool:
+    """``--teacher-cache`` as given (refused, exit 2, where the objective needs more than last-layer states), or by
+    default: on for a run of more than one pass whose teacher terms are last-layer states only (no CE term: the
+    cached states are the unmasked sentence's, and soft targets at a position whose token the teacher sees are not
+    the paper's)."""
+    why_not = cache_unsupported(plan.objective)
+    if cfg.teacher_cache:
+        if why_not:
+            raise EliquareError(f"--teacher-cache keeps the teacher's last-layer states only, which do not serve "
+                                f"{why_not}; drop --teacher-cache")
+        return True
+    if cfg.teacher_cache is False or why_not or plan.weights.ce:
+        return False
+    batches = plan.total_steps * cfg.gradient_accumulation * world_size
+    return batches * cfg.batch_size > 1.5 * train_sentences  # more than one pass: the cache pays for itself
+
+
+def training_datasets(data, pack: bool, rows: bool):
+    """The training and validation sets the Trainer reads: with ``rows``, each sentence's index (its place in the
+    teacher cache); with ``pack``, the validation sentences sorted by length (training batches are grouped by the
+    Trainer's length-grouped sampler), so that few positions are padding."""
+    train, validation = data.train, data.validation
+    if rows:
+        train = train.add_column("row", list(range(len(train))))
+        validation = validation.add_column("row", list(range(len(validation))))
+    if pack and "length" in validation.column_names:
+        validation = validation.sort("length")
+    return train, validation
+
+
+def teacher_cache(cfg: DistillConfig, run: RunDirectory, args: TrainingArguments, settings: dict, teacher, data,
+                  bf16: bool, log) -> TeacherCache:
+    """The run's teacher cache, in its checkpoint directory: opened if one made from the same inputs is there (a
+    --resume), else computed (main process; the others wait and open it)."""
+    directory = run.work_checkpoints / CACHE_DIR_NAME
+    key = {"teacher": settings["teacher"], "corpus": data.fingerprint, "vocabulary_size": settings["vocabulary_size"],
+           "teacher_layers": teacher.config.num_hidden_layers, "bf16": bf16}
+    with args.main_process_first(desc="the teacher's states"):
+        cache = TeacherCache.open(directory, key)
+        if cache is None and args.process_index == 0:
+            log(f"teacher cache: the teacher reads the {len(data.train) + len(data.validation):,} sentences once")
+            cache = TeacherCache.build(directory, key, teacher, {"train": data.train, "validation": data.validation},
+                                       bf16=bf16, log=log)
+            corpus_mb = sum(p.stat().st_size for p in expand_paths(corpus_paths(cfg.corpus))) / 1e6
+            cache.meta["corpus_megabytes"] = round(corpus_mb, 2)
+            log(f"teacher cache: {cache.megabytes:,.0f} MB in {cache.meta['seconds']:.0f} s"
+                + (f" ({cache.megabytes / corpus_mb:.0f} MB and {cache.meta['seconds'] / corpus_mb:.0f} s per MB of "
+                   "corpus files)" if corpus_mb else ""))
+        elif cache is not None:
+            log(f"teacher cache: reusing {directory} ({cache.megabytes:,.0f} MB)")
+    return cache if cache is not None else TeacherCache.open(directory, key)
+
+
 def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, student, data, plan: Plan,
-                         health: HealthMonitor | None, callbacks, tokenizer=None) -> DistillationTrainer:
+                         health: HealthMonitor | None, callbacks, tokenizer=None, datasets=None,
+                         bf16: bool = False) -> DistillationTrainer:
     tokenizer = tokenizer or teacher.tokenizer  # the student's (with --vocab-amp, not the teacher's)
     collator = collator_for(tokenizer, data.token_counts, mlm_probability=cfg.mlm_probability,
                             mask_replace=cfg.mask_replace, random_replace=cfg.random_replace,
@@ -849,11 +951,12 @@ def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, s
 
         collator = PromptCollator.for_tokenizer(collator, tokenizer, plan.embedding, cfg.prompts,
                                                 masked=bool(plan.weights.mlm or plan.weights.ce))
-    trainer = DistillationTrainer(model=student, args=args, train_dataset=data.train, eval_dataset=data.validation,
+    train_set, validation_set = datasets or (data.train, data.validation)
+    trainer = DistillationTrainer(model=student, args=args, train_dataset=train_set, eval_dataset=validation_set,
                                   data_collator=collator, processing_class=tokenizer,
                                   teacher=teacher.model, objective=plan.objective,
                                   head_warmup_steps=plan.head_warmup_steps, health=health,
-                                  stop_on_collapse=cfg.stop_on_collapse,
+                                  stop_on_collapse=cfg.stop_on_collapse, bf16=bf16,
                                   callbacks=[EpochCheckpoints(), CompleteCheckpoints(), *(callbacks or [])])
     if cfg.max_minutes:
         trainer.add_callback(TimeBudget(cfg.max_minutes))

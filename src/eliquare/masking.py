@@ -92,7 +92,10 @@ class MaskingCollator:
     def __call__(self, examples: Sequence[dict]) -> dict[str, torch.Tensor]:
         input_ids, attention_mask = self.pad(examples)
         masked, labels = self.mask(input_ids, attention_mask)
-        return {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+        batch = {"input_ids": masked, "attention_mask": attention_mask, "labels": labels}
+        if "row" in examples[0]:  # the sentences' indices in their split, for the teacher's cached states
+            batch["rows"] = torch.as_tensor([e["row"] for e in examples], dtype=torch.long)
+        return batch
 
 
 def collator_for(tokenizer, token_counts: np.ndarray, *, mlm_probability: float = 0.15, mask_replace: float = 0.8,

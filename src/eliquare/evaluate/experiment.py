@@ -93,8 +93,8 @@ def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> li
             run = {"out": str(out / "students" / str(name) / str(language))}
             if cfg.use_cpu:
                 run["use_cpu"] = True
-            if cfg.bf16:
-                run["bf16"] = True
+            if cfg.bf16 is not None:
+                run["bf16"] = cfg.bf16
             config = build_config(DistillConfig, (f"{where}, students.{name}.options", entry.get("options") or {}),
                                   (f"{where}, students.{name}.languages.{language}", own), ("experiment", run))
             students.append(Student(str(name), str(language), config))

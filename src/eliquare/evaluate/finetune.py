@@ -33,7 +33,7 @@ from eliquare.config import FinetuneConfig
 from eliquare.evaluate.task_vocab import TaskVocabulary
 from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
 from eliquare.speed import machine
-from eliquare.training import trainer_arguments
+from eliquare.training import resolve_bf16, trainer_arguments
 
 TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
 
@@ -288,7 +288,7 @@ def _eval_steps(cfg, n_features: int) -> int:
 def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
     """The paper's schedule (linear decay after warm-up), a dev evaluation every ``eval_steps``, no checkpoints."""
     return trainer_arguments(
-        work, seed=seed, use_cpu=cfg.use_cpu, bf16=cfg.bf16, group_by_length=cfg.group_by_length,
+        work, seed=seed, use_cpu=cfg.use_cpu, bf16=resolve_bf16(cfg.bf16, cfg.use_cpu), group_by_length=cfg.group_by_length,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         num_train_epochs=cfg.epochs,
@@ -403,6 +403,7 @@ def _train_one(cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, voca
         "task_vocabulary": fine_tuned,  # vocabulary and parameters actually fine-tuned (None: the full model)
         "device": str(trainer.args.device),
         "torch_threads": torch.get_num_threads(),
+        "bf16": trainer.args.bf16,
     }
     write_json(run_dir / "metrics.json", run, indent=2)  # by a temporary name: a kill leaves none, never half of one
     return run

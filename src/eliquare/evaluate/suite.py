@@ -229,8 +229,8 @@ def _config_for(job: Job, cfg, run_dir: Path):
                                          "max_train_examples") if getattr(cfg, k) is not None}
     if cfg.use_cpu:
         cli["use_cpu"] = True
-    if cfg.bf16:
-        cli["bf16"] = True
+    if cfg.bf16 is not None:
+        cli["bf16"] = cfg.bf16
     where = f"suite {cfg.suite}, job {job.key}"
     try:
         return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
@@ -246,7 +246,10 @@ def job_fingerprint(fcfg) -> dict:
     from eliquare.config import to_dict
     from eliquare.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
 
+    from eliquare.training import resolve_bf16
+
     options = {k: v for k, v in to_dict(fcfg).items() if k not in _NOT_IN_FINGERPRINT}
+    options["bf16"] = resolve_bf16(fcfg.bf16, fcfg.use_cpu)  # what the job runs with, not whether it was asked
     return stage_fingerprint(finetune=options, model=model_fingerprint(fcfg.model),
                              data=files_fingerprint([fcfg.train, fcfg.dev, fcfg.test]))
 
