@@ -3,6 +3,7 @@ terms of the embedding objective (``--objective embedding``): L += a_sentence L_
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -10,6 +11,19 @@ import torch
 import torch.nn.functional as F
 
 
+def in_fp32(loss):
+    """Run a loss term outside any autocast: under bf16 autocast a matmul of fp32 tensors still runs in bf16, so
+    casting the inputs with ``.float()`` alone does not make the term's arithmetic fp32."""
+
+    @functools.wraps(loss)
+    def wrapped(*args, **kwargs):
+        with torch.autocast("cpu", enabled=False), torch.autocast("cuda", enabled=False):
+            return loss(*args, **kwargs)
+
+    return wrapped
+
+
+@in_fp32
 def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
     """Eq. 5-6: cross-entropy of the student's tempered distribution against the teacher's, scaled by T^2.
 
@@ -21,6 +35,7 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     return -(teacher_probs * student_log_probs).sum(-1).mean() * (t * t)
 
 
+@in_fp32
 def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
                 centre: bool = False) -> torch.Tensor:
     """Eq. 7: 1 - cos(student, teacher) of the last hidden states, averaged over non-padding tokens.
@@ -36,11 +51,13 @@ def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, atte
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
 
 
+@in_fp32
 def mlm_loss(student_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Eq. 8: the student's own masked-LM cross-entropy against the original tokens (masked positions only)."""
     return F.cross_entropy(student_logits.float(), labels)
 
 
+@in_fp32
 def sentence_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
     """The student's sentence embeddings [batch, dim] against the teacher's: 1 - cosine (mean over sentences), or
     the mean squared error (the multilingual-distillation loss of Reimers & Gurevych 2020)."""
@@ -50,6 +67,7 @@ def sentence_loss(student: torch.Tensor, teacher: torch.Tensor, kind: str = "cos
     return (1.0 - F.cosine_similarity(s, t, dim=-1)).mean()
 
 
+@in_fp32
 def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
     """In-batch contrastive term with the teacher's similarity matrix as the target: for each sentence, the KL
     divergence from the teacher's softmax over cosine similarities to the other sentences of the batch (at
@@ -69,6 +87,7 @@ def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: f
 # --- layer-wise terms beyond the paper (its future work; issue 16) -------------------------------------------
 
 
+@in_fp32
 def hidden_mse_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
                     projection: torch.nn.Module | None = None) -> torch.Tensor:
     """TinyBERT's hidden-state term for one mapped layer pair: the mean squared error between the student's states
@@ -80,6 +99,7 @@ def hidden_mse_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, 
     return F.mse_loss(s, t)
 
 
+@in_fp32
 def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor, attention_mask: torch.Tensor,
                       eps: float = 1e-12) -> torch.Tensor:
     """TinyBERT's attention term for one mapped layer pair: KL(teacher || student) of the attention distributions
@@ -92,6 +112,7 @@ def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor, at
     return kl[keep].mean()
 
 
+@in_fp32
 def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tensor, attention_mask: torch.Tensor,
                         heads: int) -> torch.Tensor:
     """MiniLM's self-attention value-relation term (Wang et al. 2020) for one layer pair: per head,
