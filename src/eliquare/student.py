@@ -1,7 +1,10 @@
 """Build a student from a teacher (Section 3 of the paper).
 
-The student has the teacher's architecture with k of its layers (default 6 of 12), initialised
-from the teacher: student layer n <- teacher layer 2n-1 (1-based), embeddings and MLM head copied.
+The student has the teacher's architecture with k of its layers, initialised from the teacher: by default every
+other teacher layer, student layer n <- teacher layer 2n-1 (1-based; ceil(L/2) layers of an L-layer teacher, the
+paper's 6 of 12), embeddings and MLM head copied, and whatever the architecture shares between its layers
+(DeBERTa's relative-position embeddings) with them. Each copied layer keeps its own per-layer properties
+(ModernBERT's attention kind: ``Architecture.adapt_student``).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from eliquare.errors import EliquareError
 from eliquare.models import architecture_of, encoder_of
 
 
-def check_layer_map(layer_map: str, student_layers: int, teacher_layers: int | None = None) -> list[int] | None:
+def check_layer_map(layer_map: str, student_layers: int | None, teacher_layers: int | None = None) -> list[int] | None:
     """The checks of ``select_layers`` that need no teacher, so that a bad ``--layer-map`` is one line before the
-    teacher is loaded: a named map is known; a list is of distinct integers >= 1, as many as the student's layers.
-    Returns the list's 1-based layers (None for a named map)."""
+    teacher is loaded: a named map is known; a list is of distinct integers >= 1, as many as the student's layers
+    (``student_layers`` None: as many as it lists). Returns the list's 1-based layers (None for a named map)."""
     layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
     if not layer_map.replace(",", "").strip():
         raise EliquareError(f"layer_map {layer_map!r} is empty; give evenly-spaced, first, last or a comma-separated "
@@ -31,7 +34,7 @@ def check_layer_map(layer_map: str, student_layers: int, teacher_layers: int | N
         raise EliquareError(
             f"layer_map '{layer_map}' is not evenly-spaced, first, last or a comma-separated list of layer numbers"
         ) from None
-    if len(chosen) != student_layers:
+    if student_layers is not None and len(chosen) != student_layers:
         raise EliquareError(
             f"layer_map lists {len(chosen)} layers but the student has {student_layers}; "
             f"give --student-layers {len(chosen)}"
@@ -43,15 +46,30 @@ def check_layer_map(layer_map: str, student_layers: int, teacher_layers: int | N
     return chosen
 
 
-def select_layers(teacher_layers: int, student_layers: int, layer_map: str = "evenly-spaced") -> list[int]:
+def default_student_layers(teacher_layers: int) -> int:
+    """The student's depth when none is given: every other teacher layer, ceil(L/2) (the paper's 6 of 12)."""
+    return (teacher_layers + 1) // 2
+
+
+def select_layers(teacher_layers: int, student_layers: int | None = None,
+                  layer_map: str = "evenly-spaced") -> list[int]:
     """0-based teacher layers that initialise student layers 0..k-1.
 
+    ``student_layers`` None (the default of ``--student-layers``): every other teacher layer, student n <- teacher
+    2n-1 (1-based), ceil(L/2) layers of an L-layer teacher (1,3,...,11 of 12, as in Section 3; 1,3,...,21 of
+    mmBERT-base's 22); with a list for a map, as many as it lists.
     evenly-spaced: k layers evenly spaced from the first, i.e. student n <- teacher 2n-1 (1-based) for 6 of 12
     (Section 3), teacher layers 1, 4, 7, 10 for 4 of 12; first: the first k; last: the last k;
     "1,3,5": an explicit list of 1-based teacher layers. ``alternate`` is an alias of evenly-spaced.
     """
     chosen = check_layer_map(layer_map, student_layers, teacher_layers)
     layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
+    if chosen is not None:
+        student_layers = len(chosen)
+    if student_layers is None:
+        if layer_map == "evenly-spaced":
+            return list(range(0, teacher_layers, 2))
+        student_layers = default_student_layers(teacher_layers)
     if student_layers > teacher_layers:
         raise EliquareError(
             f"the student cannot have more layers ({student_layers}) than the teacher ({teacher_layers}); "
@@ -77,30 +95,39 @@ def hidden_targets(layers: list[int], teacher_layers: int) -> list[tuple[int, in
 
 
 def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = True) -> nn.Module:
-    """A copy of ``teacher`` keeping only ``layers`` (0-based), weights copied tensor for tensor."""
+    """A copy of ``teacher`` keeping only ``layers`` (0-based), weights copied tensor for tensor.
+
+    Everything outside the layers (embeddings, final norms, DeBERTa's shared relative-position embeddings, the MLM
+    head unless ``copy_head`` is false) is copied as it is; the architecture's per-layer properties follow the
+    layers (``Architecture.adapt_student``), and a map it cannot take is refused (``Architecture.check_layers``)."""
     parts = architecture_of(teacher)
+    if parts.check_layers is not None:
+        parts.check_layers(teacher.config, layers)
     config = copy.deepcopy(teacher.config)
+    if parts.adapt_student is not None:
+        parts.adapt_student(teacher.config, config, layers)
     config.num_hidden_layers = len(layers)
     student = type(teacher)(config)
     teacher_state = teacher.state_dict()
-    layer_prefix = f"{parts.encoder}.encoder.layer."
+    layer_prefix, head = parts.layer_prefix, parts.head_prefixes
     new_state = {}
     for key in student.state_dict():
         source = key
         if key.startswith(layer_prefix):
             index, rest = key[len(layer_prefix):].split(".", 1)
             source = f"{layer_prefix}{layers[int(index)]}.{rest}"
-        if not copy_head and key.startswith(parts.head + "."):
+        if not copy_head and key.startswith(head):
             continue
         new_state[key] = teacher_state[source].detach().clone()
     if not copy_head:
         # a fresh MLM head: initialised as the architecture does. Its decoder is tied to the input embeddings,
         # so it is initialised *before* the teacher's weights go in: initialising it afterwards would overwrite
-        # the copied word embeddings with random ones (the cause of the collapsed students of issue 10).
-        student.get_submodule(parts.head).apply(student._init_weights)
+        # the copied word embeddings with random ones (every student of a headless teacher then started from noise).
+        for name in parts.head:
+            student.get_submodule(name).apply(student._init_weights)
     missing, unexpected = student.load_state_dict(new_state, strict=False)
     student.tie_weights()
-    bad = [k for k in missing if copy_head or not k.startswith(parts.head + ".")]
+    bad = [k for k in missing if copy_head or not k.startswith(head)]
     if bad or unexpected:
         raise RuntimeError(f"student construction left weights unset: {bad or unexpected}")
     return student
@@ -108,5 +135,12 @@ def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = Tr
 
 def freeze_position_embeddings(model: nn.Module) -> None:
     """Keep the learned position embeddings fixed (the paper does this for XLM-R students)."""
-    embeddings = encoder_of(model).embeddings
-    embeddings.position_embeddings.weight.requires_grad_(False)
+    path = architecture_of(model).positions
+    try:
+        embeddings = encoder_of(model).get_submodule(path) if path else None
+    except AttributeError:  # DeBERTa without absolute positions (position_biased_input false) holds None there
+        embeddings = None
+    if embeddings is None:
+        raise EliquareError(f"a {model.config.model_type} model has no learned position embeddings (its positions "
+                            "are rotary or relative, nothing to freeze); drop --freeze-position-embeddings")
+    embeddings.weight.requires_grad_(False)

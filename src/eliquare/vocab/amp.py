@@ -17,6 +17,7 @@ needs word-level alignment of the two; an amplified model is a teacher and stude
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import time
@@ -197,12 +198,24 @@ class CrossTokenisation:
     - the hidden-state term compares each student state with the mean of its span's teacher states;
     - the soft-target term is computed where the masked token is an old piece (a span of one, the same id on both
       sides) over the old vocabulary, and skipped at new pieces, whose distribution the teacher cannot give.
+
+    The student's sentence fits ``--max-length`` (checked to be within both models' position limit), but spelled in
+    the old pieces it is longer and can exceed ``limit``, the longest input the teacher takes. ``fit`` cuts such a
+    sentence for both sides alike before either model reads it: it keeps the student tokens from the start whose
+    spans fit within ``limit`` together with the sentence's closing special token ([SEP], </s>), which stays at
+    the end, and drops the rest from the student's input, its labels and its attention mask. Both models then read
+    the same shortened text, so the alignment and the span-mean hidden term are exact on what is kept; the loss
+    terms cover the kept tokens only. The first cut of a run is logged (one notice line).
     """
 
-    def __init__(self, old_size: int, spellings: list[list[int]], mask_token_id: int, pad_token_id: int):
+    def __init__(self, old_size: int, spellings: list[list[int]], mask_token_id: int, pad_token_id: int,
+                 limit: int | None = None, special_ids: Iterable[int] = ()):
         self.old_size = old_size
         self.mask_token_id = mask_token_id
         self.pad_token_id = pad_token_id
+        self.limit = limit  # the teacher's longest input in tokens (None: no limit)
+        self.special_ids = torch.tensor(sorted(set(special_ids)), dtype=torch.long)
+        self.noticed = False  # the notice of a cut is given once
         longest = max((len(s) for s in spellings), default=1)
         table = torch.full((old_size + len(spellings), longest), -1, dtype=torch.long)
         table[:old_size, 0] = torch.arange(old_size)
@@ -212,23 +225,70 @@ class CrossTokenisation:
         self.lengths = (table >= 0).sum(1)
 
     @classmethod
-    def of(cls, amplification: "Amplification", old_size: int) -> "CrossTokenisation":
+    def of(cls, amplification: "Amplification", old_size: int, limit: int | None = None) -> "CrossTokenisation":
+        """``limit``: the longest input the teacher takes (``eliquare.models.length_limit`` of the teacher)."""
         tok = amplification.tokenizer
-        cross = cls(old_size, [old for _, old, _ in amplification.added], tok.mask_token_id, tok.pad_token_id)
+        cross = cls(old_size, [old for _, old, _ in amplification.added], tok.mask_token_id, tok.pad_token_id,
+                    limit=limit, special_ids=tok.all_special_ids)
         cross.report = amplification.report
         return cross
+
+    def _spans(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor):
+        """The original ids (masked tokens as their labels), and how many teacher tokens each student token
+        becomes (0 for padding)."""
+        original = torch.where(labels != -100, labels, input_ids)
+        span = torch.where(attention_mask.bool(), self.lengths.to(input_ids.device)[original],
+                           torch.zeros_like(original))
+        return original, span
+
+    def fit(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The student batch with each sentence whose teacher spelling is longer than ``limit`` cut for both sides
+        (see the class): ``(input_ids, attention_mask, labels)``, the tensors themselves when nothing is cut.
+        Batches are right-padded (``MaskingCollator.pad``)."""
+        if self.limit is None or not input_ids.numel():
+            return input_ids, attention_mask, labels
+        original, span = self._spans(input_ids, attention_mask, labels)
+        over = (span.sum(1) > self.limit).nonzero().flatten().tolist()
+        if not over:
+            return input_ids, attention_mask, labels
+        ids, mask, t_labels = input_ids.clone(), attention_mask.clone(), labels.clone()
+        specials = self.special_ids.to(input_ids.device)
+        for row in over:
+            real = attention_mask[row].nonzero().flatten()
+            last = real[-1:]
+            closes = bool(torch.isin(original[row, last], specials).any())  # [SEP] / </s> stays at the end
+            body = real[:-1] if closes else real
+            room = self.limit - (int(span[row, last].sum()) if closes else 0)
+            keep = body[span[row, body].cumsum(0) <= room]  # a prefix: the spans are positive
+            if closes:
+                keep = torch.cat([keep, last])
+            n = len(keep)
+            ids[row, :n], mask[row, :n], t_labels[row, :n] = input_ids[row, keep], 1, labels[row, keep]
+            ids[row, n:], mask[row, n:], t_labels[row, n:] = self.pad_token_id, 0, -100
+        width = int(mask.sum(1).max())  # the columns beyond every row's end are padding only
+        if not self.noticed:
+            self.noticed = True
+            if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process
+                print(f"notice: {len(over)} of a batch's {len(ids)} sentences are longer than the teacher's limit of "
+                      f"{self.limit} tokens once spelled in its own pieces (--vocab-amp); such sentences are cut for "
+                      "the student and the teacher alike to the tokens that fit (the closing token kept), and the "
+                      "loss covers the kept tokens only (logged once)", file=sys.stderr, flush=True)
+        return ids[:, :width], mask[:, :width], t_labels[:, :width]
 
     def teacher_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict:
         """The teacher's view of a student batch: ``input_ids``, ``attention_mask``, ``labels`` (the old piece at
         each masked span of one: where the soft targets are computed), ``owner`` (the student position of each
         teacher token, -1 for padding) and ``ce_positions`` (which of the student's masked positions have a teacher
-        label, in order)."""
+        label, in order). Give a batch ``fit`` has cut: its view is at most ``limit`` tokens long."""
         device = input_ids.device
         selected = labels != -100
-        original = torch.where(selected, labels, input_ids)
-        table, lengths = self.table.to(device), self.lengths.to(device)
-        span = torch.where(attention_mask.bool(), lengths[original], torch.zeros_like(original))
+        table = self.table.to(device)
+        original, span = self._spans(input_ids, attention_mask, labels)
         width = int(span.sum(1).max()) if span.numel() else 0
+        if self.limit is not None and width > self.limit:
+            raise ValueError(f"the teacher's view is {width} tokens, above its limit of {self.limit}: the batch was "
+                             "not cut by CrossTokenisation.fit")
         b, t = input_ids.shape
         ids = torch.full((b, max(width, 1)), self.pad_token_id, dtype=torch.long, device=device)
         mask = torch.zeros_like(ids)

@@ -1,4 +1,9 @@
-"""Byte-level BPE (RoBERTa, GPT-2): the 256 byte symbols always stay, merges are pruned consistently.
+"""BPE: byte-level (RoBERTa, GPT-2, ModernBERT) and SentencePiece-style (Gemma, Llama 2: pieces of characters,
+``▁`` for a space, byte fallback); merges are pruned consistently.
+
+Byte-level BPE spells any text with its 256 byte symbols, which always stay. SentencePiece-style BPE starts from
+characters: every character of a piece seen in the corpus keeps its single-character piece (as the unigram family
+does), and with byte fallback the 256 ``<0xNN>`` pieces stay, so nothing seen becomes unknown.
 
 BPE builds a token by a chain of merges, and the backend requires every merge's parts and result to
 be in the vocabulary. A kept token therefore brings along the intermediate tokens of its own
@@ -12,12 +17,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 
 from eliquare.errors import EliquareError
 
 MODEL_TYPE = "BPE"
+_BYTE_PIECE = re.compile(r"^<0x[0-9A-F]{2}>$")
 
 
 def _has_byte_level(component: dict | None) -> bool:
@@ -30,10 +37,10 @@ def _has_byte_level(component: dict | None) -> bool:
 
 def check(tj: dict) -> None:
     model = tj["model"]
-    if not _has_byte_level(tj.get("pre_tokenizer")) or model.get("continuing_subword_prefix") or \
-            model.get("end_of_word_suffix"):
-        raise EliquareError("only byte-level BPE tokenizers (RoBERTa, GPT-2 style) are supported among BPE "
-                            "tokenizers: this one has no ByteLevel pre-tokenizer or uses word prefixes/suffixes")
+    if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
+        raise EliquareError("BPE tokenizers with word prefixes or suffixes (continuing_subword_prefix, "
+                            "end_of_word_suffix) cannot be reduced; supported: byte-level BPE (RoBERTa, GPT-2) and "
+                            "SentencePiece-style BPE (Gemma, Llama 2)")
 
 
 def _merges(model: dict) -> list[tuple[str, str]]:
@@ -41,12 +48,21 @@ def _merges(model: dict) -> list[tuple[str, str]]:
 
 
 def required_ids(tj: dict, tokens: list[str | None], seen: np.ndarray, added: np.ndarray) -> np.ndarray:
-    """The 256 byte symbols: with them any text can be spelt, so nothing ever becomes unknown."""
-    from tokenizers.pre_tokenizers import ByteLevel
-
+    """Byte-level: the 256 byte symbols, with which any text can be spelt. SentencePiece-style: the single-character
+    piece of every character of every (non-added) piece seen in the corpus, and the byte pieces of byte fallback."""
     token_id = {t: i for i, t in enumerate(tokens) if t is not None}
     required = np.zeros(len(tokens), dtype=bool)
-    required[[token_id[c] for c in ByteLevel.alphabet() if c in token_id]] = True
+    if _has_byte_level(tj.get("pre_tokenizer")):
+        from tokenizers.pre_tokenizers import ByteLevel
+
+        required[[token_id[c] for c in ByteLevel.alphabet() if c in token_id]] = True
+        return required
+    chars: set[str] = set()
+    for i in np.flatnonzero(seen & ~added):
+        chars.update(tokens[i])
+    required[[token_id[c] for c in chars if c in token_id]] = True
+    if tj["model"].get("byte_fallback"):
+        required[[i for i, t in enumerate(tokens) if t is not None and _BYTE_PIECE.match(t)]] = True
     return required
 
 
@@ -88,7 +104,12 @@ def reduce_model(model: dict, new_id: np.ndarray) -> dict:
 
 
 def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, bytes]:
-    """``vocab.json`` and ``merges.txt``, the GPT-2/RoBERTa vocabulary files."""
+    """Byte-level: ``vocab.json`` and ``merges.txt``, the GPT-2/RoBERTa vocabulary files. SentencePiece-style: the
+    tokenizer's SentencePiece model pruned to the same pieces, if it came with one."""
+    if not _has_byte_level(new_tj.get("pre_tokenizer")):
+        from eliquare.vocab.unigram import slow_files as sentencepiece_files
+
+        return sentencepiece_files(tokenizer, new_tokens, new_tj)
     model = new_tj["model"]
     merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in _merges(model))
     return {"vocab.json": json.dumps(model["vocab"], ensure_ascii=False).encode("utf-8"),
