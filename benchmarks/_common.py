@@ -1,4 +1,4 @@
-"""What the benchmark scripts share: model shapes, random-weight models, timing, tables, BENCHMARKS.md.
+"""What the benchmark scripts share: model shapes, random-weight models, timing, tables, the benchmarks log and BENCHMARKS.md.
 
 Every figure a script reports is a ratio of timings taken in the same process, on the same machine,
 with the variants interleaved round by round (other work on the machine slows all of them alike) and
@@ -221,8 +221,38 @@ def command_line() -> str:
     return shlex.join([".venv/bin/python", str(script), *sys.argv[1:]])
 
 
-def report(title: str, body: str, append: bool = True, path: Path = BENCHMARKS_MD) -> str:
-    """Print ``body`` (tables and notes) and append it to BENCHMARKS.md with the command, date and machine."""
+LOG_MD = ROOT / "benchmarks" / "log.md"  # every table ever recorded, newest last
+LATEST = ROOT / "benchmarks" / "latest"  # the newest table of each benchmark, one file per title
+INDEX_HEAD = """# Benchmarks
+
+The newest table of each benchmark, built by `.venv/bin/python benchmarks/regenerate.py` from
+`benchmarks/latest/` (each script records its table there when it runs; `--run NAME` reruns scripts first). Every
+ratio is measured within one run, on the machine and at the date given under its command. The tables of earlier
+runs, newest last: `benchmarks/log.md`.
+"""
+
+
+def slug(title: str) -> str:
+    """A file name for a benchmark's title: its words, lower case, joined by hyphens."""
+    words = "".join(c.lower() if c.isalnum() else " " for c in title).split()
+    return "-".join(words)[:80]
+
+
+def write_index(latest: Path = LATEST, path: Path = BENCHMARKS_MD) -> str:
+    """BENCHMARKS.md: a contents list and the newest table of each benchmark (sorted by title)."""
+    sections = sorted((f.read_text(encoding="utf-8").strip() for f in latest.glob("*.md")),
+                      key=lambda t: t.splitlines()[0].lower())
+    titles = [t.splitlines()[0][3:] for t in sections]
+    contents = "\n".join(f"- [{t}](#{slug(t)})" for t in titles)
+    text = INDEX_HEAD + "\n" + contents + "\n\n" + "\n\n".join(sections) + "\n"
+    path.write_text(text, encoding="utf-8")
+    return text
+
+
+def report(title: str, body: str, append: bool = True, path: Path = LOG_MD, latest: Path = LATEST,
+           index: Path = BENCHMARKS_MD) -> str:
+    """Print ``body`` (tables and notes) with the command, date and machine; with ``append``, add it to the log,
+    make it the benchmark's newest table and rebuild BENCHMARKS.md."""
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     text = f"## {title}\n\n`{command_line()}` ({stamp})\n\n{machine()}\n\n{body.rstrip()}\n"
     print(text)
@@ -230,7 +260,10 @@ def report(title: str, body: str, append: bool = True, path: Path = BENCHMARKS_M
         new = not path.exists()
         with open(path, "a", encoding="utf-8") as fh:
             if new:
-                fh.write("# Benchmarks\n\nTables appended by the scripts in `benchmarks/` (newest last); every ratio "
-                         "is measured within one run.\n")
+                fh.write("# Benchmarks log\n\nEvery table the scripts in `benchmarks/` recorded (newest last); every "
+                         "ratio is measured within one run. The newest of each: BENCHMARKS.md.\n")
             fh.write("\n" + text)
+        latest.mkdir(parents=True, exist_ok=True)
+        (latest / f"{slug(title)}.md").write_text(text, encoding="utf-8")
+        write_index(latest, index)
     return text

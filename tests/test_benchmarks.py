@@ -86,14 +86,28 @@ def test_corpus_sizes():
     assert memory.corpus_sizes(0.01) == pytest.approx([0.001, 0.003, 0.01])
 
 
-def test_report_appends_with_command_and_machine(tmp_path):
-    path = tmp_path / "BENCHMARKS.md"
-    C.report("First", "| a |\n|---|\n| 1 |", path=path)
-    C.report("Second", "| b |", path=path)
-    text = path.read_text()
-    assert text.startswith("# Benchmarks") and text.count("# Benchmarks") == 1
-    assert "## First" in text and text.index("## First") < text.index("## Second")
-    assert "`.venv/bin/python" in text and "torch " in text
+def test_report_logs_and_rebuilds_the_index_with_the_newest_table_of_each(tmp_path):
+    paths = dict(path=tmp_path / "log.md", latest=tmp_path / "latest", index=tmp_path / "BENCHMARKS.md")
+    C.report("First", "| a |\n|---|\n| 1 |", **paths)
+    C.report("Second", "| b |", **paths)
+    C.report("First", "| a |\n|---|\n| 2 |", **paths)
+    log = paths["path"].read_text()
+    assert log.startswith("# Benchmarks log") and log.count("## First") == 2
+    assert log.index("| 1 |") < log.index("| b |") < log.index("| 2 |")  # newest last
+    index = paths["index"].read_text()
+    assert index.startswith("# Benchmarks") and index.count("## First") == 1 and "| 2 |" in index
+    assert "| 1 |" not in index and "## Second" in index and "- [First](#first)" in index
+    assert "`.venv/bin/python" in index and "torch " in index
+
+
+def test_regenerate_takes_the_newest_table_of_each_title_from_a_log(tmp_path):
+    import regenerate
+
+    log = tmp_path / "log.md"
+    log.write_text("# Benchmarks log\n\n## A\n\nold\n\n## B\n\nb\n\n## A\n\nnew\n\n## Notes on A\n\nx\n")
+    assert regenerate.newest_from_log(log, tmp_path / "latest") == 2
+    text = C.write_index(tmp_path / "latest", tmp_path / "BENCHMARKS.md")
+    assert "new" in text and "old" not in text and "Notes on" not in text
 
 
 def test_finetune_task_vocab_rows(tiny_bert, tmp_path):
