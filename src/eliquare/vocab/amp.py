@@ -9,9 +9,10 @@
    spell it (its old segmentation). A unigram piece's score is its old segmentation's log-probability plus a margin,
    so that the Viterbi segmentation prefers it wherever it applies; WordPiece's longest match takes it by itself.
 
-Combine with VocabReduce by reducing first (``eliquare vocab reduce``), then amplifying the reduced model. What this
-does not do yet: distil across two tokenisations (a student on the new vocabulary, the teacher on its own), which
-needs word-level alignment of the two; an amplified model is a teacher and student of one vocabulary.
+Combine with VocabReduce by reducing first (``eliquare vocab reduce``), then amplifying the reduced model.
+``CrossTokenisation`` lets ``distill --vocab-amp`` train a student on the new vocabulary against the teacher on its
+own: the teacher reads each sentence spelled in its own pieces, and a sentence whose teacher spelling is longer than
+the teacher's position limit is cut for both sides (``CrossTokenisation.fit``).
 """
 
 from __future__ import annotations
