@@ -61,4 +61,4 @@ for m in init pass; do
   stage ft-sl-pos-$m $E finetune --model "$RUNS/sl-$m" --task pos --train $DATA/sl/pos/sl_ssj-ud-dev.conllu \
     --test $DATA/sl/pos/sl_ssj-ud-test.conllu --out "$RUNS/ft/sl-pos-$m" --overwrite "${FT[@]}" --warmup-steps 20
 done
-.venv/bin/python $RES/summarise.py "$RUNS"
+.venv/bin/python -m analysis.collapse "$RUNS"

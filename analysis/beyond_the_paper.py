@@ -1,36 +1,29 @@
 """Collect results/beyond-the-paper from the runs of runs/beyond/run.sh and runs/amp/run.sh (see commands.txt):
 layer-wise terms, a Swahili+Slovene student against the monolingual ones, VocabAmp's tokens per word.
 
-    .venv/bin/python results/beyond-the-paper/collect.py
+    .venv/bin/python -m analysis.beyond_the_paper
 
-Writes results.json and report.md beside this file; every number is read from the runs' own records.
+Writes results.json and report.md into --out (results/beyond-the-paper); every number is read from the runs' own
+records under --runs (runs/).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-RUNS = ROOT / "runs"
-
-
-def load(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+from analysis.common import ROOT, parser, write_json, write_markdown
+from analysis.common import load_json as load
 
 
 def last_eval(record: dict) -> dict:
+    """The last evaluation's numbers, ``eval_`` dropped (per-layer lists left out)."""
     return {k[5:]: v for k, v in record["validation"][-1].items() if k.startswith("eval_") and not isinstance(v, list)}
 
 
-def layerwise() -> list[dict]:
+def layerwise(runs: Path) -> list[dict]:
     rows = []
     for name in ("base", "hidden", "attn", "value"):  # (the amp run: amp_students)
-        record = load(RUNS / "beyond" / "layerwise" / name / "distillation.json")
+        record = load(runs / "beyond" / "layerwise" / name / "distillation.json")
         if record is None:
             continue
         e = last_eval(record)
@@ -44,7 +37,7 @@ def layerwise() -> list[dict]:
     return rows
 
 
-def languages() -> list[dict]:
+def languages(runs: Path) -> list[dict]:
     """Each language's held-out task sentences through `eliquare health` (frozen-feature probe, collapse, CKA), with
     the same settings for the monolingual student and the Swahili+Slovene one: sw NER (MasakhaNER test, macro-F1),
     sl UPOS (SSJ test, accuracy)."""
@@ -55,8 +48,8 @@ def languages() -> list[dict]:
 
     for language, task in (("sw", "ner"), ("sl", "pos")):
         for model in (language, "sw-sl"):
-            health = load(RUNS / "beyond" / f"health-{language}-{model}.json")
-            record = load(RUNS / "beyond" / "languages" / model / "distillation.json")
+            health = load(runs / "beyond" / f"health-{language}-{model}.json")
+            record = load(runs / "beyond" / "languages" / model / "distillation.json")
             if health is None or record is None:
                 continue
             r = health["results"]
@@ -70,12 +63,12 @@ def languages() -> list[dict]:
     return rows
 
 
-def amp_students() -> dict:
+def amp_students(runs: Path) -> dict:
     """The README job's student with 1000 VocabAmp pieces against the one without (layerwise/base), and the
     words per second of both on the same sentences (benchmarks/tokenisation_speed.py)."""
     rows = []
     for name in ("base", "amp"):
-        record = load(RUNS / "beyond" / "layerwise" / name / "distillation.json")
+        record = load(runs / "beyond" / "layerwise" / name / "distillation.json")
         if record is None:
             continue
         e = last_eval(record)
@@ -83,13 +76,13 @@ def amp_students() -> dict:
                      "wall_seconds": record["wall_seconds"], "tokens_seen": record.get("tokens_seen"),
                      "collapse": e.get("collapse"), "cka": e.get("cka"), "neighbours": e.get("neighbours"),
                      "probe_ner_macro_f1": e.get("probe"), "vocab_amp": record.get("vocab_amp")})
-    return {"students": rows, "speed": load(RUNS / "beyond" / "amp-speed.json")}
+    return {"students": rows, "speed": load(runs / "beyond" / "amp-speed.json")}
 
 
-def amp() -> list[dict]:
+def amp(runs: Path) -> list[dict]:
     rows = []
     for name in ("e5-sw", "e5-sl", "e5-hi", "pre-vr-sw", "pre-vr-sl"):
-        r = load(RUNS / "amp" / f"{name}.json")
+        r = load(runs / "amp" / f"{name}.json")
         if r is None:
             continue
         rows.append({"model": name, "vocab_before": r["vocab_size"]["before"], "vocab_after": r["vocab_size"]["after"],
@@ -103,11 +96,17 @@ def f(x, nd=3):
     return "" if x is None else f"{x:.{nd}f}"
 
 
-def main() -> None:
-    data = {"layerwise": layerwise(), "languages": languages(), "vocab_amp": amp(), "amp_students": amp_students()}
-    (HERE / "results.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+def collect(runs: Path) -> dict:
+    """Every section's rows from the runs' records (a section whose runs are missing is empty)."""
+    return {"layerwise": layerwise(runs), "languages": languages(runs), "vocab_amp": amp(runs),
+            "amp_students": amp_students(runs)}
+
+
+def report(data: dict) -> list[str]:
+    """report.md's lines: one table per section that has rows."""
     lines = ["# Beyond the paper: layer-wise terms, a student of two languages, VocabAmp", "",
-             "Generated by `collect.py` from the runs of `commands.txt`; numbers are the runs' own records.", ""]
+             "Generated by `python -m analysis.beyond_the_paper` from the runs of `commands.txt`; numbers are the "
+             "runs' own records.", ""]
     if data["layerwise"]:
         lines += ["## Layer-wise terms (README main job: Swahili, 40 updates of 64 sentences, e5-small, pre-VR)", "",
                   "| run | weights | collapse | CKA | neighbours | NER probe (macro-F1) | term: first -> last eval |",
@@ -127,7 +126,8 @@ def main() -> None:
                   "settings for every student): Swahili NER macro-F1 (MasakhaNER test), Slovene UPOS accuracy (SSJ "
                   "test); teacher and initialisation in the student's vocabulary. The sw+sl student sampled each "
                   "language half the time, so it saw each language half as much as the monolingual students.", "",
-                  "| language | student | vocabulary | parameters | probe | teacher | initialisation | collapse | CKA |",
+                  "| language | student | vocabulary | parameters | probe | teacher | initialisation | collapse "
+                  "| CKA |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for r in data["languages"]:
             lines.append(f"| {r['language']} ({r['task']}) | {r['student']} | {r['vocabulary'] or ''} | "
@@ -161,8 +161,19 @@ def main() -> None:
                 lines.append(f"| {r['model']} | {r['tokens_per_word']:.3f} | {r['words_per_second']:.0f} | "
                              f"{r['throughput_ratio']:.2f}x |")
         lines.append("")
-    (HERE / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--runs", default=str(ROOT / "runs"), help="holds beyond/ and amp/, the runs' records")
+    ap.add_argument("--out", default=str(ROOT / "results" / "beyond-the-paper"))
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    data = collect(Path(args.runs))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "results.json", data)
+    print(write_markdown(out / "report.md", report(data)), end="")
 
 
 if __name__ == "__main__":
