@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 from eliquare.config import DistillConfig  # noqa: E402
-from eliquare.distill import distillation_losses as _distillation_losses  # noqa: E402
-from eliquare.losses import LossWeights, Objective, cosine_loss, soft_target_loss  # noqa: E402
-from eliquare.masking import IGNORE_INDEX  # noqa: E402
+from eliquare.distill.losses import LossWeights, Objective, cosine_loss, soft_target_loss  # noqa: E402
+from eliquare.distill.masking import IGNORE_INDEX  # noqa: E402
+from eliquare.distill.objective import distillation_losses as _distillation_losses  # noqa: E402
+from eliquare.distill.student import build_student, select_layers  # noqa: E402
 from eliquare.models import use_masked_lm_forward  # noqa: E402
-from eliquare.student import build_student, select_layers  # noqa: E402
 
 WEIGHTS = LossWeights(**DistillConfig(corpus=[], out="").loss_weights(teacher_has_head=True))  # the paper's
 TEMPERATURE = DistillConfig.temperature  # the paper's
@@ -63,22 +63,24 @@ def reference_losses(student, teacher, batch: dict, weights: LossWeights, temper
     """Variant (a): the loss step of DistilBERT's distiller.py, full vocabulary logits at every position."""
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
-    s_out = type(student).forward(student, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  output_hidden_states=True)
+    s_out = type(student).forward(
+        student, input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
+    )
     with torch.no_grad():
-        t_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        output_hidden_states=True)
+        t_out = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
     s_logits, t_logits = s_out.logits, t_out.logits
     return {
         "ce": soft_target_loss(s_logits[masked], t_logits[masked], temperature),
         "cos": cosine_loss(s_out.hidden_states[-1], t_out.hidden_states[-1], batch["attention_mask"]),
-        "mlm": F.cross_entropy(s_logits.view(-1, s_logits.size(-1)).float(), labels.view(-1),
-                               ignore_index=IGNORE_INDEX),
+        "mlm": F.cross_entropy(
+            s_logits.view(-1, s_logits.size(-1)).float(), labels.view(-1), ignore_index=IGNORE_INDEX
+        ),
     }
 
 
-def step_flops(config, teacher_layers: int, student_layers: int, tokens: int, masked: int, seq: int,
-               full_vocab: bool) -> float:
+def step_flops(
+    config, teacher_layers: int, student_layers: int, tokens: int, masked: int, seq: int, full_vocab: bool
+) -> float:
     """Matmul FLOPs of one step: teacher forward (2 per weight per token), student forward + backward (6)."""
     h, f, v = config.hidden_size, config.intermediate_size, config.vocab_size
     layer = 2 * (4 * h * h + 2 * h * f) + 2 * 2 * seq * h  # per token: Q K V O, FFN; QK^T and AV
@@ -121,17 +123,28 @@ def prepare(shape: C.Shape, batch_size: int, seq: int, variants: str, device: st
         student = build_student(t, layers).to(device).train()
         # as DistillationTrainer does; (a) calls the class's own forward instead
         use_masked_lm_forward(student)
-        optimizer = torch.optim.AdamW([p for p in student.parameters() if p.requires_grad], lr=5e-4, eps=1e-6,
-                                      fused=True)  # the Trainer's default (adamw_torch_fused)
+        optimizer = torch.optim.AdamW(
+            [p for p in student.parameters() if p.requires_grad], lr=5e-4, eps=1e-6, fused=True
+        )  # the Trainer's default (adamw_torch_fused)
         for v in key:
             if v in variants:
                 setups[v] = (student, t, C.to_device(b, device), optimizer)
     return {v: setups[v] for v in "abc" if v in setups}, batch
 
 
-def measure(shape: C.Shape, batch_size: int, seq: int = 128, rounds: int = 3, warmup: int = 1,
-            variants: str = "abc", device: str = "cpu", bf16: bool = False, peak_n: int = 4096,
-            student_layers: int | None = None, log=None) -> tuple[list[dict], float]:
+def measure(
+    shape: C.Shape,
+    batch_size: int,
+    seq: int = 128,
+    rounds: int = 3,
+    warmup: int = 1,
+    variants: str = "abc",
+    device: str = "cpu",
+    bf16: bool = False,
+    peak_n: int = 4096,
+    student_layers: int | None = None,
+    log=None,
+) -> tuple[list[dict], float]:
     """Time the variants side by side; returns one row per variant and the peak matmul FLOP/s."""
     setups, batch = prepare(shape, batch_size, seq, variants, device, student_layers)
     steps = {v: make_step(*setups[v], v, device, bf16) for v in setups}
@@ -144,12 +157,29 @@ def measure(shape: C.Shape, batch_size: int, seq: int = 128, rounds: int = 3, wa
     for v in setups:
         student, teacher = setups[v][:2]
         seconds = C.median(times[v])
-        flops = step_flops(teacher.config, teacher.config.num_hidden_layers, student.config.num_hidden_layers,
-                           tokens, masked, seq, full_vocab=(v == "a"))
-        rows.append({"shape": shape.name, "variant": v, "batch": f"{batch_size} x {seq}",
-                     "vocab": teacher.config.vocab_size, "seconds": seconds, "tokens_per_s": tokens / seconds,
-                     "gflop": flops / 1e9, "gflops_per_s": flops / seconds / 1e9, "mfu": flops / seconds / peak,
-                     "all_seconds": times[v]})
+        flops = step_flops(
+            teacher.config,
+            teacher.config.num_hidden_layers,
+            student.config.num_hidden_layers,
+            tokens,
+            masked,
+            seq,
+            full_vocab=(v == "a"),
+        )
+        rows.append(
+            {
+                "shape": shape.name,
+                "variant": v,
+                "batch": f"{batch_size} x {seq}",
+                "vocab": teacher.config.vocab_size,
+                "seconds": seconds,
+                "tokens_per_s": tokens / seconds,
+                "gflop": flops / 1e9,
+                "gflops_per_s": flops / seconds / 1e9,
+                "mfu": flops / seconds / peak,
+                "all_seconds": times[v],
+            }
+        )
     base = {r["shape"]: r["tokens_per_s"] for r in rows if r["variant"] == "a"}
     for r in rows:
         r["speedup"] = r["tokens_per_s"] / base[r["shape"]] if r["shape"] in base else None
@@ -158,11 +188,23 @@ def measure(shape: C.Shape, batch_size: int, seq: int = 128, rounds: int = 3, wa
 
 def format_rows(rows: list[dict]) -> str:
     return C.table(
-        ["shape", "variant", "batch", "vocab", "s/step (median)", "tokens/s", "vs (a)", "GFLOP/step", "GFLOP/s",
-         "MFU"],
-        [[r["shape"], VARIANTS[r["variant"]], r["batch"], f"{r['vocab']:,}", f"{r['seconds']:.3f}",
-          f"{r['tokens_per_s']:,.0f}", f"{r['speedup']:.2f}x" if r["speedup"] else "-", f"{r['gflop']:,.1f}",
-          f"{r['gflops_per_s']:,.1f}", f"{r['mfu']:.1%}"] for r in rows])
+        ["shape", "variant", "batch", "vocab", "s/step (median)", "tokens/s", "vs (a)", "GFLOP/step", "GFLOP/s", "MFU"],
+        [
+            [
+                r["shape"],
+                VARIANTS[r["variant"]],
+                r["batch"],
+                f"{r['vocab']:,}",
+                f"{r['seconds']:.3f}",
+                f"{r['tokens_per_s']:,.0f}",
+                f"{r['speedup']:.2f}x" if r["speedup"] else "-",
+                f"{r['gflop']:,.1f}",
+                f"{r['gflops_per_s']:,.1f}",
+                f"{r['mfu']:.1%}",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def main(argv=None) -> int:
@@ -194,28 +236,46 @@ def main(argv=None) -> int:
             shape = C.Shape(**{**shape.__dict__, "kept": args.kept})
         batch = args.batch or (CPU_BATCH[name] if cpu else 32)
         log(f"{name}: batch {batch} x {args.seq}, {args.rounds} rounds after {args.warmup} warm-up")
-        rows, peaks[name] = measure(shape, batch, args.seq, args.rounds, args.warmup, args.variants, args.device,
-                                    args.bf16, student_layers=args.student_layers, log=log)
+        rows, peaks[name] = measure(
+            shape,
+            batch,
+            args.seq,
+            args.rounds,
+            args.warmup,
+            args.variants,
+            args.device,
+            args.bf16,
+            student_layers=args.student_layers,
+            log=log,
+        )
         all_rows += rows
-    notes = [f"Peak matmul ({'bf16' if args.bf16 else 'fp32'} 4096 x 4096 torch.matmul, timed in the same rounds): "
-             + ", ".join(f"{peaks[n] / 1e9:,.1f} GFLOP/s during {n}" for n in peaks) + ".",
-             f"Student: {args.student_layers or 'half the'} layers of the teacher's (eliquare.student.build_student, "
-             "layer n <- 2n-1); loss 5 CE + 1 cos + 2 MLM, T = 2; 15% of tokens masked "
-             "(eliquare.masking.MaskingCollator); fused AdamW + clipping.",
-             "(c): teacher rows cut with eliquare.vocab.slicing.slice_vocabulary (VocabReduce's slicing) to "
-             + ", ".join(f"{C.SHAPES[n].vocab_size:,} -> {(args.kept or C.SHAPES[n].kept):,} ids ({n})"
-                         for n in args.shapes)
-             + " chosen at random (the speed depends on the count, not on which ids).",
-             f"Medians of {args.rounds} interleaved rounds after {args.warmup} warm-up; per-round seconds: "
-             + "; ".join(f"{r['shape']} {r['variant']} " + "/".join(f"{t:.2f}" for t in r["all_seconds"])
-                         for r in all_rows) + "."]
+    notes = [
+        f"Peak matmul ({'bf16' if args.bf16 else 'fp32'} 4096 x 4096 torch.matmul, timed in the same rounds): "
+        + ", ".join(f"{peaks[n] / 1e9:,.1f} GFLOP/s during {n}" for n in peaks)
+        + ".",
+        f"Student: {args.student_layers or 'half the'} layers of the teacher's "
+        "(eliquare.distill.student.build_student, "
+        "layer n <- 2n-1); loss 5 CE + 1 cos + 2 MLM, T = 2; 15% of tokens masked "
+        "(eliquare.distill.masking.MaskingCollator); fused AdamW + clipping.",
+        "(c): teacher rows cut with eliquare.vocab.slicing.slice_vocabulary (VocabReduce's slicing) to "
+        + ", ".join(f"{C.SHAPES[n].vocab_size:,} -> {(args.kept or C.SHAPES[n].kept):,} ids ({n})" for n in args.shapes)
+        + " chosen at random (the speed depends on the count, not on which ids).",
+        f"Medians of {args.rounds} interleaved rounds after {args.warmup} warm-up; per-round seconds: "
+        + "; ".join(f"{r['shape']} {r['variant']} " + "/".join(f"{t:.2f}" for t in r["all_seconds"]) for r in all_rows)
+        + ".",
+    ]
     if cpu and not args.batch:
-        notes.append("Batch below 32 x 128 on CPU: variant (a) holds ~5 full-vocabulary float32 logit tensors "
-                     "(tokens x vocab x 4 bytes each: 32 x 128 tokens are 4.1 GB for e5-small, 2.0 GB for mBERT), "
-                     "too much for this machine's shared memory, and minutes per step on 2 cores; the same "
-                     "batch is used for all three variants.")
-    C.report("Distillation throughput (benchmarks/distill_throughput.py)",
-             format_rows(all_rows) + "\n\n" + "\n".join(f"- {n}" for n in notes), append=not args.no_append)
+        notes.append(
+            "Batch below 32 x 128 on CPU: variant (a) holds ~5 full-vocabulary float32 logit tensors "
+            "(tokens x vocab x 4 bytes each: 32 x 128 tokens are 4.1 GB for e5-small, 2.0 GB for mBERT), "
+            "too much for this machine's shared memory, and minutes per step on 2 cores; the same "
+            "batch is used for all three variants."
+        )
+    C.report(
+        "Distillation throughput (benchmarks/distill_throughput.py)",
+        format_rows(all_rows) + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        append=not args.no_append,
+    )
     return 0
 
 

@@ -17,9 +17,9 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 
 @dataclass
@@ -65,8 +65,9 @@ class _Exec:
         src = str(Path(__file__).resolve().parents[1] / "src")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         self._log = open(log, "w")
-        self._popen = subprocess.Popen([sys.executable, "-m", "eliquare", *argv], stdout=self._log,
-                                       stderr=subprocess.STDOUT, env=env)
+        self._popen = subprocess.Popen(
+            [sys.executable, "-m", "eliquare", *argv], stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         self.pid = self._popen.pid
 
     def is_alive(self) -> bool:
@@ -81,8 +82,15 @@ class _Exec:
         return self._popen.returncode
 
 
-def run(job: Callable[[], int] | list[str], log: Path, *, kill_after: float | None = None,
-        trigger: Callable[[], str | None] | None = None, timeout: float = 600, fresh: bool = False) -> Outcome:
+def run(
+    job: Callable[[], int] | list[str],
+    log: Path,
+    *,
+    kill_after: float | None = None,
+    trigger: Callable[[], str | None] | None = None,
+    timeout: float = 600,
+    fresh: bool = False,
+) -> Outcome:
     """Run ``eliquare JOB`` (a list of arguments; or a function, whose return is the exit status) in a forked
     child (``fresh``: ``sys.executable -m eliquare`` in a new interpreter); with ``kill_after``, SIGKILL it that
     many seconds after it started (or after ``trigger`` first returned a description)."""

@@ -12,11 +12,59 @@ from __future__ import annotations
 import json
 import random
 
-WORDS = ["mtoto", "anasoma", "kitabu", "Ljubljana", "čaj", "été", "שלום", "नमस्ते", "#", "-", "_", "1-2", "1.1",
-         "O", "B-PER", "I-LOC", "-DOCSTART-", "\"", "'", ",", "NER=B-org", "a b", "", "\\", "{", "}", "0"]
+WORDS = [
+    "mtoto",
+    "anasoma",
+    "kitabu",
+    "Ljubljana",
+    "čaj",
+    "été",
+    "שלום",
+    "नमस्ते",
+    "#",
+    "-",
+    "_",
+    "1-2",
+    "1.1",
+    "O",
+    "B-PER",
+    "I-LOC",
+    "-DOCSTART-",
+    '"',
+    "'",
+    ",",
+    "NER=B-org",
+    "a b",
+    "",
+    "\\",
+    "{",
+    "}",
+    "0",
+]
 TAGS = ["NOUN", "VERB", "PUNCT", "_", "", "O", "B-PER", "I-PER", "B-", "X-FOO", "b-per", "S-LOC", "E-LOC"]
-ODD = ["\t", " ", "\x00", "\r", "\r\n", "\x0b", "\x0c", "\x1c", "\x85", "\u2028", "\u2029", "\ufeff", "\ud800",
-       "\"", "'", "#", "\\N", "\xa0", "\u200b", "\n\n", "\t\t\t"]
+ODD = [
+    "\t",
+    " ",
+    "\x00",
+    "\r",
+    "\r\n",
+    "\x0b",
+    "\x0c",
+    "\x1c",
+    "\x85",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+    "\ud800",
+    '"',
+    "'",
+    "#",
+    "\\N",
+    "\xa0",
+    "\u200b",
+    "\n\n",
+    "\t\t\t",
+]
 
 
 def _word(rng: random.Random) -> str:
@@ -34,8 +82,11 @@ def _conllu(rng: random.Random) -> list[str]:
             lines.append(f"# sent_id = {s}")
         for i in range(1, rng.randint(1, 6) + 1):
             ner = _tag(rng, ("O", "B-PER", "I-PER", "B-LOC"))
-            misc = rng.choice([f"NER={ner}", f"NER={ner}|SpaceAfter=No", f"X=Y|NER={ner}"]) if rng.random() < 0.95 \
+            misc = (
+                rng.choice([f"NER={ner}", f"NER={ner}|SpaceAfter=No", f"X=Y|NER={ner}"])
+                if rng.random() < 0.95
                 else rng.choice(["_", "SpaceAfter=No", "NER"])
+            )
             cols = [str(i), _word(rng), "_", _tag(rng, ("NOUN", "VERB", "PUNCT")), "_", "_", "0", "dep", "_", misc]
             lines.append("\t".join(cols))
         lines.append("")
@@ -50,8 +101,12 @@ def _bio(rng: random.Random) -> list[str]:
             lines += ["-DOCSTART- -X- O O", ""]
         for i in range(rng.randint(1, 6)):
             sep = rng.choice([" ", "\t", "  "])
-            parts = ([str(i)] if indexed else []) + [_word(rng)] + (["NN", "I-NP"] if rng.random() < 0.2 else []) \
+            parts = (
+                ([str(i)] if indexed else [])
+                + [_word(rng)]
+                + (["NN", "I-NP"] if rng.random() < 0.2 else [])
                 + [_tag(rng, ("O", "B-PER", "I-PER", "B-LOC"))]
+            )
             lines.append(sep.join(parts))
         lines.append("")
     return lines
@@ -72,20 +127,41 @@ def _jsonl(rng: random.Random) -> list[str]:
     lines = []
     for _ in range(rng.randint(1, 10)):
         good = {"label": rng.choice(["a", "b"]), "text": _word(rng) + " mama"}
-        value = good if rng.random() < 0.9 else rng.choice([
-            {"label": rng.choice(["a", "b", None, 1, [1]]), "text": _word(rng)}, {"text": _word(rng)}, [1, 2], "text",
-            3, None, {"label": "a", "text": {"x": 1}}, {"label": "b", "text": _word(rng), "id": rng.randint(0, 9)}])
+        value = (
+            good
+            if rng.random() < 0.9
+            else rng.choice(
+                [
+                    {"label": rng.choice(["a", "b", None, 1, [1]]), "text": _word(rng)},
+                    {"text": _word(rng)},
+                    [1, 2],
+                    "text",
+                    3,
+                    None,
+                    {"label": "a", "text": {"x": 1}},
+                    {"label": "b", "text": _word(rng), "id": rng.randint(0, 9)},
+                ]
+            )
+        )
         lines.append(json.dumps(value, ensure_ascii=rng.random() < 0.5))
     return lines
 
 
 def _text(rng: random.Random) -> list[str]:
-    return [" ".join(_word(rng) for _ in range(rng.randint(0, 12))) + rng.choice([".", "!", "", " Mama."])
-            for _ in range(rng.randint(0, 20))]
+    return [
+        " ".join(_word(rng) for _ in range(rng.randint(0, 12))) + rng.choice([".", "!", "", " Mama."])
+        for _ in range(rng.randint(0, 20))
+    ]
 
 
-KINDS = {"conllu": _conllu, "bio": _bio, "tsv": lambda r: _table(r, "\t"), "csv": lambda r: _table(r, ","),
-         "jsonl": _jsonl, "text": _text}
+KINDS = {
+    "conllu": _conllu,
+    "bio": _bio,
+    "tsv": lambda r: _table(r, "\t"),
+    "csv": lambda r: _table(r, ","),
+    "jsonl": _jsonl,
+    "text": _text,
+}
 
 
 def _mutate_lines(rng: random.Random, lines: list[str]) -> list[str]:
@@ -128,7 +204,7 @@ def _encode(rng: random.Random, text: str) -> bytes:
         data = data[: rng.randint(0, len(data))]  # truncated, maybe inside a character
     elif r < 0.2 and data:
         pos = rng.randrange(len(data))
-        data = data[:pos] + bytes([rng.randrange(256)]) + data[pos + 1:]  # one byte flipped
+        data = data[:pos] + bytes([rng.randrange(256)]) + data[pos + 1 :]  # one byte flipped
     elif r < 0.25:
         data = data + rng.choice([b"\xff\xfe", b"\xc3", b"\x00\x00", b"\xe2\x80"])
     return data

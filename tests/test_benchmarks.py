@@ -57,8 +57,13 @@ def test_reference_and_eliquare_losses_agree():
 
 def test_inference_rows():
     rows = inference.measure(TINY, rounds=1, latency_rounds=1, batch=2, seq=16)
-    assert [r["model"] for r in rows] == ["teacher", "student", "reduced student", "student int8",
-                                         "reduced student int8"]
+    assert [r["model"] for r in rows] == [
+        "teacher",
+        "student",
+        "reduced student",
+        "student int8",
+        "reduced student int8",
+    ]
     for r in rows:
         assert r["latency_ms"] > 0 and r["tokens_per_s"] > 0 and r["bytes"] > 0 and r["parameters"] > 0
     teacher, student, reduced = rows[:3]
@@ -69,8 +74,7 @@ def test_inference_rows():
 
 
 def test_memory_rows(tmp_path):
-    rows = memory.measure(parts=("step", "corpus"), shapes=("tiny",), variants="b", batch=2, seq=16,
-                          max_gb=0.0005)
+    rows = memory.measure(parts=("step", "corpus"), shapes=("tiny",), variants="b", batch=2, seq=16, max_gb=0.0005)
     assert [r["part"] for r in rows] == ["step", "corpus", "corpus", "corpus"]
     for r in rows:
         assert r["peak"] >= r["baseline"] > 0 and r["peak_anonymous"] > 0
@@ -118,14 +122,18 @@ def test_finetune_task_vocab_rows(tiny_bert, tmp_path):
 
     lines = []
     for n, sentence in enumerate(tiny.synthetic_sentences(40, seed=5)):
-        lines += [f"# sent_id = {n}"] + [f"{i}\t{w}\t_\tNOUN\t_\t_\t0\t_\t_\t_"
-                                         for i, w in enumerate(sentence.split(), start=1)] + [""]
+        lines += (
+            [f"# sent_id = {n}"]
+            + [f"{i}\t{w}\t_\tNOUN\t_\t_\t0\t_\t_\t_" for i, w in enumerate(sentence.split(), start=1)]
+            + [""]
+        )
     path = tmp_path / "t.conllu"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     loaded = load_model(str(tiny_bert), head="token-classification", labels=["a", "b"])
     features = finetune_task_vocab.task_features(loaded.tokenizer, str(path))
-    rows = finetune_task_vocab.measure(loaded.model, loaded.tokenizer, features, batch_size=2, rounds=1, warmup=0,
-                                       sentences=40)  # groups of 10: transformers makes at least 4 per pass
+    rows = finetune_task_vocab.measure(
+        loaded.model, loaded.tokenizer, features, batch_size=2, rounds=1, warmup=0, sentences=40
+    )  # groups of 10: transformers makes at least 4 per pass
     assert [r["variant"] for r in rows] == ["full", "task", "task-grouped"]
     assert rows[1]["vocab"] < rows[0]["vocab"] and rows[1]["parameters"] < rows[0]["parameters"]
     assert rows[2]["vocab"] == rows[1]["vocab"] and all(r["batches"] == 20 for r in rows)
@@ -135,13 +143,14 @@ def test_finetune_task_vocab_rows(tiny_bert, tmp_path):
 
 
 def test_inference_of_saved_models(tiny_bert, tmp_path):
+    from eliquare.distill.student import build_student
     from eliquare.models import load_model
-    from eliquare.student import build_student
 
     teacher = load_model(str(tiny_bert)).model
     build_student(teacher, [0, 2]).save_pretrained(tmp_path / "student")
-    rows = inference.measure_saved({"teacher": str(tiny_bert), "student": str(tmp_path / "student")}, rounds=1,
-                                   batch=2, seq=8)
+    rows = inference.measure_saved(
+        {"teacher": str(tiny_bert), "student": str(tmp_path / "student")}, rounds=1, batch=2, seq=8
+    )
     assert [r["layers"] for r in rows] == [4, 2] and rows[0]["throughput_speedup"] == 1.0
     assert rows[1]["parameters"] < rows[0]["parameters"] and all(r["tokens_per_s"] > 0 for r in rows)
     assert len(data_lines(inference.format_saved(rows))) == 2
@@ -156,10 +165,15 @@ def test_sentence_encoding_of_saved_embedding_models(tmp_path, capsys):
     model = tiny.build_tiny_xlmr(tmp_path / "m", with_mlm_head=False)
     save_sentence_transformers(model, E5_SPEC, 32)
     texts = tmp_path / "ner.txt"
-    texts.write_text("".join(f"{w} O\n" + ("\n" if i % 3 == 2 else "") for i, w in
-                             enumerate("Mtoto anasoma kitabu Mama anapika chakula Rais alihutubia bunge".split())))
-    sentence_encoding.main(["--models", f"a={model}", f"b={model}", "--texts", str(texts), "--rounds", "1",
-                            "--no-append"])
+    texts.write_text(
+        "".join(
+            f"{w} O\n" + ("\n" if i % 3 == 2 else "")
+            for i, w in enumerate("Mtoto anasoma kitabu Mama anapika chakula Rais alihutubia bunge".split())
+        )
+    )
+    sentence_encoding.main(
+        ["--models", f"a={model}", f"b={model}", "--texts", str(texts), "--rounds", "1", "--no-append"]
+    )
     out = capsys.readouterr().out
     assert "sentences / s" in out and "| a " in out and "1.000" in out
 
@@ -168,8 +182,23 @@ def test_export_benchmark_runs_on_tiny_models(tiny_bert, tiny_xlmr, capsys):
     pytest.importorskip("onnxruntime")
     import export as export_benchmark
 
-    assert export_benchmark.main(["--models", f"teacher={tiny_xlmr}", f"student={tiny_bert}", "--batch", "2",
-                                  "--seq", "8", "--rounds", "1", "--no-append"]) == 0
+    assert (
+        export_benchmark.main(
+            [
+                "--models",
+                f"teacher={tiny_xlmr}",
+                f"student={tiny_bert}",
+                "--batch",
+                "2",
+                "--seq",
+                "8",
+                "--rounds",
+                "1",
+                "--no-append",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("| teacher") or line.startswith("| student")]
     assert [line.split("|")[2].strip() for line in lines] == ["pytorch fp32", "onnx fp32", "onnx int8"] * 2

@@ -6,8 +6,15 @@ import argparse
 
 import pytest
 
-from eliquare.config import (CorpusOptions, DistillConfig, FitHeadConfig, VocabReduceConfig, add_dataclass_arguments,
-                             build_config, config_from_cli)
+from eliquare.config import (
+    CorpusOptions,
+    DistillConfig,
+    FitHeadConfig,
+    VocabReduceConfig,
+    add_dataclass_arguments,
+    build_config,
+    config_from_cli,
+)
 from eliquare.errors import EliquareError
 
 
@@ -33,7 +40,9 @@ def test_yaml_gives_a_group_flat_or_nested_and_flags_win(tmp_path):
     (tmp_path / "a.yaml").write_text("corpus: [c.txt]\nout: o\nmin_words: 4\n")
     (tmp_path / "b.yaml").write_text("corpus: [c.txt]\nout: o\ncorpus_options: {min-words: 6, max_chars: 99}\n")
     a = config_from_cli(DistillConfig, _parse(DistillConfig, ["--config", str(tmp_path / "a.yaml")]))
-    b = config_from_cli(DistillConfig, _parse(DistillConfig, ["--config", str(tmp_path / "b.yaml"), "--max-chars", "50"]))
+    b = config_from_cli(
+        DistillConfig, _parse(DistillConfig, ["--config", str(tmp_path / "b.yaml"), "--max-chars", "50"])
+    )
     assert (a.corpus_options.min_words, a.corpus_options.max_chars) == (4, 2000)
     assert (b.corpus_options.min_words, b.corpus_options.max_chars) == (6, 50)
 
@@ -54,25 +63,34 @@ def test_bad_options_are_named():
 def test_an_earlier_distill_record_in_todays_names():
     from eliquare.config import upgrade_distill_record
 
-    old = {"corpus": ["c"], "out": "o", "layer_map": "alternate", "min_words": 4, "max_chars": 2000,
-           "max_sentences": None}
+    old = {
+        "corpus": ["c"],
+        "out": "o",
+        "layer_map": "alternate",
+        "min_words": 4,
+        "max_chars": 2000,
+        "max_sentences": None,
+    }
     new = upgrade_distill_record(old)
     assert new["layer_map"] == "evenly-spaced" and "min_words" not in new
     assert new["corpus_options"] == {"min_words": 4, "max_chars": 2000, "max_sentences": None}
     assert upgrade_distill_record(new) == new and old["layer_map"] == "alternate"  # idempotent, input untouched
 
 
-@pytest.mark.parametrize("verb, flags, expect", [
-    ("distill", ["--epochs", "0"], "epochs is 0: give a positive --epochs .*or --max-steps"),
-    ("distill", ["--epochs", "-1"], "epochs is -1: give a positive --epochs"),
-    ("distill", ["--learning-rate", "-1"], "learning_rate must be positive"),
-    ("distill", ["--logging-steps", "0"], "logging_steps must be at least 1"),
-    ("distill", ["--eval-steps", "0"], "eval_steps must be at least 1"),
-    ("distill", ["--save-total-limit", "0"], "save_total_limit must be at least 1 \\(the minimum"),
-    ("finetune", ["--learning-rate", "-1"], "learning_rate must be positive"),
-    ("finetune", ["--logging-steps", "0"], "logging_steps must be at least 1"),
-    ("finetune", ["--epochs", "0"], "give a positive --epochs or --max-steps"),
-])
+@pytest.mark.parametrize(
+    "verb, flags, expect",
+    [
+        ("distill", ["--epochs", "0"], "epochs is 0: give a positive --epochs .*or --max-steps"),
+        ("distill", ["--epochs", "-1"], "epochs is -1: give a positive --epochs"),
+        ("distill", ["--learning-rate", "-1"], "learning_rate must be positive"),
+        ("distill", ["--logging-steps", "0"], "logging_steps must be at least 1"),
+        ("distill", ["--eval-steps", "0"], "eval_steps must be at least 1"),
+        ("distill", ["--save-total-limit", "0"], "save_total_limit must be at least 1 \\(the minimum"),
+        ("finetune", ["--learning-rate", "-1"], "learning_rate must be positive"),
+        ("finetune", ["--logging-steps", "0"], "logging_steps must be at least 1"),
+        ("finetune", ["--epochs", "0"], "give a positive --epochs or --max-steps"),
+    ],
+)
 def test_bad_numbers_get_one_line_before_anything_runs(verb, flags, expect, tmp_path, capsys):
     """Checked by the stage's config (nothing is read, loaded or written): a line, not a traceback after the run."""
     from oneline import assert_one_error
@@ -80,8 +98,11 @@ def test_bad_numbers_get_one_line_before_anything_runs(verb, flags, expect, tmp_
     from eliquare.cli import main
 
     out = tmp_path / "out"
-    given = (["--corpus", str(tmp_path / "c.txt")] if verb == "distill" else
-             ["--model", str(tmp_path / "m"), "--task", "pos", "--train", str(tmp_path / "t.conllu")])
+    given = (
+        ["--corpus", str(tmp_path / "c.txt")]
+        if verb == "distill"
+        else ["--model", str(tmp_path / "m"), "--task", "pos", "--train", str(tmp_path / "t.conllu")]
+    )
     code = main([verb, *given, "--out", str(out), *flags])
     assert_one_error(code, capsys.readouterr().err, expect)
     assert not out.exists()

@@ -36,8 +36,14 @@ def test_conllu_skips_comments_ranges_and_empty_nodes():
 def test_token_tag_bio_with_docstart():
     text = "-DOCSTART- O\n\nWizara B-ORG\nya\tI-ORG\n# O\n\n\nJana B-DATE\n-DOCSTART- O\n3.5 O\n"
     sents = list(read_sentences(text.splitlines(), comments=False, skip_nodes=False, docstart=True))
-    assert sents == [[(3, ["Wizara", "B-ORG"]), (4, ["ya", "I-ORG"]), (5, ["#", "O"])],
-                     [(8, ["Jana", "B-DATE"])], [(10, ["3.5", "O"])]]
+    assert sents == [
+        [(3, ["Wizara", "B-ORG"]), (4, ["ya", "I-ORG"]), (5, ["#", "O"])],
+        [(8, ["Jana", "B-DATE"])],
+        [(10, ["3.5", "O"])],
+    ]
     # the defaults read '#' as a comment and '3.5' as an empty node, and keep -DOCSTART- as a word
     assert [[c[0] for _, c in s] for s in read_sentences(text.splitlines())] == [
-        ["-DOCSTART-"], ["Wizara", "ya"], ["Jana", "-DOCSTART-"]]
+        ["-DOCSTART-"],
+        ["Wizara", "ya"],
+        ["Jana", "-DOCSTART-"],
+    ]

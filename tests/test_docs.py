@@ -60,7 +60,7 @@ def commands(block: str) -> list[list[str]]:
     return found
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def verb_help(verb: tuple[str, ...]) -> tuple[int, str]:
     """Exit status and output of `eliquare VERB --help`, run in this process."""
     out = io.StringIO()
@@ -81,14 +81,14 @@ def eliquare_invocations(words: list[str]) -> tuple[tuple[str, ...], list[str]] 
     starts = [i for i, w in enumerate(words) if w == "eliquare" or w.endswith("/eliquare")]
     if not starts or starts[0] + 1 >= len(words):
         return None
-    rest = words[starts[0] + 1:]
+    rest = words[starts[0] + 1 :]
     if rest[0].startswith("-"):  # `eliquare --version`, `eliquare --help`: no verb
         return None
     verb = (rest[0],)
     status, text = verb_help(verb)
     if status == 0 and options_of(text) == {"--help"} and len(rest) > 1:  # a group: `teacher export`, `vocab amp`
         verb = (rest[0], rest[1])
-    flags = [w.split("=", 1)[0] for w in rest[len(verb):] if w.startswith("--")]
+    flags = [w.split("=", 1)[0] for w in rest[len(verb) :] if w.startswith("--")]
     return verb, flags
 
 
@@ -103,7 +103,9 @@ def test_readme_setup_block_holds_the_two_commands():
     assert setup, "README.md has no '## Set-up' section"
     blocks = shell_blocks(setup.group(0))
     assert any(MAIN_JOB in b for b in blocks), "the main job's command is not in the README's set-up block as written"
-    assert any(TEST_COMMAND in b.splitlines(keepends=True) for b in blocks), "the test command is not in the set-up block"
+    assert any(TEST_COMMAND in b.splitlines(keepends=True) for b in blocks), (
+        "the test command is not in the set-up block"
+    )
 
 
 def test_readme_links_exist():
@@ -135,6 +137,15 @@ def test_the_main_job_is_checked():
     [words] = [w for w in commands(MAIN_JOB) if "pytest" not in w and "scripts/bootstrap" not in w]
     verb, flags = eliquare_invocations(words)
     assert verb == ("distill",)
-    assert flags == ["--corpus", "--out", "--vocab-reduce", "--max-steps", "--warmup-ratio", "--gradient-accumulation",
-                     "--eval-steps", "--max-length", "--validation-fraction"]
+    assert flags == [
+        "--corpus",
+        "--out",
+        "--vocab-reduce",
+        "--max-steps",
+        "--warmup-ratio",
+        "--gradient-accumulation",
+        "--eval-steps",
+        "--max-length",
+        "--validation-fraction",
+    ]
     assert set(flags) <= options_of(verb_help(verb)[1])

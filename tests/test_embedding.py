@@ -1,9 +1,8 @@
-"""Sentence-embedding students (issue 14): the embedding objective's terms, the sentence-transformers format, the
+"""Sentence-embedding students: the embedding objective's terms, the sentence-transformers format, the
 teachers' layouts (e5, LaBSE, paraphrase-MiniLM, bge-m3 as tiny models), and the frozen-embedding tasks."""
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,19 @@ import tiny
 import torch
 
 from eliquare.cli import main
-from eliquare.embedding import (E5_SPEC, EmbeddingSpec, PromptCollator, SentencePooler, embedding_spec_for, encode,
-                                prompt_token_ids, read_embedding_spec, save_sentence_transformers)
+from eliquare.distill.losses import LossWeights, sentence_loss, similarity_loss
+from eliquare.embedding import (
+    E5_SPEC,
+    EmbeddingSpec,
+    PromptCollator,
+    SentencePooler,
+    embedding_spec_for,
+    encode,
+    prompt_token_ids,
+    read_embedding_spec,
+    save_sentence_transformers,
+)
 from eliquare.errors import EliquareError
-from eliquare.losses import LossWeights, sentence_loss, similarity_loss
 
 sentence_transformers = pytest.importorskip("sentence_transformers")
 FAST = ["--student-layers", "2", "--batch-size", "8", "--gradient-accumulation", "1", "--logging-steps", "5"]
@@ -33,6 +41,7 @@ def test_sentence_terms_match_a_hand_computation():
     assert sentence_loss(s, t, "mse").item() == pytest.approx(((s - t) ** 2).mean().item())
 
     tau = 0.5
+
     def unit(v):
         return np.asarray(v) / np.linalg.norm(v, axis=1, keepdims=True)
 
@@ -40,8 +49,10 @@ def test_sentence_terms_match_a_hand_computation():
         total = 0.0
         for i in range(3):
             others = [j for j in range(3) if j != i]
-            p = np.exp([tv[i] @ tv[j] / tau for j in others]); p /= p.sum()
-            q = np.exp([sv[i] @ sv[j] / tau for j in others]); q /= q.sum()
+            p = np.exp([tv[i] @ tv[j] / tau for j in others])
+            p /= p.sum()
+            q = np.exp([sv[i] @ sv[j] / tau for j in others])
+            q /= q.sum()
             total += float((p * np.log(p / q)).sum())
         return total / 3
 
@@ -61,8 +72,9 @@ def test_pooler_modes():
     assert SentencePooler(EmbeddingSpec("cls", False))(hidden, mask).tolist() == [[1.0, 0.0]]
     assert SentencePooler(EmbeddingSpec("max", False))(hidden, mask).tolist() == [[3.0, 4.0]]
     assert SentencePooler(EmbeddingSpec("lasttoken", False))(hidden, mask).tolist() == [[3.0, 4.0]]
-    assert SentencePooler(EmbeddingSpec("lasttoken", True))(hidden, mask).tolist() == [[pytest.approx(0.6),
-                                                                                       pytest.approx(0.8)]]
+    assert SentencePooler(EmbeddingSpec("lasttoken", True))(hidden, mask).tolist() == [
+        [pytest.approx(0.6), pytest.approx(0.8)]
+    ]
 
 
 # --- teachers shaped like the hub's, built tiny ------------------------------------------------------------
@@ -109,8 +121,12 @@ def test_spec_round_trip_and_sentence_transformers_agrees(kind, teachers):
 
     path, spec = teachers[kind]
     read = read_embedding_spec(path)
-    assert (read.pooling, read.normalize, read.prompts, len(read.dense)) == \
-        (spec.pooling, spec.normalize, spec.prompts, len(spec.dense))
+    assert (read.pooling, read.normalize, read.prompts, len(read.dense)) == (
+        spec.pooling,
+        spec.normalize,
+        spec.prompts,
+        len(spec.dense),
+    )
     model = sentence_transformers.SentenceTransformer(str(path), device="cpu")
     loaded = load_model(str(path), head="base")
     prompt_name = "query" if spec.prompts else None
@@ -125,8 +141,9 @@ def test_reads_the_sentence_transformers_6_layout(tmp_path):
 
     path = tiny.build_tiny_bert(tmp_path / "bert", with_mlm_head=False)
     t = models.Transformer(str(path))
-    st = SentenceTransformer(modules=[t, models.Pooling(32, "cls"), models.Normalize()],
-                             prompts={"query": "q: "}, device="cpu")
+    st = SentenceTransformer(
+        modules=[t, models.Pooling(32, "cls"), models.Normalize()], prompts={"query": "q: "}, device="cpu"
+    )
     st.save(str(tmp_path / "st"))
     spec = read_embedding_spec(tmp_path / "st")
     assert (spec.pooling, spec.normalize, spec.prompts["query"]) == ("cls", True, "q: ")
@@ -176,7 +193,7 @@ def test_prompts_tokenise_as_a_prefix(tiny_xlmr, tiny_bert):
 def test_prompt_collator_gives_the_prompts_in_turn(tiny_xlmr, corpus_file):
     from transformers import AutoTokenizer
 
-    from eliquare.masking import collator_for
+    from eliquare.distill.masking import collator_for
 
     tok = AutoTokenizer.from_pretrained(tiny_xlmr)
     spec = EmbeddingSpec("mean", True, {"query": "query: ", "passage": "passage: "}, include_prompt=False)
@@ -185,8 +202,8 @@ def test_prompt_collator_gives_the_prompts_in_turn(tiny_xlmr, corpus_file):
     rows = [{"input_ids": tok(t)["input_ids"]} for t in TEXTS[:2]]
     batch = collate(rows)
     q, p = prompt_token_ids(tok, "query: "), prompt_token_ids(tok, "passage: ")
-    assert batch["input_ids"][0, 1:1 + len(q)].tolist() == q and batch["input_ids"][1, 1:1 + len(p)].tolist() == p
-    assert batch["pool_mask"][0, 1:1 + len(q)].sum() == 0 and batch["pool_mask"][0, 0] == 1
+    assert batch["input_ids"][0, 1 : 1 + len(q)].tolist() == q and batch["input_ids"][1, 1 : 1 + len(p)].tolist() == p
+    assert batch["pool_mask"][0, 1 : 1 + len(q)].sum() == 0 and batch["pool_mask"][0, 0] == 1
     assert "masked_input_ids" in batch and (batch["labels"] != -100).any()
     with pytest.raises(EliquareError, match="not the teacher's"):
         spec.distillation_prompts(["title"])
@@ -197,8 +214,25 @@ def test_prompt_collator_gives_the_prompts_in_turn(tiny_xlmr, corpus_file):
 
 
 def _distil(teacher, corpus, out, tmp_path, *extra):
-    code = main(["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--max-steps", "4", "--eval-steps", "2", *FAST, *extra])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(teacher),
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--max-steps",
+            "4",
+            "--eval-steps",
+            "2",
+            *FAST,
+            *extra,
+        ]
+    )
     return code
 
 
@@ -240,16 +274,16 @@ def test_embedding_student_loads_in_sentence_transformers(kind, reduce, teachers
     assert not any(p.endswith((".bin", ".pt", ".pth")) for p in published)
 
 
-def test_masked_lm_stays_the_default_and_embedding_needs_no_st_files(teachers, tiny_bert_no_head, corpus_file,
-                                                                     tmp_path, capsys):
+def test_masked_lm_stays_the_default_and_embedding_needs_no_st_files(
+    teachers, tiny_bert_no_head, corpus_file, tmp_path, capsys
+):
     out = tmp_path / "mlm"
     assert _distil(teachers["e5"][0], corpus_file, out, tmp_path) == 0
     record = json.loads((out / "distillation.json").read_text())
     assert record["objective"] == "masked-lm" and not (out / "modules.json").exists()
     assert record["loss_weights"] == {"ce": 0.0, "cos": 1.0, "mlm": 2.0}
     out2 = tmp_path / "plain"
-    assert _distil(tiny_bert_no_head, corpus_file, out2, tmp_path, "--objective", "embedding",
-                   "--alpha-mlm", "1") == 0
+    assert _distil(tiny_bert_no_head, corpus_file, out2, tmp_path, "--objective", "embedding", "--alpha-mlm", "1") == 0
     err = capsys.readouterr().err
     assert "no sentence-transformers configuration" in err
     record = json.loads((out2 / "distillation.json").read_text())
@@ -262,8 +296,23 @@ def test_embedding_objective_bad_input(teachers, corpus_file, tmp_path, capsys):
     out = tmp_path / "s"
     assert _distil(teacher, corpus_file, out, tmp_path, "--objective", "embedding", "--prompts", "title") == 2
     assert "not the teacher's" in capsys.readouterr().err and not out.exists()
-    assert _distil(teacher, corpus_file, out, tmp_path, "--objective", "embedding", "--alpha-sentence", "0",
-                   "--alpha-contrastive", "0", "--alpha-cos", "0") == 2
+    assert (
+        _distil(
+            teacher,
+            corpus_file,
+            out,
+            tmp_path,
+            "--objective",
+            "embedding",
+            "--alpha-sentence",
+            "0",
+            "--alpha-contrastive",
+            "0",
+            "--alpha-cos",
+            "0",
+        )
+        == 2
+    )
     assert "all loss weights are 0" in capsys.readouterr().err and not out.exists()
     assert _distil(teacher, corpus_file, out, tmp_path, "--contrastive-temperature", "0") == 2
     assert "contrastive_temperature must be positive" in capsys.readouterr().err
@@ -296,7 +345,7 @@ def test_retrieval_and_agreement_scores_by_hand():
 @pytest.fixture(scope="module")
 def news_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("news")
-    rng = np.random.default_rng(1)
+    np.random.default_rng(1)
     sentences = tiny.synthetic_sentences(120, seed=3)
     rows = []
     for i, s in enumerate(sentences):
@@ -318,11 +367,11 @@ def test_frozen_tasks_through_the_suite(teachers, news_files, tmp_path, capsys):
 models:
   - {{name: teacher, model: "{teacher}"}}
 datasets:
-  - {{name: news-frozen, task: embed-classify, label: news (frozen), train: "{news_files['train']}",
-     dev: "{news_files['dev']}", test: "{news_files['test']}", label_column: category, text_column: [headline, text]}}
-  - {{name: news-retrieval, task: retrieval, label: headline -> article, train: "{news_files['test']}",
+  - {{name: news-frozen, task: embed-classify, label: news (frozen), train: "{news_files["train"]}",
+     dev: "{news_files["dev"]}", test: "{news_files["test"]}", label_column: category, text_column: [headline, text]}}
+  - {{name: news-retrieval, task: retrieval, label: headline -> article, train: "{news_files["test"]}",
      query_column: headline, text_column: [text]}}
-  - {{name: news-agreement, task: agreement, train: "{news_files['test']}", text_column: [text],
+  - {{name: news-agreement, task: agreement, train: "{news_files["test"]}", text_column: [text],
      label_column: category, reference: "{teacher}"}}
 """)
     out = tmp_path / "results"

@@ -57,9 +57,11 @@ VERBS = {  # the other inputs do not exist: the --out check must come first, bef
 @pytest.mark.parametrize("case", ["unwritable", "under_a_file", "a_file"])
 def test_an_out_that_cannot_be_written_fails_first(verb, case, tmp_path, unwritable, capsys):
     (tmp_path / "file").write_text("mine")
-    out, expect = {"unwritable": (unwritable / "out", "cannot be written"),
-                   "under_a_file": (tmp_path / "file" / "out", "lies under .*file, which is a file"),
-                   "a_file": (tmp_path / "file", "--out .*file is a file; give a directory")}[case]
+    out, expect = {
+        "unwritable": (unwritable / "out", "cannot be written"),
+        "under_a_file": (tmp_path / "file" / "out", "lies under .*file, which is a file"),
+        "a_file": (tmp_path / "file", "--out .*file is a file; give a directory"),
+    }[case]
     code = main([*VERBS[verb], "--out", str(out)])
     assert_one_error(code, capsys.readouterr().err, expect)
     assert (tmp_path / "file").read_text() == "mine"
@@ -74,8 +76,10 @@ def test_the_verb_itself_checks_its_out(verb, tmp_path, unwritable):
     from eliquare.vocab import reduce_command
 
     out = str(unwritable / "out")
-    run = {"distill": lambda: distill(DistillConfig(corpus=["no-such.txt"], out=out)),
-           "finetune": lambda: finetune(FinetuneConfig(model="no-such/", task="pos", train="no-such.conllu", out=out)),
-           "vocab reduce": lambda: reduce_command(VocabReduceConfig(model="no-such/", corpus=["x.txt"], out=out))}
+    run = {
+        "distill": lambda: distill(DistillConfig(corpus=["no-such.txt"], out=out)),
+        "finetune": lambda: finetune(FinetuneConfig(model="no-such/", task="pos", train="no-such.conllu", out=out)),
+        "vocab reduce": lambda: reduce_command(VocabReduceConfig(model="no-such/", corpus=["x.txt"], out=out)),
+    }
     with pytest.raises(EliquareError, match="cannot be written"):
         run[verb]()

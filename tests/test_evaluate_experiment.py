@@ -7,7 +7,6 @@ import json
 import os
 
 import torch
-
 from test_evaluate_finetune import write_conllu
 
 from eliquare.cli import main
@@ -43,8 +42,17 @@ def _experiment(tmp_path, corpus_file, tiny_bert, text: str = EXPERIMENT):
     exp = tmp_path / "exp.yaml"
     exp.write_text(text, encoding="utf-8")
     out, results = tmp_path / "work", tmp_path / "results"
-    args = ["experiment", str(exp), "--out", str(out), "--results", str(results), "--var", f"data={data}",
-            f"teacher={tiny_bert}"]
+    args = [
+        "experiment",
+        str(exp),
+        "--out",
+        str(out),
+        "--results",
+        str(results),
+        "--var",
+        f"data={data}",
+        f"teacher={tiny_bert}",
+    ]
     return exp, out, results, args
 
 
@@ -55,8 +63,11 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert (student / "distillation.json").is_file() and (student / "fingerprint.json").is_file()
     rows = json.loads((results / "results.json").read_text())["rows"]
     # the teacher on both datasets, the student only on its language's
-    assert sorted((r["model"], r["dataset"]) for r in rows) == [("teacher", "xx-pos"), ("teacher", "yy-pos"),
-                                                                 ("tiny-student", "xx-pos")]
+    assert sorted((r["model"], r["dataset"]) for r in rows) == [
+        ("teacher", "xx-pos"),
+        ("teacher", "yy-pos"),
+        ("tiny-student", "xx-pos"),
+    ]
     assert all(r["status"] == "ok" and len(r["scores"]) == 2 for r in rows)
     report = (results / "report.md").read_text()
     assert "## Wilcoxon signed-rank tests" in report and "tiny-student vs teacher: 2 (dataset, seed) pairs" in report
@@ -76,8 +87,11 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert "distil tiny-student/xx: done already (same settings)" in err and err.count("done already, skipped") == 3
     # the report of a rerun keeps the wall time of every stage as it ran (the distillation's from its record)
     took = json.loads((student / "distillation.json").read_text())["wall_seconds"]
-    assert took > 0 and f"distil tiny-student/xx\tdone already (same settings)\t{took:.0f}\t{here}\n" in \
-        (results / "stages.tsv").read_text()
+    assert (
+        took > 0
+        and f"distil tiny-student/xx\tdone already (same settings)\t{took:.0f}\t{here}\n"
+        in (results / "stages.tsv").read_text()
+    )
 
     # another student option: that student is distilled again and its fine-tune rerun; the teacher's are kept
     exp.write_text(EXPERIMENT.replace("max_steps: 4", "max_steps: 6"), encoding="utf-8")
@@ -138,26 +152,40 @@ def test_a_student_of_two_languages_is_fine_tuned_on_both(tiny_bert, corpus_file
     write_conllu(data / "test.conllu", 10, seed=2)
     exp = tmp_path / "exp.yaml"
     exp.write_text(BILINGUAL, encoding="utf-8")
-    args = ["experiment", str(exp), "--out", str(tmp_path / "work"), "--results", str(tmp_path / "results"),
-            "--var", f"data={data}", f"teacher={tiny_bert}"]
+    args = [
+        "experiment",
+        str(exp),
+        "--out",
+        str(tmp_path / "work"),
+        "--results",
+        str(tmp_path / "results"),
+        "--var",
+        f"data={data}",
+        f"teacher={tiny_bert}",
+    ]
     assert main(args) == 0
     record = json.loads((tmp_path / "work" / "students" / "both" / "xx+yy" / "distillation.json").read_text())
     assert sorted(record["languages"]) == ["xx", "yy"]
     rows = json.loads((tmp_path / "results" / "results.json").read_text())["rows"]
-    assert sorted((r["model"], r["dataset"]) for r in rows if r["model"] == "both") == [("both", "xx-pos"),
-                                                                                      ("both", "yy-pos")]
+    assert sorted((r["model"], r["dataset"]) for r in rows if r["model"] == "both") == [
+        ("both", "xx-pos"),
+        ("both", "yy-pos"),
+    ]
 
     # one language in two entries of one student: refused before anything runs
-    exp.write_text(BILINGUAL.replace('xx+yy: {corpus', 'xx: {corpus: ["${data}/corpus.txt"]}\n      xx+yy: {corpus'),
-                   encoding="utf-8")
+    exp.write_text(
+        BILINGUAL.replace("xx+yy: {corpus", 'xx: {corpus: ["${data}/corpus.txt"]}\n      xx+yy: {corpus'),
+        encoding="utf-8",
+    )
     assert main(args + ["--out", str(tmp_path / "other")]) == 2
 
 
 def test_a_part_without_the_reference_runs_its_jobs_and_leaves_the_report(tiny_bert, corpus_file, tmp_path, capsys):
     """--only on the student alone (the teacher's jobs run elsewhere): its jobs run and exit 0; the report, which
     compares with the teacher, waits for a run that has the teacher's rows."""
-    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert,
-                                          EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]"))
+    exp, out, results, args = _experiment(
+        tmp_path, corpus_file, tiny_bert, EXPERIMENT.replace("seeds: [1, 2]", "seeds: [1]")
+    )
     assert main(args + ["--only", "tiny-student"]) == 0
     err = capsys.readouterr().err
     assert "report: not written: the reference teacher has no results" in err and "Traceback" not in err

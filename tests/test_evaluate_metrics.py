@@ -8,8 +8,15 @@ import warnings
 import pytest
 
 from eliquare.errors import EliquareError
-from eliquare.evaluate.metrics import (MAIN_METRIC, accuracy, classification_scores, get_entities, ner_scores,
-                                       pos_scores, task_scores)
+from eliquare.evaluate.metrics import (
+    MAIN_METRIC,
+    accuracy,
+    classification_scores,
+    get_entities,
+    ner_scores,
+    pos_scores,
+    task_scores,
+)
 
 
 def test_accuracy_and_pos():
@@ -70,8 +77,14 @@ def test_classification_macro_f1_by_hand():
 
 
 def test_task_scores_dispatch():
-    assert MAIN_METRIC == {"pos": "accuracy", "ner": "f1", "classify": "macro_f1", "embed-classify": "macro_f1",
-                           "retrieval": "mrr_at_10", "agreement": "neighbours_at_10"}
+    assert MAIN_METRIC == {
+        "pos": "accuracy",
+        "ner": "f1",
+        "classify": "macro_f1",
+        "embed-classify": "macro_f1",
+        "retrieval": "mrr_at_10",
+        "agreement": "neighbours_at_10",
+    }
     assert task_scores("classify", ["x"], ["x"])["macro_f1"] == 1.0
     assert task_scores("pos", [["X"]], [["X"]])["accuracy"] == 1.0
     with pytest.raises(EliquareError):

@@ -7,31 +7,40 @@ import re
 import pytest
 
 from eliquare.errors import EliquareError
-from eliquare.evaluate.readers import (UPOS, load_task_data, read_bio, read_conllu, read_table, read_token_file,
-                                       sniff_token_format)
+from eliquare.tasks.readers import (
+    UPOS,
+    load_task_data,
+    read_bio,
+    read_conllu,
+    read_table,
+    read_token_file,
+    sniff_token_format,
+)
 
 
 def conllu_line(i, form, upos, misc="_"):
     return f"{i}\t{form}\t{form.lower()}\t{upos}\t_\t_\t0\t_\t_\t{misc}"
 
 
-CONLLU = "\n".join([
-    "# newdoc id = d1",
-    "# sent_id = 1",
-    "# text = Vlada dodeli.",
-    conllu_line(1, "Vlada", "NOUN", "NER=B-org"),
-    conllu_line(2, "dodeli", "VERB", "NER=O|SpaceAfter=No"),
-    conllu_line(3, ".", "PUNCT", "NER=O"),
-    "",
-    "# sent_id = 2",
-    "1-2\tdel\t_\t_\t_\t_\t_\t_\t_\t_",
-    conllu_line(1, "de", "ADP", "NER=O"),
-    conllu_line(2, "el", "DET", "NER=O"),
-    "2.1\telided\telided\tVERB\t_\t_\t_\t_\t0:root\t_",
-    conllu_line(3, "Ljubljana", "PROPN", "NER=B-loc"),
-    "",
-    "",
-])
+CONLLU = "\n".join(
+    [
+        "# newdoc id = d1",
+        "# sent_id = 1",
+        "# text = Vlada dodeli.",
+        conllu_line(1, "Vlada", "NOUN", "NER=B-org"),
+        conllu_line(2, "dodeli", "VERB", "NER=O|SpaceAfter=No"),
+        conllu_line(3, ".", "PUNCT", "NER=O"),
+        "",
+        "# sent_id = 2",
+        "1-2\tdel\t_\t_\t_\t_\t_\t_\t_\t_",
+        conllu_line(1, "de", "ADP", "NER=O"),
+        conllu_line(2, "el", "DET", "NER=O"),
+        "2.1\telided\telided\tVERB\t_\t_\t_\t_\t0:root\t_",
+        conllu_line(3, "Ljubljana", "PROPN", "NER=B-loc"),
+        "",
+        "",
+    ]
+)
 
 
 def test_conllu_upos_skips_ranges_and_empty_nodes(tmp_path):
@@ -70,16 +79,20 @@ def test_conllu_missing_ner_key(tmp_path):
 
 
 def test_empty_files_are_errors(tmp_path):
-    for name, reader in (("e.conllu", lambda p: read_conllu(p, "pos")), ("e.txt", lambda p: read_bio(p, "ner")),
-                         ("e.tsv", read_table)):
+    for name, reader in (
+        ("e.conllu", lambda p: read_conllu(p, "pos")),
+        ("e.txt", lambda p: read_bio(p, "ner")),
+        ("e.tsv", read_table),
+    ):
         f = tmp_path / name
         f.write_text("\n\n", encoding="utf-8")
         with pytest.raises(EliquareError, match=re.escape(str(f))):
             reader(f)
 
 
-@pytest.mark.parametrize("name, words", [("e.conllu", "a non-empty CoNLL-U file"),
-                                         ("e.bio", "a non-empty token-per-line file")])
+@pytest.mark.parametrize(
+    "name, words", [("e.conllu", "a non-empty CoNLL-U file"), ("e.bio", "a non-empty token-per-line file")]
+)
 def test_an_empty_token_file_is_named_by_its_format(name, words, tmp_path):
     """An empty .conllu (nothing to sniff the format from) is a CoNLL-U file, not a "token-per-line" one."""
     f = tmp_path / name
@@ -128,8 +141,11 @@ def test_table_tsv_without_header_label_first_and_last(tmp_path):
     f = tmp_path / "fr.tsv"
     f.write_text('1\tbon film .\n0\t"nul , "" le destin "" ose pire ."\n1\tsuper\n', encoding="utf-8")
     ex = read_table(f)  # label detected: the column with fewest distinct values
-    assert [(e.label, e.text) for e in ex] == [("1", "bon film ."), ("0", 'nul , " le destin " ose pire .'),
-                                               ("1", "super")]
+    assert [(e.label, e.text) for e in ex] == [
+        ("1", "bon film ."),
+        ("0", 'nul , " le destin " ose pire .'),
+        ("1", "super"),
+    ]
     assert [e.line for e in ex] == [1, 2, 3]
     g = tmp_path / "he.tsv"
     g.write_text("text one\t0\ntext two\t1\ntext three\t0\n", encoding="utf-8")
@@ -139,11 +155,16 @@ def test_table_tsv_without_header_label_first_and_last(tmp_path):
 
 def test_table_header_names_and_joined_text_columns(tmp_path):
     f = tmp_path / "sw.tsv"
-    f.write_text("category\theadline\ttext\turl\r\npolitics\tSpika mpya\tKiongozi wa chama.\thttps://x/1\r\n"
-                 "sports\tSimba\tMechi ya leo.\thttps://x/2\r\n", encoding="utf-8")
+    f.write_text(
+        "category\theadline\ttext\turl\r\npolitics\tSpika mpya\tKiongozi wa chama.\thttps://x/1\r\n"
+        "sports\tSimba\tMechi ya leo.\thttps://x/2\r\n",
+        encoding="utf-8",
+    )
     ex = read_table(f)  # header detected, label = category, text = headline + text (url left out)
-    assert [(e.label, e.text) for e in ex] == [("politics", "Spika mpya Kiongozi wa chama."),
-                                               ("sports", "Simba Mechi ya leo.")]
+    assert [(e.label, e.text) for e in ex] == [
+        ("politics", "Spika mpya Kiongozi wa chama."),
+        ("sports", "Simba Mechi ya leo."),
+    ]
     assert ex[0].line == 2
     ex = read_table(f, label_column="category", text_columns=["text"])
     assert ex[1].text == "Mechi ya leo."
@@ -159,8 +180,9 @@ def test_table_csv_quoted_and_jsonl(tmp_path):
     assert [(e.label, e.text) for e in ex] == [("pos", "good, very good"), ("neg", "two\nlines"), ("neg", "bad")]
     assert [e.line for e in ex] == [2, 3, 5]
     j = tmp_path / "d.jsonl"
-    j.write_text('{"text": "a b", "title": "T", "label": 1}\n\n{"text": "c", "title": "U", "label": 0}\n',
-                 encoding="utf-8")
+    j.write_text(
+        '{"text": "a b", "title": "T", "label": 1}\n\n{"text": "c", "title": "U", "label": 0}\n', encoding="utf-8"
+    )
     ex = read_table(j, text_columns=["title", "text"])
     assert [(e.label, e.text, e.line) for e in ex] == [("1", "T a b", 1), ("0", "U c", 3)]
 
@@ -229,8 +251,12 @@ def test_unknown_label_in_test_names_file_and_line(tmp_path):
 
 def test_conllu_pos_knows_every_upos_tag(tmp_path):
     train = tmp_path / "train.conllu"
-    train.write_text("\n".join([conllu_line(1, "a", "NOUN"), "", conllu_line(1, "b", "VERB"), "",
-                                conllu_line(1, "c", "NOUN"), "", ""]), encoding="utf-8")
+    train.write_text(
+        "\n".join(
+            [conllu_line(1, "a", "NOUN"), "", conllu_line(1, "b", "VERB"), "", conllu_line(1, "c", "NOUN"), "", ""]
+        ),
+        encoding="utf-8",
+    )
     test = tmp_path / "test.conllu"
     test.write_text(conllu_line(1, "d", "INTJ") + "\n\n", encoding="utf-8")  # a UPOS tag unseen in training
     d = load_task_data("pos", train, test=test)
@@ -248,8 +274,11 @@ def _documents_file(path, docs, marker="conllu"):
         lines.append("") if marker != "conllu" else None
         for sentence in sentences:
             for i, (word, tag) in enumerate(sentence, start=1):
-                lines.append(conllu_line(i, word, "PROPN" if word[:1].isupper() else "NOUN", f"NER={tag}")
-                             if marker == "conllu" else f"{word} {tag}")
+                lines.append(
+                    conllu_line(i, word, "PROPN" if word[:1].isupper() else "NOUN", f"NER={tag}")
+                    if marker == "conllu"
+                    else f"{word} {tag}"
+                )
             lines.append("")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -264,8 +293,9 @@ def test_annotated_documents_keeps_those_that_hold_an_entity(tmp_path, marker):
     """A corpus that annotates entities in only some documents: `documents="annotated"` keeps those, in every file,
     before the dev cut; the split says what was kept."""
     ext = "conllu" if marker == "conllu" else "txt"
-    train = _documents_file(tmp_path / f"train.{ext}", {"a": [NAMED] * 6, "b": [UNLABELLED] * 10, "c": [NAMED] * 4},
-                            marker)
+    train = _documents_file(
+        tmp_path / f"train.{ext}", {"a": [NAMED] * 6, "b": [UNLABELLED] * 10, "c": [NAMED] * 4}, marker
+    )
     test = _documents_file(tmp_path / f"test.{ext}", {"t1": [UNLABELLED] * 8, "t2": [NAMED] * 3}, marker)
     whole = load_task_data("ner", train, test=test)
     assert len(whole.train) + len(whole.dev) == 20 and len(whole.test) == 11
@@ -275,9 +305,12 @@ def test_annotated_documents_keeps_those_that_hold_an_entity(tmp_path, marker):
     kept = load_task_data("ner", train, test=test, documents="annotated")
     assert len(kept.train) + len(kept.dev) == 10 and len(kept.test) == 3 and not kept.notices
     assert all("B-loc" in e.tags for e in kept.train + kept.dev + kept.test)
-    assert {e.document for e in kept.train + kept.dev} == ({"a", "c"} if marker == "conllu" else
-                                                          {"document 1", "document 3"})
-    assert "2 of 3 documents (10 of 20 sentences)" in kept.split and "1 of 2 documents (3 of 11 sentences)" in kept.split
+    assert {e.document for e in kept.train + kept.dev} == (
+        {"a", "c"} if marker == "conllu" else {"document 1", "document 3"}
+    )
+    assert (
+        "2 of 3 documents (10 of 20 sentences)" in kept.split and "1 of 2 documents (3 of 11 sentences)" in kept.split
+    )
 
 
 def test_no_notice_for_a_fully_annotated_file(tmp_path):
@@ -286,8 +319,10 @@ def test_no_notice_for_a_fully_annotated_file(tmp_path):
     f = _documents_file(tmp_path / "a.conllu", {"a": [NAMED] * 6, "b": [plain] * 10, "c": [NAMED] * 4})
     assert not load_task_data("ner", f).notices
     one = tmp_path / "one.txt"  # no document marks at all (MasakhaNER)
-    one.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5 + [UNLABELLED] * 20) + "\n",
-                   encoding="utf-8")
+    one.write_text(
+        "\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5 + [UNLABELLED] * 20) + "\n",
+        encoding="utf-8",
+    )
     assert not load_task_data("ner", one).notices
 
 
@@ -301,8 +336,7 @@ def test_annotated_documents_refuses_what_it_cannot_do(tmp_path):
     with pytest.raises(EliquareError, match=r"none of its 2 documents holds an entity"):
         load_task_data("ner", bare, documents="annotated")
     unmarked = tmp_path / "c.txt"
-    unmarked.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5) + "\n",
-                        encoding="utf-8")
+    unmarked.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5) + "\n", encoding="utf-8")
     with pytest.raises(EliquareError, match=r"marks no documents .* which --documents annotated needs"):
         load_task_data("ner", unmarked, documents="annotated")
 

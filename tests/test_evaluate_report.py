@@ -17,10 +17,26 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def _row(model, dataset, language, task, label, scores, params, tps, status="ok"):
     mean = sum(scores) / len(scores) if scores else None
     std = (sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)) ** 0.5 if len(scores) > 1 else 0.0
-    return {"model": model, "model_spec": model, "dataset": dataset, "language": language, "task": task,
-            "label": label, "metric": "f1", "score": mean, "std": std, "seeds": list(range(1, len(scores) + 1)),
-            "scores": scores, "parameters": params, "encoder_parameters": params, "size_mb": params * 4 / 1e6,
-            "examples_per_second": 10.0, "tokens_per_second": tps, "status": status, "error": ""}
+    return {
+        "model": model,
+        "model_spec": model,
+        "dataset": dataset,
+        "language": language,
+        "task": task,
+        "label": label,
+        "metric": "f1",
+        "score": mean,
+        "std": std,
+        "seeds": list(range(1, len(scores) + 1)),
+        "scores": scores,
+        "parameters": params,
+        "encoder_parameters": params,
+        "size_mb": params * 4 / 1e6,
+        "examples_per_second": 10.0,
+        "tokens_per_second": tps,
+        "status": status,
+        "error": "",
+    }
 
 
 def _results(tmp_path):
@@ -30,8 +46,11 @@ def _results(tmp_path):
         _row("teacher", "sl-pos", "sl", "pos", "UPOS", [0.97, 0.97], 117_000_000, 1000.0),
         _row("student", "sw-news", "sw", "classify", "news topic", [0.78, 0.78], 40_000_000, 2500.0),
         _row("student", "sw-ner", "sw", "ner", "NER", [0.80, 0.82], 40_000_000, 2500.0),
-        {**_row("student", "sl-pos", "sl", "pos", "UPOS", [], 40_000_000, None, status="failed"),
-         "error": "boom", "score": None},
+        {
+            **_row("student", "sl-pos", "sl", "pos", "UPOS", [], 40_000_000, None, status="failed"),
+            "error": "boom",
+            "score": None,
+        },
     ]
     (tmp_path / "results.json").write_text(json.dumps({"kind": "results", "rows": rows}))
     return tmp_path
@@ -65,9 +84,21 @@ def test_report_reference_and_finetune_dirs(tmp_path):
     for model, score in (("a", 0.9), ("b", 0.8)):
         p = runs / model / "sw-ner"
         p.mkdir(parents=True)
-        (p / "metrics.json").write_text(json.dumps({"kind": "finetune", "model": model, "task": "ner",
-                                                    "metric": "f1", "score": score, "std": 0.0, "seeds": [1],
-                                                    "scores": [score], "parameters": 1000}))
+        (p / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "kind": "finetune",
+                    "model": model,
+                    "task": "ner",
+                    "metric": "f1",
+                    "score": score,
+                    "std": 0.0,
+                    "seeds": [1],
+                    "scores": [score],
+                    "parameters": 1000,
+                }
+            )
+        )
         (p / "seed-1").mkdir()
         (p / "seed-1" / "metrics.json").write_text(json.dumps({"seed": 1, "score": score}))  # a run: ignored
     report(ReportConfig(dir=str(runs)))
@@ -82,21 +113,41 @@ def test_ablation_tables_only_where_students_differ_in_one_thing():
     the soft-target term on (T acts on nothing else); the two-task mean and its difference to the paper's row."""
     from eliquare.evaluate.report import ablation_tables, build_tables
 
-    rows = [_row(m, d, "sw", t, lab, [s], 1e7, 1.0) for m, s0 in (("paper", 0.80), ("no-mlm", 0.70), ("t4", 0.76),
-                                                                  ("headless", 0.60), ("headless-t4", 0.61))
-            for (d, t, lab), s in ((("sw-news", "classify", "news topic"), s0), (("sw-ner", "ner", "NER"), s0 + 0.1))]
+    rows = [
+        _row(m, d, "sw", t, lab, [s], 1e7, 1.0)
+        for m, s0 in (("paper", 0.80), ("no-mlm", 0.70), ("t4", 0.76), ("headless", 0.60), ("headless-t4", 0.61))
+        for (d, t, lab), s in ((("sw-news", "classify", "news topic"), s0), (("sw-ner", "ner", "NER"), s0 + 0.1))
+    ]
     t = build_tables(rows, "paper")
 
     def student(name, ce=5.0, mlm=2.0, temperature=2.0, rest="a"):
-        return {"name": name, "language": "sw", "weights": {"ce": ce, "cos": 1.0, "mlm": mlm},
-                "temperature": temperature, "rest": rest, "health": {"cka": 0.9} if name == "paper" else {}}
+        return {
+            "name": name,
+            "language": "sw",
+            "weights": {"ce": ce, "cos": 1.0, "mlm": mlm},
+            "temperature": temperature,
+            "rest": rest,
+            "health": {"cka": 0.9} if name == "paper" else {},
+        }
 
     assert ablation_tables(t, [student("paper")], 1) == []
     assert ablation_tables(t, [student("paper"), student("no-mlm", mlm=0.0, rest="b")], 1) == []
-    md = "\n".join(ablation_tables(t, [student("paper"), student("no-mlm", mlm=0.0), student("t4", temperature=4.0),
-                                       student("headless", ce=0.0), student("headless-t4", ce=0.0, temperature=4.0)],
-                                   1))
-    assert md.count("## Loss terms (Table 6): sw") == 2  # at T = 2 (paper, no-mlm, headless) and at T = 4 (t4, headless-t4)
+    md = "\n".join(
+        ablation_tables(
+            t,
+            [
+                student("paper"),
+                student("no-mlm", mlm=0.0),
+                student("t4", temperature=4.0),
+                student("headless", ce=0.0),
+                student("headless-t4", ce=0.0, temperature=4.0),
+            ],
+            1,
+        )
+    )
+    assert (
+        md.count("## Loss terms (Table 6): sw") == 2
+    )  # at T = 2 (paper, no-mlm, headless) and at T = 4 (t4, headless-t4)
     assert md.count("## Temperature of the soft targets (Table 7): sw") == 1  # headless and headless-t4: CE off
     assert "| no-mlm | 5·L_ce + 1·L_cos | 70.0 | 80.0 | 75.0 | -10.0 | – |" in md
     assert "| paper | 5·L_ce + 1·L_cos + 2·L_mlm | 80.0 | 90.0 | 85.0 | +0.0 | 0.900 |" in md

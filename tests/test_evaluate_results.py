@@ -9,9 +9,20 @@ import pytest
 from eliquare.errors import EliquareError
 from eliquare.evaluate.results import FIELDS, finetune_row, job_row, read_results, write_results
 
-SUMMARY = {"kind": "finetune", "model": "runs/student/", "task": "ner", "metric": "f1", "score": 0.5, "std": 0.1,
-           "seeds": [1, 2], "scores": [0.4, 0.6], "data": {"train_examples": 30, "test_examples": 7},
-           "parameters": 1000, "encoder_parameters": 900, "tokens_per_second": 12.5}
+SUMMARY = {
+    "kind": "finetune",
+    "model": "runs/student/",
+    "task": "ner",
+    "metric": "f1",
+    "score": 0.5,
+    "std": 0.1,
+    "seeds": [1, 2],
+    "scores": [0.4, 0.6],
+    "data": {"train_examples": 30, "test_examples": 7},
+    "parameters": 1000,
+    "encoder_parameters": 900,
+    "tokens_per_second": 12.5,
+}
 
 
 def test_rows_hold_every_field_in_order(tmp_path):
@@ -35,8 +46,10 @@ def test_a_directory_of_finetune_runs(tmp_path):
         (run / "metrics.json").write_text(json.dumps({**SUMMARY, "model": model}))
         (run / "seed-1" / "metrics.json").write_text(json.dumps({"seed": 1, "score": 0.4}))  # one seed: skipped
     res = read_results(tmp_path)
-    assert res.kind == "finetune" and [(r["model"], r["dataset"]) for r in res.rows] == [("a", "sw-ner"),
-                                                                                        ("b", "sw-ner")]
+    assert res.kind == "finetune" and [(r["model"], r["dataset"]) for r in res.rows] == [
+        ("a", "sw-ner"),
+        ("b", "sw-ner"),
+    ]
     one = read_results(tmp_path / "a" / "sw-ner" / "metrics.json")
     assert [(r["model"], r["dataset"]) for r in one.rows] == [("a", "sw-ner")]
 
@@ -46,8 +59,12 @@ def test_read_results_errors_are_one_line(tmp_path):
     bad.write_text("{not json", encoding="utf-8")
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"kind": "something"}), encoding="utf-8")
-    cases = [(tmp_path / "missing", "does not exist"), (bad, "is not a readable JSON file"),
-             (other, "is neither a metrics.json"), (tmp_path / "empty", "holds no results")]
+    cases = [
+        (tmp_path / "missing", "does not exist"),
+        (bad, "is not a readable JSON file"),
+        (other, "is neither a metrics.json"),
+        (tmp_path / "empty", "holds no results"),
+    ]
     (tmp_path / "empty").mkdir()
     for path, message in cases:
         with pytest.raises(EliquareError, match=message) as e:

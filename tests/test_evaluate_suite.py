@@ -46,10 +46,11 @@ def _data(tmp: Path) -> Path:
     d.mkdir()
     rows = []
     for i in range(20):
-        rows += [f"1\tmtoto{i}\tmtoto\tNOUN\t_\t_\t0\troot\t_\t_", f"2\tanasoma\tsoma\tVERB\t_\t_\t1\tdep\t_\t_", ""]
+        rows += [f"1\tmtoto{i}\tmtoto\tNOUN\t_\t_\t0\troot\t_\t_", "2\tanasoma\tsoma\tVERB\t_\t_\t1\tdep\t_\t_", ""]
     (d / "pos.conllu").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (d / "topic.tsv").write_text("".join(f"{'a' if i % 2 else 'b'}\tmama {'sokoni' if i % 2 else 'leo'}\n"
-                                         for i in range(20)), encoding="utf-8")
+    (d / "topic.tsv").write_text(
+        "".join(f"{'a' if i % 2 else 'b'}\tmama {'sokoni' if i % 2 else 'leo'}\n" for i in range(20)), encoding="utf-8"
+    )
     return d
 
 
@@ -63,7 +64,9 @@ def test_suite_runs_skips_and_tables(tiny_bert, tmp_path, capsys):
     with (out / "results.csv").open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert [(r["model"], r["dataset"], r["task"], r["status"]) for r in rows] == [
-        ("tiny", "xx-pos", "pos", "ok"), ("tiny", "xx-topic", "classify", "ok")]
+        ("tiny", "xx-pos", "pos", "ok"),
+        ("tiny", "xx-topic", "classify", "ok"),
+    ]
     assert rows[0]["metric"] == "accuracy" and rows[1]["metric"] == "macro_f1" and rows[0]["seeds"] == "7"
     js = json.loads((out / "results.json").read_text())
     assert js["rows"][0]["scores"] and 0.0 <= js["rows"][0]["score"] <= 1.0
@@ -82,8 +85,9 @@ def test_failed_job_is_recorded_and_others_run(tiny_bert, tmp_path):
     (data / "topic.tsv").write_text("a\tmama\nb\n", encoding="utf-8")  # second row lacks its text
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")
-    cfg = EvaluateConfig(suite=str(suite), out=str(tmp_path / "out"), var=[f"data={data}", f"model={tiny_bert}"],
-                         only=["xx-topic"])
+    cfg = EvaluateConfig(
+        suite=str(suite), out=str(tmp_path / "out"), var=[f"data={data}", f"model={tiny_bert}"], only=["xx-topic"]
+    )
     with pytest.raises(EliquareError, match="1 of 1 jobs failed"):
         evaluate(cfg)
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
@@ -98,7 +102,11 @@ def test_suite_errors_and_overrides(tmp_path):
         load_suite(suite)
     jobs = load_suite(suite, var=["model=m", "data=/d"], models=["a=dir/a", "hub/b"])
     assert [(j.model, j.model_spec, j.dataset["name"]) for j in jobs] == [
-        ("a", "dir/a", "xx-pos"), ("a", "dir/a", "xx-topic"), ("b", "hub/b", "xx-pos"), ("b", "hub/b", "xx-topic")]
+        ("a", "dir/a", "xx-pos"),
+        ("a", "dir/a", "xx-topic"),
+        ("b", "hub/b", "xx-pos"),
+        ("b", "hub/b", "xx-topic"),
+    ]
     assert jobs[1].dataset["train"] == "/d/topic.tsv" and jobs[1].options["label_column"] == "0"
     assert jobs[0].options["seeds"] == [7]
     suite.write_text(SUITE.replace("  max_steps: 1", "  max_stepz: 1"), encoding="utf-8")
@@ -131,14 +139,21 @@ def test_shipped_suite_lists_twelve_tasks():
 
 @pytest.mark.realdata
 def test_shipped_suite_reads_the_real_data(shared_data):
-    from eliquare.evaluate.readers import load_task_data
+    from eliquare.tasks.readers import load_task_data
 
     suite = Path(__file__).resolve().parents[1] / "suites" / "shared-data.yaml"
     for job in load_suite(suite, var=[f"data={shared_data}"]):
         d, o = job.dataset, job.options
-        data = load_task_data(d["task"], d["train"], d.get("dev"), d.get("test"), label_column=o.get("label_column"),
-                              text_columns=o.get("text_column"), header=o.get("header"),
-                              documents=o.get("documents", "all"))
+        data = load_task_data(
+            d["task"],
+            d["train"],
+            d.get("dev"),
+            d.get("test"),
+            label_column=o.get("label_column"),
+            text_columns=o.get("text_column"),
+            header=o.get("header"),
+            documents=o.get("documents", "all"),
+        )
         assert len(data.train) > 100 and len(data.test) > 50 and len(data.labels) >= 2, d["name"]
         assert not data.notices, (d["name"], data.notices)  # no partly annotated file read whole
 
@@ -181,8 +196,18 @@ def test_more_seeds_run_only_the_new_ones(tiny_bert, tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")
     out = tmp_path / "out"
-    args = ["evaluate", "--suite", str(suite), "--out", str(out), "--var", f"data={data}", f"model={tiny_bert}",
-            "--only", "xx-pos"]
+    args = [
+        "evaluate",
+        "--suite",
+        str(suite),
+        "--out",
+        str(out),
+        "--var",
+        f"data={data}",
+        f"model={tiny_bert}",
+        "--only",
+        "xx-pos",
+    ]
     run = out / "runs" / "tiny" / "xx-pos"
     assert main(args) == 0
     first = json.loads((run / "metrics.json").read_text())
@@ -219,8 +244,20 @@ def test_an_interrupted_job_keeps_its_finished_seeds(tiny_bert, tmp_path, capsys
     data = _data(tmp_path)
     suite = tmp_path / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")
-    args = ["evaluate", "--suite", str(suite), "--var", f"data={data}", f"model={tiny_bert}", "--only", "xx-pos",
-            "--seeds", "7", "8", "9"]
+    args = [
+        "evaluate",
+        "--suite",
+        str(suite),
+        "--var",
+        f"data={data}",
+        f"model={tiny_bert}",
+        "--only",
+        "xx-pos",
+        "--seeds",
+        "7",
+        "8",
+        "9",
+    ]
     assert main(args + ["--out", str(tmp_path / "whole")]) == 0
     whole = json.loads((tmp_path / "whole" / "runs" / "tiny" / "xx-pos" / "metrics.json").read_text())
 

@@ -15,8 +15,19 @@ def test_example_experiment_dry_run(name, tmp_path, capsys):
     if not (DATA / "sw").is_dir():
         pytest.skip(f"needs the Swahili data at {DATA} (the experiment checks its corpus and task files exist)")
     out = tmp_path / "runs"
-    code = main(["experiment", str(ROOT / "experiments" / name), "--out", str(out), "--results",
-                 str(tmp_path / "results"), "--dry-run", "--var", f"data={DATA}"])
+    code = main(
+        [
+            "experiment",
+            str(ROOT / "experiments" / name),
+            "--out",
+            str(out),
+            "--results",
+            str(tmp_path / "results"),
+            "--dry-run",
+            "--var",
+            f"data={DATA}",
+        ]
+    )
     said = capsys.readouterr()
     assert code == 0, said.err
     text = said.out + said.err

@@ -28,8 +28,14 @@ def test_masked_lm_export_matches_pytorch_and_stores_the_tied_decoder_once(tiny_
     vocab, hidden = 300, 32
     assert shapes.count((hidden, vocab)) == 0 and shapes.count((vocab, hidden)) == 1
     names = sorted(os.listdir(out))
-    assert names == ["config.json", "export.json", "model.int8.onnx", "model.onnx", "tokenizer.json",
-                     "tokenizer_config.json"] or set(names) >= {"model.onnx", "model.int8.onnx", "export.json"}
+    assert names == [
+        "config.json",
+        "export.json",
+        "model.int8.onnx",
+        "model.onnx",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] or set(names) >= {"model.onnx", "model.int8.onnx", "export.json"}
     assert all(os.stat(out / n).st_mode & 0o777 == 0o644 for n in names)
     assert json.loads((out / "export.json").read_text())["files"]["int8"]["name"] == "model.int8.onnx"
 
@@ -54,13 +60,15 @@ def _bio_file(path, n=40):
 def test_token_classifier_scores_the_same_with_onnx(tiny_bert, tmp_path):
     labels = ["O", "B-LOC", "B-PER"]
     model = AutoModelForTokenClassification.from_pretrained(
-        tiny_bert, num_labels=3, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)})
+        tiny_bert, num_labels=3, id2label=dict(enumerate(labels)), label2id={k: i for i, k in enumerate(labels)}
+    )
     model.save_pretrained(tmp_path / "ner")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "ner" / name).write_bytes((tiny_bert / name).read_bytes())
     dev = _bio_file(tmp_path / "dev.txt")
-    record = export(ExportConfig(model=str(tmp_path / "ner"), out=str(tmp_path / "onnx"), task_file=str(dev),
-                                 task="ner"))
+    record = export(
+        ExportConfig(model=str(tmp_path / "ner"), out=str(tmp_path / "onnx"), task_file=str(dev), task="ner")
+    )
     assert record["head"] == "token-classification"
     scores = record["task"]["scores"]
     assert scores["pytorch"] == scores["onnx-fp32"] and set(scores) == {"pytorch", "onnx-fp32", "onnx-int8"}
@@ -77,18 +85,35 @@ def test_sequence_classifier(tiny_bert, tmp_path):
     assert record["parity"]["max_abs_difference"]["onnx-fp32"] < 1e-4
     # its dev file's score, the columns named as finetune takes them (the label column is not called "label")
     dev = tmp_path / "dev.tsv"
-    dev.write_text("topic\ttitle\tbody\n" + "".join(f"{'LABEL_0' if i % 2 else 'LABEL_1'}\tJuma {i}\talienda Nairobi\n"
-                                                      for i in range(20)), encoding="utf-8")
-    record = export(ExportConfig(model=str(tmp_path / "cls"), out=str(tmp_path / "onnx2"), int8=False,
-                                 task_file=str(dev), task="classify", label_column="topic", text_column=["title"]))
-    assert record["task"]["examples"] == 20 and record["task"]["scores"]["pytorch"] == \
-        record["task"]["scores"]["onnx-fp32"]
+    dev.write_text(
+        "topic\ttitle\tbody\n"
+        + "".join(f"{'LABEL_0' if i % 2 else 'LABEL_1'}\tJuma {i}\talienda Nairobi\n" for i in range(20)),
+        encoding="utf-8",
+    )
+    record = export(
+        ExportConfig(
+            model=str(tmp_path / "cls"),
+            out=str(tmp_path / "onnx2"),
+            int8=False,
+            task_file=str(dev),
+            task="classify",
+            label_column="topic",
+            text_column=["title"],
+        )
+    )
+    assert (
+        record["task"]["examples"] == 20
+        and record["task"]["scores"]["pytorch"] == record["task"]["scores"]["onnx-fp32"]
+    )
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--task-file", "missing.txt", "--task", "ner"], "--task-file missing.txt is not a file"),
-    (["--head", "token-classification"], "was saved as masked-lm"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--task-file", "missing.txt", "--task", "ner"], "--task-file missing.txt is not a file"),
+        (["--head", "token-classification"], "was saved as masked-lm"),
+    ],
+)
 def test_bad_input_gets_one_line_and_writes_nothing(extra, message, tiny_bert, tmp_path, capsys):
     out = tmp_path / "onnx"
     code = main(["export", "--model", str(tiny_bert), "--out", str(out), *extra])
@@ -98,14 +123,19 @@ def test_bad_input_gets_one_line_and_writes_nothing(extra, message, tiny_bert, t
 
 def test_share_transposed_weights_keeps_the_graph_valid():
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
     import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
 
     w = np.arange(64 * 80, dtype=np.float32).reshape(64, 80) / 100
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 80])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "wt"], ["y"])], "g", [x], [y],
-                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w.T.copy(), "wt")])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "wt"], ["y"])],
+        "g",
+        [x],
+        [y],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(w.T.copy(), "wt")],
+    )
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     from eliquare.export import share_transposed_weights
 
@@ -121,8 +151,9 @@ def test_int8_scales_per_output_channel_unless_told(tiny_bert, tmp_path):
 
     def scale_sizes(out):
         g = onnx.load(str(out / "model.int8.onnx"))
-        return {int(np.prod(i.dims)) for i in g.graph.initializer if i.name.endswith("_scale") and
-                "MatMul" in i.name}  # the weight matrices' scales
+        return {
+            int(np.prod(i.dims)) for i in g.graph.initializer if i.name.endswith("_scale") and "MatMul" in i.name
+        }  # the weight matrices' scales
 
     per_channel = export(ExportConfig(model=str(tiny_bert), out=str(tmp_path / "pc"), head="base"))
     assert per_channel["int8_per_channel"] is True and max(scale_sizes(tmp_path / "pc")) > 1

@@ -1,4 +1,4 @@
-"""Nothing lost, nothing silent (issue 12): kill -9 at seeded random moments, then rerun or --resume.
+"""Nothing lost, nothing silent: kill -9 at seeded random moments, then rerun or --resume.
 
 - corpus preparation: the rerun reuses or rebuilds the token-id cache and gets the same data; two processes
   preparing one corpus at once share it; a damaged cache entry is rebuilt with a notice;
@@ -25,8 +25,8 @@ import tiny
 import torch
 from safetensors.torch import load_file
 
-from eliquare.checkpoints import MARKER, checkpoints_of, why_incomplete
 from eliquare.corpus import prepare_corpus
+from eliquare.distill.checkpoints import MARKER, checkpoints_of, why_incomplete
 
 # ---------------------------------------------------------------------------------------------
 # corpus preparation
@@ -50,12 +50,17 @@ def _prepare_job(corpus, tokenizer, cache):
     def job():
         prepare_corpus([corpus], tokenizer, cache_dir=cache, log=lambda m: print(m, flush=True))
         return 0
+
     return job
 
 
 def _data_of(prepared) -> tuple:
-    return (prepared.train["input_ids"], prepared.validation["input_ids"], prepared.token_counts.tolist(),
-            prepared.stats.as_dict())
+    return (
+        prepared.train["input_ids"],
+        prepared.validation["input_ids"],
+        prepared.token_counts.tolist(),
+        prepared.stats.as_dict(),
+    )
 
 
 def _check_cache(prep, cache: Path) -> None:
@@ -73,7 +78,7 @@ def _corpus_kills(prep, trials: int, seed: int) -> dict:
     for trial in range(trials):
         cache = prep["root"] / f"cache-{seed}-{trial}"
         job = _prepare_job(prep["corpus"], prep["tokenizer"], cache)
-        for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
+        for _again in range(3):  # a run that ended before its kill came is run again, killed at another moment
             shutil.rmtree(cache, ignore_errors=True)
             killed = faults.run(job, cache.with_suffix(".killed.log"), kill_after=rng.uniform(0, 0.9 * prep["seconds"]))
             if killed.killed:
@@ -102,7 +107,7 @@ def test_killed_corpus_preparation_many(prep):
 
 
 def test_two_processes_preparing_one_corpus_share_the_cache(prep):
-    """Before: both built KEY.partial at once (each deleting the other's) and the loser's rename failed."""
+    """Guards against: both built KEY.partial at once (each deleting the other's) and the loser's rename failed."""
     cache = prep["root"] / "shared-cache"
     job = _prepare_job(prep["corpus"], prep["tokenizer"], cache)
     ctx = __import__("multiprocessing").get_context("fork")
@@ -143,8 +148,9 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_notice(prep):
         fh.truncate(fh.seek(0, 2) // 2)
     logs = []
     again = prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=logs.append)
-    assert any(m.startswith(f"notice: corpus: the cached data in {first.path} is damaged (train.arrow has ")
-               for m in logs), logs
+    assert any(
+        m.startswith(f"notice: corpus: the cached data in {first.path} is damaged (train.arrow has ") for m in logs
+    ), logs
     assert _data_of(again) == prep["reference"]
     (again.path / "done.json").unlink()  # an entry without its completeness marker is not used either
     logs = []
@@ -167,8 +173,11 @@ def test_a_cache_that_cannot_be_written_is_read_or_named(prep, monkeypatch):
     logs = []
     data = prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=logs.append)
     assert _data_of(data) == prep["reference"] and logs[-1].endswith("(a read-only cache)")
-    with pytest.raises(prepare.EliquareError, match=r"cannot write the corpus cache .*other \(Permission denied\); "
-                                                    "give --cache-dir DIR"):
+    with pytest.raises(
+        prepare.EliquareError,
+        match=r"cannot write the corpus cache .*other \(Permission denied\); "
+        "give --cache-dir DIR",
+    ):
         prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=prep["root"] / "other", log=logs.append)
 
 
@@ -179,10 +188,34 @@ STEPS, EVERY = 8, 3  # checkpoints 3, 6 and 8
 
 
 def _distill_argv(teacher, corpus, out, cache) -> list[str]:
-    return ["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), "--cache-dir",
-            str(cache), "--student-layers", "2", "--batch-size", "8", "--gradient-accumulation", "2",
-            "--max-steps", str(STEPS), "--eval-steps", str(EVERY), "--learning-rate", "3e-3", "--logging-steps", "2",
-            "--health-sentences", "16", "--keep-checkpoints"]  # the checkpoints are compared after the run
+    return [
+        "distill",
+        "--teacher",
+        str(teacher),
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--student-layers",
+        "2",
+        "--batch-size",
+        "8",
+        "--gradient-accumulation",
+        "2",
+        "--max-steps",
+        str(STEPS),
+        "--eval-steps",
+        str(EVERY),
+        "--learning-rate",
+        "3e-3",
+        "--logging-steps",
+        "2",
+        "--health-sentences",
+        "16",
+        "--keep-checkpoints",
+    ]  # the checkpoints are compared after the run
 
 
 def _checkpoints(out: Path) -> Path:
@@ -200,8 +233,9 @@ def reference_run(tiny_xlmr, corpus_file, tmp_path_factory):
     assert fresh.code == 0, fresh.log  # the time of a whole run, corpus preparation included: where kills land
     warm = faults.run(_distill_argv(tiny_xlmr, corpus_file, root / "timed", root / "cache"), root / "timed.log")
     assert warm.code == 0, warm.log  # and with the corpus prepared already
-    return dict(root=root, teacher=tiny_xlmr, corpus=corpus_file, out=out, seconds=warm.seconds,
-                seconds_fresh=fresh.seconds)
+    return dict(
+        root=root, teacher=tiny_xlmr, corpus=corpus_file, out=out, seconds=warm.seconds, seconds_fresh=fresh.seconds
+    )
 
 
 def _same_weights(a: Path, b: Path) -> bool:
@@ -213,16 +247,26 @@ def _being_written(checkpoints: Path, step: int, written: str | None = None):
     """A trigger: checkpoint-STEP exists without its completeness marker (the Trainer is writing it), with
     ``written`` in it already if given (``optimizer.pt``: mid-way; ``trainer_state.json``: the Trainer is done,
     eliquare's marker not yet)."""
+
     def seen():
         c = checkpoints / f"checkpoint-{step}"
         if c.is_dir() and not (c / MARKER).exists() and (written is None or (c / written).exists()):
             return f"{c.name} being written ({len(list(c.iterdir()))} files so far)"
         return None
+
     return seen
 
 
-def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpoint: bool, fresh_cache: bool,
-                   fresh_interpreter: bool = False):
+def _distill_trial(
+    ref,
+    name: str,
+    rng: random.Random,
+    *,
+    kills: int,
+    at_checkpoint: bool,
+    fresh_cache: bool,
+    fresh_interpreter: bool = False,
+):
     """Kill the run (and the reruns, ``kills`` times in all), then rerun as a user would until it completes.
 
     ``fresh_interpreter``: every run is ``sys.executable -m eliquare`` (not a fork); a random kill is then drawn
@@ -235,15 +279,20 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
     for attempt in range(2 * kills + 4):
         if (out / "distillation.json").is_file():
             break
-        args = argv if not out.exists() else argv + (["--overwrite"] if mode and mode[-1] == "no-checkpoint"
-                                                      else ["--resume"])
+        args = (
+            argv
+            if not out.exists()
+            else argv + (["--overwrite"] if mode and mode[-1] == "no-checkpoint" else ["--resume"])
+        )
         kill = {}
         if len([o for o in outcomes if o.killed]) < kills:
             if at_checkpoint:
                 step = rng.choice([EVERY, 2 * EVERY, STEPS])
                 written = rng.choice([None, "optimizer.pt", "trainer_state.json"])
-                kill = dict(kill_after=rng.choice([0, rng.uniform(0, 0.005), rng.uniform(0, 0.03)]),
-                            trigger=_being_written(_checkpoints(out), step, written))
+                kill = dict(
+                    kill_after=rng.choice([0, rng.uniform(0, 0.005), rng.uniform(0, 0.03)]),
+                    trigger=_being_written(_checkpoints(out), step, written),
+                )
             else:
                 kill = dict(kill_after=rng.uniform(0, 0.9 * ref["seconds_fresh" if fresh_cache else "seconds"]))
                 if fresh_interpreter:
@@ -270,21 +319,36 @@ def _distill_trial(ref, name: str, rng: random.Random, *, kills: int, at_checkpo
     left_over = [why_incomplete(c) for c in checkpoints_of(_checkpoints(out))]  # what a later resume would find
     assert left_over and all(why is None for why in left_over), (left_over, mode)
     assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors"), name
-    assert _same_weights(_checkpoints(ref["out"]) / f"checkpoint-{STEPS}" / "model.safetensors",
-                         _checkpoints(out) / f"checkpoint-{STEPS}" / "model.safetensors"), name
+    assert _same_weights(
+        _checkpoints(ref["out"]) / f"checkpoint-{STEPS}" / "model.safetensors",
+        _checkpoints(out) / f"checkpoint-{STEPS}" / "model.safetensors",
+    ), name
     a, b = (json.loads((d / "distillation.json").read_text()) for d in (ref["out"], out))
     assert a["best_validation_loss"] == b["best_validation_loss"] and a["steps"] == b["steps"] == STEPS
     assert [e["eval_loss"] for e in a["validation"]] == [e["eval_loss"] for e in b["validation"]]
     logs = "".join(o.log for o in outcomes)
-    return dict(kills=sum(o.killed for o in outcomes), half_written_left=half_written, passed_over=sum(logs.count(s) for s in ("notice: --resume skips", "notice: --resume removes",
-                                                              "--resume: no complete checkpoint")),
-                left=left, tracebacks=faults.tracebacks(logs), modes=mode)
+    return dict(
+        kills=sum(o.killed for o in outcomes),
+        half_written_left=half_written,
+        passed_over=sum(
+            logs.count(s)
+            for s in ("notice: --resume skips", "notice: --resume removes", "--resume: no complete checkpoint")
+        ),
+        left=left,
+        tracebacks=faults.tracebacks(logs),
+        modes=mode,
+    )
 
 
 def _distill_kills(ref, trials: list[dict], seed: int, stage: str) -> dict:
     rng = random.Random(seed)
-    total = dict(kills=0, identical_runs=0, kills_leaving_a_half_written_checkpoint=0,
-                 incomplete_checkpoints_passed_over=0, tracebacks=0)
+    total = dict(
+        kills=0,
+        identical_runs=0,
+        kills_leaving_a_half_written_checkpoint=0,
+        incomplete_checkpoints_passed_over=0,
+        tracebacks=0,
+    )
     for i, trial in enumerate(trials):
         for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
             figures = _distill_trial(ref, f"{stage}-{seed}-{i}-{again}", rng, **trial)
@@ -301,33 +365,41 @@ def _distill_kills(ref, trials: list[dict], seed: int, stage: str) -> dict:
 
 
 def test_killed_distillation_resumes_to_the_same_weights(reference_run):
-    total = _distill_kills(reference_run, [dict(kills=1, at_checkpoint=False, fresh_cache=False),
-                                           dict(kills=1, at_checkpoint=True, fresh_cache=False)],
-                           seed=0, stage="distillation (default suite)")
+    total = _distill_kills(
+        reference_run,
+        [dict(kills=1, at_checkpoint=False, fresh_cache=False), dict(kills=1, at_checkpoint=True, fresh_cache=False)],
+        seed=0,
+        stage="distillation (default suite)",
+    )
     assert total["kills"] >= 1
 
 
 @pytest.mark.slow
 def test_killed_distillation_many(reference_run):
-    trials = ([dict(kills=1, at_checkpoint=False, fresh_cache=i % 2 == 0) for i in range(4)]
-              + [dict(kills=2, at_checkpoint=False, fresh_cache=False) for _ in range(2)]
-              + [dict(kills=1, at_checkpoint=True, fresh_cache=False) for _ in range(4)]
-              + [dict(kills=1, at_checkpoint=False, fresh_cache=True, fresh_interpreter=True),
-                 dict(kills=1, at_checkpoint=True, fresh_cache=False, fresh_interpreter=True)])
+    trials = (
+        [dict(kills=1, at_checkpoint=False, fresh_cache=i % 2 == 0) for i in range(4)]
+        + [dict(kills=2, at_checkpoint=False, fresh_cache=False) for _ in range(2)]
+        + [dict(kills=1, at_checkpoint=True, fresh_cache=False) for _ in range(4)]
+        + [
+            dict(kills=1, at_checkpoint=False, fresh_cache=True, fresh_interpreter=True),
+            dict(kills=1, at_checkpoint=True, fresh_cache=False, fresh_interpreter=True),
+        ]
+    )
     total = _distill_kills(reference_run, trials, seed=1, stage="distillation")
     assert total["kills"] >= 12
 
 
 def test_resume_from_the_last_checkpoint_takes_no_step_more(reference_run):
     """Killed once the Trainer has saved checkpoint-8 (the last), while the best model is loaded and the student
-    written: --resume writes the student and trains no further (before: one step more, checkpoint-9, and a
+    written: --resume writes the student and trains no further (not: one step more, checkpoint-9, and a
     distillation.json of 9 steps and 5 evaluations)."""
     ref, root = reference_run, reference_run["root"]
     out = root / "at-the-end"
     argv = _distill_argv(ref["teacher"], ref["corpus"], out, root / "cache")
     last = _checkpoints(out) / f"checkpoint-{STEPS}"
-    killed = faults.run(argv, root / "at-the-end-0.log", kill_after=0,
-                        trigger=lambda: "marked" if (last / MARKER).exists() else None)
+    killed = faults.run(
+        argv, root / "at-the-end-0.log", kill_after=0, trigger=lambda: "marked" if (last / MARKER).exists() else None
+    )
     assert killed.killed and not (out / "distillation.json").exists(), killed.log
     older = _checkpoints(out) / f"checkpoint-{2 * EVERY}"  # and an older one half deleted, as a kill during the
     for name in (MARKER, "rng_state.pth"):  # Trainer's rotation leaves it: removed too (it stayed for good)
@@ -343,21 +415,24 @@ def test_resume_from_the_last_checkpoint_takes_no_step_more(reference_run):
 
 def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):
     """Killed just after checkpoint-8 was complete; then its optimizer.pt is damaged: --resume says so, continues
-    from checkpoint-6 and ends with the uninterrupted run's weights (before: a torch traceback, or a silent fresh
+    from checkpoint-6 and ends with the uninterrupted run's weights (not: a torch traceback, or a silent fresh
     optimizer when the file was missing)."""
     ref, root = reference_run, reference_run["root"]
     out = root / "damaged"
     argv = _distill_argv(ref["teacher"], ref["corpus"], out, root / "cache")
     last = _checkpoints(out) / f"checkpoint-{STEPS}"
-    killed = faults.run(argv, root / "damaged-0.log", kill_after=0,
-                        trigger=lambda: "marked" if (last / MARKER).exists() else None)
+    killed = faults.run(
+        argv, root / "damaged-0.log", kill_after=0, trigger=lambda: "marked" if (last / MARKER).exists() else None
+    )
     assert killed.killed, killed.log
     with open(last / "optimizer.pt", "r+b") as fh:
         fh.truncate(100)
     again = faults.run([*argv, "--resume"], root / "damaged-1.log")
     assert again.code == 0, again.log
-    assert (f"notice: --resume skips {last} (optimizer.pt has 100 bytes, " in again.log
-            and "continues from checkpoint-6" in again.log), again.log
+    assert (
+        f"notice: --resume skips {last} (optimizer.pt has 100 bytes, " in again.log
+        and "continues from checkpoint-6" in again.log
+    ), again.log
     assert _same_weights(ref["out"] / "model.safetensors", out / "model.safetensors")
     shutil.rmtree(_checkpoints(out) / "checkpoint-6")  # and with no complete checkpoint left: one line
     (out / "distillation.json").unlink()
@@ -366,8 +441,11 @@ def test_a_damaged_last_checkpoint_is_skipped_by_resume(reference_run):
         (c / MARKER).unlink()
     nothing = faults.run([*argv, "--resume"], root / "damaged-2.log")
     assert nothing.code == 2 and faults.tracebacks(nothing.log) == 0
-    assert nothing.log.strip().splitlines()[-1].startswith(
-        f"eliquare: error: --resume: no complete checkpoint in {_checkpoints(out)} (checkpoint-"), nothing.log
+    assert (
+        nothing.log.strip()
+        .splitlines()[-1]
+        .startswith(f"eliquare: error: --resume: no complete checkpoint in {_checkpoints(out)} (checkpoint-")
+    ), nothing.log
 
 
 # ---------------------------------------------------------------------------------------------
@@ -396,14 +474,16 @@ def suite(tiny_bert, tmp_path_factory):
     for i in range(40):
         rows += [f"1\tmtoto{i}\tmtoto\tNOUN\t_\t_\t0\troot\t_\t_", "2\tanasoma\tsoma\tVERB\t_\t_\t1\tdep\t_\t_", ""]
     (data / "pos.conllu").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    (data / "topic.tsv").write_text("".join(f"{'a' if i % 2 else 'b'}\tmama {'sokoni' if i % 2 else 'leo'} {i}\n"
-                                            for i in range(40)), encoding="utf-8")
+    (data / "topic.tsv").write_text(
+        "".join(f"{'a' if i % 2 else 'b'}\tmama {'sokoni' if i % 2 else 'leo'} {i}\n" for i in range(40)),
+        encoding="utf-8",
+    )
     path = root / "suite.yaml"
     path.write_text(SUITE, encoding="utf-8")
 
     def argv(out):
-        return ["evaluate", "--suite", str(path), "--var", f"data={data}", f"model={tiny_bert}", "--out",
-                str(out)]
+        return ["evaluate", "--suite", str(path), "--var", f"data={data}", f"model={tiny_bert}", "--out", str(out)]
+
     reference = faults.run(argv(root / "reference"), root / "reference.log")
     assert reference.code == 0, reference.log
     timed = faults.run(argv(root / "timed"), root / "timed.log")  # warm, as the killed runs will be
@@ -420,10 +500,11 @@ def _evaluate_kills(suite, trials: int, seed: int) -> dict:
     kills = tracebacks = 0
     for trial in range(trials):
         out = suite["root"] / f"out-{seed}-{trial}"
-        for again in range(3):  # a run that ended before its kill came is run again, killed at another moment
+        for _again in range(3):  # a run that ended before its kill came is run again, killed at another moment
             shutil.rmtree(out, ignore_errors=True)
-            killed = faults.run(suite["argv"](out), out.with_suffix(".killed.log"),
-                                kill_after=rng.uniform(0, 0.9 * suite["seconds"]))
+            killed = faults.run(
+                suite["argv"](out), out.with_suffix(".killed.log"), kill_after=rng.uniform(0, 0.9 * suite["seconds"])
+            )
             if killed.killed:
                 break
         kills += killed.killed
@@ -459,8 +540,20 @@ def _vocab_kills(tiny_bert, corpus_file, root: Path, trials: int, seed: int) -> 
     import eliquare.vocab.reduce  # noqa: F401  (see reference_run)
 
     def argv(out, size):
-        return ["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
-                "--max-size", str(size), "--overwrite"]
+        return [
+            "vocab",
+            "reduce",
+            "--model",
+            str(tiny_bert),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--max-size",
+            str(size),
+            "--overwrite",
+        ]
+
     made = {size: faults.run(argv(root / f"ref-{size}", size), root / f"ref-{size}.log") for size in (120, 90)}
     assert all(o.code == 0 for o in made.values()), [o.log for o in made.values()]
     old, new = _snapshot(root / "ref-120"), _snapshot(root / "ref-90")
@@ -470,8 +563,11 @@ def _vocab_kills(tiny_bert, corpus_file, root: Path, trials: int, seed: int) -> 
         out = root / f"out-{trial}"
         shutil.copytree(root / "ref-120", out)
         partial = root / f"out-{trial}.partial"
-        kill = dict(kill_after=rng.uniform(0, made[90].seconds)) if trial % 2 == 0 else \
-            dict(kill_after=rng.uniform(0, 0.05), trigger=lambda: "saving" if partial.exists() else None)  # mid-save
+        kill = (
+            dict(kill_after=rng.uniform(0, made[90].seconds))
+            if trial % 2 == 0
+            else dict(kill_after=rng.uniform(0, 0.05), trigger=lambda: "saving" if partial.exists() else None)
+        )  # mid-save
         o = faults.run(argv(out, 90), root / f"out-{trial}.log", **kill)
         figures["kills"] += o.killed
         figures["tracebacks"] += faults.tracebacks(o.log)

@@ -8,8 +8,7 @@ import os
 import shutil
 
 from eliquare.config import FinetuneConfig, option_defaults, to_dict
-from eliquare.fingerprint import (FILE, digest, matches, model_fingerprint, record,
-                                  stage_fingerprint)
+from eliquare.fingerprint import FILE, digest, matches, model_fingerprint, record, stage_fingerprint
 
 
 def test_a_model_is_its_contents_not_its_file_times(tiny_bert, tmp_path):
@@ -42,8 +41,10 @@ def _options(**changes) -> dict:
 
 def test_an_option_added_since_at_its_default_is_the_same_setting(tmp_path):
     now = stage_fingerprint(finetune=_options(), model="m1", data="d1")
-    old_parts = {**now["parts"], "finetune": {k: v for k, v in now["parts"]["finetune"].items()
-                                             if k not in ("query_column", "query_prompt")}}
+    old_parts = {
+        **now["parts"],
+        "finetune": {k: v for k, v in now["parts"]["finetune"].items() if k not in ("query_column", "query_prompt")},
+    }
     # what an eliquare without those two options recorded
     (tmp_path / FILE).write_text(json.dumps({"fingerprint": digest(old_parts), "parts": old_parts}), encoding="utf-8")
     assert option_defaults(FinetuneConfig, now["parts"]["finetune"])["query_prompt"] == "query"

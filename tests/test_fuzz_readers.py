@@ -1,4 +1,4 @@
-"""Fuzzing the readers (issue 12): damaged dataset and corpus files either parse or give one line that names
+"""Fuzzing the readers: damaged dataset and corpus files either parse or give one line that names
 the file (and the line, where one line is at fault), never another exception.
 
 Cases come from ``fuzz.case(seed)``: well-formed files of each format with random mutations, and random
@@ -21,15 +21,31 @@ import pytest
 from eliquare.conll import read_sentences
 from eliquare.corpus.read import CorpusStats, iter_sentences
 from eliquare.errors import EliquareError
-from eliquare.evaluate.readers import load_task_data
+from eliquare.tasks.readers import load_task_data
 
-SUFFIXES = {"conllu": [".conllu", ".conll", ".txt"], "bio": [".bio", ".txt", ".conllu", ".iob"],
-            "tsv": [".tsv", ".txt"], "csv": [".csv", ".txt"], "jsonl": [".jsonl", ".json", ".txt"],
-            "text": [".txt", ".tsv"], "bytes": [".conllu", ".bio", ".tsv", ".csv", ".jsonl", ".json", ".txt"]}
-TASK_OF = {"conllu": ["pos", "ner"], "bio": ["ner", "pos"], "tsv": ["classify"], "csv": ["classify"],
-           "jsonl": ["classify"], "text": ["classify", "pos"], "bytes": ["pos", "ner", "classify"]}
-FORMATS = {"pos": ["auto", "auto", "conllu", "bio"], "ner": ["auto", "auto", "conllu", "bio"],
-           "classify": ["auto", "auto", "tsv", "csv", "jsonl", "json"]}
+SUFFIXES = {
+    "conllu": [".conllu", ".conll", ".txt"],
+    "bio": [".bio", ".txt", ".conllu", ".iob"],
+    "tsv": [".tsv", ".txt"],
+    "csv": [".csv", ".txt"],
+    "jsonl": [".jsonl", ".json", ".txt"],
+    "text": [".txt", ".tsv"],
+    "bytes": [".conllu", ".bio", ".tsv", ".csv", ".jsonl", ".json", ".txt"],
+}
+TASK_OF = {
+    "conllu": ["pos", "ner"],
+    "bio": ["ner", "pos"],
+    "tsv": ["classify"],
+    "csv": ["classify"],
+    "jsonl": ["classify"],
+    "text": ["classify", "pos"],
+    "bytes": ["pos", "ner", "classify"],
+}
+FORMATS = {
+    "pos": ["auto", "auto", "conllu", "bio"],
+    "ner": ["auto", "auto", "conllu", "bio"],
+    "classify": ["auto", "auto", "tsv", "csv", "jsonl", "json"],
+}
 
 
 def _check_error(e: EliquareError, paths, failures, seed, where) -> bool:
@@ -56,11 +72,20 @@ def _fuzz_datasets(tmp_path, seeds) -> tuple[Counter, list]:
             test.write_bytes(other)
         options = {}
         if task == "classify" and rng.random() < 0.3:
-            options = dict(label_column=rng.choice(["0", "label", "-1", "5"]), text_column=[rng.choice(["1", "text"])],
-                           header=rng.choice([None, True, False]))
+            options = dict(
+                label_column=rng.choice(["0", "label", "-1", "5"]),
+                text_column=[rng.choice(["1", "text"])],
+                header=rng.choice([None, True, False]),
+            )
         try:
-            load_task_data(task, train, None, test, fmt=fmt, **{k.replace("text_column", "text_columns"): v
-                                                                for k, v in options.items()})
+            load_task_data(
+                task,
+                train,
+                None,
+                test,
+                fmt=fmt,
+                **{k.replace("text_column", "text_columns"): v for k, v in options.items()},
+            )
             figures["parsed"] += 1
         except EliquareError as e:
             figures["one-line errors"] += 1
@@ -112,8 +137,12 @@ def _fuzz_conll(seeds) -> Counter:
         rng = random.Random(seed)
         _, data = fuzz.case(seed)
         lines = data.decode("utf-8", errors="replace").split("\n")
-        flags = dict(conllu=rng.random() < 0.5, comments=rng.random() < 0.5, skip_nodes=rng.random() < 0.5,
-                     docstart=rng.random() < 0.5)
+        flags = dict(
+            conllu=rng.random() < 0.5,
+            comments=rng.random() < 0.5,
+            skip_nodes=rng.random() < 0.5,
+            docstart=rng.random() < 0.5,
+        )
         for sentence in read_sentences(lines, **flags):  # a pure function of its lines: no exception at all
             assert sentence and all(cols and n >= 1 for n, cols in sentence)
         figures["cases"] += 1
@@ -151,7 +180,8 @@ def test_fuzz_readers_many(tmp_path):
 
 
 def test_errors_name_the_line_an_editor_shows(tmp_path):
-    """Before: str.splitlines also ended lines at \\x0b, \\x0c, \\x1c, \\x85, \\u2028..., so every error after such a
+    """Guards against: str.splitlines also ended lines at \\x0b, \\x0c, \\x1c, \\x85, \\u2028..., so every error
+    after such a
     character named a later line than the file's (and a message could quote a newline)."""
     f = tmp_path / "a.bio"
     f.write_text("mama\x0cyangu O\nbaba\u2028 O\nkaka\x85 O\n\nmtoto\n", encoding="utf-8")

@@ -3,9 +3,15 @@ import math
 import pytest
 import torch
 
-from eliquare.health import (HealthMonitor, HealthSample, linear_cka, mean_pairwise_cosine, mean_pooled,
-                             neighbour_overlap)
-from eliquare.student import build_student
+from eliquare.distill.health import (
+    HealthMonitor,
+    HealthSample,
+    linear_cka,
+    mean_pairwise_cosine,
+    mean_pooled,
+    neighbour_overlap,
+)
+from eliquare.distill.student import build_student
 from eliquare.teachers import load_teacher
 
 
@@ -84,8 +90,9 @@ def anisotropic_teacher(request, tmp_path_factory, tiny_bert_no_head, tiny_bert)
     source = tiny_bert_no_head if request.param == "headless" else tiny_bert
     model = (AutoModel if request.param == "headless" else AutoModelForMaskedLM).from_pretrained(source)
     with torch.no_grad():
-        u = torch.nn.functional.normalize(torch.randn(model.config.hidden_size,
-                                                      generator=torch.Generator().manual_seed(0)), dim=0)
+        u = torch.nn.functional.normalize(
+            torch.randn(model.config.hidden_size, generator=torch.Generator().manual_seed(0)), dim=0
+        )
         model.base_model.encoder.layer[-1].output.LayerNorm.bias += 8.0 * u
     out = tmp_path_factory.mktemp(f"aniso-teacher-{request.param}")
     model.save_pretrained(out)
@@ -99,14 +106,26 @@ def _run(teacher, corpus, out, **kw):
     from eliquare.config import DistillConfig
     from eliquare.distill import distill
 
-    cfg = DistillConfig(teacher=str(teacher), corpus=[str(corpus)], out=str(out), student_layers=2, batch_size=16,
-                        gradient_accumulation=1, epochs=3, eval_steps=10, logging_steps=10, learning_rate=0.01,
-                        cache_dir=str(out.parent / "cache"), **kw)
+    cfg = DistillConfig(
+        teacher=str(teacher),
+        corpus=[str(corpus)],
+        out=str(out),
+        student_layers=2,
+        batch_size=16,
+        gradient_accumulation=1,
+        epochs=3,
+        eval_steps=10,
+        logging_steps=10,
+        learning_rate=0.01,
+        cache_dir=str(out.parent / "cache"),
+        **kw,
+    )
     return json.loads((distill(cfg) / "distillation.json").read_text())
 
 
-def test_plain_cosine_on_an_anisotropic_teacher_is_flagged_and_stopped(anisotropic_teacher, corpus_file, tmp_path,
-                                                                      capsys):
+def test_plain_cosine_on_an_anisotropic_teacher_is_flagged_and_stopped(
+    anisotropic_teacher, corpus_file, tmp_path, capsys
+):
     record = _run(anisotropic_teacher, corpus_file, tmp_path / "paper", recipe="paper", stop_on_collapse=True)
     err = capsys.readouterr().err
     limit = max(record["health"]["teacher"]["collapse_last"], record["health"]["initialisation"]["collapse_last"]) + 0.1
@@ -133,8 +152,22 @@ def test_default_recipe_on_the_same_teacher_is_not_flagged(anisotropic_teacher, 
     assert len(history[-1]["eval_collapse_layers"]) == 2
 
 
-README_JOB = ["--vocab-reduce", "pre", "--max-steps", "40", "--warmup-ratio", "0.1", "--gradient-accumulation", "2",
-              "--eval-steps", "10", "--max-length", "64", "--validation-fraction", "0.02"]
+README_JOB = [
+    "--vocab-reduce",
+    "pre",
+    "--max-steps",
+    "40",
+    "--warmup-ratio",
+    "0.1",
+    "--gradient-accumulation",
+    "2",
+    "--eval-steps",
+    "10",
+    "--max-length",
+    "64",
+    "--validation-fraction",
+    "0.02",
+]
 
 
 @pytest.mark.realdata
@@ -151,8 +184,23 @@ def test_readme_main_job_writes_a_healthy_student(shared_data, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "warning: the student is collapsing" not in err
     ner = str(shared_data / "sw" / "ner" / "test.txt")
-    table = main(["health", "--models", f"student={out}", "--texts", ner, "--texts-task", "ner", "--probe", ner,
-                  "--probe-task", "ner", "--out", str(tmp_path / "health.json")])
+    table = main(
+        [
+            "health",
+            "--models",
+            f"student={out}",
+            "--texts",
+            ner,
+            "--texts-task",
+            "ner",
+            "--probe",
+            ner,
+            "--probe-task",
+            "ner",
+            "--out",
+            str(tmp_path / "health.json"),
+        ]
+    )
     assert table == 0
     rows = json.loads((tmp_path / "health.json").read_text())["results"]
     teacher, initial, student = rows["teacher"], rows["initialisation"], rows["student"]

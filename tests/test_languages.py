@@ -1,4 +1,4 @@
-"""Students for several languages (issue 16, part 3): a corpus per language, sampling weights, VocabReduce with a
+"""Students for several languages : a corpus per language, sampling weights, VocabReduce with a
 threshold per language, and a distillation that records it all."""
 
 import json
@@ -34,8 +34,12 @@ def test_entries_and_weights():
         by_language(["sw=a.txt", "b.txt"])
     assert parse_weights("sw=3,sl=1", ["sw", "sl"]) == {"sw": 0.75, "sl": 0.25}
     assert parse_weights(None, ["sw"]) is None
-    for bad, message in (("sw=0.7", "no weight for sl"), ("sw=x,sl=1", "not LANG=WEIGHT"), ("sw=0,sl=0", "all 0"),
-                         ("sw=1,sl=1,fr=1", "names fr")):
+    for bad, message in (
+        ("sw=0.7", "no weight for sl"),
+        ("sw=x,sl=1", "not LANG=WEIGHT"),
+        ("sw=0,sl=0", "all 0"),
+        ("sw=1,sl=1,fr=1", "names fr"),
+    ):
         with pytest.raises(EliquareError, match=message):
             parse_weights(bad, ["sw", "sl"])
     rows = sampled_rows(3, 7, seed=0)
@@ -66,9 +70,31 @@ def test_vocabulary_keeps_each_languages_subwords(tiny_bert, two_corpora):
 def test_bilingual_distillation(tiny_xlmr, two_corpora, tmp_path, capsys):
     big, small = two_corpora
     out = tmp_path / "bi"
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", f"sw={big}", "--corpus", f"zu={small}",
-                 "--language-weights", "sw=0.5,zu=0.5", "--out", str(out), "--cache-dir", str(tmp_path / "c"),
-                 "--vocab-reduce", "pre", "--vocab-min-fraction", "0.1", "--max-steps", "3", "--keep-checkpoints", *FAST])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            f"sw={big}",
+            "--corpus",
+            f"zu={small}",
+            "--language-weights",
+            "sw=0.5,zu=0.5",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--vocab-reduce",
+            "pre",
+            "--vocab-min-fraction",
+            "0.1",
+            "--max-steps",
+            "3",
+            "--keep-checkpoints",
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     record = json.loads((out / "distillation.json").read_text())
@@ -79,9 +105,33 @@ def test_bilingual_distillation(tiny_xlmr, two_corpora, tmp_path, capsys):
     settings = json.loads((out.parent / f"{out.name}.checkpoints" / "run_settings.json").read_text())["settings"]
     assert set(settings["languages"]) == {"sw", "zu"} and settings["language_weights"] == "sw=0.5,zu=0.5"
     # bad weights are refused before anything is written
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", f"sw={big}", "--corpus", f"zu={small}",
-                 "--language-weights", "sw=1", "--out", str(tmp_path / "bad")])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            f"sw={big}",
+            "--corpus",
+            f"zu={small}",
+            "--language-weights",
+            "sw=1",
+            "--out",
+            str(tmp_path / "bad"),
+        ]
+    )
     assert code == 2 and "no weight for zu" in capsys.readouterr().err and not (tmp_path / "bad").exists()
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(big), "--language-weights", "sw=1",
-                 "--out", str(tmp_path / "bad")])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            str(big),
+            "--language-weights",
+            "sw=1",
+            "--out",
+            str(tmp_path / "bad"),
+        ]
+    )
     assert code == 2 and "needs a corpus per language" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Layer-wise terms beyond the paper (issue 16, part 2): TinyBERT hidden-state MSE and attention KL, MiniLM value
+"""Layer-wise terms beyond the paper: TinyBERT hidden-state MSE and attention KL, MiniLM value
 relations, each against a hand computation, and in a distillation run."""
 
 import json
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from eliquare.cli import main
-from eliquare.losses import attention_kl_loss, hidden_mse_loss, value_relation_loss
+from eliquare.distill.losses import attention_kl_loss, hidden_mse_loss, value_relation_loss
 
 FAST = ["--student-layers", "2", "--batch-size", "8", "--gradient-accumulation", "1", "--logging-steps", "5"]
 
@@ -45,7 +45,7 @@ def test_value_relation_by_hand():
         d = v.shape[-1] // heads
         out = []
         for h in range(heads):
-            vh = v[0][:, h * d:(h + 1) * d]
+            vh = v[0][:, h * d : (h + 1) * d]
             scores = vh @ vh.T / math.sqrt(d)
             scores[:, mask[0] == 0] = -np.inf
             e = np.exp(scores - scores.max(1, keepdims=True))
@@ -60,18 +60,47 @@ def test_value_relation_by_hand():
                 kls.append(float((pt[q][keep] * np.log(pt[q][keep] / ps[q][keep])).sum()))
     got = value_relation_loss(torch.tensor(sv), torch.tensor(tv), torch.tensor(mask), heads).item()
     assert got == pytest.approx(np.mean(kls), rel=1e-6)
-    assert value_relation_loss(torch.tensor(tv), torch.tensor(tv), torch.tensor(mask), heads).item() == \
-        pytest.approx(0.0, abs=1e-7)
+    assert value_relation_loss(torch.tensor(tv), torch.tensor(tv), torch.tensor(mask), heads).item() == pytest.approx(
+        0.0, abs=1e-7
+    )
 
 
-@pytest.mark.parametrize("flag,term", [("--alpha-hidden", "hidden"), ("--alpha-attn", "attn"),
-                                       ("--alpha-value", "value")])
+@pytest.mark.parametrize(
+    "flag,term", [("--alpha-hidden", "hidden"), ("--alpha-attn", "attn"), ("--alpha-value", "value")]
+)
 def test_layerwise_terms_in_a_run(flag, term, tiny_xlmr, corpus_file, tmp_path, capsys):
     out = tmp_path / "s"
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(corpus_file), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), "--max-steps", "6", "--eval-steps", "3", "--learning-rate",
-                 "0.0003", "--alpha-ce", "0", "--alpha-cos", "0", "--alpha-mlm", "0", *FAST, "--student-layers", "1",
-                 "--keep-checkpoints", flag, "2"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--max-steps",
+            "6",
+            "--eval-steps",
+            "3",
+            "--learning-rate",
+            "0.0003",
+            "--alpha-ce",
+            "0",
+            "--alpha-cos",
+            "0",
+            "--alpha-mlm",
+            "0",
+            *FAST,
+            "--student-layers",
+            "1",
+            "--keep-checkpoints",
+            flag,
+            "2",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     record = json.loads((out / "distillation.json").read_text())
     assert record["loss_weights"][term] == 2.0
@@ -83,6 +112,17 @@ def test_layerwise_terms_in_a_run(flag, term, tiny_xlmr, corpus_file, tmp_path, 
 
 
 def test_layerwise_terms_refuse_negative_weights(tiny_xlmr, corpus_file, tmp_path, capsys):
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(corpus_file), "--out", str(tmp_path / "s"),
-                 "--alpha-attn", "-1"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(tmp_path / "s"),
+            "--alpha-attn",
+            "-1",
+        ]
+    )
     assert code == 2 and "alpha_attn must be >= 0" in capsys.readouterr().err

@@ -33,8 +33,10 @@ def short_bert(tmp_path_factory):
 def long_word_corpus(tmp_path_factory):
     """Sentences with four long words each: the tiny WordPiece vocabulary spells each in several pieces, VocabAmp
     gives it one, so that a sentence of at most 32 student tokens is longer than 32 in the teacher's pieces."""
-    lines = [f"{s} {' '.join(LONG_WORDS[(i + k) % 4] for k in range(4))}"
-             for i, s in enumerate(tiny.synthetic_sentences(300, seed=4))]
+    lines = [
+        f"{s} {' '.join(LONG_WORDS[(i + k) % 4] for k in range(4))}"
+        for i, s in enumerate(tiny.synthetic_sentences(300, seed=4))
+    ]
     path = tmp_path_factory.mktemp("long-words") / "sl.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -52,8 +54,9 @@ def test_the_tiny_models_limits(short_bert, tmp_path):
 
 def _cross(limit=None):
     # old vocabulary 0..9 (0 pad, 1 mask, 2 [CLS], 3 [SEP]); new piece 10 = old 5 6, new piece 11 = old 7 8 9
-    return CrossTokenisation(10, [[5, 6], [7, 8, 9]], mask_token_id=1, pad_token_id=0, limit=limit,
-                             special_ids=[0, 1, 2, 3])
+    return CrossTokenisation(
+        10, [[5, 6], [7, 8, 9]], mask_token_id=1, pad_token_id=0, limit=limit, special_ids=[0, 1, 2, 3]
+    )
 
 
 def test_fit_cuts_both_sides_alike_and_keeps_the_alignment_exact(capsys):
@@ -95,8 +98,9 @@ def test_fit_without_a_closing_special_token_keeps_a_prefix():
     assert cut[0].tolist() == [[2, 10, 4]]  # 1 + 2 + 1 teacher tokens
 
 
-def test_distill_with_vocab_amp_on_a_teacher_with_few_positions(short_bert, long_word_corpus, tmp_path, capsys,
-                                                                 monkeypatch):
+def test_distill_with_vocab_amp_on_a_teacher_with_few_positions(
+    short_bert, long_word_corpus, tmp_path, capsys, monkeypatch
+):
     """The reproduction of the fault: student sentences of at most --max-length tokens whose teacher spelling is
     longer than the teacher's 32 positions went to the teacher uncut (a traceback from its embeddings)."""
     tok = AutoTokenizer.from_pretrained(short_bert)
@@ -112,10 +116,37 @@ def test_distill_with_vocab_amp_on_a_teacher_with_few_positions(short_bert, long
 
     monkeypatch.setattr(CrossTokenisation, "teacher_batch", recorded)
     out = tmp_path / "amp"
-    code = main(["distill", "--teacher", str(short_bert), "--corpus", str(long_word_corpus), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), "--max-steps", "4", "--batch-size", "8",
-                 "--gradient-accumulation", "1", "--eval-steps", "2", "--student-layers", "2", "--vocab-amp", "500",
-                 "--vocab-amp-trained-size", "300", "--max-length", str(LIMIT), "--health-sentences", "8"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(short_bert),
+            "--corpus",
+            str(long_word_corpus),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--max-steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--gradient-accumulation",
+            "1",
+            "--eval-steps",
+            "2",
+            "--student-layers",
+            "2",
+            "--vocab-amp",
+            "500",
+            "--vocab-amp-trained-size",
+            "300",
+            "--max-length",
+            str(LIMIT),
+            "--health-sentences",
+            "8",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert widths and LIMIT - 8 < max(widths) <= LIMIT  # cut to what fits, not far below it
@@ -126,15 +157,35 @@ def test_distill_with_vocab_amp_on_a_teacher_with_few_positions(short_bert, long
 
 
 @pytest.mark.parametrize("arch", ["bert", "xlmr"])
-def test_max_length_above_the_teachers_limit_is_one_line_before_anything_is_written(arch, short_bert,
-                                                                                    long_word_corpus, tmp_path,
-                                                                                    capsys):
-    teacher = short_bert if arch == "bert" else tiny.build_tiny_xlmr(tmp_path / "x", max_positions=LIMIT + 2,
-                                                                     model_max_length=512)
+def test_max_length_above_the_teachers_limit_is_one_line_before_anything_is_written(
+    arch, short_bert, long_word_corpus, tmp_path, capsys
+):
+    teacher = (
+        short_bert
+        if arch == "bert"
+        else tiny.build_tiny_xlmr(tmp_path / "x", max_positions=LIMIT + 2, model_max_length=512)
+    )
     out = tmp_path / "s"
-    code = main(["distill", "--teacher", str(teacher), "--corpus", str(long_word_corpus), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), "--max-steps", "2", "--student-layers", "2",
-                 *(["--vocab-amp", "5"] if arch == "bert" else []), "--max-length", str(LIMIT + 1)])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(teacher),
+            "--corpus",
+            str(long_word_corpus),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--max-steps",
+            "2",
+            "--student-layers",
+            "2",
+            *(["--vocab-amp", "5"] if arch == "bert" else []),
+            "--max-length",
+            str(LIMIT + 1),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "Traceback" not in err and len(err.splitlines()) == 1, err
     assert f"--max-length {LIMIT + 1} is above the {LIMIT} tokens that teacher" in err
@@ -150,8 +201,9 @@ def short_e5(tmp_path_factory):
     """An e5-like embedding teacher (mean pooling, query/passage prompts) with 16 positions."""
     from eliquare.embedding import EmbeddingSpec, save_sentence_transformers
 
-    path = tiny.build_tiny_bert(tmp_path_factory.mktemp("short-e5"), with_mlm_head=False, max_positions=16,
-                                model_max_length=512)
+    path = tiny.build_tiny_bert(
+        tmp_path_factory.mktemp("short-e5"), with_mlm_head=False, max_positions=16, model_max_length=512
+    )
     save_sentence_transformers(path, EmbeddingSpec("mean", True, {"query": "query: ", "passage": "passage: "}), 32)
     return path
 
@@ -159,9 +211,9 @@ def short_e5(tmp_path_factory):
 def test_prompt_collator_cuts_prompted_sentences_to_the_limit(short_e5, capsys):
     import numpy as np
 
+    from eliquare.distill.masking import collator_for
     from eliquare.embedding import EmbeddingSpec, PromptCollator, prompt_token_ids
     from eliquare.errors import EliquareError
-    from eliquare.masking import collator_for
 
     tok = AutoTokenizer.from_pretrained(short_e5)
     spec = EmbeddingSpec("mean", True, {"query": "query: ", "passage": "passage: "}, include_prompt=False)
@@ -173,9 +225,9 @@ def test_prompt_collator_cuts_prompted_sentences_to_the_limit(short_e5, capsys):
     batch = collate([{"input_ids": long}, {"input_ids": short}])
     assert batch["input_ids"].shape[1] == 16 and batch["masked_input_ids"].shape[1] == 16
     row = batch["input_ids"][0].tolist()
-    assert row == long[:1] + q + long[1:16 - 1 - len(q)] + long[-1:]  # the text cut at its end, [SEP] kept
-    assert batch["input_ids"][1, :len(short) + len(p)].tolist() == short[:1] + p + short[1:]  # uncut
-    assert batch["pool_mask"][0, 1:1 + len(q)].sum() == 0 and batch["pool_mask"][0, 1 + len(q):].all()
+    assert row == long[:1] + q + long[1 : 16 - 1 - len(q)] + long[-1:]  # the text cut at its end, [SEP] kept
+    assert batch["input_ids"][1, : len(short) + len(p)].tolist() == short[:1] + p + short[1:]  # uncut
+    assert batch["pool_mask"][0, 1 : 1 + len(q)].sum() == 0 and batch["pool_mask"][0, 1 + len(q) :].all()
     err = capsys.readouterr().err
     assert err.count("notice:") == 1 and "1 of a batch's 2 sentences" in err and "limit of 16 tokens" in err
     collate([{"input_ids": long}, {"input_ids": short}])
@@ -193,17 +245,55 @@ def test_distill_embedding_objective_at_the_teachers_limit(short_e5, corpus_file
     prompt = max(len(prompt_token_ids(tok, p)) for p in ("query: ", "passage: "))
     assert max(len(ids) for ids in tok(corpus_file.read_text().splitlines()[:200])["input_ids"]) + prompt > 16
     out = tmp_path / "e"
-    code = main(["distill", "--teacher", str(short_e5), "--corpus", str(corpus_file), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), "--max-steps", "2", "--eval-steps", "2", "--student-layers", "2",
-                 "--batch-size", "8", "--gradient-accumulation", "1", "--health-sentences", "0",
-                 "--objective", "embedding", "--max-length", "16"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(short_e5),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--max-steps",
+            "2",
+            "--eval-steps",
+            "2",
+            "--student-layers",
+            "2",
+            "--batch-size",
+            "8",
+            "--gradient-accumulation",
+            "1",
+            "--health-sentences",
+            "0",
+            "--objective",
+            "embedding",
+            "--max-length",
+            "16",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     assert err.count("once prompted") == 1
     record = json.loads((out / "distillation.json").read_text())
     assert record["objective"] == "embedding" and record["inference"]["length"] == 16
-    code = main(["distill", "--teacher", str(short_e5), "--corpus", str(corpus_file), "--out", str(tmp_path / "f"),
-                 "--objective", "embedding", "--max-length", "17"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(short_e5),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(tmp_path / "f"),
+            "--objective",
+            "embedding",
+            "--max-length",
+            "17",
+        ]
+    )
     assert code == 2 and "give --max-length 16 or less" in capsys.readouterr().err
 
 
@@ -235,9 +325,19 @@ def test_finetune_keeps_task_inputs_within_the_limit(task, short_bert, tmp_path,
         data = tmp_path / "long.tsv"
         rows = [(("a", "b")[i % 2], " ".join(tiny.synthetic_sentences(12, seed=i))) for i in range(20)]
         data.write_text("label\ttext\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
-    cfg = FinetuneConfig(model=str(short_bert), task=task, train=str(data), out=str(tmp_path / "o"), max_steps=2,
-                         batch_size=4, warmup_steps=0, max_length=64, progress=False, cache_encodings=False,
-                         use_cpu=True)
+    cfg = FinetuneConfig(
+        model=str(short_bert),
+        task=task,
+        train=str(data),
+        out=str(tmp_path / "o"),
+        max_steps=2,
+        batch_size=4,
+        warmup_steps=0,
+        max_length=64,
+        progress=False,
+        cache_encodings=False,
+        use_cpu=True,
+    )
     summary = finetune(cfg)
     err = capsys.readouterr().err
     assert summary["max_length"] == LIMIT and f"above the model's limit of {LIMIT} tokens; using {LIMIT}" in err
@@ -250,7 +350,7 @@ def test_finetune_keeps_task_inputs_within_the_limit(task, short_bert, tmp_path,
 def test_probe_windows_long_sentences_to_the_limit(short_bert, tmp_path):
     """ProbeSet (distill's --probe, `eliquare health --probe`) is encoded with fine-tuning's windows: with
     --max-length within the limit, which distill and health check, every input fits."""
-    from eliquare.health import ProbeSet
+    from eliquare.distill.health import ProbeSet
     from eliquare.models import load_model
 
     tok = AutoTokenizer.from_pretrained(short_bert)
@@ -262,8 +362,25 @@ def test_probe_windows_long_sentences_to_the_limit(short_bert, tmp_path):
 def test_health_refuses_a_max_length_above_the_models_limit(short_bert, tmp_path, capsys):
     texts = _long_tagged(tmp_path / "t.conllu")
     out, init = tmp_path / "h.json", tmp_path / "init"
-    code = main(["health", "--models", str(short_bert), "--teacher", str(short_bert), "--texts", str(texts),
-                 "--probe", str(texts), "--max-length", "64", "--out", str(out), "--save-initialisation", str(init)])
+    code = main(
+        [
+            "health",
+            "--models",
+            str(short_bert),
+            "--teacher",
+            str(short_bert),
+            "--texts",
+            str(texts),
+            "--probe",
+            str(texts),
+            "--max-length",
+            "64",
+            "--out",
+            str(out),
+            "--save-initialisation",
+            str(init),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert f"--max-length 64 is above the {LIMIT} tokens that model {short_bert}" in err

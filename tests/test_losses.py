@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from eliquare.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
+from eliquare.distill.losses import LossWeights, Objective, cosine_loss, mlm_loss, soft_target_loss
 
 
 def test_soft_target_loss_by_hand():
@@ -59,14 +59,15 @@ def test_centred_cosine_gives_a_constant_student_nothing():
     constant = teacher.mean(1, keepdim=True).expand_as(teacher)  # the mean direction, for every token
     mask = torch.ones(1, 50, dtype=torch.long)
     assert cosine_loss(constant, teacher, mask).item() < 0.1  # the plain term is nearly met by one vector
-    assert cosine_loss(constant + 1e-3 * torch.randn(1, 50, 8, generator=g), teacher, mask,
-                       centre=True).item() > 0.8  # centred, it is no better than chance (1.0)
+    assert (
+        cosine_loss(constant + 1e-3 * torch.randn(1, 50, 8, generator=g), teacher, mask, centre=True).item() > 0.8
+    )  # centred, it is no better than chance (1.0)
     assert cosine_loss(teacher, teacher, mask, centre=True).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_head_only_keeps_the_mlm_gradient_in_the_head(tiny_bert_no_head):
+    from eliquare.distill.student import build_student
     from eliquare.models import use_masked_lm_forward
-    from eliquare.student import build_student
     from eliquare.teachers import load_teacher
 
     student = build_student(load_teacher(str(tiny_bert_no_head)).model, [0, 2], copy_head=False)
@@ -83,9 +84,9 @@ def test_head_only_keeps_the_mlm_gradient_in_the_head(tiny_bert_no_head):
 
 
 def test_layer_wise_hidden_term_averages_the_mapped_pairs(tiny_bert):
-    from eliquare.distill import distillation_losses
+    from eliquare.distill.objective import distillation_losses
+    from eliquare.distill.student import build_student, hidden_targets
     from eliquare.models import use_masked_lm_forward
-    from eliquare.student import build_student, hidden_targets
     from eliquare.teachers import load_teacher
 
     teacher = load_teacher(str(tiny_bert)).model

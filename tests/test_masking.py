@@ -1,7 +1,7 @@
 import numpy as np
 import torch
 
-from eliquare.masking import IGNORE_INDEX, MaskingCollator, smoothed_token_weights
+from eliquare.distill.masking import IGNORE_INDEX, MaskingCollator, smoothed_token_weights
 
 PAD, MASK, CLS, SEP = 0, 1, 2, 3
 VOCAB = 50

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from eliquare.cli import main
-from eliquare.losses import LossWeights, Objective
-from eliquare.teacher_cache import TeacherCache, cache_unsupported
+from eliquare.distill.losses import LossWeights, Objective
+from eliquare.distill.teacher_cache import TeacherCache, cache_unsupported
 from eliquare.training import autocast, bf16_available, resolve_bf16
 
 FAST = ["--student-layers", "2", "--batch-size", "16", "--gradient-accumulation", "1", "--logging-steps", "5"]
@@ -18,13 +18,21 @@ def _tiny_distillation_losses(bf16: bool, steps: int = 50) -> list[float]:
     """The distillation loss of a tiny BERT student over ``steps`` AdamW steps (fp32 master weights)."""
     from transformers import BertConfig, BertForMaskedLM
 
-    from eliquare.distill import distillation_losses
+    from eliquare.distill.objective import distillation_losses
+    from eliquare.distill.student import build_student
     from eliquare.models import use_masked_lm_forward
-    from eliquare.student import build_student
 
     torch.manual_seed(0)
-    teacher = BertForMaskedLM(BertConfig(vocab_size=120, hidden_size=64, num_hidden_layers=4, num_attention_heads=4,
-                                         intermediate_size=128, max_position_embeddings=64)).eval()
+    teacher = BertForMaskedLM(
+        BertConfig(
+            vocab_size=120,
+            hidden_size=64,
+            num_hidden_layers=4,
+            num_attention_heads=4,
+            intermediate_size=128,
+            max_position_embeddings=64,
+        )
+    ).eval()
     student = use_masked_lm_forward(build_student(teacher, [0, 2], copy_head=True))
     optimizer = torch.optim.AdamW(student.parameters(), lr=1e-3)
     objective = Objective(LossWeights(ce=5.0, cos=1.0, mlm=2.0), temperature=2.0, centre=True)
@@ -35,8 +43,9 @@ def _tiny_distillation_losses(bf16: bool, steps: int = 50) -> list[float]:
         labels = torch.full_like(ids, -100)
         chosen = torch.rand(ids.shape, generator=g) < 0.15
         labels[chosen] = ids[chosen]
-        batches.append({"input_ids": ids.masked_fill(chosen, 4), "attention_mask": torch.ones_like(ids),
-                        "labels": labels})
+        batches.append(
+            {"input_ids": ids.masked_fill(chosen, 4), "attention_mask": torch.ones_like(ids), "labels": labels}
+        )
     losses = []
     for step in range(steps):
         batch = batches[step % len(batches)]
@@ -77,8 +86,9 @@ def test_cache_holds_the_teachers_states_of_unmasked_sentences(tiny_bert, tmp_pa
     teacher = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
     rows = [[2, 10, 11, 12, 3], [2, 20, 3], [2, 30, 31, 32, 33, 34, 35, 3]]
     key = {"corpus": "x"}
-    cache = TeacherCache.build(tmp_path / "c", key, teacher, {"train": Dataset.from_dict({"input_ids": rows})},
-                               bf16=False)
+    cache = TeacherCache.build(
+        tmp_path / "c", key, teacher, {"train": Dataset.from_dict({"input_ids": rows})}, bf16=False
+    )
     got = cache.split("train").gather(torch.tensor([2, 0]), 8, "cpu")
     with torch.no_grad():
         want = teacher.bert(input_ids=torch.tensor([rows[2]])).last_hidden_state[0]
@@ -92,8 +102,25 @@ def test_cache_holds_the_teachers_states_of_unmasked_sentences(tiny_bert, tmp_pa
 
 
 def _distil(teacher, corpus, out, tmp_path, *extra):
-    code = main(["distill", "--teacher", str(teacher), "--corpus", str(corpus), "--out", str(out), "--cache-dir",
-                 str(tmp_path / "cache"), "--epochs", "3", "--learning-rate", "0.004", *FAST, *extra])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(teacher),
+            "--corpus",
+            str(corpus),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--epochs",
+            "3",
+            "--learning-rate",
+            "0.004",
+            *FAST,
+            *extra,
+        ]
+    )
     assert code == 0
     return json.loads((out / "distillation.json").read_text())
 
@@ -112,17 +139,34 @@ def test_a_run_with_the_cache_records_it_and_learns(tiny_bert_no_head, corpus_fi
 
 
 def test_no_pack_pads_and_no_cache_runs_the_teacher(tiny_bert_no_head, corpus_file, tmp_path, capsys):
-    record = _distil(tiny_bert_no_head, corpus_file, tmp_path / "s", tmp_path, "--no-pack", "--no-teacher-cache",
-                     "--no-bf16")
+    record = _distil(
+        tiny_bert_no_head, corpus_file, tmp_path / "s", tmp_path, "--no-pack", "--no-teacher-cache", "--no-bf16"
+    )
     speed = record["speed"]
     assert speed["teacher_cache"] is None and not speed["bf16"] and speed["padding_share"] > 0.2
 
 
-def test_an_explicit_cache_with_layerwise_terms_is_refused_before_writing(tiny_bert_no_head, corpus_file, tmp_path,
-                                                                          capsys):
+def test_an_explicit_cache_with_layerwise_terms_is_refused_before_writing(
+    tiny_bert_no_head, corpus_file, tmp_path, capsys
+):
     out = tmp_path / "s"
-    code = main(["distill", "--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "cache"), "--teacher-cache", "--hidden-layers", "mapped", *FAST])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_bert_no_head),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--teacher-cache",
+            "--hidden-layers",
+            "mapped",
+            *FAST,
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--teacher-cache" in err and "Traceback" not in err
     assert len(err.strip().splitlines()[-1]) > 20 and not out.exists()
@@ -137,8 +181,9 @@ def test_cache_states_match_the_teacher_on_real_batches(bf16, tiny_bert, tmp_pat
     teacher = AutoModelForMaskedLM.from_pretrained(tiny_bert).eval()
     rng = np.random.default_rng(0)
     rows = [[2, *rng.integers(5, 200, size=int(n)).tolist(), 3] for n in rng.integers(3, 30, size=40)]
-    cache = TeacherCache.build(tmp_path / "c", {}, teacher, {"train": Dataset.from_dict({"input_ids": rows})},
-                               bf16=bf16)
+    cache = TeacherCache.build(
+        tmp_path / "c", {}, teacher, {"train": Dataset.from_dict({"input_ids": rows})}, bf16=bf16
+    )
     pick = torch.tensor([5, 17, 33])
     longest = max(len(rows[i]) for i in pick.tolist())
     ids = torch.zeros((3, longest), dtype=torch.long)

@@ -2,9 +2,9 @@ import pytest
 import torch
 from transformers import AutoModelForMaskedLM, BertConfig, BertForMaskedLM, XLMRobertaConfig, XLMRobertaForMaskedLM
 
+from eliquare.distill.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.errors import EliquareError
 from eliquare.models import encoder_of
-from eliquare.student import build_student, freeze_position_embeddings, hidden_targets, select_layers
 from eliquare.teachers import load_teacher
 
 
@@ -21,12 +21,15 @@ def test_evenly_spaced_map_and_its_old_name():
     assert select_layers(12, 4, "alternate") == select_layers(12, 4, "evenly-spaced") == [0, 3, 6, 9]
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("1,3", "lists 2 layers"),
-    ("0,3,5", "between 1 and 12"),
-    ("1,1,5", "distinct"),
-    ("middle", "not evenly-spaced"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("1,3", "lists 2 layers"),
+        ("0,3,5", "between 1 and 12"),
+        ("1,1,5", "distinct"),
+        ("middle", "not evenly-spaced"),
+    ],
+)
 def test_bad_layer_maps(bad, message):
     with pytest.raises(EliquareError, match=message):
         select_layers(12, 3, bad)
@@ -58,19 +61,24 @@ def _assert_layers_copied(student, teacher, layers):
             assert torch.equal(s_params[name], t_params[name]), (i, j, name)
         # and not equal to a neighbouring layer: the map is really followed
         other = t_layers[(j + 1) % len(t_layers)]
-        assert not torch.equal(s_params["attention.self.query.weight"],
-                               dict(other.named_parameters())["attention.self.query.weight"])
+        assert not torch.equal(
+            s_params["attention.self.query.weight"], dict(other.named_parameters())["attention.self.query.weight"]
+        )
 
 
 @pytest.mark.parametrize("family", ["bert", "xlmr"])
 def test_student_layer_n_equals_teacher_layer_2n_minus_1(family):
     torch.manual_seed(0)
     if family == "bert":
-        teacher = BertForMaskedLM(BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=12,
-                                             num_attention_heads=2, intermediate_size=32))
+        teacher = BertForMaskedLM(
+            BertConfig(vocab_size=99, hidden_size=16, num_hidden_layers=12, num_attention_heads=2, intermediate_size=32)
+        )
     else:
-        teacher = XLMRobertaForMaskedLM(XLMRobertaConfig(vocab_size=99, hidden_size=16, num_hidden_layers=12,
-                                                         num_attention_heads=2, intermediate_size=32))
+        teacher = XLMRobertaForMaskedLM(
+            XLMRobertaConfig(
+                vocab_size=99, hidden_size=16, num_hidden_layers=12, num_attention_heads=2, intermediate_size=32
+            )
+        )
     layers = select_layers(12, 6)
     student = build_student(teacher, layers)
     assert student.config.num_hidden_layers == 6
@@ -103,7 +111,7 @@ def test_student_saves_and_loads(tiny_xlmr, tmp_path):
 
 @pytest.mark.parametrize("fixture", ["tiny_bert_no_head", "tiny_xlmr"])
 def test_fresh_head_keeps_the_teachers_word_embeddings(fixture, request):
-    # issue 10: initialising a fresh head whose decoder is tied to the input embeddings used to overwrite the
+    # initialising a fresh head whose decoder is tied to the input embeddings used to overwrite the
     # copied word embeddings with random ones, so every student of a headless teacher (e5) started from noise
     teacher = load_teacher(str(request.getfixturevalue(fixture))).model
     student = build_student(teacher, [0, 2], copy_head=False)

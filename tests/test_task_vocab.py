@@ -11,16 +11,20 @@ from eliquare.evaluate.task_vocab import TaskVocabulary
 
 def _features(tokenizer, sentences):
     enc = tokenizer(sentences, truncation=True, max_length=32)
-    return [{"input_ids": ids, "attention_mask": mask, "labels": [i % 3 for i in range(len(ids))]}
-            for ids, mask in zip(enc["input_ids"], enc["attention_mask"])]
+    return [
+        {"input_ids": ids, "attention_mask": mask, "labels": [i % 3 for i in range(len(ids))]}
+        for ids, mask in zip(enc["input_ids"], enc["attention_mask"])
+    ]
 
 
 def _batch(features):
     width = max(len(f["input_ids"]) for f in features)
     pad = lambda xs, v: [x + [v] * (width - len(x)) for x in xs]  # noqa: E731
-    return {"input_ids": torch.tensor(pad([f["input_ids"] for f in features], 0)),
-            "attention_mask": torch.tensor(pad([f["attention_mask"] for f in features], 0)),
-            "labels": torch.tensor(pad([f["labels"] for f in features], -100))}
+    return {
+        "input_ids": torch.tensor(pad([f["input_ids"] for f in features], 0)),
+        "attention_mask": torch.tensor(pad([f["attention_mask"] for f in features], 0)),
+        "labels": torch.tensor(pad([f["labels"] for f in features], -100)),
+    }
 
 
 @pytest.mark.parametrize("family", ["bert", "xlmr"])
@@ -52,8 +56,7 @@ def test_same_hidden_states_and_same_training(family, tiny_bert, tiny_xlmr):
     batch_small["input_ids"][batch_full["attention_mask"] == 0] = int(vocab.lookup[0])
     with torch.no_grad():
         h_full = full.base_model(input_ids=batch_full["input_ids"], attention_mask=batch_full["attention_mask"])[0]
-        h_small = small.base_model(input_ids=batch_small["input_ids"],
-                                   attention_mask=batch_small["attention_mask"])[0]
+        h_small = small.base_model(input_ids=batch_small["input_ids"], attention_mask=batch_small["attention_mask"])[0]
     keep = batch_full["attention_mask"].bool()
     assert (h_full[keep] - h_small[keep]).abs().max().item() <= 1e-5
 

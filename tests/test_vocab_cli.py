@@ -11,8 +11,18 @@ from eliquare.cli import main
 
 def test_vocab_reduce_command(tiny_bert, corpus_file, tmp_path, capsys):
     out = tmp_path / "reduced"
-    args = ["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
-            "--min-fraction", "0.05"]
+    args = [
+        "vocab",
+        "reduce",
+        "--model",
+        str(tiny_bert),
+        "--corpus",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--min-fraction",
+        "0.05",
+    ]
     assert main(args) == 0
     report = json.loads((out / "vocab_report.json").read_text())
     assert report["model"] == str(tiny_bert)
@@ -36,8 +46,21 @@ def test_vocab_reduce_command(tiny_bert, corpus_file, tmp_path, capsys):
 
 
 def test_missing_corpus_is_reported_before_loading(tiny_bert, tmp_path, capsys):
-    assert main(["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(tmp_path / "nope.txt"),
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "vocab",
+                "reduce",
+                "--model",
+                str(tiny_bert),
+                "--corpus",
+                str(tmp_path / "nope.txt"),
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     assert "nope.txt" in capsys.readouterr().err
 
 
@@ -46,12 +69,23 @@ def _snapshot(directory):
 
 
 def test_overwrite_builds_beside_and_swaps(tiny_bert, corpus_file, tmp_path, capsys, monkeypatch):
-    """Before: --overwrite deleted OUT first, so a failure (or a kill) while saving lost the old reduced model."""
+    """Guards against: --overwrite deleted OUT first, so a failure (or a kill) while saving lost the old reduced
+    model."""
     from eliquare.vocab.reduce import ReductionResult
 
     out = tmp_path / "reduced"
-    args = ["vocab", "reduce", "--model", str(tiny_bert), "--corpus", str(corpus_file), "--out", str(out),
-            "--min-fraction", "0.05"]
+    args = [
+        "vocab",
+        "reduce",
+        "--model",
+        str(tiny_bert),
+        "--corpus",
+        str(corpus_file),
+        "--out",
+        str(out),
+        "--min-fraction",
+        "0.05",
+    ]
     assert main(args) == 0
     (out / "stale.txt").write_text("of the old run")
     before = _snapshot(out)

@@ -66,9 +66,25 @@ def test_select_keeps_required_and_frequent_and_caps_by_frequency():
         select_ids(doc_freq, required, threshold=1, max_size=1)
 
 
-TRICKY = ["", " leading space", "trailing space ", "double  space here", "tab\there", "new\nline", "nbsp\u00a0here",
-          "rlm,\u200f Words", "zero\u200bwidth", "<s> literal special", "a <MASK> b", "mtoto [MASK] anasoma",
-          "Čaj été naïve", "שלום नमस्ते", "x", "12345 #@! ...", "\u3000ideographic\u3000space"]
+TRICKY = [
+    "",
+    " leading space",
+    "trailing space ",
+    "double  space here",
+    "tab\there",
+    "new\nline",
+    "nbsp\u00a0here",
+    "rlm,\u200f Words",
+    "zero\u200bwidth",
+    "<s> literal special",
+    "a <MASK> b",
+    "mtoto [MASK] anasoma",
+    "Čaj été naïve",
+    "שלום नमस्ते",
+    "x",
+    "12345 #@! ...",
+    "\u3000ideographic\u3000space",
+]
 
 
 @pytest.fixture(scope="module")
@@ -76,8 +92,10 @@ def backends(tiny_bert, tiny_xlmr, tmp_path_factory):
     from transformers import AutoTokenizer
 
     roberta = tiny.build_tiny_roberta(tmp_path_factory.mktemp("roberta-select"))
-    return {name: AutoTokenizer.from_pretrained(path).backend_tokenizer
-            for name, path in (("wordpiece", tiny_bert), ("unigram", tiny_xlmr), ("bpe", roberta))}
+    return {
+        name: AutoTokenizer.from_pretrained(path).backend_tokenizer
+        for name, path in (("wordpiece", tiny_bert), ("unigram", tiny_xlmr), ("bpe", roberta))
+    }
 
 
 @pytest.mark.parametrize("family", ["wordpiece", "unigram", "bpe", "unigram-spacing-normalizer"])
@@ -91,8 +109,13 @@ def test_word_by_word_counts_equal_sentence_by_sentence(backends, family):
 
     if family == "unigram-spacing-normalizer":  # a normaliser that makes spaces, then collapses space runs
         backend = Tokenizer.from_str(backends["unigram"].to_str())
-        backend.normalizer = normalizers.Sequence([normalizers.Replace("\u200f", " "), normalizers.Replace("ž", " "),
-                                                   normalizers.Replace(Regex(" {2,}"), " ")])
+        backend.normalizer = normalizers.Sequence(
+            [
+                normalizers.Replace("\u200f", " "),
+                normalizers.Replace("ž", " "),
+                normalizers.Replace(Regex(" {2,}"), " "),
+            ]
+        )
         backend.pre_tokenizer = pre_tokenizers.Metaspace()  # as in multilingual-e5: a trailing space is a token
     else:
         backend = backends[family]
@@ -117,7 +140,8 @@ def test_pipelines_that_look_across_spaces_are_counted_sentence_by_sentence():
     assert _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": metaspace})
     assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": dict(metaspace, split=False)})
     assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": None})
-    assert not _word_by_word_is_exact({"normalizer": {"type": "Replace", "pattern": {"String": "a b"}, "content": ""},
-                                       "pre_tokenizer": metaspace})
+    assert not _word_by_word_is_exact(
+        {"normalizer": {"type": "Replace", "pattern": {"String": "a b"}, "content": ""}, "pre_tokenizer": metaspace}
+    )
     split = {"type": "Split", "pattern": {"Regex": "\\w+ \\w+"}, "behavior": "Isolated", "invert": False}
     assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": split})

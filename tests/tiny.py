@@ -11,12 +11,56 @@ import json
 import random
 from pathlib import Path
 
-SUBJECTS = ["mtoto", "mwalimu", "daktari", "mkulima", "rafiki", "mama", "baba", "dada", "kaka", "mgeni",
-            "mwanafunzi", "mpishi", "dereva", "askari", "mfanyabiashara", "bibi"]
-VERBS = ["anasoma", "anaandika", "anapika", "analima", "anaona", "ananunua", "anauza", "anapenda",
-         "anasafisha", "anabeba", "anatafuta", "anajenga"]
-OBJECTS = ["kitabu", "barua", "chakula", "shamba", "nyumba", "gari", "samaki", "matunda", "maji", "kalamu",
-           "mkate", "kiti", "meza", "dawa", "nguo", "viatu"]
+SUBJECTS = [
+    "mtoto",
+    "mwalimu",
+    "daktari",
+    "mkulima",
+    "rafiki",
+    "mama",
+    "baba",
+    "dada",
+    "kaka",
+    "mgeni",
+    "mwanafunzi",
+    "mpishi",
+    "dereva",
+    "askari",
+    "mfanyabiashara",
+    "bibi",
+]
+VERBS = [
+    "anasoma",
+    "anaandika",
+    "anapika",
+    "analima",
+    "anaona",
+    "ananunua",
+    "anauza",
+    "anapenda",
+    "anasafisha",
+    "anabeba",
+    "anatafuta",
+    "anajenga",
+]
+OBJECTS = [
+    "kitabu",
+    "barua",
+    "chakula",
+    "shamba",
+    "nyumba",
+    "gari",
+    "samaki",
+    "matunda",
+    "maji",
+    "kalamu",
+    "mkate",
+    "kiti",
+    "meza",
+    "dawa",
+    "nguo",
+    "viatu",
+]
 PLACES = ["sokoni", "shuleni", "nyumbani", "hospitalini", "mjini", "kijijini", "ofisini", "kanisani"]
 TIMES = ["leo", "jana", "kesho", "asubuhi", "jioni", "usiku", "mchana"]
 ADJ = ["mzuri", "mkubwa", "mdogo", "mpya", "safi", "ghali", "rahisi", "kitamu"]
@@ -53,9 +97,17 @@ def write_corpus(path: Path, n: int = 400, seed: int = 0) -> Path:
     return path
 
 
-def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2, vocab_size: int = 300,
-                    with_mlm_head: bool = True, seed: int = 0, max_positions: int = 130,
-                    model_max_length: int = 128) -> Path:
+def build_tiny_bert(
+    out_dir: Path,
+    hidden: int = 32,
+    layers: int = 4,
+    heads: int = 2,
+    vocab_size: int = 300,
+    with_mlm_head: bool = True,
+    seed: int = 0,
+    max_positions: int = 130,
+    model_max_length: int = 128,
+) -> Path:
     """A tiny BertForMaskedLM (or BertModel only) with a WordPiece tokenizer of the synthetic corpus.
 
     ``max_positions`` (the position embeddings) and the tokenizer's ``model_max_length``: the longest input the
@@ -70,7 +122,7 @@ def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     # gave every test session another model (and a flaky test)
     vocab = (Path(__file__).with_name("tiny_wordpiece_vocab.txt")).read_text(encoding="utf-8").split("\n")
     vocab = [t for t in vocab if t][:vocab_size]
-    assert vocab[:len(specials)] == specials
+    assert vocab[: len(specials)] == specials
     tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -79,13 +131,26 @@ def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)]
     )
-    fast = BertTokenizerFast(tokenizer_object=tok, do_lower_case=True, unk_token="[UNK]", sep_token="[SEP]",
-                             pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
-                             model_max_length=model_max_length)
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        do_lower_case=True,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=model_max_length,
+    )
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                        intermediate_size=hidden * 2, max_position_embeddings=max_positions,
-                        pad_token_id=fast.pad_token_id)
+    config = BertConfig(
+        vocab_size=len(fast),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_positions,
+        pad_token_id=fast.pad_token_id,
+    )
     model = BertForMaskedLM(config) if with_mlm_head else BertModel(config, add_pooling_layer=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -93,9 +158,16 @@ def build_tiny_bert(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     return out_dir
 
 
-def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2,
-                    with_mlm_head: bool = True, seed: int = 0, max_positions: int = 132,
-                    model_max_length: int = 128) -> Path:
+def build_tiny_xlmr(
+    out_dir: Path,
+    hidden: int = 32,
+    layers: int = 4,
+    heads: int = 2,
+    with_mlm_head: bool = True,
+    seed: int = 0,
+    max_positions: int = 132,
+    model_max_length: int = 128,
+) -> Path:
     """A tiny XLMRobertaForMaskedLM with a unigram (SentencePiece-style) tokenizer of the synthetic corpus.
 
     Its longest input: ``max_positions - 2`` (positions start after the padding index) or the tokenizer's
@@ -108,7 +180,7 @@ def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     # a unigram vocabulary trained once (UnigramTrainer, vocab_size 300, on synthetic_sentences(2000, seed=123)) and
     # kept in a file: training differs between processes (see build_tiny_bert)
     pieces = json.loads(Path(__file__).with_name("tiny_unigram_vocab.json").read_text(encoding="utf-8"))
-    assert [p for p, _ in pieces[:len(specials)]] == specials
+    assert [p for p, _ in pieces[: len(specials)]] == specials
     tok = Tokenizer(models.Unigram([tuple(p) for p in pieces], unk_id=specials.index("<unk>")))
     tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(r"\s+", " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
@@ -118,14 +190,30 @@ def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
     )
-    fast = XLMRobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                   cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                                   model_max_length=model_max_length)
+    fast = XLMRobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=model_max_length,
+    )
     torch.manual_seed(seed)
-    config = XLMRobertaConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
-                              num_attention_heads=heads, intermediate_size=hidden * 2,
-                              max_position_embeddings=max_positions,
-                              pad_token_id=fast.pad_token_id, bos_token_id=bos, eos_token_id=eos, type_vocab_size=1)
+    config = XLMRobertaConfig(
+        vocab_size=len(fast),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_positions,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        type_vocab_size=1,
+    )
     model = XLMRobertaForMaskedLM(config) if with_mlm_head else XLMRobertaModel(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
@@ -133,8 +221,15 @@ def build_tiny_xlmr(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int
     return out_dir
 
 
-def build_tiny_roberta(out_dir: Path, hidden: int = 32, layers: int = 4, heads: int = 2, vocab_size: int = 400,
-                       with_mlm_head: bool = True, seed: int = 0) -> Path:
+def build_tiny_roberta(
+    out_dir: Path,
+    hidden: int = 32,
+    layers: int = 4,
+    heads: int = 2,
+    vocab_size: int = 400,
+    with_mlm_head: bool = True,
+    seed: int = 0,
+) -> Path:
     """A tiny RobertaForMaskedLM with a byte-level BPE tokenizer (GPT-2 style) trained on the synthetic corpus."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -144,18 +239,37 @@ def build_tiny_roberta(out_dir: Path, hidden: int = 32, layers: int = 4, heads: 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(synthetic_sentences(2000, seed=123), trainer=trainer)
-    tok.post_processor = processors.RobertaProcessing(("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>")))
-    fast = RobertaTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", sep_token="</s>",
-                                cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
-                                model_max_length=128)
+    tok.post_processor = processors.RobertaProcessing(
+        ("</s>", tok.token_to_id("</s>")), ("<s>", tok.token_to_id("<s>"))
+    )
+    fast = RobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        model_max_length=128,
+    )
     torch.manual_seed(seed)
-    config = RobertaConfig(vocab_size=len(fast), hidden_size=hidden, num_hidden_layers=layers,
-                           num_attention_heads=heads, intermediate_size=hidden * 2, max_position_embeddings=132,
-                           pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id,
-                           eos_token_id=fast.eos_token_id, type_vocab_size=1)
+    config = RobertaConfig(
+        vocab_size=len(fast),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=132,
+        pad_token_id=fast.pad_token_id,
+        bos_token_id=fast.bos_token_id,
+        eos_token_id=fast.eos_token_id,
+        type_vocab_size=1,
+    )
     model = RobertaForMaskedLM(config) if with_mlm_head else RobertaModel(config)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)

@@ -5,8 +5,8 @@ the new, never a mixture.
 - ``Replacement``: a directory's new content is built in ``OUT.partial`` (beside OUT, so the rename is one
   filesystem operation) and swapped in only once it is complete. A run that fails or is killed leaves OUT as
   it was, and no file of the old OUT survives into the new one. A kill leaves ``OUT.partial`` (marked by a
-  file in it), which the next run removes. (``eliquare distill`` has its own, ``distill.RunDirectory``: its
-  checkpoints move with the run.)
+  file in it), which the next run removes. (``eliquare distill``'s ``distill.rundir.RunDirectory``
+  swaps its checkpoints in the same way.)
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from eliquare.errors import EliquareError, check_writable
 
@@ -45,44 +45,51 @@ class Replacement:
         self.work = out.parent / f"{out.name}.partial"
         self.command = command
         if self.work.exists() and not (self.work / PARTIAL_MARK).is_file():
-            raise EliquareError(f"{self.work} is in the way: {command} builds its output there before it moves it to "
-                                f"{out}; move or remove it")
+            raise EliquareError(
+                f"{self.work} is in the way: {command} builds its output there before it moves it to "
+                f"{out}; move or remove it"
+            )
         check_writable(out.parent, "the directory of --out")
 
     def write(self, save: Callable[[Path], object]) -> Path:
         """``save(directory)`` into ``OUT.partial``, then the swap; on any failure the partial goes, OUT stays."""
         shutil.rmtree(self.work, ignore_errors=True)  # an interrupted run's leftover (it has the mark)
         self.work.mkdir(parents=True)
-        (self.work / PARTIAL_MARK).write_text(f"{self.command} is building the new {self.out} here; it is moved "
-                                              "there when complete\n")
+        (self.work / PARTIAL_MARK).write_text(
+            f"{self.command} is building the new {self.out} here; it is moved there when complete\n"
+        )
         try:
             save(self.work)
             (self.work / PARTIAL_MARK).unlink()
-            self._swap()
+            swap_in(self.work, self.out)
         except BaseException:
             shutil.rmtree(self.work, ignore_errors=True)
             raise
         return self.out
 
-    def _swap(self) -> None:
-        if not self.out.exists():
-            self.work.rename(self.out)
+
+def swap_in(new: Path, target: Path) -> None:
+    """Put directory ``new`` where ``target`` is. ``target``, where it exists, is replaced in one step where the
+    system can exchange two paths, else in two renames with the old one put back on failure; it is removed only
+    once ``new`` is in place."""
+    if not target.exists():
+        new.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced-", dir=target.parent))
+    try:
+        held = old / target.name
+        new.rename(held)  # out of its work place first: a kill from here on leaves only the hidden directory
+        if _exchange(held, target):  # one step: target is the old or the new at every instant
             return
-        old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.replaced-", dir=self.out.parent))
+        held.rename(new)
+        target.rename(held)  # no atomic exchange here: a short window without target
         try:
-            held = old / self.out.name
-            self.work.rename(held)  # out of OUT.partial first: a kill from here on leaves only the hidden directory
-            if _exchange(held, self.out):  # one step: OUT is the old or the new at every instant
-                return
-            held.rename(self.work)
-            self.out.rename(held)  # no atomic exchange here: a short window without OUT
-            try:
-                self.work.rename(self.out)
-            except OSError:
-                (old / self.out.name).rename(self.out)  # the old one back in its place
-                raise
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
+            new.rename(target)
+        except OSError:
+            held.rename(target)  # the old one back in its place
+            raise
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:

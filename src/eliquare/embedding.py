@@ -14,9 +14,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -54,10 +54,16 @@ class EmbeddingSpec:
 
     def as_dict(self) -> dict:
         """What ``distillation.json`` records (the dense weights left out)."""
-        return {"pooling": self.pooling, "normalize": self.normalize, "prompts": dict(self.prompts),
-                "default_prompt_name": self.default_prompt_name, "dense": [
-                    {"in_features": d.in_features, "out_features": d.out_features, "activation": d.activation}
-                    for d in self.dense]}
+        return {
+            "pooling": self.pooling,
+            "normalize": self.normalize,
+            "prompts": dict(self.prompts),
+            "default_prompt_name": self.default_prompt_name,
+            "dense": [
+                {"in_features": d.in_features, "out_features": d.out_features, "activation": d.activation}
+                for d in self.dense
+            ],
+        }
 
     def distillation_prompts(self, names: Sequence[str] | None = None) -> list[str]:
         """The prompts the distillation text is given in turn: ``names`` of ``prompts``, by default all of them
@@ -65,8 +71,10 @@ class EmbeddingSpec:
         if names is not None:
             unknown = [n for n in names if n and n not in self.prompts]
             if unknown:
-                raise EliquareError(f"prompt(s) {', '.join(unknown)} are not the teacher's; it has "
-                                    f"{', '.join(self.prompts) or 'no prompts'} (give --prompts '' for none)")
+                raise EliquareError(
+                    f"prompt(s) {', '.join(unknown)} are not the teacher's; it has "
+                    f"{', '.join(self.prompts) or 'no prompts'} (give --prompts '' for none)"
+                )
             chosen = [self.prompts[n] if n else "" for n in names]
         else:
             chosen = [p for p in self.prompts.values() if p]
@@ -74,8 +82,9 @@ class EmbeddingSpec:
 
 
 # multilingual-e5 (the offline teacher): mean pooling, L2 norm, "query: " / "passage: " (its model card)
-E5_SPEC = EmbeddingSpec(pooling="mean", normalize=True, prompts={"query": "query: ", "passage": "passage: "},
-                        max_seq_length=512)
+E5_SPEC = EmbeddingSpec(
+    pooling="mean", normalize=True, prompts={"query": "query: ", "passage": "passage: "}, max_seq_length=512
+)
 
 
 def has_sentence_transformers_config(path: str | Path) -> bool:
@@ -86,22 +95,32 @@ def _read_json(path: Path, what: str):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise EliquareError(f"{path} ({what}) is not readable JSON ({e}); fix it or remove the "
-                            "sentence-transformers files") from None
+        raise EliquareError(
+            f"{path} ({what}) is not readable JSON ({e}); fix it or remove the sentence-transformers files"
+        ) from None
 
 
 def _pooling_mode(config: dict, where: Path) -> str:
     if isinstance(config.get("pooling_mode"), str):  # sentence-transformers 6
         mode = config["pooling_mode"].replace("_token", "").replace("mean_tokens", "mean")
     else:
-        chosen = [m for m, key in (("cls", "pooling_mode_cls_token"), ("mean", "pooling_mode_mean_tokens"),
-                                   ("max", "pooling_mode_max_tokens"), ("lasttoken", "pooling_mode_lasttoken"))
-                  if config.get(key)]
+        chosen = [
+            m
+            for m, key in (
+                ("cls", "pooling_mode_cls_token"),
+                ("mean", "pooling_mode_mean_tokens"),
+                ("max", "pooling_mode_max_tokens"),
+                ("lasttoken", "pooling_mode_lasttoken"),
+            )
+            if config.get(key)
+        ]
         if config.get("pooling_mode_mean_sqrt_len_tokens") or config.get("pooling_mode_weightedmean_tokens"):
             chosen.append("mean_sqrt_len" if config.get("pooling_mode_mean_sqrt_len_tokens") else "weightedmean")
         if len(chosen) != 1:
-            raise EliquareError(f"{where}: pooling {chosen or 'none'} is not one of {', '.join(POOLING_MODES)}; "
-                                "eliquare distils models with a single pooling mode")
+            raise EliquareError(
+                f"{where}: pooling {chosen or 'none'} is not one of {', '.join(POOLING_MODES)}; "
+                "eliquare distils models with a single pooling mode"
+            )
         mode = chosen[0]
     if mode not in POOLING_MODES:
         raise EliquareError(f"{where}: pooling {mode!r} is not supported; use one of {', '.join(POOLING_MODES)}")
@@ -112,8 +131,9 @@ def _read_dense(directory: Path) -> DenseSpec:
     config = _read_json(directory / "config.json", "a Dense module's configuration")
     activation = str(config.get("activation_function", "torch.nn.modules.linear.Identity")).rsplit(".", 1)[-1].lower()
     if activation not in _ACTIVATIONS:
-        raise EliquareError(f"{directory}: activation {activation!r} is not supported; use one of "
-                            f"{', '.join(_ACTIVATIONS)}")
+        raise EliquareError(
+            f"{directory}: activation {activation!r} is not supported; use one of {', '.join(_ACTIVATIONS)}"
+        )
     if (directory / "model.safetensors").is_file():
         from safetensors.torch import load_file
 
@@ -122,8 +142,13 @@ def _read_dense(directory: Path) -> DenseSpec:
         state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
     else:
         raise EliquareError(f"{directory} has no weights (model.safetensors or pytorch_model.bin)")
-    return DenseSpec(int(config["in_features"]), int(config["out_features"]), bool(config.get("bias", True)),
-                     activation, {k: v.float() for k, v in state.items()})
+    return DenseSpec(
+        int(config["in_features"]),
+        int(config["out_features"]),
+        bool(config.get("bias", True)),
+        activation,
+        {k: v.float() for k, v in state.items()},
+    )
 
 
 def read_embedding_spec(path: str | Path) -> EmbeddingSpec | None:
@@ -138,8 +163,10 @@ def read_embedding_spec(path: str | Path) -> EmbeddingSpec | None:
         where = path / str(module.get("path", ""))
         if kind == "Transformer":
             if module.get("path") not in ("", None, "0_Transformer"):
-                raise EliquareError(f"{path}: the encoder lies in {module['path']}/; eliquare reads models whose "
-                                    "encoder is in the top directory (the usual layout)")
+                raise EliquareError(
+                    f"{path}: the encoder lies in {module['path']}/; eliquare reads models whose "
+                    "encoder is in the top directory (the usual layout)"
+                )
         elif kind == "Pooling":
             config = _read_json(where / "config.json", "the pooling configuration")
             spec.pooling = _pooling_mode(config, where)
@@ -149,11 +176,15 @@ def read_embedding_spec(path: str | Path) -> EmbeddingSpec | None:
         elif kind == "Normalize":
             spec.normalize = True
         else:
-            raise EliquareError(f"{path}/{MODULES_FILE}: module {module.get('type')} is not supported (eliquare "
-                                "distils Transformer + Pooling [+ Dense] [+ Normalize] models)")
+            raise EliquareError(
+                f"{path}/{MODULES_FILE}: module {module.get('type')} is not supported (eliquare "
+                "distils Transformer + Pooling [+ Dense] [+ Normalize] models)"
+            )
     if not spec.pooling:
-        raise EliquareError(f"{path}/{MODULES_FILE} lists no Pooling module; eliquare needs to know how the model "
-                            "pools its token states")
+        raise EliquareError(
+            f"{path}/{MODULES_FILE} lists no Pooling module; eliquare needs to know how the model "
+            "pools its token states"
+        )
     if (path / "config_sentence_transformers.json").is_file():
         st = _read_json(path / "config_sentence_transformers.json", "the sentence-transformers configuration")
         spec.prompts = {str(k): str(v) for k, v in (st.get("prompts") or {}).items()}
@@ -200,18 +231,34 @@ class SentencePooler(nn.Module):
 
     def dense_specs(self) -> list[DenseSpec]:
         """The spec's dense layers with this pooler's (trained) weights."""
-        return [DenseSpec(d.in_features, d.out_features, d.bias, d.activation,
-                          {f"linear.{k}": v.detach().cpu().contiguous() for k, v in layer[0].state_dict().items()})
-                for d, layer in zip(self.spec.dense, self.dense)]
+        return [
+            DenseSpec(
+                d.in_features,
+                d.out_features,
+                d.bias,
+                d.activation,
+                {f"linear.{k}": v.detach().cpu().contiguous() for k, v in layer[0].state_dict().items()},
+            )
+            for d, layer in zip(self.spec.dense, self.dense)
+        ]
 
 
-_ACTIVATION_CLASSES = {"tanh": "torch.nn.modules.activation.Tanh", "identity": "torch.nn.modules.linear.Identity",
-                       "relu": "torch.nn.modules.activation.ReLU", "gelu": "torch.nn.modules.activation.GELU",
-                       "sigmoid": "torch.nn.modules.activation.Sigmoid"}
+_ACTIVATION_CLASSES = {
+    "tanh": "torch.nn.modules.activation.Tanh",
+    "identity": "torch.nn.modules.linear.Identity",
+    "relu": "torch.nn.modules.activation.ReLU",
+    "gelu": "torch.nn.modules.activation.GELU",
+    "sigmoid": "torch.nn.modules.activation.Sigmoid",
+}
 
 
-def save_sentence_transformers(directory: str | Path, spec: EmbeddingSpec, hidden_size: int,
-                               pooler: SentencePooler | None = None, max_seq_length: int | None = None) -> list[str]:
+def save_sentence_transformers(
+    directory: str | Path,
+    spec: EmbeddingSpec,
+    hidden_size: int,
+    pooler: SentencePooler | None = None,
+    max_seq_length: int | None = None,
+) -> list[str]:
     """Write the sentence-transformers files of ``spec`` into ``directory`` (which holds the encoder and its
     tokenizer): ``modules.json``, ``sentence_bert_config.json``, ``config_sentence_transformers.json`` (prompts),
     ``1_Pooling/``, any ``N_Dense/`` (with ``pooler``'s weights) and ``N_Normalize/``. Returns the paths written."""
@@ -230,34 +277,58 @@ def save_sentence_transformers(directory: str | Path, spec: EmbeddingSpec, hidde
         tmp.replace(target)
         written.append(rel)
 
-    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
-    write("1_Pooling/config.json", {
-        "word_embedding_dimension": hidden_size,
-        "pooling_mode_cls_token": spec.pooling == "cls", "pooling_mode_mean_tokens": spec.pooling == "mean",
-        "pooling_mode_max_tokens": spec.pooling == "max", "pooling_mode_mean_sqrt_len_tokens": False,
-        "pooling_mode_weightedmean_tokens": False, "pooling_mode_lasttoken": spec.pooling == "lasttoken",
-        "include_prompt": spec.include_prompt})
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    write(
+        "1_Pooling/config.json",
+        {
+            "word_embedding_dimension": hidden_size,
+            "pooling_mode_cls_token": spec.pooling == "cls",
+            "pooling_mode_mean_tokens": spec.pooling == "mean",
+            "pooling_mode_max_tokens": spec.pooling == "max",
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_weightedmean_tokens": False,
+            "pooling_mode_lasttoken": spec.pooling == "lasttoken",
+            "include_prompt": spec.include_prompt,
+        },
+    )
     dense = pooler.dense_specs() if pooler is not None else spec.dense
     for d in dense:
         idx = len(modules)
         rel = f"{idx}_Dense"
-        write(f"{rel}/config.json", {"in_features": d.in_features, "out_features": d.out_features, "bias": d.bias,
-                                     "activation_function": _ACTIVATION_CLASSES[d.activation]})
+        write(
+            f"{rel}/config.json",
+            {
+                "in_features": d.in_features,
+                "out_features": d.out_features,
+                "bias": d.bias,
+                "activation_function": _ACTIVATION_CLASSES[d.activation],
+            },
+        )
         save_file({k: v.contiguous() for k, v in d.state.items()}, str(directory / rel / "model.safetensors"))
         written.append(f"{rel}/model.safetensors")
         modules.append({"idx": idx, "name": str(idx), "path": rel, "type": "sentence_transformers.models.Dense"})
     if spec.normalize:
         idx = len(modules)
         (directory / f"{idx}_Normalize").mkdir(parents=True, exist_ok=True)
-        modules.append({"idx": idx, "name": str(idx), "path": f"{idx}_Normalize",
-                        "type": "sentence_transformers.models.Normalize"})
-    write("sentence_bert_config.json", {"max_seq_length": max_seq_length or spec.max_seq_length or 512,
-                                        "do_lower_case": False})
-    write("config_sentence_transformers.json", {
-        "__version__": {"eliquare": __version__, "pytorch": torch.__version__},
-        "prompts": dict(spec.prompts), "default_prompt_name": spec.default_prompt_name,
-        "similarity_fn_name": spec.similarity_fn_name})
+        modules.append(
+            {"idx": idx, "name": str(idx), "path": f"{idx}_Normalize", "type": "sentence_transformers.models.Normalize"}
+        )
+    write(
+        "sentence_bert_config.json",
+        {"max_seq_length": max_seq_length or spec.max_seq_length or 512, "do_lower_case": False},
+    )
+    write(
+        "config_sentence_transformers.json",
+        {
+            "__version__": {"eliquare": __version__, "pytorch": torch.__version__},
+            "prompts": dict(spec.prompts),
+            "default_prompt_name": spec.default_prompt_name,
+            "similarity_fn_name": spec.similarity_fn_name,
+        },
+    )
     write(MODULES_FILE, modules)  # last: a directory with modules.json is a complete sentence-transformers model
     return written
 
@@ -271,8 +342,17 @@ def prompt_token_ids(tokenizer, prompt: str) -> list[int]:
 
 
 @torch.no_grad()
-def encode(encoder, tokenizer, spec: EmbeddingSpec, texts: Sequence[str], prompt: str = "", *, batch_size: int = 64,
-           max_length: int = 512, pooler: SentencePooler | None = None):
+def encode(
+    encoder,
+    tokenizer,
+    spec: EmbeddingSpec,
+    texts: Sequence[str],
+    prompt: str = "",
+    *,
+    batch_size: int = 64,
+    max_length: int = 512,
+    pooler: SentencePooler | None = None,
+):
     """Sentence embeddings of ``texts`` (float32 numpy, one row each) as the model's sentence-transformers
     modules compute them: ``prompt + text``, cut to ``max_length`` tokens, pooled, dense, normalised."""
     import numpy as np
@@ -284,15 +364,16 @@ def encode(encoder, tokenizer, spec: EmbeddingSpec, texts: Sequence[str], prompt
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     out = [None] * len(texts)
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = tokenizer([prompt + texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
-                          return_tensors="pt")
+        idx = order[start : start + batch_size]
+        batch = tokenizer(
+            [prompt + texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         mask = batch["attention_mask"].to(device)
         hidden = encoder(input_ids=batch["input_ids"].to(device), attention_mask=mask).last_hidden_state
         pool_mask = None
         if n_prompt:
             pool_mask = mask.clone()
-            pool_mask[:, 1:1 + n_prompt] = 0
+            pool_mask[:, 1 : 1 + n_prompt] = 0
         vectors = pooler.to(device)(hidden, mask, pool_mask).float().cpu().numpy()
         for row, i in enumerate(idx):
             out[i] = vectors[row]
@@ -312,7 +393,7 @@ class PromptCollator:
     text within the limit (sentence-transformers, which truncates the prompted text, does the same). The first cut
     is logged (one notice line)."""
 
-    masking: object  # eliquare.masking.MaskingCollator: padding and masks
+    masking: object  # eliquare.distill.masking.MaskingCollator: padding and masks
     prompts: list  # token ids of each prompt ([] for none), given in turn
     include_prompt: bool = True
     masked: bool = False
@@ -320,13 +401,22 @@ class PromptCollator:
     noticed: bool = False  # the notice of a cut is given once
 
     @classmethod
-    def for_tokenizer(cls, masking, tokenizer, spec: EmbeddingSpec, names: Sequence[str] | None = None,
-                      masked: bool = False, max_length: int | None = None) -> "PromptCollator":
+    def for_tokenizer(
+        cls,
+        masking,
+        tokenizer,
+        spec: EmbeddingSpec,
+        names: Sequence[str] | None = None,
+        masked: bool = False,
+        max_length: int | None = None,
+    ) -> PromptCollator:
         prompts = [prompt_token_ids(tokenizer, p) for p in spec.distillation_prompts(names)]
         longest = max(len(p) for p in prompts)
         if max_length is not None and longest + 3 > max_length:  # first and closing tokens, one of text
-            raise EliquareError(f"the teacher's prompts take up to {longest} tokens, which leaves no text within its "
-                                f"limit of {max_length} tokens; give --prompts '' (none) or shorter ones")
+            raise EliquareError(
+                f"the teacher's prompts take up to {longest} tokens, which leaves no text within its "
+                f"limit of {max_length} tokens; give --prompts '' (none) or shorter ones"
+            )
         return cls(masking, prompts, spec.include_prompt, masked, max_length)
 
     def __call__(self, examples: Sequence[dict]) -> dict:
@@ -336,30 +426,40 @@ class PromptCollator:
             prompt = self.prompts[i % len(self.prompts)]
             row = ids[:1] + prompt + ids[1:]
             if self.max_length is not None and len(row) > self.max_length:
-                row = row[:self.max_length - 1] + ids[-1:]  # the text cut at its end, the closing token kept
+                row = row[: self.max_length - 1] + ids[-1:]  # the text cut at its end, the closing token kept
                 cut += 1
             rows.append({"input_ids": row})
             lengths.append(len(prompt))
         if cut and not self.noticed:
             self.noticed = True
             if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process
-                print(f"notice: {cut} of a batch's {len(examples)} sentences are longer than the models' limit of "
-                      f"{self.max_length} tokens once prompted; their text is cut at the end (the closing token "
-                      "kept) for the student and the teacher alike (logged once)", file=sys.stderr, flush=True)
+                print(
+                    f"notice: {cut} of a batch's {len(examples)} sentences are longer than the models' limit of "
+                    f"{self.max_length} tokens once prompted; their text is cut at the end (the closing token "
+                    "kept) for the student and the teacher alike (logged once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         input_ids, attention_mask = self.masking.pad(rows)
         batch = {"input_ids": input_ids, "attention_mask": attention_mask}
         if not self.include_prompt and any(lengths):
             pool_mask = attention_mask.clone()
             for row, n in enumerate(lengths):
-                pool_mask[row, 1:1 + n] = 0
+                pool_mask[row, 1 : 1 + n] = 0
             batch["pool_mask"] = pool_mask
         if self.masked:
             batch["masked_input_ids"], batch["labels"] = self.masking.mask(input_ids, attention_mask)
         return batch
 
 
-ST_FILES = ("modules.json", "config_sentence_transformers.json", "sentence_bert_config.json", "*_Pooling/*",
-            "*_Dense/*", "*_Normalize/*")
+ST_FILES = (
+    "modules.json",
+    "config_sentence_transformers.json",
+    "sentence_bert_config.json",
+    "*_Pooling/*",
+    "*_Dense/*",
+    "*_Normalize/*",
+)
 
 
 def sentence_transformers_files(path: str | Path) -> Path:
@@ -374,17 +474,20 @@ def sentence_transformers_files(path: str | Path) -> Path:
     try:
         return Path(huggingface_hub.snapshot_download(str(path), allow_patterns=list(ST_FILES)))
     except LocalEntryNotFoundError:
-        raise EliquareError(f"cannot fetch the sentence-transformers files of {path}: the hub cannot be reached and "
-                            "they are not in the local cache; connect, or give a local model directory") from None
+        raise EliquareError(
+            f"cannot fetch the sentence-transformers files of {path}: the hub cannot be reached and "
+            "they are not in the local cache; connect, or give a local model directory"
+        ) from None
     except (HfHubHTTPError, OSError, ValueError) as e:
-        raise EliquareError(f"cannot fetch the sentence-transformers files of {path} ({str(e).splitlines()[0]})") \
-            from None
+        raise EliquareError(
+            f"cannot fetch the sentence-transformers files of {path} ({str(e).splitlines()[0]})"
+        ) from None
 
 
 def embedding_spec_for(model_spec: str, path: str | Path, default: bool = True) -> EmbeddingSpec | None:
     """How ``model_spec`` (resolved to ``path``) makes sentence embeddings: its sentence-transformers files; e5's
     for the offline teacher; otherwise (``default``) the mean of the last token states, L2-normalised, no prompts."""
-    from eliquare.models import PACKAGED_PREFIX
+    from eliquare.config import PACKAGED_PREFIX
 
     found = read_embedding_spec(sentence_transformers_files(path))
     if found is None and str(model_spec).startswith(PACKAGED_PREFIX):

@@ -34,8 +34,10 @@ def check_writable(out, option: str = "--out"):
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise EliquareError(f"{option} {out} cannot be written ({e.strerror or first_line(e)} in {where}); choose a "
-                            "directory you can write to") from None
+        raise EliquareError(
+            f"{option} {out} cannot be written ({e.strerror or first_line(e)} in {where}); choose a "
+            "directory you can write to"
+        ) from None
     return out
 
 
@@ -45,3 +47,10 @@ def check_output_dir(out, overwrite: bool):
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise EliquareError(f"--out {out} exists and is not empty; choose another directory or add --overwrite")
     return out
+
+
+def notice(msg: str) -> None:
+    """A notice line on stderr: something the user should know that does not stop the run."""
+    import sys
+
+    print(f"eliquare: notice: {msg}", file=sys.stderr, flush=True)

@@ -27,10 +27,17 @@ from eliquare.errors import EliquareError, check_output_dir, first_line
 
 FP32, INT8, RECORD = "model.onnx", "model.int8.onnx", "export.json"
 OPSET = 17
-SAMPLE_TEXTS = ["Habari ya asubuhi, rafiki yangu.", "Ljubljana je glavno mesto Slovenije.",
-                "The quick brown fox jumps over the lazy dog.", "Rais alizungumza na waandishi wa habari jana jioni."]
-_HEAD_OF_ARCHITECTURE = {"ForMaskedLM": "masked-lm", "ForTokenClassification": "token-classification",
-                         "ForSequenceClassification": "sequence-classification"}
+SAMPLE_TEXTS = [
+    "Habari ya asubuhi, rafiki yangu.",
+    "Ljubljana je glavno mesto Slovenije.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Rais alizungumza na waandishi wa habari jana jioni.",
+]
+_HEAD_OF_ARCHITECTURE = {
+    "ForMaskedLM": "masked-lm",
+    "ForTokenClassification": "token-classification",
+    "ForSequenceClassification": "sequence-classification",
+}
 
 
 def saved_head(path: str) -> str:
@@ -81,8 +88,11 @@ def share_transposed_weights(model_proto) -> int:
                 a, b = numpy_helper.to_array(original), numpy_helper.to_array(copy)
                 if a.dtype == b.dtype and np.array_equal(a.T, b):
                     drop.append(copy.name)
-                    nodes.append(helper.make_node("Transpose", [original.name], [copy.name], perm=[1, 0],
-                                                  name=f"shared_{copy.name}"))
+                    nodes.append(
+                        helper.make_node(
+                            "Transpose", [original.name], [copy.name], perm=[1, 0], name=f"shared_{copy.name}"
+                        )
+                    )
                     saved += b.nbytes
                     break
     if drop:
@@ -103,13 +113,13 @@ def _sample_texts(cfg: ExportConfig) -> list[str]:
 
 def _batches(features: list[dict], size: int, pad_id: int):
     for start in range(0, len(features), size):
-        chunk = features[start:start + size]
+        chunk = features[start : start + size]
         width = max(len(f["input_ids"]) for f in chunk)
         ids = np.full((len(chunk), width), pad_id, dtype=np.int64)
         mask = np.zeros((len(chunk), width), dtype=np.int64)
         for i, f in enumerate(chunk):
-            ids[i, :len(f["input_ids"])] = f["input_ids"]
-            mask[i, :len(f["input_ids"])] = 1
+            ids[i, : len(f["input_ids"])] = f["input_ids"]
+            mask[i, : len(f["input_ids"])] = 1
         yield ids, mask
 
 
@@ -124,7 +134,8 @@ def _runners(model, sessions: dict):
     runners = {"pytorch": torch_run}
     for name, session in sessions.items():
         runners[name] = (lambda s: lambda ids, mask: s.run(None, {"input_ids": ids, "attention_mask": mask})[0])(
-            session)
+            session
+        )
     return runners
 
 
@@ -144,7 +155,8 @@ def _max_abs_difference(runners: dict, tokenizer, texts: list[str], max_length: 
 
 def task_scores(runners: dict, tokenizer, labels: list[str], task: str, examples: list, max_length: int) -> dict:
     """The task's main score on ``examples`` with each runner (the fine-tuning stage's encoding and scorer)."""
-    from eliquare.evaluate.finetune import Scorer, encode
+    from eliquare.evaluate.finetune import Scorer
+    from eliquare.tasks.encoding import encode
 
     label2id = {label: i for i, label in enumerate(labels)}
     features, owners, _ = encode(task, examples, tokenizer, label2id, max_length)
@@ -152,8 +164,8 @@ def task_scores(runners: dict, tokenizer, labels: list[str], task: str, examples
     for name, run in runners.items():
         preds, gold = [], []
         for start in range(0, len(features), 32):
-            chunk = features[start:start + 32]
-            (ids, mask), = _batches(chunk, len(chunk), tokenizer.pad_token_id or 0)
+            chunk = features[start : start + 32]
+            ((ids, mask),) = _batches(chunk, len(chunk), tokenizer.pad_token_id or 0)
             logits = run(ids, mask)
             for i, f in enumerate(chunk):
                 if task == "classify":
@@ -180,7 +192,7 @@ def _pad(rows: list) -> np.ndarray:
     width = max(len(r) for r in rows)
     out = np.full((len(rows), width), -100, dtype=np.int64)
     for i, r in enumerate(rows):
-        out[i, :len(r)] = r
+        out[i, : len(r)] = r
     return out
 
 
@@ -224,12 +236,10 @@ def export(cfg: ExportConfig) -> dict:
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)] if "classification" in head else []
     examples = []
     if cfg.task_file:
-        from eliquare.evaluate.readers import read_examples
+        from eliquare.tasks.readers import read_examples
 
-        examples = read_examples(cfg.task_file, cfg.task, label_column=cfg.label_column,
-                                 text_columns=cfg.text_column)
-        unknown = sorted({t for e in examples for t in ([e.label] if cfg.task == "classify" else e.tags)}
-                         - set(labels))
+        examples = read_examples(cfg.task_file, cfg.task, label_column=cfg.label_column, text_columns=cfg.text_column)
+        unknown = sorted({t for e in examples for t in ([e.label] if cfg.task == "classify" else e.tags)} - set(labels))
         if unknown:
             raise EliquareError(f"--task-file {cfg.task_file} has labels the model does not know: {unknown[:5]}")
     wrapped = _Outputs.wrap(model, head)
@@ -251,27 +261,38 @@ def export(cfg: ExportConfig) -> dict:
     return record
 
 
-def _write(cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: list[str], examples: list,
-           path: str) -> None:
+def _write(
+    cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: list[str], examples: list, path: str
+) -> None:
     import onnx
     import onnxruntime as ort
     import torch
 
-    from eliquare.models import make_tokenizer_config_portable
-    from eliquare.publish import TOKENIZER_FILES, tidy
+    from eliquare.publish import TOKENIZER_FILES, make_tokenizer_config_portable, tidy
 
     model = wrapped.model
     ids = torch.tensor([tokenizer("Habari ya asubuhi.")["input_ids"]] * 2)
     output = "last_hidden_state" if head == "base" else "logits"
-    axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-            output: {0: "batch"} if head == "sequence-classification" else {0: "batch", 1: "sequence"}}
+    axes = {
+        "input_ids": {0: "batch", 1: "sequence"},
+        "attention_mask": {0: "batch", 1: "sequence"},
+        output: {0: "batch"} if head == "sequence-classification" else {0: "batch", 1: "sequence"},
+    }
     try:
         import warnings
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (ids, torch.ones_like(ids)), str(out / FP32), input_names=list(axes)[:2],
-                              output_names=[output], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+            torch.onnx.export(
+                wrapped,
+                (ids, torch.ones_like(ids)),
+                str(out / FP32),
+                input_names=list(axes)[:2],
+                output_names=[output],
+                dynamic_axes=axes,
+                opset_version=OPSET,
+                dynamo=False,
+            )
     except Exception as e:
         raise EliquareError(f"torch.onnx.export failed for {path} ({first_line(e)})") from None
     proto = onnx.load(str(out / FP32))
@@ -281,26 +302,37 @@ def _write(cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: 
     if cfg.int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
-        quantize_dynamic(str(out / FP32), str(out / INT8), weight_type=QuantType.QInt8,
-                         per_channel=cfg.int8_per_channel)
+        quantize_dynamic(
+            str(out / FP32), str(out / INT8), weight_type=QuantType.QInt8, per_channel=cfg.int8_per_channel
+        )
         files["int8"] = INT8
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    sessions = {f"onnx-{kind}": ort.InferenceSession(str(out / name), options, providers=["CPUExecutionProvider"])
-                for kind, name in files.items()}
+    sessions = {
+        f"onnx-{kind}": ort.InferenceSession(str(out / name), options, providers=["CPUExecutionProvider"])
+        for kind, name in files.items()
+    }
     runners = _runners(wrapped, sessions)
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 512) - 2)
     diffs = _max_abs_difference(runners, tokenizer, _sample_texts(cfg), max_length)
-    record = {"model": cfg.model, "model_path": path, "head": head, "output": output, "opset": OPSET,
-              "int8_per_channel": cfg.int8_per_channel if cfg.int8 else None,
-              "files": {k: {"name": v, "bytes": (out / v).stat().st_size} for k, v in files.items()},
-              "safetensors_bytes": (Path(path) / "model.safetensors").stat().st_size
-              if (Path(path) / "model.safetensors").is_file() else None,
-              "shared_weight_bytes": shared, "parity": {"max_abs_difference": diffs, "atol": cfg.atol,
-                                                         "texts": cfg.texts or "built-in sample"}}
+    record = {
+        "model": cfg.model,
+        "model_path": path,
+        "head": head,
+        "output": output,
+        "opset": OPSET,
+        "int8_per_channel": cfg.int8_per_channel if cfg.int8 else None,
+        "files": {k: {"name": v, "bytes": (out / v).stat().st_size} for k, v in files.items()},
+        "safetensors_bytes": (Path(path) / "model.safetensors").stat().st_size
+        if (Path(path) / "model.safetensors").is_file()
+        else None,
+        "shared_weight_bytes": shared,
+        "parity": {"max_abs_difference": diffs, "atol": cfg.atol, "texts": cfg.texts or "built-in sample"},
+    }
     if diffs["onnx-fp32"] > cfg.atol:
-        raise EliquareError(f"ONNX fp32 differs from PyTorch by {diffs['onnx-fp32']:.2e} > --atol {cfg.atol:g}; "
-                            "nothing was written")
+        raise EliquareError(
+            f"ONNX fp32 differs from PyTorch by {diffs['onnx-fp32']:.2e} > --atol {cfg.atol:g}; nothing was written"
+        )
     if examples:
         scores = task_scores(runners, tokenizer, labels, cfg.task, examples, max_length)
         record["task"] = {"file": cfg.task_file, "task": cfg.task, "examples": len(examples), "scores": scores}
@@ -309,8 +341,11 @@ def _write(cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: 
             record["task"]["int8_drop_points"] = round(drop, 3)
             record["task"]["int8_within_goal"] = drop <= cfg.max_int8_drop
             if drop > cfg.max_int8_drop:
-                print(f"warning: int8 scores {drop:.2f} points below fp32 on {cfg.task_file} (goal: at most "
-                      f"{cfg.max_int8_drop:g}); use model.onnx", file=sys.stderr)
+                print(
+                    f"warning: int8 scores {drop:.2f} points below fp32 on {cfg.task_file} (goal: at most "
+                    f"{cfg.max_int8_drop:g}); use model.onnx",
+                    file=sys.stderr,
+                )
     for name in ("config.json", *TOKENIZER_FILES):
         if (Path(path) / name).is_file():
             shutil.copyfile(Path(path) / name, out / name)

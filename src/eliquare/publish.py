@@ -14,8 +14,17 @@ from pathlib import Path
 from eliquare.errors import EliquareError
 
 MODEL_FILES = ("config.json", "model.safetensors", "README.md")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-                   "sentencepiece.bpe.model", "spiece.model", "vocab.txt", "vocab.json", "merges.txt")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+)
 RECORD_FILES = ("distillation.json", "export.json", "vocab_report.json", "vocab_amp_report.json")  # what eliquare
 # measured: the model card is written from them
 # a sentence-embedding student (eliquare.embedding): its sentence-transformers files, and their module directories
@@ -30,8 +39,13 @@ FILE_MODE = 0o644
 
 def is_published(path: Path) -> bool:
     name = path.name
-    return (name in MODEL_FILES or name in TOKENIZER_FILES or name in RECORD_FILES or name in SENTENCE_TRANSFORMERS_FILES
-            or name.endswith(ONNX_SUFFIXES))
+    return (
+        name in MODEL_FILES
+        or name in TOKENIZER_FILES
+        or name in RECORD_FILES
+        or name in SENTENCE_TRANSFORMERS_FILES
+        or name.endswith(ONNX_SUFFIXES)
+    )
 
 
 def published_files(directory: str | Path) -> list[Path]:
@@ -39,8 +53,13 @@ def published_files(directory: str | Path) -> list[Path]:
     directory = Path(directory)
     files = sorted(p for p in directory.iterdir() if p.is_file() and is_published(p))
     if (directory / "modules.json").is_file():  # the sentence-transformers modules' own files (pooling, dense)
-        files += sorted(p for d in directory.iterdir() if d.is_dir() and _MODULE_DIR.match(d.name)
-                        for p in d.rglob("*") if p.is_file() and not p.name.endswith(PICKLE_SUFFIXES))
+        files += sorted(
+            p
+            for d in directory.iterdir()
+            if d.is_dir() and _MODULE_DIR.match(d.name)
+            for p in d.rglob("*")
+            if p.is_file() and not p.name.endswith(PICKLE_SUFFIXES)
+        )
     if not any(p.name == "config.json" for p in files):
         raise EliquareError(f"{directory} holds no config.json: it is not a model directory")
     pickles = [p.name for p in files if p.name.endswith(PICKLE_SUFFIXES)]
@@ -65,8 +84,31 @@ def finish_student_dir(directory: str | Path) -> list[Path]:
     """A distilled student's directory as it is handed over: tokenizer config that transformers 4.x loads, the
     model card written from ``distillation.json``, the Trainer's pickles gone, every file 0644."""
     from eliquare.card import write_card
-    from eliquare.models import make_tokenizer_config_portable
 
     make_tokenizer_config_portable(directory)
     write_card(directory)
     return tidy(directory)
+
+
+# transformers 5 saves a tokenizer it built from a tokenizer.json alone as "TokenizersBackend", a class that 4.x
+# lacks ("Tokenizer class TokenizersBackend does not exist"). "PreTrainedTokenizerFast" is the same thing on both
+# lines (5.x: an alias of TokenizersBackend; 4.x: the generic fast tokenizer): each loads tokenizer.json as written,
+# so the model's own normaliser and pre-tokenizer are kept (a family class such as XLMRobertaTokenizerFast would
+# be rebuilt by 5.x from the vocabulary, undoing them).
+PORTABLE_TOKENIZER_CLASSES = {"TokenizersBackend": "PreTrainedTokenizerFast"}
+_SAVED_FROM_KEYS = ("is_local", "local_files_only", "name_or_path")  # where it was loaded from, not what it is
+
+
+def make_tokenizer_config_portable(directory: str | Path) -> None:
+    """Rewrite ``DIR/tokenizer_config.json`` so that ``AutoTokenizer`` loads it on transformers 4.x and 5.x alike."""
+    import json
+
+    path = Path(directory) / "tokenizer_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    new = {k: v for k, v in config.items() if k not in _SAVED_FROM_KEYS}
+    cls = new.get("tokenizer_class")
+    new["tokenizer_class"] = PORTABLE_TOKENIZER_CLASSES.get(cls, cls)
+    if new != config:
+        path.write_text(json.dumps(new, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

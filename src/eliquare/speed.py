@@ -9,8 +9,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 
 def machine() -> str:
@@ -25,8 +25,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    text = (f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
-            f"threads ({torch.backends.cpu.get_cpu_capability()})")
+    text = (
+        f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with {torch.get_num_threads()} "
+        f"threads ({torch.backends.cpu.get_cpu_capability()})"
+    )
     if torch.cuda.is_available():
         text += f"; GPU {torch.cuda.get_device_name()}"
     return text
@@ -46,8 +48,7 @@ def interleaved_seconds(runs: dict[str, Callable[[], object]], rounds: int = 3, 
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def encoder_throughput(models: dict, vocab_size: int, *, batch: int = 8, length: int = 128,
-                       rounds: int = 3) -> dict:
+def encoder_throughput(models: dict, vocab_size: int, *, batch: int = 8, length: int = 128, rounds: int = 3) -> dict:
     """Sequences per second of each model's forward pass on ``batch`` x ``length`` random tokens (CPU, eval)."""
     import torch
 
@@ -64,6 +65,7 @@ def encoder_throughput(models: dict, vocab_size: int, *, batch: int = 8, length:
                 model(input_ids=x, attention_mask=mask)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
+
         return run
 
     training = {name: m.training for name, m in models.items()}
@@ -74,9 +76,14 @@ def encoder_throughput(models: dict, vocab_size: int, *, batch: int = 8, length:
     finally:
         for name, model in models.items():
             model.train(training[name])
-    return {"batch": batch, "length": length, "rounds": rounds, "threads": torch.get_num_threads(),
-            "device": str(next(iter(models.values())).parameters().__next__().device),
-            "sequences_per_second": {name: round(batch / s, 2) for name, s in seconds.items()}}
+    return {
+        "batch": batch,
+        "length": length,
+        "rounds": rounds,
+        "threads": torch.get_num_threads(),
+        "device": str(next(iter(models.values())).parameters().__next__().device),
+        "sequences_per_second": {name: round(batch / s, 2) for name, s in seconds.items()},
+    }
 
 
 def student_and_teacher(teacher, student, vocab_size: int) -> dict:
@@ -86,5 +93,6 @@ def student_and_teacher(teacher, student, vocab_size: int) -> dict:
 
     vocab_size = min(vocab_size, teacher.config.vocab_size, student.config.vocab_size)  # ids both know (VR post)
     length = min(128, length_limit(teacher.config, None), length_limit(student.config, None))
-    return encoder_throughput({"teacher": encoder_of(teacher), "student": encoder_of(student)}, vocab_size,
-                              length=length)
+    return encoder_throughput(
+        {"teacher": encoder_of(teacher), "student": encoder_of(student)}, vocab_size, length=length
+    )

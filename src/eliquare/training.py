@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def trainer_arguments(output_dir: str | Path, *, seed: int, use_cpu: bool, bf16: bool, group_by_length: bool = False,
-                      **fields):
+def trainer_arguments(
+    output_dir: str | Path, *, seed: int, use_cpu: bool, bf16: bool, group_by_length: bool = False, **fields
+):
     """``TrainingArguments`` with the shared settings: linear decay after warm-up, evaluation every
     ``eval_steps``, a seeded data order, no external reporting, memory pinned only on a GPU, the CPU named
     explicitly where there is no GPU (transformers refuses bf16 without a GPU unless ``use_cpu`` is set);
-    ``fields`` are the stage's own (and may override these). ``group_by_length`` batches examples of similar length together,
+    ``fields`` are the stage's own (and may override these). ``group_by_length`` batches examples of similar length
+    together,
     in either transformers' spelling (5.x: ``train_sampling_strategy``; 4.x: ``group_by_length``)."""
     import dataclasses
 
@@ -18,12 +20,24 @@ def trainer_arguments(output_dir: str | Path, *, seed: int, use_cpu: bool, bf16:
     from transformers import TrainingArguments
 
     cpu = use_cpu or not torch.cuda.is_available()
-    shared = dict(output_dir=str(output_dir), lr_scheduler_type="linear", eval_strategy="steps", report_to="none",
-                  seed=seed, data_seed=seed, use_cpu=cpu, bf16=bf16, dataloader_pin_memory=not cpu)
+    shared = dict(
+        output_dir=str(output_dir),
+        lr_scheduler_type="linear",
+        eval_strategy="steps",
+        report_to="none",
+        seed=seed,
+        data_seed=seed,
+        use_cpu=cpu,
+        bf16=bf16,
+        dataloader_pin_memory=not cpu,
+    )
     if group_by_length:
         names = {f.name for f in dataclasses.fields(TrainingArguments)}
-        shared.update({"train_sampling_strategy": "group_by_length"} if "train_sampling_strategy" in names
-                      else {"group_by_length": True})
+        shared.update(
+            {"train_sampling_strategy": "group_by_length"}
+            if "train_sampling_strategy" in names
+            else {"group_by_length": True}
+        )
     return TrainingArguments(**{**shared, **fields})
 
 
@@ -35,8 +49,9 @@ def bf16_available(use_cpu: bool = False) -> bool:
     if not use_cpu and torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()
     try:
-        flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")),
-                     "").split()
+        flags = next(
+            (line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), ""
+        ).split()
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags

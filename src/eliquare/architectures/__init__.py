@@ -4,14 +4,15 @@
 An ``Architecture`` says where a ``*ForMaskedLM`` model of that type keeps its encoder (embeddings + layers), its
 layers, its MLM head and each layer's self-attention value projection, and how a student cut from some of the
 teacher's layers keeps each layer's own properties (``adapt_student``) or is refused (``check_layers``).
-``eliquare.models`` (``encoder_of``, ``mlm_head_of``, ``value_projections``) and ``eliquare.student``
+``eliquare.models`` (``encoder_of``, ``mlm_head_of``, ``value_projections``) and ``eliquare.distill.student``
 (``build_student``) read nothing else; docs/architectures.md tells how to add a family.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 
 @dataclass(frozen=True)

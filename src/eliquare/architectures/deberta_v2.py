@@ -25,12 +25,19 @@ from eliquare.errors import EliquareError
 
 def check_config(config) -> None:
     if getattr(config, "legacy", True) is False:
-        raise EliquareError("a DeBERTa-v2 masked-LM with legacy: false (the lm_predictions head, which takes the word "
-                            "embeddings at call time) is not supported; load the teacher with legacy: true, the "
-                            "configuration's default (its head is then counted as untrained)")
+        raise EliquareError(
+            "a DeBERTa-v2 masked-LM with legacy: false (the lm_predictions head, which takes the word "
+            "embeddings at call time) is not supported; load the teacher with legacy: true, the "
+            "configuration's default (its head is then counted as untrained)"
+        )
 
 
 ARCHITECTURES = {
-    "deberta-v2": Architecture(encoder="deberta", head="cls", value="attention.self.value_proj",
-                               tokenizer_family="Unigram", check_config=check_config),
+    "deberta-v2": Architecture(
+        encoder="deberta",
+        head="cls",
+        value="attention.self.value_proj",
+        tokenizer_family="Unigram",
+        check_config=check_config,
+    ),
 }

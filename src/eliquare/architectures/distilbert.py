@@ -16,7 +16,10 @@ from __future__ import annotations
 from eliquare.architectures import Architecture
 
 ARCHITECTURES = {
-    "distilbert": Architecture(encoder="distilbert",
-                               head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
-                               layers="transformer.layer", value="attention.v_lin"),
+    "distilbert": Architecture(
+        encoder="distilbert",
+        head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
+        layers="transformer.layer",
+        value="attention.v_lin",
+    ),
 }

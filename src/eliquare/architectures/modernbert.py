@@ -41,13 +41,23 @@ def adapt_student(teacher_config, config, layers: list[int]) -> None:
 
 def check_layers(teacher_config, layers: list[int]) -> None:
     if layers and layers[0] != 0:
-        raise EliquareError(f"a ModernBERT student's first layer must be the teacher's first (layer 1; the layer map "
-                            f"gives {layers[0] + 1}): ModernBERT's first layer has no attention norm of its own; give "
-                            "--layer-map evenly-spaced or first, or a list that starts with 1")
+        raise EliquareError(
+            f"a ModernBERT student's first layer must be the teacher's first (layer 1; the layer map "
+            f"gives {layers[0] + 1}): ModernBERT's first layer has no attention norm of its own; give "
+            "--layer-map evenly-spaced or first, or a list that starts with 1"
+        )
 
 
 ARCHITECTURES = {
-    "modernbert": Architecture(encoder="model", head=("head", "decoder"), layers="layers", value="attn.Wqkv",
-                               fused_value=2, positions=None, tokenizer_family="BPE", adapt_student=adapt_student,
-                               check_layers=check_layers),
+    "modernbert": Architecture(
+        encoder="model",
+        head=("head", "decoder"),
+        layers="layers",
+        value="attn.Wqkv",
+        fused_value=2,
+        positions=None,
+        tokenizer_family="BPE",
+        adapt_student=adapt_student,
+        check_layers=check_layers,
+    ),
 }

@@ -6,8 +6,29 @@
 """
 
 from eliquare.corpus.prepare import PreparedCorpus, default_cache_dir, prepare_corpus
-from eliquare.corpus.read import (CorpusStats, clean_sentence, expand_paths, is_validation, iter_sentences, iter_texts,
-                                  sentence_hash, split_sentences, wikitext_to_text)
+from eliquare.corpus.read import (
+    CorpusStats,
+    clean_sentence,
+    expand_paths,
+    is_validation,
+    iter_sentences,
+    iter_texts,
+    sentence_hash,
+    split_sentences,
+    wikitext_to_text,
+)
 
-__all__ = ["CorpusStats", "PreparedCorpus", "clean_sentence", "default_cache_dir", "expand_paths", "is_validation",
-           "iter_sentences", "iter_texts", "prepare_corpus", "sentence_hash", "split_sentences", "wikitext_to_text"]
+__all__ = [
+    "CorpusStats",
+    "PreparedCorpus",
+    "clean_sentence",
+    "default_cache_dir",
+    "expand_paths",
+    "is_validation",
+    "iter_sentences",
+    "iter_texts",
+    "prepare_corpus",
+    "sentence_hash",
+    "split_sentences",
+    "wikitext_to_text",
+]

@@ -12,8 +12,8 @@ in ``min_fraction`` of the sentences of *any* language, so that the smaller lang
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from eliquare.errors import EliquareError
 
@@ -28,8 +28,10 @@ def by_language(entries: Sequence[str]) -> dict[str, list[str]] | None:
         return None
     if len(tagged) != len(matches):
         plain = next(str(e) for e, m in matches if not (m and not Path(str(e)).exists()))
-        raise EliquareError(f"--corpus {plain} has no language: give every corpus as LANG=PATH (e.g. sw=sw.txt "
-                            "sl=sl.txt) for a student of several languages, or none of them")
+        raise EliquareError(
+            f"--corpus {plain} has no language: give every corpus as LANG=PATH (e.g. sw=sw.txt "
+            "sl=sl.txt) for a student of several languages, or none of them"
+        )
     out: dict[str, list[str]] = {}
     for m in tagged:
         out.setdefault(m.group(1), []).append(m.group(2))
@@ -56,14 +58,18 @@ def parse_weights(text: str | None, languages: Sequence[str]) -> dict[str, float
         except ValueError:
             weight = -1.0
         if not sep or weight < 0:
-            raise EliquareError(f"--language-weights {item.strip()!r} is not LANG=WEIGHT with a weight >= 0; write "
-                                "e.g. --language-weights sw=0.7,sl=0.3")
+            raise EliquareError(
+                f"--language-weights {item.strip()!r} is not LANG=WEIGHT with a weight >= 0; write "
+                "e.g. --language-weights sw=0.7,sl=0.3"
+            )
         weights[name.strip()] = weight
     unknown = sorted(set(weights) - set(languages))
     missing = sorted(set(languages) - set(weights))
     if unknown or missing:
-        raise EliquareError(f"--language-weights names {', '.join(unknown) or 'no unknown language'}; the corpora are "
-                            f"{', '.join(languages)}" + (f" (no weight for {', '.join(missing)})" if missing else ""))
+        raise EliquareError(
+            f"--language-weights names {', '.join(unknown) or 'no unknown language'}; the corpora are "
+            f"{', '.join(languages)}" + (f" (no weight for {', '.join(missing)})" if missing else "")
+        )
     total = sum(weights.values())
     if total <= 0:
         raise EliquareError("--language-weights are all 0; give at least one language a positive weight")
@@ -89,8 +95,16 @@ def interleaved_rows(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def prepare_languages(corpora: dict[str, list[str]], tokenizer, options=None, *, weights: dict | None = None,
-                      seed: int = 0, log=print, **prepare):
+def prepare_languages(
+    corpora: dict[str, list[str]],
+    tokenizer,
+    options=None,
+    *,
+    weights: dict | None = None,
+    seed: int = 0,
+    log=print,
+    **prepare,
+):
     """``prepare_corpus`` for each language, combined into one ``PreparedCorpus`` (its ``languages`` records each
     language's sentences, share and weight)."""
     import datasets
@@ -115,16 +129,22 @@ def prepare_languages(corpora: dict[str, list[str]], tokenizer, options=None, *,
         trains.append(part.train.select(rows))
         scale = target / n
         counts = part.token_counts * scale if counts is None else counts + part.token_counts * scale
-        record[language] = {"train_sentences": n, "validation_sentences": len(part.validation),
-                            "sampled_train_sentences": target, "weight": weights[language] if weights else None,
-                            "share": None, "fingerprint": part.fingerprint}
+        record[language] = {
+            "train_sentences": n,
+            "validation_sentences": len(part.validation),
+            "sampled_train_sentences": target,
+            "weight": weights[language] if weights else None,
+            "share": None,
+            "fingerprint": part.fingerprint,
+        }
     train = datasets.concatenate_datasets(trains)
     for language in record:
         record[language]["share"] = round(record[language]["sampled_train_sentences"] / max(len(train), 1), 4)
     validations = [p.validation for p in parts.values()]
     offsets = np.cumsum([0] + [len(v) for v in validations])
     validation = datasets.concatenate_datasets(validations).select(
-        [int(offsets[p] + i) for p, i in interleaved_rows([len(v) for v in validations])])
+        [int(offsets[p] + i) for p, i in interleaved_rows([len(v) for v in validations])]
+    )
     stats = CorpusStats()
     for part in parts.values():
         for key, value in part.stats.as_dict().items():
@@ -133,10 +153,21 @@ def prepare_languages(corpora: dict[str, list[str]], tokenizer, options=None, *,
             else:
                 getattr(stats, key).extend(value)
     stats.train, stats.validation = len(train), len(validation)
-    fingerprint = digest({"languages": {k: v["fingerprint"] for k, v in record.items()}, "weights": weights,
-                          "seed": seed})[:24]
-    log("corpus: " + ", ".join(f"{k} {v['sampled_train_sentences']:,} train sentences ({v['share']:.0%})"
-                               for k, v in record.items()))
-    return PreparedCorpus(train=train, validation=validation, token_counts=np.rint(counts).astype(np.int64),
-                          stats=stats, fingerprint=fingerprint, path=next(iter(parts.values())).path,
-                          languages=record)
+    fingerprint = digest(
+        {"languages": {k: v["fingerprint"] for k, v in record.items()}, "weights": weights, "seed": seed}
+    )[:24]
+    log(
+        "corpus: "
+        + ", ".join(
+            f"{k} {v['sampled_train_sentences']:,} train sentences ({v['share']:.0%})" for k, v in record.items()
+        )
+    )
+    return PreparedCorpus(
+        train=train,
+        validation=validation,
+        token_counts=np.rint(counts).astype(np.int64),
+        stats=stats,
+        fingerprint=fingerprint,
+        path=next(iter(parts.values())).path,
+        languages=record,
+    )

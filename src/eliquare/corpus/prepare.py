@@ -13,13 +13,14 @@ import json
 import os
 import shutil
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
+from eliquare.atomic import file_checksum as _checksum
+from eliquare.cache import default_cache_dir
 from eliquare.config import CorpusOptions
 from eliquare.corpus.read import CorpusStats, expand_paths, is_validation, iter_sentences, sentence_hash
-from eliquare.atomic import file_checksum as _checksum
 from eliquare.errors import EliquareError
 
 DATA_FORMAT_VERSION = 2  # bump when the cleaning (corpus.read) or the tokenisation below changes meaning
@@ -45,10 +46,6 @@ def tokenizer_fingerprint(tokenizer) -> str:
     else:
         payload = json.dumps(tokenizer.get_vocab(), sort_keys=True)
     return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ELIQUARE_CACHE", Path.home() / ".cache" / "eliquare"))
 
 
 @dataclass
@@ -100,7 +97,7 @@ class HashSpill:
         bounds = np.searchsorted(bucket[order], np.arange((1 << self.BUCKET_BITS) + 1))
         for b in np.flatnonzero(np.diff(bounds)):
             with open(self.directory / f"{b:03d}.bin", "ab") as fh:
-                records[bounds[b]:bounds[b + 1]].tofile(fh)
+                records[bounds[b] : bounds[b + 1]].tofile(fh)
         self.rows += len(hashes)
         self._buffer = array("q")
 
@@ -139,9 +136,16 @@ def _arrow_batches(path: str, columns: list[str]):
             yield batch.select(columns)
 
 
-def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: CorpusOptions | None = None, *,
-                   max_length: int = 128, validation_fraction: float = 0.1,
-                   cache_dir: str | os.PathLike | None = None, log=print) -> PreparedCorpus:
+def prepare_corpus(
+    paths: Sequence[str | os.PathLike],
+    tokenizer,
+    options: CorpusOptions | None = None,
+    *,
+    max_length: int = 128,
+    validation_fraction: float = 0.1,
+    cache_dir: str | os.PathLike | None = None,
+    log=print,
+) -> PreparedCorpus:
     """Read, clean, de-duplicate, split 90:10 and tokenise a corpus; cached on disk by fingerprint.
 
     The cache key covers the corpus bytes, the tokenizer and these settings, so an unchanged
@@ -149,11 +153,18 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
     """
     options = options or CorpusOptions()
     files = expand_paths(paths)
-    settings = dict(max_length=max_length, min_words=options.min_words, max_chars=options.max_chars,
-                    validation_fraction=validation_fraction, max_sentences=options.max_sentences,
-                    version=DATA_FORMAT_VERSION)
-    key = hashlib.blake2b(json.dumps([file_fingerprint(files), tokenizer_fingerprint(tokenizer), settings],
-                                     sort_keys=True).encode(), digest_size=12).hexdigest()
+    settings = dict(
+        max_length=max_length,
+        min_words=options.min_words,
+        max_chars=options.max_chars,
+        validation_fraction=validation_fraction,
+        max_sentences=options.max_sentences,
+        version=DATA_FORMAT_VERSION,
+    )
+    key = hashlib.blake2b(
+        json.dumps([file_fingerprint(files), tokenizer_fingerprint(tokenizer), settings], sort_keys=True).encode(),
+        digest_size=12,
+    ).hexdigest()
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "corpora"
     target = root / key
     try:
@@ -163,8 +174,10 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
         if target.exists() and damaged_entry(target) is None:
             log(f"corpus: reusing tokenised data from {target} (a read-only cache)")
             return _load_prepared(target, key)
-        raise EliquareError(f"cannot write the corpus cache {root} ({e.strerror or e}); give --cache-dir DIR (or set "
-                            "ELIQUARE_CACHE) to a directory you can write to") from None
+        raise EliquareError(
+            f"cannot write the corpus cache {root} ({e.strerror or e}); give --cache-dir DIR (or set "
+            "ELIQUARE_CACHE) to a directory you can write to"
+        ) from None
     with lock:  # one process prepares a corpus at a time; another one preparing the same corpus waits, then reuses it
         if target.exists():
             damage = damaged_entry(target)
@@ -173,8 +186,18 @@ def prepare_corpus(paths: Sequence[str | os.PathLike], tokenizer, options: Corpu
                 return _load_prepared(target, key)
             log(f"notice: corpus: the cached data in {target} is damaged ({damage}); preparing it again")
             shutil.rmtree(target)
-        return _prepare(files, tokenizer, options, settings, key, root, target, max_length=max_length,
-                        validation_fraction=validation_fraction, log=log)
+        return _prepare(
+            files,
+            tokenizer,
+            options,
+            settings,
+            key,
+            root,
+            target,
+            max_length=max_length,
+            validation_fraction=validation_fraction,
+            log=log,
+        )
 
 
 CACHE_FILES = ("train.arrow", "validation.arrow", "token_counts.npy")  # checksummed in done.json
@@ -229,8 +252,19 @@ def damaged_entry(target: Path) -> str | None:
     return None
 
 
-def _prepare(files, tokenizer, options: CorpusOptions, settings: dict, key: str, root: Path, target: Path, *,
-             max_length: int, validation_fraction: float, log) -> PreparedCorpus:
+def _prepare(
+    files,
+    tokenizer,
+    options: CorpusOptions,
+    settings: dict,
+    key: str,
+    root: Path,
+    target: Path,
+    *,
+    max_length: int,
+    validation_fraction: float,
+    log,
+) -> PreparedCorpus:
     """Build the cache entry in ``KEY.partial`` and rename it into place once ``done.json`` is in it."""
     import datasets
     import numpy as np
@@ -248,25 +282,41 @@ def _prepare(files, tokenizer, options: CorpusOptions, settings: dict, key: str,
     counts = _tokenise_splits(raw_path, split_of, tokenizer, max_length, work, stats)
     np.save(work / "token_counts.npy", counts)
     os.remove(raw_path)
-    done = {"fingerprint": key, "stats": stats.as_dict(), "settings": settings,
-            "files": {name: [(work / name).stat().st_size, _checksum(work / name)] for name in CACHE_FILES}}
+    done = {
+        "fingerprint": key,
+        "stats": stats.as_dict(),
+        "settings": settings,
+        "files": {name: [(work / name).stat().st_size, _checksum(work / name)] for name in CACHE_FILES},
+    }
     (work / ".done.json.tmp").write_text(json.dumps(done, indent=1))
     os.replace(work / ".done.json.tmp", work / "done.json")
     work.rename(target)
-    log(f"corpus: {stats.train} train / {stats.validation} validation sentences "
-        f"({stats.duplicates} duplicates dropped), cached in {target}")
+    log(
+        f"corpus: {stats.train} train / {stats.validation} validation sentences "
+        f"({stats.duplicates} duplicates dropped), cached in {target}"
+    )
     return _load_prepared(target, key)
 
 
-def _write_sentences(files: list[Path], options: CorpusOptions, raw_path: Path, hash_dir: Path,
-                     validation_fraction: float, stats: CorpusStats, log):
+def _write_sentences(
+    files: list[Path],
+    options: CorpusOptions,
+    raw_path: Path,
+    hash_dir: Path,
+    validation_fraction: float,
+    stats: CorpusStats,
+    log,
+):
     """Stream the clean sentences into ``raw_path``; returns each row's split (0 duplicate, 1 train, 2 validation)."""
     import datasets
     from datasets.arrow_writer import ArrowWriter
 
     spill = HashSpill(hash_dir)
-    with ArrowWriter(features=datasets.Features({"text": datasets.Value("string")}), path=str(raw_path),
-                     writer_batch_size=ARROW_BATCH) as writer:
+    with ArrowWriter(
+        features=datasets.Features({"text": datasets.Value("string")}),
+        path=str(raw_path),
+        writer_batch_size=ARROW_BATCH,
+    ) as writer:
         for sentence in iter_sentences(files, options, stats=stats):
             writer.write({"text": sentence})
             spill.add(sentence_hash(sentence))
@@ -299,8 +349,9 @@ def _tokenise_splits(raw_path: Path, split_of, tokenizer, max_length: int, work:
     from datasets.arrow_writer import ArrowWriter
 
     counts = np.zeros(len(tokenizer), dtype=np.int64)
-    features = datasets.Features({"input_ids": datasets.List(datasets.Value("int32")),
-                                  "length": datasets.Value("int64")})
+    features = datasets.Features(
+        {"input_ids": datasets.List(datasets.Value("int32")), "length": datasets.Value("int64")}
+    )
     writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow")) for split in SPLITS}
     pending = {split: [] for split in SPLITS}  # tokenised tables not yet written, so record batches are large
     pending_tokens = dict.fromkeys(SPLITS, 0)
@@ -313,17 +364,23 @@ def _tokenise_splits(raw_path: Path, split_of, tokenizer, max_length: int, work:
 
     start = 0
     for batch in _arrow_batches(str(raw_path), ["text"]):
-        where = split_of[start:start + batch.num_rows]
+        where = split_of[start : start + batch.num_rows]
         start += batch.num_rows
         for code, split in enumerate(SPLITS, 1):
             rows = np.flatnonzero(where == code)
             if not len(rows):
                 continue
-            ids = tokenizer(batch.column("text").take(rows).to_pylist(), truncation=True, max_length=max_length,
-                            return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            ids = tokenizer(
+                batch.column("text").take(rows).to_pylist(),
+                truncation=True,
+                max_length=max_length,
+                return_attention_mask=False,
+                return_token_type_ids=False,
+            )["input_ids"]
             column = pa.array(ids, type=pa.list_(pa.int32()))
-            pending[split].append(pa.table({"input_ids": column, "length": pa.compute.list_value_length(column)
-                                            .cast(pa.int64())}))
+            pending[split].append(
+                pa.table({"input_ids": column, "length": pa.compute.list_value_length(column).cast(pa.int64())})
+            )
             if split == "train":
                 counts += np.bincount(column.values.to_numpy(), minlength=len(counts))[: len(counts)]
             pending_tokens[split] += len(column.values)

@@ -18,9 +18,10 @@ import lzma
 import os
 import re
 import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Iterable, Iterator, Sequence
+from typing import IO
 
 from eliquare.config import CorpusOptions
 from eliquare.conll import read_sentences
@@ -68,8 +69,13 @@ def expand_paths(paths: Sequence[str | os.PathLike]) -> list[Path]:
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and not _SKIP_NAMES.match(f.name)
-                           and not any(part.startswith(".") for part in f.relative_to(p).parts))
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and not _SKIP_NAMES.match(f.name)
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
             if not found:
                 raise EliquareError(f"corpus directory {p} holds no files; point --corpus at text files")
             files.extend(found)
@@ -106,15 +112,19 @@ def _plain_name(path: Path) -> str:
 
 
 # byte-order marks of the wide encodings (UTF-32 first: its little-endian mark starts like UTF-16's)
-_WIDE_BOMS = ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"), (b"\xfe\xff", "UTF-16"),
-              (b"\xff\xfe", "UTF-16"))
+_WIDE_BOMS = (
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\xfe\xff", "UTF-16"),
+    (b"\xff\xfe", "UTF-16"),
+)
 _ENCODING_SAMPLE = 1 << 16  # bytes of a file's start looked at by check_encoding
 
 
 def check_encoding(path: Path) -> None:
     """Refuse a text file that is not UTF-8 rather than train on its garbage: one that starts with a UTF-16 or
     UTF-32 byte-order mark, holds NUL bytes (UTF-16/32 without a mark: ASCII text in it still decodes), or whose
-    first 64 KiB are mostly lines that do not decode. A few bad lines are skipped and counted, as before."""
+    first 64 KiB are mostly lines that do not decode. A few bad lines are skipped and counted."""
     try:
         with _open_binary(path) as fh:
             head = fh.read(_ENCODING_SAMPLE)
@@ -128,11 +138,14 @@ def check_encoding(path: Path) -> None:
 
     for bom, encoding in _WIDE_BOMS:
         if head.startswith(bom):
-            raise EliquareError(f"corpus file {path} is not UTF-8: it starts with a {encoding} byte-order mark; "
-                                f"{fix(encoding)}")
+            raise EliquareError(
+                f"corpus file {path} is not UTF-8: it starts with a {encoding} byte-order mark; {fix(encoding)}"
+            )
     if head.count(0) * 10 > len(head):
-        raise EliquareError(f"corpus file {path} is not UTF-8: {head.count(0) / len(head):.0%} of its first bytes are "
-                            f"NUL (UTF-16 or UTF-32 text?); {fix('UTF-16LE')}")
+        raise EliquareError(
+            f"corpus file {path} is not UTF-8: {head.count(0) / len(head):.0%} of its first bytes are "
+            f"NUL (UTF-16 or UTF-32 text?); {fix('UTF-16LE')}"
+        )
     lines = head.split(b"\n")
     if len(head) == _ENCODING_SAMPLE:
         lines = lines[:-1]  # the sample may end inside a line (and inside a character)
@@ -144,8 +157,10 @@ def check_encoding(path: Path) -> None:
         except UnicodeDecodeError:
             bad += 1
     if bad * 2 > len(lines):
-        raise EliquareError(f"corpus file {path} is not UTF-8: {bad} of its first {len(lines)} lines do not decode; "
-                            f"{fix('LATIN1')} if it is Latin-1")
+        raise EliquareError(
+            f"corpus file {path} is not UTF-8: {bad} of its first {len(lines)} lines do not decode; "
+            f"{fix('LATIN1')} if it is Latin-1"
+        )
 
 
 def _decoded_lines(path: Path, stats: CorpusStats) -> Iterator[str]:
@@ -205,8 +220,14 @@ def wikitext_to_text(wikitext: str) -> str:
         drop = False
         if isinstance(node, mwparserfromhell.nodes.Heading):
             drop = True
-        elif isinstance(node, mwparserfromhell.nodes.Tag) and str(node.tag).lower() in ("ref", "table", "gallery",
-                                                                                          "math", "code", "pre"):
+        elif isinstance(node, mwparserfromhell.nodes.Tag) and str(node.tag).lower() in (
+            "ref",
+            "table",
+            "gallery",
+            "math",
+            "code",
+            "pre",
+        ):
             drop = True
         elif isinstance(node, mwparserfromhell.nodes.Wikilink) and ":" in str(node.title).strip(":"):
             drop = True  # File:, Category:, interlanguage links
@@ -271,8 +292,9 @@ def clean_sentence(text: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFC", text)).strip()
 
 
-def iter_sentences(paths: Sequence[str | os.PathLike], options: CorpusOptions | None = None, *,
-                   stats: CorpusStats | None = None) -> Iterator[str]:
+def iter_sentences(
+    paths: Sequence[str | os.PathLike], options: CorpusOptions | None = None, *, stats: CorpusStats | None = None
+) -> Iterator[str]:
     """Clean sentences from files, directories, compressed files and MediaWiki dumps, streamed.
 
     Sentences with fewer than ``options.min_words`` words or more than ``options.max_chars`` characters,

@@ -1,7 +1,7 @@
 """Downstream evaluation: dataset readers, task metrics, fine-tuning, suites of jobs, significance tests,
 tables.
 
-- ``eliquare.evaluate.readers``: CoNLL-U, token-per-line BIO, TSV/CSV/JSONL -> train/dev/test;
+- ``eliquare.tasks.readers``: CoNLL-U, token-per-line BIO, TSV/CSV/JSONL -> train/dev/test;
 - ``eliquare.evaluate.metrics``: POS accuracy, entity-level NER F1, macro-F1;
 - ``eliquare.evaluate.finetune``: ``finetune(FinetuneConfig(...))`` (``eliquare finetune``);
 - ``eliquare.evaluate.suite``: ``evaluate(EvaluateConfig(...))`` (``eliquare evaluate``);

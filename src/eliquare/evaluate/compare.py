@@ -50,8 +50,9 @@ def load_scores(path: str | Path, model: Optional[str] = None) -> tuple[str, str
         raise EliquareError(f"{p} holds no finished jobs to compare")
     if model is None:
         if len(models) > 1:
-            raise EliquareError(f"{p} holds several models ({', '.join(models)}); choose one with --model-a / "
-                                "--model-b")
+            raise EliquareError(
+                f"{p} holds several models ({', '.join(models)}); choose one with --model-a / --model-b"
+            )
         model = models[0]
     if model not in models:
         raise EliquareError(f"{p} holds no finished jobs of model {model!r} (models: {', '.join(models)})")
@@ -70,21 +71,33 @@ def check_same_measure(cfg: CompareConfig, about_a: dict, about_b: dict, dataset
     accuracy), other data files, another test set size."""
     for dataset in datasets:
         a, b = about_a[dataset], about_b[dataset]
-        differ = [k for k in ("task", "metric", "files", "test_examples")
-                  if a[k] is not None and b[k] is not None and a[k] != b[k]]
+        differ = [
+            k
+            for k in ("task", "metric", "files", "test_examples")
+            if a[k] is not None and b[k] is not None and a[k] != b[k]
+        ]
         if not differ:
             continue
         on = f" on dataset {dataset}" if dataset else ""
 
         def say(x: dict) -> str:
             files = ", ".join(f for f in x["files"] if f) if "files" in differ else ""
-            return " ".join(filter(None, [x["task"] if "task" in differ else "",
-                                          f"({x['metric']})" if "metric" in differ else "",
-                                          files, f"{x['test_examples']} test examples"
-                                          if "test_examples" in differ else ""]))
+            return " ".join(
+                filter(
+                    None,
+                    [
+                        x["task"] if "task" in differ else "",
+                        f"({x['metric']})" if "metric" in differ else "",
+                        files,
+                        f"{x['test_examples']} test examples" if "test_examples" in differ else "",
+                    ],
+                )
+            )
 
-        raise EliquareError(f"{cfg.a} and {cfg.b} do not score the same thing{on}: {say(a)} in A, {say(b)} in B; "
-                            "compare runs of the same task on the same dataset")
+        raise EliquareError(
+            f"{cfg.a} and {cfg.b} do not score the same thing{on}: {say(a)} in A, {say(b)} in B; "
+            "compare runs of the same task on the same dataset"
+        )
 
 
 def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> dict:
@@ -101,19 +114,29 @@ def wilcoxon(a: list[float], b: list[float], alternative: str = "two-sided") -> 
         statistic, p = float(res.statistic), float(res.pvalue)
     m = len(nonzero)
     # the smallest p-value the exact test can reach with m non-zero differences
-    floor = (2.0 if alternative == "two-sided" else 1.0) / (2 ** m) if m else 1.0
-    return {"n": n, "nonzero": m, "statistic": statistic, "p_value": p, "alternative": alternative,
-            "min_p_value": min(1.0, floor), "mean_difference": statistics.fmean(diffs) if diffs else 0.0,
-            "a_better": sum(d > 0 for d in diffs), "b_better": sum(d < 0 for d in diffs),
-            "ties": sum(d == 0 for d in diffs)}
+    floor = (2.0 if alternative == "two-sided" else 1.0) / (2**m) if m else 1.0
+    return {
+        "n": n,
+        "nonzero": m,
+        "statistic": statistic,
+        "p_value": p,
+        "alternative": alternative,
+        "min_p_value": min(1.0, floor),
+        "mean_difference": statistics.fmean(diffs) if diffs else 0.0,
+        "a_better": sum(d > 0 for d in diffs),
+        "b_better": sum(d < 0 for d in diffs),
+        "ties": sum(d == 0 for d in diffs),
+    }
 
 
 def compare(cfg: CompareConfig) -> dict:
     kind_a, name_a, sa, about_a = load_scores(cfg.a, cfg.model_a)
     kind_b, name_b, sb, about_b = load_scores(cfg.b, cfg.model_b)
     if kind_a != kind_b:
-        raise EliquareError("compare two metrics.json files (pairs by seed) or two results.json files (pairs by "
-                            "dataset and seed), not one of each")
+        raise EliquareError(
+            "compare two metrics.json files (pairs by seed) or two results.json files (pairs by "
+            "dataset and seed), not one of each"
+        )
     keys = sorted(set(sa) & set(sb), key=lambda k: (str(k[0]), k[1]))
     if not keys:
         what = "seeds" if kind_a == "finetune" else "(dataset, seed) pairs"
@@ -122,17 +145,30 @@ def compare(cfg: CompareConfig) -> dict:
     a = [sa[k] for k in keys]
     b = [sb[k] for k in keys]
     res = wilcoxon(a, b, cfg.alternative)
-    res.update({"a": str(cfg.a), "b": str(cfg.b), "model_a": name_a, "model_b": name_b,
-                "pairs": [{"dataset": k[0], "seed": k[1], "a": x, "b": y} for k, x, y in zip(keys, a, b)]})
+    res.update(
+        {
+            "a": str(cfg.a),
+            "b": str(cfg.b),
+            "model_a": name_a,
+            "model_b": name_b,
+            "pairs": [{"dataset": k[0], "seed": k[1], "a": x, "b": y} for k, x, y in zip(keys, a, b)],
+        }
+    )
     sig = "significant" if res["p_value"] < 0.05 else "not significant"
-    print(f"A = {name_a} vs B = {name_b}: {res['n']} pairs, mean A - B = {100 * res['mean_difference']:+.2f} points; "
-          f"A better on {res['a_better']}, B better on {res['b_better']}, tied on {res['ties']}")
+    print(
+        f"A = {name_a} vs B = {name_b}: {res['n']} pairs, mean A - B = {100 * res['mean_difference']:+.2f} points; "
+        f"A better on {res['a_better']}, B better on {res['b_better']}, tied on {res['ties']}"
+    )
     tied = " (all pairs tied: nothing to rank, so p is 1)" if res["nonzero"] == 0 else ""
-    print(f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g}{tied} "
-          f"-> {sig} at 0.05")
+    print(
+        f"Wilcoxon signed-rank ({cfg.alternative}): W = {res['statistic']:g}, p = {res['p_value']:.4g}{tied} "
+        f"-> {sig} at 0.05"
+    )
     if res["min_p_value"] >= 0.05:
-        print(f"note: with {res['nonzero']} non-tied pairs p cannot fall below {res['min_p_value']:.3g}; more seeds "
-              "or datasets are needed for significance at 0.05")
+        print(
+            f"note: with {res['nonzero']} non-tied pairs p cannot fall below {res['min_p_value']:.3g}; more seeds "
+            "or datasets are needed for significance at 0.05"
+        )
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")

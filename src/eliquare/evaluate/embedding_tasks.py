@@ -20,8 +20,8 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -57,12 +57,21 @@ class Embedder:
 
         prompt = self.prompt(prompt_name)
         started = time.perf_counter()
-        vectors = encode(self.model, self.tokenizer, self.embedding, list(texts), prompt, batch_size=self.batch_size,
-                         max_length=self.max_length)
+        vectors = encode(
+            self.model,
+            self.tokenizer,
+            self.embedding,
+            list(texts),
+            prompt,
+            batch_size=self.batch_size,
+            max_length=self.max_length,
+        )
         self.seconds += time.perf_counter() - started
         self.texts += len(texts)
-        self.tokens += sum(min(len(ids), self.max_length) for ids in self.tokenizer(
-            [prompt + t for t in texts], add_special_tokens=True, verbose=False)["input_ids"])
+        self.tokens += sum(
+            min(len(ids), self.max_length)
+            for ids in self.tokenizer([prompt + t for t in texts], add_special_tokens=True, verbose=False)["input_ids"]
+        )
         return vectors
 
     def speed(self) -> dict:
@@ -80,8 +89,12 @@ def retrieval_scores(queries: np.ndarray, documents: np.ndarray, k: int = 10) ->
     sims = q @ d.T
     own = sims[np.arange(len(q)), np.arange(len(q))]
     rank = (sims > own[:, None]).sum(1) + 1  # 1 = found first (ties count in the query's favour)
-    return {"recall_at_1": float((rank == 1).mean()), f"recall_at_{k}": float((rank <= k).mean()),
-            f"mrr_at_{k}": float(np.where(rank <= k, 1.0 / rank, 0.0).mean()), "queries": int(len(q))}
+    return {
+        "recall_at_1": float((rank == 1).mean()),
+        f"recall_at_{k}": float((rank <= k).mean()),
+        f"mrr_at_{k}": float(np.where(rank <= k, 1.0 / rank, 0.0).mean()),
+        "queries": int(len(q)),
+    }
 
 
 def neighbours(vectors: np.ndarray, k: int) -> np.ndarray:
@@ -133,14 +146,21 @@ def logistic_regression_scores(train_x, train_y, dev_x, dev_y, test_x, test_y, s
 
 def _pairs(cfg) -> tuple[list[str], list[str], str]:
     """(queries, documents, file) of a retrieval dataset: row i's query and its own document."""
-    from eliquare.evaluate.readers import read_table
+    from eliquare.tasks.readers import read_table
 
     if not cfg.query_column:
-        raise EliquareError("--task retrieval needs --query-column (the column of the queries, e.g. headline) and "
-                            "--text-column for the documents")
+        raise EliquareError(
+            "--task retrieval needs --query-column (the column of the queries, e.g. headline) and "
+            "--text-column for the documents"
+        )
     path = cfg.test or cfg.train
-    rows = read_table(path, label_column=cfg.query_column, text_columns=cfg.text_column, header=cfg.header,
-                      fmt=cfg.format if cfg.format != "auto" else "auto")
+    rows = read_table(
+        path,
+        label_column=cfg.query_column,
+        text_columns=cfg.text_column,
+        header=cfg.header,
+        fmt=cfg.format if cfg.format != "auto" else "auto",
+    )
     if cfg.max_train_examples:
         rows = rows[: cfg.max_train_examples]
     if len(rows) < 2:
@@ -150,17 +170,26 @@ def _pairs(cfg) -> tuple[list[str], list[str], str]:
 
 def _texts(cfg) -> tuple[list[str], str]:
     """The texts of an agreement dataset: a table's text columns, or a token file's sentences (words joined)."""
-    from eliquare.evaluate.readers import read_table, read_token_file, sniff_table_format
+    from eliquare.tasks.readers import read_table, read_token_file, sniff_table_format
 
     path = cfg.test or cfg.train
     try:
         table = sniff_table_format(Path(path)) in ("tsv", "csv", "jsonl", "json") and cfg.format in (
-            "auto", "tsv", "csv", "jsonl", "json")
+            "auto",
+            "tsv",
+            "csv",
+            "jsonl",
+            "json",
+        )
     except EliquareError:
         table = False
     if cfg.text_column or (table and cfg.format != "auto"):
-        texts = [r.text for r in read_table(path, label_column=cfg.label_column, text_columns=cfg.text_column,
-                                            header=cfg.header, fmt=cfg.format)]
+        texts = [
+            r.text
+            for r in read_table(
+                path, label_column=cfg.label_column, text_columns=cfg.text_column, header=cfg.header, fmt=cfg.format
+            )
+        ]
     else:
         fmt = cfg.format if cfg.format in ("conllu", "bio") else "auto"
         texts = [" ".join(e.words) for e in read_token_file(path, "ner" if fmt != "conllu" else "pos", fmt)]
@@ -188,24 +217,39 @@ def run_embedding_task(cfg) -> dict:
     labels: list = []
     predictions = None
     if cfg.task == "embed-classify":
-        from eliquare.evaluate.finetune import _read_data
+        from eliquare.tasks.readers import read_task_splits
 
-        split_data = _read_data(cfg.__class__(**{**to_dict(cfg), "task": "classify"}))
+        split_data = read_task_splits(cfg.__class__(**{**to_dict(cfg), "task": "classify"}))
         model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
-        x = {s: model.embed([e.text for e in getattr(split_data, s)], cfg.query_prompt)
-             for s in ("test", "train", "dev")}
+        x = {
+            s: model.embed([e.text for e in getattr(split_data, s)], cfg.query_prompt) for s in ("test", "train", "dev")
+        }
         y = {s: [e.label for e in getattr(split_data, s)] for s in ("train", "dev", "test")}
-        scores, predictions = logistic_regression_scores(x["train"], y["train"], x["dev"], y["dev"], x["test"],
-                                                         y["test"], cfg.seed)
+        scores, predictions = logistic_regression_scores(
+            x["train"], y["train"], x["dev"], y["dev"], x["test"], y["test"], cfg.seed
+        )
         labels = split_data.labels
-        data = {**split_data.files, "split": split_data.split, "train_examples": len(split_data.train),
-                "dev_examples": len(split_data.dev), "test_examples": len(split_data.test)}
+        data = {
+            **split_data.files,
+            "split": split_data.split,
+            "train_examples": len(split_data.train),
+            "dev_examples": len(split_data.dev),
+            "test_examples": len(split_data.test),
+        }
     elif cfg.task == "retrieval":
         queries, documents, path = _pairs(cfg)
         model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
         scores = retrieval_scores(model.embed(queries, cfg.query_prompt), model.embed(documents, cfg.document_prompt))
-        data = {"train": cfg.train, "dev": None, "test": cfg.test, "file": path, "split": "every row of the file",
-                "train_examples": 0, "dev_examples": 0, "test_examples": len(queries)}
+        data = {
+            "train": cfg.train,
+            "dev": None,
+            "test": cfg.test,
+            "file": path,
+            "split": "every row of the file",
+            "train_examples": 0,
+            "dev_examples": 0,
+            "test_examples": len(queries),
+        }
     else:
         texts, path = _texts(cfg)
         model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
@@ -213,21 +257,54 @@ def run_embedding_task(cfg) -> dict:
         reference = Embedder(cfg.reference, cfg.max_length, cfg.eval_batch_size)
         scores = agreement_scores(vectors, reference.embed(texts, cfg.query_prompt))
         scores["reference"] = cfg.reference
-        data = {"train": cfg.train, "dev": None, "test": cfg.test, "file": path,
-                "split": f"the first {len(texts)} distinct texts", "train_examples": 0, "dev_examples": 0,
-                "test_examples": len(texts)}
+        data = {
+            "train": cfg.train,
+            "dev": None,
+            "test": cfg.test,
+            "file": path,
+            "split": f"the first {len(texts)} distinct texts",
+            "train_examples": 0,
+            "dev_examples": 0,
+            "test_examples": len(texts),
+        }
     metric = MAIN_METRIC[cfg.task]
     score = float(scores[metric])
-    size = {"parameters": model.parameters, "encoder_parameters": model.parameters,
-            "size_mb": round(model.parameters * 4 / 1e6, 1)}
-    run = {"seed": cfg.seed, "score": score, "test": scores, **size, **model.speed(),
-           "train_seconds": round(time.perf_counter() - started, 2)}
+    size = {
+        "parameters": model.parameters,
+        "encoder_parameters": model.parameters,
+        "size_mb": round(model.parameters * 4 / 1e6, 1),
+    }
+    run = {
+        "seed": cfg.seed,
+        "score": score,
+        "test": scores,
+        **size,
+        **model.speed(),
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
     summary = {
-        "eliquare": __version__, "kind": "finetune", "frozen": True, "model": cfg.model, "model_path": model.path,
-        "task": cfg.task, "metric": metric, "score": score, "std": 0.0, "seeds": [cfg.seed], "scores": [score],
-        "test": scores, "data": data, "labels": labels, "max_length": model.max_length,
-        "embedding": model.embedding.as_dict(), **size, **model.speed(), "train_seconds": run["train_seconds"],
-        "runs": [run], "config": to_dict(cfg)}
+        "eliquare": __version__,
+        "kind": "finetune",
+        "frozen": True,
+        "model": cfg.model,
+        "model_path": model.path,
+        "task": cfg.task,
+        "metric": metric,
+        "score": score,
+        "std": 0.0,
+        "seeds": [cfg.seed],
+        "scores": [score],
+        "test": scores,
+        "data": data,
+        "labels": labels,
+        "max_length": model.max_length,
+        "embedding": model.embedding.as_dict(),
+        **size,
+        **model.speed(),
+        "train_seconds": run["train_seconds"],
+        "runs": [run],
+        "config": to_dict(cfg),
+    }
     out.mkdir(parents=True, exist_ok=True)
     if predictions is not None:
         split_test = [e for e in split_data.test]
@@ -238,6 +315,9 @@ def run_embedding_task(cfg) -> dict:
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(out / "metrics.json")
-    print(f"{cfg.task} {metric} on test: {100 * score:.2f} (frozen embeddings of {cfg.model}); results in {out}",
-          file=sys.stderr, flush=True)
+    print(
+        f"{cfg.task} {metric} on test: {100 * score:.2f} (frozen embeddings of {cfg.model}); results in {out}",
+        file=sys.stderr,
+        flush=True,
+    )
     return summary

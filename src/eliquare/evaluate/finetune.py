@@ -16,137 +16,27 @@ model and tokenizer), ``predictions.tsv`` (test predictions beside the gold labe
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 from eliquare.atomic import write_json
-from eliquare.errors import EliquareError, check_writable
-from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
-from eliquare.evaluate.readers import TaskData, load_task_data
 from eliquare.config import FinetuneConfig
+from eliquare.errors import EliquareError, check_writable, notice
+from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
 from eliquare.evaluate.task_vocab import TaskVocabulary
 from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
 from eliquare.speed import machine
+from eliquare.tasks.encoding import encode, quiet_transformers
+from eliquare.tasks.readers import TaskData, read_task_splits
 from eliquare.training import resolve_bf16, trainer_arguments
 
 TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
-
-
-
-def notice(msg: str) -> None:
-    print(f"eliquare: notice: {msg}", file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-
-
-# ---------------------------------------------------------------------------------------------
-# features
-
-
-def encode_token_examples(examples: Sequence, tokenizer, label2id: dict, max_length: int):
-    """Sub-word features for token tasks: labels on first sub-words, sentences windowed to fit.
-
-    Returns ``(features, owners, stats)``: ``owners[j]`` is the example index of feature ``j``.
-    """
-    n_special = tokenizer.num_special_tokens_to_add(pair=False)
-    budget = max_length - n_special
-    if budget < 1:
-        raise EliquareError(f"max_length {max_length} leaves no room for words; give a larger --max-length")
-    unk = tokenizer.unk_token or "[UNK]"
-    words_all = [list(e.words) for e in examples]
-    stats = {"windowed": 0, "windows": 0, "empty_words": 0, "cut_words": 0}
-    pending: list[tuple[int, list[str], list[str]]] = []
-    enc = tokenizer(words_all, is_split_into_words=True, add_special_tokens=False) if words_all else None
-    for i, ex in enumerate(examples):
-        words, tags = words_all[i], list(ex.tags)
-        counts = [0] * len(words)
-        for w in enc.word_ids(i):
-            if w is not None:
-                counts[w] += 1
-        if 0 in counts:  # e.g. a lone zero-width character: give it a token so that it is labelled
-            for w, c in enumerate(counts):
-                if c == 0:
-                    words[w] = unk
-                    counts[w] = 1
-                    stats["empty_words"] += 1
-        windows, cur, cur_len = [], [], 0
-        for w, c in enumerate(counts):
-            c = min(c, budget)
-            if c == budget and counts[w] > budget:
-                stats["cut_words"] += 1
-            if cur and cur_len + c > budget:
-                windows.append(cur)
-                cur, cur_len = [], 0
-            cur.append(w)
-            cur_len += c
-        windows.append(cur)
-        if len(windows) > 1:
-            stats["windowed"] += 1
-        for win in windows:
-            pending.append((i, [words[w] for w in win], [tags[w] for w in win]))
-
-    features, owners = [], []
-    while pending:
-        enc2 = tokenizer([p[1] for p in pending], is_split_into_words=True, truncation=True, max_length=max_length)
-        retry = []
-        for j, (i, ws, ts) in enumerate(pending):
-            labels, prev = [], None
-            for w in enc2.word_ids(j):
-                labels.append(-100 if w is None or w == prev else label2id[ts[w]])
-                prev = w
-            if sum(lab != -100 for lab in labels) < len(ws):  # sub-words of a window counted differently
-                half = len(ws) // 2
-                retry += [(i, ws[:half], ts[:half]), (i, ws[half:], ts[half:])]
-                continue
-            feat = {"input_ids": enc2["input_ids"][j], "attention_mask": enc2["attention_mask"][j], "labels": labels}
-            if "token_type_ids" in enc2:
-                feat["token_type_ids"] = enc2["token_type_ids"][j]
-            features.append(feat)
-            owners.append(i)
-        pending = retry
-    order = sorted(range(len(features)), key=lambda j: owners[j])  # stable: windows stay in order
-    features = [features[j] for j in order]
-    owners = [owners[j] for j in order]
-    stats["windows"] = len(features)
-    return features, owners, stats
-
-
-def encode_text_examples(examples: Sequence, tokenizer, label2id: dict, max_length: int):
-    texts = [e.text for e in examples]
-    with _quiet_transformers():
-        full = tokenizer(texts, add_special_tokens=True)["input_ids"] if texts else []
-    truncated = sum(len(ids) > max_length for ids in full)
-    enc = tokenizer(texts, truncation=True, max_length=max_length) if texts else {"input_ids": []}
-    features = []
-    for j, e in enumerate(examples):
-        feat = {"input_ids": enc["input_ids"][j], "attention_mask": enc["attention_mask"][j],
-                "labels": label2id[e.label]}
-        if "token_type_ids" in enc:
-            feat["token_type_ids"] = enc["token_type_ids"][j]
-        features.append(feat)
-    return features, list(range(len(examples))), {"truncated": truncated}
-
-
-def encode(task: str, examples, tokenizer, label2id, max_length):
-    if task == "classify":
-        return encode_text_examples(examples, tokenizer, label2id, max_length)
-    return encode_token_examples(examples, tokenizer, label2id, max_length)
 
 
 class _Features:
@@ -251,8 +141,7 @@ def _keep_best_callback(scorer: Scorer):
 def _finish_model_dir(directory: Path) -> None:
     """A fine-tuned model as a user deploys or exports it: no Trainer pickle, files 0644, a tokenizer config
     transformers 4.x loads (as a distilled student's directory)."""
-    from eliquare.models import make_tokenizer_config_portable
-    from eliquare.publish import tidy
+    from eliquare.publish import make_tokenizer_config_portable, tidy
 
     make_tokenizer_config_portable(directory)
     tidy(directory)
@@ -279,16 +168,22 @@ def _eval_steps(cfg, n_features: int) -> int:
     steps_per_epoch = max(1, math.ceil(n_features / cfg.batch_size))
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * steps_per_epoch))
     if cfg.warmup_steps >= total / 2:
-        notice(f"warm-up ({cfg.warmup_steps} steps) covers {min(cfg.warmup_steps / total, 1):.0%} of the {total} "
-               "training steps, so the learning rate stays below its peak for most of training; give "
-               "--warmup-steps to change it")
+        notice(
+            f"warm-up ({cfg.warmup_steps} steps) covers {min(cfg.warmup_steps / total, 1):.0%} of the {total} "
+            "training steps, so the learning rate stays below its peak for most of training; give "
+            "--warmup-steps to change it"
+        )
     return min(steps_per_epoch, total)
 
 
 def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
     """The paper's schedule (linear decay after warm-up), a dev evaluation every ``eval_steps``, no checkpoints."""
     return trainer_arguments(
-        work, seed=seed, use_cpu=cfg.use_cpu, bf16=resolve_bf16(cfg.bf16, cfg.use_cpu), group_by_length=cfg.group_by_length,
+        work,
+        seed=seed,
+        use_cpu=cfg.use_cpu,
+        bf16=resolve_bf16(cfg.bf16, cfg.use_cpu),
+        group_by_length=cfg.group_by_length,
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size,
         num_train_epochs=cfg.epochs,
@@ -325,19 +220,29 @@ def _train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work
     from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
 
     train_ds, dev_ds = _Features(feats["train"][0]), _Features(feats["dev"][0])
-    collator = (DataCollatorWithPadding(tokenizer) if cfg.task == "classify"
-                else DataCollatorForTokenClassification(tokenizer))
+    collator = (
+        DataCollatorWithPadding(tokenizer) if cfg.task == "classify" else DataCollatorForTokenClassification(tokenizer)
+    )
     scorer = Scorer(cfg.task, data.labels)
     scorer.use(data.dev, feats["dev"][1])
     keep = _keep_best_callback(scorer)
     args = _training_arguments(cfg, work, _eval_steps(cfg, len(train_ds)), seed)
-    trainer = _trainer_class(Trainer)(model=model, args=args, data_collator=collator, train_dataset=train_ds,
-                                      eval_dataset=dev_ds, processing_class=tokenizer, compute_metrics=scorer,
-                                      callbacks=[keep], preprocess_logits_for_metrics=_argmax)
+    trainer = _trainer_class(Trainer)(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=train_ds,
+        eval_dataset=dev_ds,
+        processing_class=tokenizer,
+        compute_metrics=scorer,
+        callbacks=[keep],
+        preprocess_logits_for_metrics=_argmax,
+    )
     t0 = time.perf_counter()
     trainer.train()
-    if keep.step != trainer.state.global_step and (not keep.history or
-                                                   keep.history[-1]["step"] != trainer.state.global_step):
+    if keep.step != trainer.state.global_step and (
+        not keep.history or keep.history[-1]["step"] != trainer.state.global_step
+    ):
         trainer.evaluate()
     train_seconds = time.perf_counter() - t0
     if keep.state_dict is not None:
@@ -355,14 +260,15 @@ def _predict_test(cfg, data: TaskData, trainer, scorer: Scorer, feats: dict) -> 
     return preds, task_scores(cfg.task, scorer.gold(), preds), predict_seconds
 
 
-def _train_one(cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, vocab: TaskVocabulary | None,
-               run_dir: Path, seed: int) -> dict:
+def _train_one(
+    cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, vocab: TaskVocabulary | None, run_dir: Path, seed: int
+) -> dict:
     """One seed: fine-tune keeping the best dev evaluation, test that model, write ``run_dir``."""
     import torch
     from transformers import set_seed
 
     set_seed(seed)
-    with _quiet_transformers():
+    with quiet_transformers():
         loaded = load_model(cfg.model, head=TASK_HEADS[cfg.task], labels=data.labels, tokenizer=False)
     model = loaded.model
     n_params = sum(p.numel() for p in model.parameters())
@@ -420,27 +326,17 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _read_data(cfg: FinetuneConfig) -> TaskData:
-    """The three splits (at most ``max_train_examples`` training examples)."""
-    data = load_task_data(cfg.task, cfg.train, cfg.dev, cfg.test, fmt=cfg.format, label_column=cfg.label_column,
-                          text_columns=cfg.text_column, header=cfg.header, dev_fraction=cfg.dev_fraction,
-                          split_seed=cfg.split_seed, documents=cfg.documents)
-    for message in data.notices:
-        notice(message)
-    if cfg.max_train_examples is not None:
-        data.train = data.train[: cfg.max_train_examples]
-    return data
-
-
 def _load_tokenizer(cfg: FinetuneConfig):
     """``(path, tokenizer, model_config)`` of ``cfg.model``; the tokenizer must be a fast one."""
     path = resolve_model(cfg.model)
-    with _quiet_transformers():
+    with quiet_transformers():
         tokenizer = load_tokenizer(cfg.model, path)
         model_config = load_config(cfg.model, path)
     if not getattr(tokenizer, "is_fast", False):
-        raise EliquareError(f"the tokenizer of {cfg.model} is not a fast (Rust) tokenizer, which word alignment "
-                            "needs; save the model with a tokenizer.json")
+        raise EliquareError(
+            f"the tokenizer of {cfg.model} is not a fast (Rust) tokenizer, which word alignment "
+            "needs; save the model with a tokenizer.json"
+        )
     return path, tokenizer, model_config
 
 
@@ -458,7 +354,7 @@ ENCODING_CACHE_VERSION = 1  # bump when encode() changes what it returns for the
 
 
 def encoding_cache_dir() -> Path:
-    from eliquare.corpus.prepare import default_cache_dir
+    from eliquare.cache import default_cache_dir
 
     return default_cache_dir() / "task-encodings"
 
@@ -478,8 +374,16 @@ def _encoding_key(cfg, data: TaskData, tokenizer, label2id: dict, max_length: in
         for e in getattr(data, split):
             item = [e.text, e.label] if cfg.task == "classify" else [list(e.words), list(e.tags)]
             h.update(json.dumps(item, ensure_ascii=False).encode("utf-8"))
-    return digest({"version": ENCODING_CACHE_VERSION, "task": cfg.task, "tokenizer": tokenizer_fingerprint(tokenizer),
-                   "labels": label2id, "max_length": max_length, "examples": h.hexdigest()})
+    return digest(
+        {
+            "version": ENCODING_CACHE_VERSION,
+            "task": cfg.task,
+            "tokenizer": tokenizer_fingerprint(tokenizer),
+            "labels": label2id,
+            "max_length": max_length,
+            "examples": h.hexdigest(),
+        }
+    )
 
 
 def _encode_splits(cfg, data: TaskData, tokenizer, max_length: int) -> dict:
@@ -505,11 +409,15 @@ def _encode_splits(cfg, data: TaskData, tokenizer, max_length: int) -> dict:
             feats[split] = encode(cfg.task, examples, tokenizer, label2id, max_length)
         stats = feats[split][2]
         if stats.get("truncated"):
-            notice(f"{stats['truncated']} of {len(examples)} {split} texts are longer than {max_length} tokens and "
-                   "were truncated")
+            notice(
+                f"{stats['truncated']} of {len(examples)} {split} texts are longer than {max_length} tokens and "
+                "were truncated"
+            )
         if stats.get("windowed"):
-            notice(f"{stats['windowed']} of {len(examples)} {split} sentences are longer than {max_length} tokens "
-                   "and were cut into windows (every word keeps its label)")
+            notice(
+                f"{stats['windowed']} of {len(examples)} {split} sentences are longer than {max_length} tokens "
+                "and were cut into windows (every word keeps its label)"
+            )
         if stats.get("empty_words"):
             notice(f"{stats['empty_words']} {split} words gave no sub-word and were read as the unknown token")
     if cached is not None and not hit:  # (a damaged entry is replaced)
@@ -547,8 +455,13 @@ def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], 
         "seeds": seeds,
         "scores": scores,
         "test": test_mean if len(runs) > 1 else runs[0]["test"],
-        "data": {**data.files, "split": data.split, "train_examples": len(data.train),
-                 "dev_examples": len(data.dev), "test_examples": len(data.test)},
+        "data": {
+            **data.files,
+            "split": data.split,
+            "train_examples": len(data.train),
+            "dev_examples": len(data.dev),
+            "test_examples": len(data.test),
+        },
         "labels": data.labels,
         "max_length": max_length,
         "parameters": runs[0]["parameters"],
@@ -582,8 +495,12 @@ def _reused_run(out: Path, seed: int, seeds: list[int], run: dict, old_seeds: li
     return run
 
 
-def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_layout: list[int] | None = None,
-             on_seed: Callable[[list[dict], list[int]], None] | None = None) -> dict:
+def finetune(
+    cfg: FinetuneConfig,
+    reuse: dict[int, dict] | None = None,
+    reuse_layout: list[int] | None = None,
+    on_seed: Callable[[list[dict], list[int]], None] | None = None,
+) -> dict:
     """Fine-tune ``cfg.model`` on one dataset with one or more seeds; returns the summary written to
     ``cfg.out/metrics.json``. The frozen-embedding tasks (embed-classify, retrieval, agreement) fine-tune nothing:
     ``eliquare.evaluate.embedding_tasks`` scores them.
@@ -599,28 +516,35 @@ def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_la
     out = check_writable(cfg.out)
     if (out / "metrics.json").exists() and not cfg.overwrite:
         raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
-    data = _read_data(cfg)
+    data = read_task_splits(cfg)
     path, tokenizer, model_config = _load_tokenizer(cfg)
     max_length = _max_length(cfg, tokenizer, model_config)
     feats = _encode_splits(cfg, data, tokenizer, max_length)
     vocab = None
     if cfg.task_vocabulary:
-        vocab = TaskVocabulary.of([f for split in feats.values() for f in split[0]], tokenizer,
-                                  model_config.vocab_size)
+        vocab = TaskVocabulary.of([f for split in feats.values() for f in split[0]], tokenizer, model_config.vocab_size)
         feats = {split: (vocab.remap(f), owners, stats) for split, (f, owners, stats) in feats.items()}
-        notice(f"fine-tuning on the task's own vocabulary: {len(vocab.kept_ids):,} of {vocab.full_size:,} embedding "
-               "rows (exact: the same tokens and hidden states; --no-task-vocabulary for all of them)")
-    print(f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
-          f"test examples, {len(data.labels)} labels, max length {max_length}", file=sys.stderr, flush=True)
+        notice(
+            f"fine-tuning on the task's own vocabulary: {len(vocab.kept_ids):,} of {vocab.full_size:,} embedding "
+            "rows (exact: the same tokens and hidden states; --no-task-vocabulary for all of them)"
+        )
+    print(
+        f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
+        f"test examples, {len(data.labels)} labels, max length {max_length}",
+        file=sys.stderr,
+        flush=True,
+    )
 
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
     out.mkdir(parents=True, exist_ok=True)
     reuse = reuse or {}
     runs = []
     for seed in seeds:
-        runs.append(_reused_run(out, seed, seeds, reuse[seed], reuse_layout or []) if seed in reuse else
-                    _train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}",
-                               seed))
+        runs.append(
+            _reused_run(out, seed, seeds, reuse[seed], reuse_layout or [])
+            if seed in reuse
+            else _train_one(cfg, data, tokenizer, feats, vocab, out if len(seeds) == 1 else out / f"seed-{seed}", seed)
+        )
         if on_seed is not None and len(runs) < len(seeds):
             on_seed(list(runs), seeds)
     if reuse_layout is not None:  # the seeds of the earlier result that are not in this list
@@ -630,6 +554,9 @@ def finetune(cfg: FinetuneConfig, reuse: dict[int, dict] | None = None, reuse_la
     summary = _summary(cfg, data, path, max_length, seeds, runs)
     write_json(out / "metrics.json", summary, indent=2)
     spread = f" ± {100 * summary['std']:.2f}" if len(runs) > 1 else ""
-    print(f"{cfg.task} {summary['metric']} on test: {100 * summary['score']:.2f}{spread} ({len(runs)} seed(s)); "
-          f"results in {out}", flush=True)
+    print(
+        f"{cfg.task} {summary['metric']} on test: {100 * summary['score']:.2f}{spread} ({len(runs)} seed(s)); "
+        f"results in {out}",
+        flush=True,
+    )
     return summary

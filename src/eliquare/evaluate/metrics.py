@@ -11,13 +11,19 @@ Scores are fractions in [0, 1].
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from eliquare.errors import EliquareError
 
-MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "classify": "macro_f1",
-               # frozen-embedding tasks (eliquare.evaluate.embedding_tasks)
-               "embed-classify": "macro_f1", "retrieval": "mrr_at_10", "agreement": "neighbours_at_10"}
+MAIN_METRIC = {
+    "pos": "accuracy",
+    "ner": "f1",
+    "classify": "macro_f1",
+    # frozen-embedding tasks (eliquare.evaluate.embedding_tasks)
+    "embed-classify": "macro_f1",
+    "retrieval": "mrr_at_10",
+    "agreement": "neighbours_at_10",
+}
 
 
 def _f1(p: float, r: float) -> float:
@@ -71,9 +77,7 @@ def _end_of_chunk(prev_tag, tag, prev_type, type_) -> bool:
 
 def _start_of_chunk(prev_tag, tag, prev_type, type_) -> bool:
     return (
-        tag in ("B", "S")
-        or (prev_tag in ("E", "S", "O") and tag in ("E", "I"))
-        or (tag != "O" and prev_type != type_)
+        tag in ("B", "S") or (prev_tag in ("E", "S", "O") and tag in ("E", "I")) or (tag != "O" and prev_type != type_)
     )
 
 
@@ -112,8 +116,14 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
         per_type[typ] = {"precision": p, "recall": r, "f1": _f1(p, r), "support": len(t)}
     flat_g = [t for s in gold for t in s]
     flat_p = [t for s in pred for t in s]
-    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall), "entities": len(true),
-            "token_accuracy": accuracy(flat_g, flat_p), "per_type": per_type}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": _f1(precision, recall),
+        "entities": len(true),
+        "token_accuracy": accuracy(flat_g, flat_p),
+        "per_type": per_type,
+    }
 
 
 def classification_scores(gold: Sequence[str], pred: Sequence[str]) -> dict:

@@ -65,8 +65,11 @@ def build_tables(rows: list[dict], reference: Optional[str] = None) -> dict:
             vals = [float(r[key]) for r in mine if r.get(key) not in (None, "")]
             return statistics.fmean(vals) if vals else None
 
-        info[m] = {"params": mean("encoder_parameters") or mean("parameters"), "size_mb": mean("size_mb"),
-                   "tokens_per_second": mean("tokens_per_second")}
+        info[m] = {
+            "params": mean("encoder_parameters") or mean("parameters"),
+            "size_mb": mean("size_mb"),
+            "tokens_per_second": mean("tokens_per_second"),
+        }
     return {"models": models, "columns": columns, "cell": cell, "reference": reference, "info": info}
 
 
@@ -118,8 +121,7 @@ def markdown_table(t: dict, columns: list[str], decimals: int, extras: bool = Tr
             cells.append(_fmt(i["size_mb"], 1))
         if has_speed:
             cells.append(_fmt(i["tokens_per_second"], 0))
-            cells.append(f"{i['tokens_per_second'] / ref_speed:.2f}x" if i["tokens_per_second"] and ref_speed
-                         else "–")
+            cells.append(f"{i['tokens_per_second'] / ref_speed:.2f}x" if i["tokens_per_second"] and ref_speed else "–")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -182,16 +184,28 @@ def ablation_tables(t: dict, students: list[dict], decimals: int) -> list[str]:
     their scores on their language's datasets, the mean, the difference to the paper's setting where one of
     them has it (5·L_ce + 1·L_cos + 2·L_mlm, T = 2), and their health beside."""
     parts: list[str] = []
-    for varies, title, paper in (("loss", "Loss terms (Table 6)", "5·L_ce + 1·L_cos + 2·L_mlm"),
-                                 ("temperature", "Temperature of the soft targets (Table 7)", "T = 2")):
+    for varies, title, paper in (
+        ("loss", "Loss terms (Table 6)", "5·L_ce + 1·L_cos + 2·L_mlm"),
+        ("temperature", "Temperature of the soft targets (Table 7)", "T = 2"),
+    ):
         for group in _ablation_groups(students, varies):
             language = group[0]["language"]
             cols = [c for c, lg in t["columns"] if lg == language]
             cols = [c for c in cols if any(_score(t, s["name"], c) is not None for s in group)]
             if not cols:
                 continue
-            base = next((s for s in group if (s["weights"] == PAPER_LOSS_WEIGHTS if varies == "loss"
-                                               else s["temperature"] == PAPER_TEMPERATURE)), None)
+            base = next(
+                (
+                    s
+                    for s in group
+                    if (
+                        s["weights"] == PAPER_LOSS_WEIGHTS
+                        if varies == "loss"
+                        else s["temperature"] == PAPER_TEMPERATURE
+                    )
+                ),
+                None,
+            )
             health = [(k, h) for k, h in HEALTH_COLUMNS if any(s["health"].get(k) is not None for s in group)]
             head = ["Student", "loss" if varies == "loss" else "T"] + cols + (["Avg"] if len(cols) > 1 else [])
             head += [f"Δ vs {paper}"] if base else []
@@ -212,15 +226,26 @@ def ablation_tables(t: dict, students: list[dict], decimals: int) -> list[str]:
                     cells.append("–" if a is None or b is None else f"{b - a:+.{decimals}f}")
                 cells += [_fmt(s["health"].get(k), 3) for k, _ in health]
                 lines.append("| " + " | ".join(cells) + " |")
-            fixed = (f"T = {group[0]['temperature']:g}" if varies == "loss"
-                     else f"loss {_weights_text(group[0]['weights'])}")
-            parts += [f"## {title}: {language}", "",
-                      f"Students of one recipe, alike but for the {'loss weights' if varies == 'loss' else 'temperature'}"
-                      f" ({fixed}). Scores as above"
-                      + (", averaged over the columns" if len(cols) > 1 else "")
-                      + ("; health of the kept checkpoint on held-out corpus sentences (collapse: mean pairwise cosine"
-                         " of last-layer token states; CKA: linear CKA with the teacher; probe: frozen-state probe)"
-                         if health else "") + ".", "", "\n".join(lines), ""]
+            fixed = (
+                f"T = {group[0]['temperature']:g}" if varies == "loss" else f"loss {_weights_text(group[0]['weights'])}"
+            )
+            parts += [
+                f"## {title}: {language}",
+                "",
+                f"Students of one recipe, alike but for the {'loss weights' if varies == 'loss' else 'temperature'}"
+                f" ({fixed}). Scores as above"
+                + (", averaged over the columns" if len(cols) > 1 else "")
+                + (
+                    "; health of the kept checkpoint on held-out corpus sentences (collapse: mean pairwise cosine"
+                    " of last-layer token states; CKA: linear CKA with the teacher; probe: frozen-state probe)"
+                    if health
+                    else ""
+                )
+                + ".",
+                "",
+                "\n".join(lines),
+                "",
+            ]
     return parts
 
 
@@ -275,24 +300,42 @@ def report(cfg: ReportConfig) -> dict:
         if lang and lang not in languages:
             languages.append(lang)
     ref = t["reference"]
-    parts = ["# Results", "",
-             "Scores are F1 x 100 on the test split (POS: accuracy = micro-F1; NER: entity-level F1; "
-             "classification: macro-F1), mean ± standard deviation over seeds where there are several. "
-             f"Speed: test tokens per second; speed-up relative to {ref}.", "",
-             "## All languages", "", markdown_table(t, columns, d), ""]
+    parts = [
+        "# Results",
+        "",
+        "Scores are F1 x 100 on the test split (POS: accuracy = micro-F1; NER: entity-level F1; "
+        "classification: macro-F1), mean ± standard deviation over seeds where there are several. "
+        f"Speed: test tokens per second; speed-up relative to {ref}.",
+        "",
+        "## All languages",
+        "",
+        markdown_table(t, columns, d),
+        "",
+    ]
     figures = []
     fig = drop_figure(t, columns, out / "figures" / f"drop-vs-{_slug(ref)}.png", f"Drop in F1 against {ref}")
     if fig:
         figures.append(fig)
-        parts += [f"## Difference to {ref}", "", f"F1 points, model minus {ref} (negative: a drop).", "",
-                  drop_table(t, columns, d), "",
-                  f"![drop in F1 against {ref}]({fig.relative_to(out).as_posix()})", ""]
+        parts += [
+            f"## Difference to {ref}",
+            "",
+            f"F1 points, model minus {ref} (negative: a drop).",
+            "",
+            drop_table(t, columns, d),
+            "",
+            f"![drop in F1 against {ref}]({fig.relative_to(out).as_posix()})",
+            "",
+        ]
     if len(languages) > 1:
         for lang in languages:
             cols = [c for c, lg in t["columns"] if lg == lang]
             parts += [f"## {lang}", "", markdown_table(t, cols, d), ""]
-            fig = drop_figure(t, cols, out / "figures" / f"drop-vs-{_slug(ref)}-{_slug(lang)}.png",
-                              f"{lang}: drop in F1 against {ref}")
+            fig = drop_figure(
+                t,
+                cols,
+                out / "figures" / f"drop-vs-{_slug(ref)}-{_slug(lang)}.png",
+                f"{lang}: drop in F1 against {ref}",
+            )
             if fig:
                 figures.append(fig)
                 parts += [f"![{lang}: drop in F1 against {ref}]({fig.relative_to(out).as_posix()})", ""]

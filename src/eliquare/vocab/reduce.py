@@ -13,21 +13,26 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
-from eliquare.config import CorpusOptions, VocabReduceConfig
 from eliquare.atomic import Replacement
+from eliquare.config import CorpusOptions, VocabReduceConfig
 from eliquare.errors import EliquareError, check_output_dir
 from eliquare.models import count_parameters, load_model
 from eliquare.vocab.families import tokenizer_family
 from eliquare.vocab.select import TokenCounts, count_tokens, frequency_threshold, select_ids
 from eliquare.vocab.slicing import slice_vocabulary
-from eliquare.vocab.tokenizer_json import (added_token_mask, id_to_token, load_reduced_tokenizer,
-                                           reduce_tokenizer_json, tokenizer_json)
+from eliquare.vocab.tokenizer_json import (
+    added_token_mask,
+    id_to_token,
+    load_reduced_tokenizer,
+    reduce_tokenizer_json,
+    tokenizer_json,
+)
 
 REPORT_FILE = "vocab_report.json"
 
@@ -51,8 +56,9 @@ class ReductionResult:
 
 
 def save_tokenizer(tokenizer, slow_files: dict[str, bytes], out_dir: str | Path) -> None:
-    """``save_pretrained`` plus the vocabulary files of the slow tokenizer (transformers 5 writes only tokenizer.json)."""
-    from eliquare.models import make_tokenizer_config_portable
+    """``save_pretrained`` plus the vocabulary files of the slow tokenizer (transformers 5 writes only
+    tokenizer.json)."""
+    from eliquare.publish import make_tokenizer_config_portable
 
     tokenizer.save_pretrained(out_dir)
     make_tokenizer_config_portable(out_dir)  # loads on transformers 4.x too
@@ -78,16 +84,28 @@ class Selection:
         return np.flatnonzero(self.keep)
 
 
-def select_vocabulary(tokenizer, sentences: Iterable[str], *, min_fraction: float = 0.0005,
-                      min_count: int | None = None, max_size: int | None = None,
-                      report_sentences: int = 50_000) -> Selection:
+def select_vocabulary(
+    tokenizer,
+    sentences: Iterable[str],
+    *,
+    min_fraction: float = 0.0005,
+    min_count: int | None = None,
+    max_size: int | None = None,
+    report_sentences: int = 50_000,
+) -> Selection:
     """Count the subwords of ``tokenizer`` on ``sentences`` and choose the ones to keep (see ``reduce_vocabulary``).
 
     ``sentences`` may be ``{language: sentences}``: a subword stays when it is found in ``min_fraction`` (or
     ``min_count``) of the sentences of any one language, so that a smaller language keeps its own subwords."""
     if isinstance(sentences, dict):
-        return _select_per_language(tokenizer, sentences, min_fraction=min_fraction, min_count=min_count,
-                                    max_size=max_size, report_sentences=report_sentences)
+        return _select_per_language(
+            tokenizer,
+            sentences,
+            min_fraction=min_fraction,
+            min_count=min_count,
+            max_size=max_size,
+            report_sentences=report_sentences,
+        )
     tj = tokenizer_json(tokenizer)
     family = tokenizer_family(tj)
     tokens = id_to_token(tokenizer)
@@ -105,16 +123,26 @@ def select_vocabulary(tokenizer, sentences: Iterable[str], *, min_fraction: floa
     return Selection(family, tj, tokens, counts, threshold, required, keep)
 
 
-def _select_per_language(tokenizer, by_language: dict, *, min_fraction, min_count, max_size,
-                         report_sentences) -> Selection:
+def _select_per_language(
+    tokenizer, by_language: dict, *, min_fraction, min_count, max_size, report_sentences
+) -> Selection:
     if max_size is not None:
-        raise EliquareError("--vocab-max-size caps one language's vocabulary; with several languages give "
-                            "--vocab-min-fraction or --vocab-min-count (applied to each language)")
+        raise EliquareError(
+            "--vocab-max-size caps one language's vocabulary; with several languages give "
+            "--vocab-min-fraction or --vocab-min-count (applied to each language)"
+        )
     tj = tokenizer_json(tokenizer)
     family = tokenizer_family(tj)
     tokens = id_to_token(tokenizer)
-    per = {lang: count_tokens(tokenizer.backend_tokenizer, sents, sample_size=max(report_sentences // len(by_language), 1),
-                              tokenizer_json=tj) for lang, sents in by_language.items()}
+    per = {
+        lang: count_tokens(
+            tokenizer.backend_tokenizer,
+            sents,
+            sample_size=max(report_sentences // len(by_language), 1),
+            tokenizer_json=tj,
+        )
+        for lang, sents in by_language.items()
+    }
     merged = TokenCounts(len(tokens))
     for c in per.values():
         merged.sentences += c.sentences
@@ -130,8 +158,11 @@ def _select_per_language(tokenizer, by_language: dict, *, min_fraction, min_coun
     for lang, c in per.items():
         threshold = frequency_threshold(c.sentences, min_fraction=min_fraction, min_count=min_count)
         keeps[lang] = select_ids(c.doc_freq, required, threshold=threshold)
-        languages[lang] = {"sentences": c.sentences, "threshold_sentences": threshold,
-                           "frequent_ids": int((keeps[lang] & ~required).sum())}
+        languages[lang] = {
+            "sentences": c.sentences,
+            "threshold_sentences": threshold,
+            "frequent_ids": int((keeps[lang] & ~required).sum()),
+        }
     union = np.logical_or.reduce(list(keeps.values()))
     for lang, keep in keeps.items():  # what would be lost without this language's own threshold
         others = np.logical_or.reduce([k for other, k in keeps.items() if other != lang] or [required])
@@ -147,9 +178,16 @@ def _sample_figures(ids: list[list[int]], words: int, unk_id: int | None) -> dic
     return {"tokens_per_word": n_tokens / max(words, 1), "unk_rate": n_unk / max(n_tokens, 1)}
 
 
-def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fraction: float = 0.0005,
-                      min_count: int | None = None, max_size: int | None = None,
-                      report_sentences: int = 50_000) -> ReductionResult:
+def reduce_vocabulary(
+    model,
+    tokenizer,
+    sentences: Iterable[str],
+    *,
+    min_fraction: float = 0.0005,
+    min_count: int | None = None,
+    max_size: int | None = None,
+    report_sentences: int = 50_000,
+) -> ReductionResult:
     """Keep the subwords found in at least ``min_fraction`` of ``sentences`` (or ``min_count`` sentences).
 
     ``model`` (a loaded ``*ForMaskedLM`` or ``*Model``) is reduced in place: word embeddings, MLM decoder
@@ -161,10 +199,17 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     vocab_size = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=True)
     rows = model.get_input_embeddings().weight.shape[0]
     if rows < vocab_size:
-        raise EliquareError(f"the tokenizer has {vocab_size} ids but the model only {rows} embeddings; give the "
-                            "model's own tokenizer")
-    selection = select_vocabulary(tokenizer, sentences, min_fraction=min_fraction, min_count=min_count,
-                                  max_size=max_size, report_sentences=report_sentences)
+        raise EliquareError(
+            f"the tokenizer has {vocab_size} ids but the model only {rows} embeddings; give the model's own tokenizer"
+        )
+    selection = select_vocabulary(
+        tokenizer,
+        sentences,
+        min_fraction=min_fraction,
+        min_count=min_count,
+        max_size=max_size,
+        report_sentences=report_sentences,
+    )
     selected = time.perf_counter()
     family, counts, keep, required = selection.family, selection.counts, selection.keep, selection.required
     kept_ids = selection.kept_ids
@@ -178,8 +223,9 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     parameters_after = count_parameters(model)
 
     # before/after on the sample: the same sentences through the old and the new tokenizer
-    new_ids = count_tokens(reduced_tokenizer.backend_tokenizer, counts.sample,
-                           sample_size=len(counts.sample)).sample_ids
+    new_ids = count_tokens(
+        reduced_tokenizer.backend_tokenizer, counts.sample, sample_size=len(counts.sample)
+    ).sample_ids
     as_old = [kept_ids[seq].tolist() for seq in new_ids]
     identical = sum(a == b for a, b in zip(as_old, counts.sample_ids))
     words = sum(len(s.split()) for s in counts.sample)
@@ -194,14 +240,20 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
         "tokenizer_family": family.MODEL_TYPE,
         "tokenizer_class": type(tokenizer).__name__,
         "model_class": type(model).__name__,
-        "selection": {"min_fraction": min_fraction, "min_count": min_count, "max_size": max_size,
-                      "threshold_sentences": selection.threshold},
+        "selection": {
+            "min_fraction": min_fraction,
+            "min_count": min_count,
+            "max_size": max_size,
+            "threshold_sentences": selection.threshold,
+        },
         "corpus_sentences": counts.sentences,
         "corpus_words": counts.words,
         "vocab_size": {"before": vocab_size, "after": len(kept_ids)},
-        "kept": {"frequent": int((keep & frequent & ~required).sum()),
-                 "special_and_characters": int(required.sum()),
-                 "dependencies": int((keep & ~frequent & ~required).sum())},
+        "kept": {
+            "frequent": int((keep & frequent & ~required).sum()),
+            "special_and_characters": int(required.sum()),
+            "dependencies": int((keep & ~frequent & ~required).sum()),
+        },
         "embedding_rows": {"before": rows, "after": len(kept_ids)},
         "parameters": {"before": parameters_before, "after": parameters_after},
         # share of the corpus's tokens (original tokenisation) whose id was kept
@@ -213,8 +265,11 @@ def reduce_vocabulary(model, tokenizer, sentences: Iterable[str], *, min_fractio
     }
     if selection.languages:
         report["languages"] = selection.languages
-    print(f"vocab: counted and selected on {counts.sentences:,} sentences in {selected - started:.1f} s, reduced in "
-          f"{time.perf_counter() - selected:.1f} s", file=sys.stderr)
+    print(
+        f"vocab: counted and selected on {counts.sentences:,} sentences in {selected - started:.1f} s, reduced in "
+        f"{time.perf_counter() - selected:.1f} s",
+        file=sys.stderr,
+    )
     return ReductionResult(model=model, tokenizer=reduced_tokenizer, kept_ids=kept_ids, report=report, slow_files=slow)
 
 
@@ -222,23 +277,26 @@ def format_report(report: dict) -> str:
     """The report as a few readable lines."""
     v, p = report["vocab_size"], report["parameters"]
     tpw, unk = report["tokens_per_word"], report["unk_rate"]
-    return "\n".join([
-        f"vocabulary   {v['before']:>12,} -> {v['after']:>10,}  ({report['tokenizer_family']}, kept "
-        f"{report['kept']['frequent']:,} frequent + {report['kept']['special_and_characters']:,} special/character "
-        f"+ {report['kept']['dependencies']:,} dependency pieces; threshold "
-        f"{report['selection']['threshold_sentences']:,} of {report['corpus_sentences']:,} sentences)",
-        f"parameters   {p['before']:>12,} -> {p['after']:>10,}  ({p['after'] / p['before']:.1%})",
-        f"corpus tokens kept {report['corpus_token_coverage']:.2%}; on {report['report_sentences']:,} sentences: "
-        f"identical tokenisation {report['identical_tokenisation']:.2%}, tokens/word {tpw['before']:.3f} -> "
-        f"{tpw['after']:.3f}, unknown {unk['before']:.4%} -> {unk['after']:.4%}",
-    ])
+    return "\n".join(
+        [
+            f"vocabulary   {v['before']:>12,} -> {v['after']:>10,}  ({report['tokenizer_family']}, kept "
+            f"{report['kept']['frequent']:,} frequent + {report['kept']['special_and_characters']:,} special/character "
+            f"+ {report['kept']['dependencies']:,} dependency pieces; threshold "
+            f"{report['selection']['threshold_sentences']:,} of {report['corpus_sentences']:,} sentences)",
+            f"parameters   {p['before']:>12,} -> {p['after']:>10,}  ({p['after'] / p['before']:.1%})",
+            f"corpus tokens kept {report['corpus_token_coverage']:.2%}; on {report['report_sentences']:,} sentences: "
+            f"identical tokenisation {report['identical_tokenisation']:.2%}, tokens/word {tpw['before']:.3f} -> "
+            f"{tpw['after']:.3f}, unknown {unk['before']:.4%} -> {unk['after']:.4%}",
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # `eliquare vocab reduce`
 
 
-# below this share of sentences tokenised as before, the reduction changes most of what the model reads
+# below this share of sentences tokenised as the full vocabulary tokenises them, the reduction changes most of what
+# the model reads
 RETOKENISED_NOTICE_BELOW = 0.9
 
 
@@ -247,16 +305,19 @@ def retokenisation_notice(report: dict, min_count_flag: str = "--vocab-min-count
 
     The paper's 0.05% of sentences is a threshold for a Wikipedia; on a small corpus it drops subwords the language
     needs, and words the teacher reads whole the student reads in pieces. On Swahili (39,548 sentences, 38% of them
-    tokenised as before) that cost the student NER F1 that keeping every corpus subword gave back
+    tokenised as the full vocabulary tokenises them) that cost the student NER F1 that keeping every corpus subword
+    gave back
     (results/sw-ner-vocab)."""
     same = report["identical_tokenisation"]
     if same >= RETOKENISED_NOTICE_BELOW or report["selection"]["threshold_sentences"] <= 1:
         return None
-    return (f"notice: VocabReduce tokenises only {same:.1%} of the corpus's sentences as the full vocabulary does "
-            f"(threshold {report['selection']['threshold_sentences']:,} of {report['corpus_sentences']:,} "
-            f"sentences, {report['vocab_size']['after']:,} subwords kept); the words of the others split into more, "
-            f"shorter pieces. On a corpus this small give {min_count_flag} 2 or 1 (1 keeps every subword the corpus "
-            "uses); see results/sw-ner-vocab")
+    return (
+        f"notice: VocabReduce tokenises only {same:.1%} of the corpus's sentences as the full vocabulary does "
+        f"(threshold {report['selection']['threshold_sentences']:,} of {report['corpus_sentences']:,} "
+        f"sentences, {report['vocab_size']['after']:,} subwords kept); the words of the others split into more, "
+        f"shorter pieces. On a corpus this small give {min_count_flag} 2 or 1 (1 keeps every subword the corpus "
+        "uses); see results/sw-ner-vocab"
+    )
 
 
 def reduce_on_corpus(model, tokenizer, corpus, options: CorpusOptions | None = None, **selection) -> ReductionResult:
@@ -267,8 +328,9 @@ def reduce_on_corpus(model, tokenizer, corpus, options: CorpusOptions | None = N
 
     languages = by_language(corpus)
     if languages:
-        return reduce_vocabulary(model, tokenizer, {lang: iter_sentences(paths, options)
-                                                    for lang, paths in languages.items()}, **selection)
+        return reduce_vocabulary(
+            model, tokenizer, {lang: iter_sentences(paths, options) for lang, paths in languages.items()}, **selection
+        )
     return reduce_vocabulary(model, tokenizer, iter_sentences(corpus, options), **selection)
 
 
@@ -285,10 +347,18 @@ def reduce_command(cfg: VocabReduceConfig) -> Path:
     model, tokenizer, path = loaded.model, loaded.tokenizer, loaded.path
     if out.exists() and Path(path).exists() and out.resolve() == Path(path).resolve():
         raise EliquareError(f"--out {out} is the model's own directory; write the reduced model elsewhere")
-    result = reduce_on_corpus(model, tokenizer, cfg.corpus, cfg.corpus_options, min_fraction=cfg.min_fraction,
-                              min_count=cfg.min_count,
-                              max_size=cfg.max_size, report_sentences=cfg.report_sentences)
+    result = reduce_on_corpus(
+        model,
+        tokenizer,
+        cfg.corpus,
+        cfg.corpus_options,
+        min_fraction=cfg.min_fraction,
+        min_count=cfg.min_count,
+        max_size=cfg.max_size,
+        report_sentences=cfg.report_sentences,
+    )
     result.report["model"] = cfg.model
+
     def save(directory: Path) -> None:
         result.save(directory)
         keep_sentence_transformers_files(cfg.model, path, directory, model)

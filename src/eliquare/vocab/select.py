@@ -13,8 +13,8 @@ import math
 import random
 import re
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -56,10 +56,28 @@ def _batches(sentences: Iterable[str], size: int) -> Iterator[list[str]]:
 # ids followed by those of " " + each later word. Sentences with other whitespace, double spaces or
 # added-token text take the full pipeline; the first batch is checked against the full pipeline.
 
-_PER_CHARACTER_NORMALIZERS = {"Precompiled", "NFC", "NFD", "NFKC", "NFKD", "Lowercase", "StripAccents",
-                              "BertNormalizer", "Replace", "Sequence"}
-_SPACE_SPLITTING_PRE_TOKENIZERS = {"Metaspace", "BertPreTokenizer", "WhitespaceSplit", "Whitespace", "ByteLevel",
-                                   "Punctuation", "Digits", "Sequence"}
+_PER_CHARACTER_NORMALIZERS = {
+    "Precompiled",
+    "NFC",
+    "NFD",
+    "NFKC",
+    "NFKD",
+    "Lowercase",
+    "StripAccents",
+    "BertNormalizer",
+    "Replace",
+    "Sequence",
+}
+_SPACE_SPLITTING_PRE_TOKENIZERS = {
+    "Metaspace",
+    "BertPreTokenizer",
+    "WhitespaceSplit",
+    "Whitespace",
+    "ByteLevel",
+    "Punctuation",
+    "Digits",
+    "Sequence",
+}
 _SPACE_RUN_PATTERNS = {" {2,}", r"\s+", " +", r"\s{2,}"}  # no-ops on text with single spaces only
 _CHECKED_SENTENCES = 1000
 
@@ -97,7 +115,7 @@ class _Growing:
     def extend(self, values: np.ndarray) -> None:
         if self.size + len(values) > len(self.data):
             self.data = np.resize(self.data, max(2 * len(self.data), self.size + len(values)))
-        self.data[self.size:self.size + len(values)] = values
+        self.data[self.size : self.size + len(values)] = values
         self.size += len(values)
 
     def view(self) -> np.ndarray:
@@ -133,8 +151,9 @@ class _WordByWord:
         # a sentence takes the full pipeline if it is empty, has leading, trailing or double spaces,
         # an unsafe character or the text of an added token
         chars = ["[" + "".join(map(re.escape, sorted(self.unsafe_chars))) + "]"] if self.unsafe_chars else []
-        self.unsafe = re.compile("|".join([r"^$", "  ", "^ ", " $", *map(re.escape, self.added), *chars]),
-                                 re.IGNORECASE)
+        self.unsafe = re.compile(
+            "|".join([r"^$", "  ", "^ ", " $", *map(re.escape, self.added), *chars]), re.IGNORECASE
+        )
 
     def _suspicious(self, batch: list[str], joined: str) -> bool:
         """Whether any sentence of the batch may be unsafe (cheap whole-batch tests first)."""
@@ -142,15 +161,31 @@ class _WordByWord:
         new = chars.difference(self.checked)
         if new:
             self.checked |= new
-            unsafe = {c for c in new if c not in " \n" and (c.isspace() or self.normalizer is not None and any(
-                ch.isspace() for ch in self.normalizer.normalize_str(c)))}
+            unsafe = {
+                c
+                for c in new
+                if c not in " \n"
+                and (
+                    c.isspace()
+                    or self.normalizer is not None
+                    and any(ch.isspace() for ch in self.normalizer.normalize_str(c))
+                )
+            }
             if unsafe:
                 self.unsafe_chars |= unsafe
                 self._compile()
         lowered = joined.lower()
-        return (not all(batch) or "  " in joined or " \n" in joined or "\n " in joined or joined[:1] == " "
-                or joined[-1:] == " " or joined.count("\n") != len(batch) - 1
-                or not chars.isdisjoint(self.unsafe_chars) or any(a.lower() in lowered for a in self.added))
+        return (
+            not all(batch)
+            or "  " in joined
+            or " \n" in joined
+            or "\n " in joined
+            or joined[:1] == " "
+            or joined[-1:] == " "
+            or joined.count("\n") != len(batch) - 1
+            or not chars.isdisjoint(self.unsafe_chars)
+            or any(a.lower() in lowered for a in self.added)
+        )
 
     def _learn(self, keys: list[str]) -> None:
         new = sorted(set(keys).difference(self.index))
@@ -176,8 +211,12 @@ class _WordByWord:
         keys = self._WORD.findall("\n" + ("\n".join(safe_sentences) if unsafe else joined))
         self._learn(keys)
         words = np.fromiter(map(self.index.__getitem__, keys), dtype=np.int64, count=len(keys))
-        per_sentence = np.fromiter(map(str.count, safe_sentences, itertools.repeat(" ")), dtype=np.int64,
-                                   count=len(safe_sentences)) + 1
+        per_sentence = (
+            np.fromiter(
+                map(str.count, safe_sentences, itertools.repeat(" ")), dtype=np.int64, count=len(safe_sentences)
+            )
+            + 1
+        )
         lengths = self.lengths.view()[words]
         # positions of each word's ids in the flat array, expanded token by token
         offsets = np.repeat(self.starts.view()[words] - (np.cumsum(lengths) - lengths), lengths)
@@ -192,9 +231,16 @@ class _WordByWord:
         return sentence, tokens
 
 
-def count_tokens(backend, sentences: Iterable[str], *, sample_size: int = 50_000, seed: int = 0,
-                 batch_size: int = BATCH_SENTENCES, word_by_word: bool = True,
-                 tokenizer_json: dict | None = None) -> TokenCounts:
+def count_tokens(
+    backend,
+    sentences: Iterable[str],
+    *,
+    sample_size: int = 50_000,
+    seed: int = 0,
+    batch_size: int = BATCH_SENTENCES,
+    word_by_word: bool = True,
+    tokenizer_json: dict | None = None,
+) -> TokenCounts:
     """Document and token frequencies of every id of ``backend`` (a ``tokenizers.Tokenizer``) on ``sentences``.
 
     Special tokens are not added, and truncation and padding (if set) are switched off on a copy of
@@ -224,8 +270,11 @@ def count_tokens(backend, sentences: Iterable[str], *, sample_size: int = 50_000
                 cut = int(np.searchsorted(sentence, check))
                 full_sentence, full_tokens = _full_pipeline(backend, batch[:check])
                 if not (np.array_equal(full_sentence, sentence[:cut]) and np.array_equal(full_tokens, tokens[:cut])):
-                    print("vocab: word-by-word counting disagrees with this tokenizer; counting sentence by "
-                          "sentence (slower)", file=sys.stderr)
+                    print(
+                        "vocab: word-by-word counting disagrees with this tokenizer; counting sentence by "
+                        "sentence (slower)",
+                        file=sys.stderr,
+                    )
                     words = None
         if words is None:
             sentence, tokens = _full_pipeline(backend, batch)
@@ -241,7 +290,7 @@ def count_tokens(backend, sentences: Iterable[str], *, sample_size: int = 50_000
             seen = counts.sentences + i
             slot = seen if seen < sample_size else rng.randrange(seen + 1)
             if slot < sample_size:
-                ids = tokens[ends[i - 1] if i else 0:ends[i]].tolist()
+                ids = tokens[ends[i - 1] if i else 0 : ends[i]].tolist()
                 if slot == len(counts.sample):
                     counts.sample.append(s)
                     counts.sample_ids.append(ids)
@@ -264,7 +313,9 @@ def frequency_threshold(sentences: int, *, min_fraction: float = 0.0005, min_cou
     return max(1, math.ceil(min_fraction * sentences - 1e-9))
 
 
-def select_ids(doc_freq: np.ndarray, required: np.ndarray, *, threshold: int, max_size: int | None = None) -> np.ndarray:
+def select_ids(
+    doc_freq: np.ndarray, required: np.ndarray, *, threshold: int, max_size: int | None = None
+) -> np.ndarray:
     """Mask of the ids to keep: every ``required`` id, plus the ids found in >= ``threshold`` sentences.
 
     With ``max_size``, only the most frequent of those (ties: lower id first) are kept, so that the

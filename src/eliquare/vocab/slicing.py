@@ -33,8 +33,9 @@ def slice_vocabulary(model, kept_ids) -> None:
     embeddings = model.get_input_embeddings()
     rows = embeddings.weight.shape[0]
     if kept.numel() == 0 or int(kept.min()) < 0 or int(kept.max()) >= rows:
-        raise EliquareError(f"kept ids must lie in 0..{rows - 1}, the model's vocabulary; the tokenizer does not "
-                            "belong to this model")
+        raise EliquareError(
+            f"kept ids must lie in 0..{rows - 1}, the model's vocabulary; the tokenizer does not belong to this model"
+        )
     if len(set(kept.tolist())) != kept.numel():
         raise EliquareError("kept ids must not repeat")
     new_id = {old: new for new, old in enumerate(kept.tolist())}
@@ -42,8 +43,10 @@ def slice_vocabulary(model, kept_ids) -> None:
     new_pad = new_id.get(old_pad) if old_pad is not None else None
     if old_pad is not None and new_pad != old_pad and _positions_follow_padding(model):
         # RoBERTa-style models number positions from padding_idx + 1: moving the pad id shifts them all
-        raise EliquareError(f"the reduction would move the pad token from id {old_pad} to {new_pad}, which shifts this "
-                            "model's position ids; keep the special tokens first in the vocabulary")
+        raise EliquareError(
+            f"the reduction would move the pad token from id {old_pad} to {new_pad}, which shifts this "
+            "model's position ids; keep the special tokens first in the vocabulary"
+        )
     with torch.no_grad():
         for tensor in _vocabulary_tensors(model):
             tensor[: kept.numel()] = tensor[kept.to(tensor.device)]  # the right side is a copy: safe in place
@@ -56,5 +59,6 @@ def slice_vocabulary(model, kept_ids) -> None:
 
 
 def _positions_follow_padding(model) -> bool:
-    return any(isinstance(getattr(m, "padding_idx", None), int) and not isinstance(m, nn.Embedding)
-               for m in model.modules())
+    return any(
+        isinstance(getattr(m, "padding_idx", None), int) and not isinstance(m, nn.Embedding) for m in model.modules()
+    )

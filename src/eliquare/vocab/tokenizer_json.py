@@ -21,8 +21,10 @@ def tokenizer_json(tokenizer) -> dict:
     """The serialised backend of a transformers fast tokenizer."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        raise EliquareError(f"{type(tokenizer).__name__} has no fast (tokenizers) backend; vocabulary reduction needs "
-                            "a tokenizer with a tokenizer.json (load it with AutoTokenizer)")
+        raise EliquareError(
+            f"{type(tokenizer).__name__} has no fast (tokenizers) backend; vocabulary reduction needs "
+            "a tokenizer with a tokenizer.json (load it with AutoTokenizer)"
+        )
     return json.loads(backend.to_str())
 
 
@@ -56,8 +58,10 @@ def _remap_post_processor(pp: dict | None, new_id: np.ndarray) -> dict | None:
     elif kind == "Sequence":
         pp["processors"] = [_remap_post_processor(p, new_id) for p in pp["processors"]]
     elif kind != "ByteLevel":
-        raise EliquareError(f"tokenizer post-processor '{kind}' is not supported by vocabulary reduction; supported: "
-                            "TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence")
+        raise EliquareError(
+            f"tokenizer post-processor '{kind}' is not supported by vocabulary reduction; supported: "
+            "TemplateProcessing, BertProcessing, RobertaProcessing, ByteLevel, Sequence"
+        )
     return pp
 
 
@@ -95,8 +99,10 @@ def load_reduced_tokenizer(tokenizer, new_tj: dict):
     reduced.name_or_path = tokenizer.name_or_path
     expected = {t: i for i, t in enumerate(_tokens_in_order(new_tj))}
     if reduced.get_vocab() != expected:
-        raise EliquareError(f"{type(tokenizer).__name__} renumbered the reduced vocabulary when loading it; this "
-                            "tokenizer class is not supported by vocabulary reduction")
+        raise EliquareError(
+            f"{type(tokenizer).__name__} renumbered the reduced vocabulary when loading it; this "
+            "tokenizer class is not supported by vocabulary reduction"
+        )
     return reduced
 
 

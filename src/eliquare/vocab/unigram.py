@@ -62,7 +62,8 @@ def sentencepiece_file(tokenizer) -> str | None:
 
 
 def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, bytes]:
-    """The tokenizer's SentencePiece model (``sentencepiece.bpe.model`` for XLM-R) with the same pieces, if it had one."""
+    """The tokenizer's SentencePiece model (``sentencepiece.bpe.model`` for XLM-R) with the same pieces, if it had
+    one."""
     source = sentencepiece_file(tokenizer)
     if source is None:
         return {}
@@ -72,8 +73,11 @@ def slow_files(tokenizer, new_tokens: list[str], new_tj: dict) -> dict[str, byte
     with open(source, "rb") as f:
         proto.ParseFromString(f.read())
     keep = set(new_tokens)
-    always = (sp.ModelProto.SentencePiece.CONTROL, sp.ModelProto.SentencePiece.UNKNOWN,
-              sp.ModelProto.SentencePiece.BYTE)
+    always = (
+        sp.ModelProto.SentencePiece.CONTROL,
+        sp.ModelProto.SentencePiece.UNKNOWN,
+        sp.ModelProto.SentencePiece.BYTE,
+    )
     old = list(proto.pieces)
     kept = [p for p in old if p.type in always or p.piece in keep]
     position = {p.piece: i for i, p in enumerate(kept)}

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from eliquare.atomic import file_checksum as _checksum, write_json
+from eliquare.atomic import file_checksum as _checksum
+from eliquare.atomic import write_json
 from eliquare.errors import EliquareError
 
 MARKER = "eliquare-complete.json"
@@ -53,9 +54,13 @@ def mark_complete(checkpoint: Path) -> None:
     files = _files(checkpoint)
     for f in files:
         _fsync(f)
-    write_json(checkpoint / MARKER, {
-        "step": int(_STEP.match(checkpoint.name).group(1)) if _STEP.match(checkpoint.name) else None,
-        "files": {str(f.relative_to(checkpoint)): [f.stat().st_size, _checksum(f)] for f in files}})
+    write_json(
+        checkpoint / MARKER,
+        {
+            "step": int(_STEP.match(checkpoint.name).group(1)) if _STEP.match(checkpoint.name) else None,
+            "files": {str(f.relative_to(checkpoint)): [f.stat().st_size, _checksum(f)] for f in files},
+        },
+    )
     _fsync(checkpoint)
 
 
@@ -123,9 +128,12 @@ class ResumePoint:
     skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     def notices(self) -> list[str]:
-        return [f"notice: --resume skips {p} ({why}) and continues from {self.path.name}; it is removed"
-                if _step(p) > _step(self.path) else f"notice: --resume removes {p}, left incomplete ({why})"
-                for p, why in self.skipped]
+        return [
+            f"notice: --resume skips {p} ({why}) and continues from {self.path.name}; it is removed"
+            if _step(p) > _step(self.path)
+            else f"notice: --resume removes {p}, left incomplete ({why})"
+            for p, why in self.skipped
+        ]
 
     def remove_skipped(self) -> None:
         for p, _ in self.skipped:
@@ -152,13 +160,15 @@ def resume_point(folder: Path) -> ResumePoint:
     for i, checkpoint in enumerate(checkpoints):
         why = why_incomplete(checkpoint)
         if why is None:
-            older = [(c, w) for c in checkpoints[i + 1:] if (w := why_incomplete(c, checksums=False)) is not None]
+            older = [(c, w) for c in checkpoints[i + 1 :] if (w := why_incomplete(c, checksums=False)) is not None]
             return ResumePoint(checkpoint, skipped + older)
         skipped.append((checkpoint, why))
     if not skipped:
         raise EliquareError(f"--resume: no checkpoint found in {folder}; start without --resume")
-    raise EliquareError(f"--resume: no complete checkpoint in {folder} ({'; '.join(f'{p.name}: {w}' for p, w in skipped)}"
-                        "); start afresh with --overwrite")
+    raise EliquareError(
+        f"--resume: no complete checkpoint in {folder} ({'; '.join(f'{p.name}: {w}' for p, w in skipped)}"
+        "); start afresh with --overwrite"
+    )
 
 
 def has_complete_checkpoint(folder: Path) -> bool:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
 
-IGNORE_INDEX = -100
+from eliquare.models import IGNORE_INDEX
 
 
 def smoothed_token_weights(token_counts: np.ndarray, smoothing: float, special_ids: Sequence[int]) -> torch.Tensor:
@@ -58,12 +58,14 @@ class MaskingCollator:
         return input_ids, attention
 
     def generator_for(self, input_ids: torch.Tensor) -> torch.Generator:
-        digest = hashlib.blake2b(input_ids.numpy().tobytes(), digest_size=8, key=self.seed.to_bytes(8, "little",
-                                                                                                   signed=True))
+        digest = hashlib.blake2b(
+            input_ids.numpy().tobytes(), digest_size=8, key=self.seed.to_bytes(8, "little", signed=True)
+        )
         return torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)
 
-    def mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def mask(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (masked input ids, labels): labels hold the original id at chosen positions, -100 elsewhere."""
         g = generator if generator is not None else self.generator_for(input_ids)
         weights = self.token_weights[input_ids] * attention_mask  # padding and special tokens weigh 0
@@ -98,8 +100,16 @@ class MaskingCollator:
         return batch
 
 
-def collator_for(tokenizer, token_counts: np.ndarray, *, mlm_probability: float = 0.15, mask_replace: float = 0.8,
-                 random_replace: float = 0.1, smoothing: float = 0.7, seed: int = 0) -> MaskingCollator:
+def collator_for(
+    tokenizer,
+    token_counts: np.ndarray,
+    *,
+    mlm_probability: float = 0.15,
+    mask_replace: float = 0.8,
+    random_replace: float = 0.1,
+    smoothing: float = 0.7,
+    seed: int = 0,
+) -> MaskingCollator:
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
         from eliquare.errors import EliquareError
 
@@ -108,5 +118,6 @@ def collator_for(tokenizer, token_counts: np.ndarray, *, mlm_probability: float 
     counts[: len(token_counts)] = token_counts[: len(counts)]
     special = set(tokenizer.all_special_ids)
     weights = smoothed_token_weights(counts, smoothing, sorted(special))
-    return MaskingCollator(tokenizer.pad_token_id, tokenizer.mask_token_id, weights, mlm_probability, mask_replace,
-                           random_replace, seed)
+    return MaskingCollator(
+        tokenizer.pad_token_id, tokenizer.mask_token_id, weights, mlm_probability, mask_replace, random_replace, seed
+    )

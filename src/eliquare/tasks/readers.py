@@ -28,22 +28,52 @@ import io
 import json
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Optional, Union
 
 from eliquare.conll import CONLLU_COLUMNS, read_sentences
-from eliquare.errors import EliquareError
+from eliquare.errors import EliquareError, notice
 
 TASKS = ("pos", "ner", "classify")
 
 # The 17 Universal POS tags of UD v2: the label inventory of POS from CoNLL-U.
-UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
-        "SCONJ", "SYM", "VERB", "X")
+UPOS = (
+    "ADJ",
+    "ADP",
+    "ADV",
+    "AUX",
+    "CCONJ",
+    "DET",
+    "INTJ",
+    "NOUN",
+    "NUM",
+    "PART",
+    "PRON",
+    "PROPN",
+    "PUNCT",
+    "SCONJ",
+    "SYM",
+    "VERB",
+    "X",
+)
 
 # header names taken as the label column when none is given
-LABEL_NAMES = ("label", "labels", "category", "class", "topic", "topic_label", "sentiment", "polarity",
-               "target", "tag", "y", "gold")
+LABEL_NAMES = (
+    "label",
+    "labels",
+    "category",
+    "class",
+    "topic",
+    "topic_label",
+    "sentiment",
+    "polarity",
+    "target",
+    "tag",
+    "y",
+    "gold",
+)
 # header names never taken as text when the text columns are not given
 NOT_TEXT_NAMES = ("id", "idx", "index", "url", "link", "guid", "uid", "uuid", "date")
 
@@ -136,7 +166,7 @@ def _columns_shown(name: str) -> str:
 def _shown(value, limit: int = 60) -> str:
     """A value from the file in a message: quoted, control characters escaped (the message stays one line), cut."""
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 4] + "...'"
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
 
 
 def _is_int(s: str) -> bool:
@@ -224,8 +254,9 @@ def read_conllu(path: str | Path, task: str = "pos") -> list[TokenExample]:
             if "-" in wid or "." in wid:  # read_sentences skips well-formed ranges and empty nodes
                 raise EliquareError(f"{p}, line {n}: {_shown(wid)} is not a CoNLL-U word ID; fix the line")
             if not _is_int(wid):
-                raise EliquareError(f"{p}, line {n}: {_shown(wid)} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); "
-                                    "fix the line")
+                raise EliquareError(
+                    f"{p}, line {n}: {_shown(wid)} is not a CoNLL-U word ID (1, 2, ... or 1-2 or 1.1); fix the line"
+                )
             tags.append(_conllu_tag(cols, task, p, n))
             words.append(cols[1])
             lines.append(n)
@@ -240,13 +271,16 @@ def read_bio(path: str | Path, task: str = "ner") -> list[TokenExample]:
     p = _check_file(path, "token-per-line")
     raw = _read_lines(p)
     # no comments (a '#' line is the token '#'), no CoNLL-U ranges; -DOCSTART- lines end a sentence
-    sentences = [[(n, [c.strip() for c in cols]) for n, cols in sentence]
-                 for sentence in read_sentences(raw, comments=False, skip_nodes=False, docstart=True)]
+    sentences = [
+        [(n, [c.strip() for c in cols]) for n, cols in sentence]
+        for sentence in read_sentences(raw, comments=False, skip_nodes=False, docstart=True)
+    ]
     for sentence in sentences:
         for n, cols in sentence:
             if len(cols) < 2 or not cols[-1]:
                 raise EliquareError(
-                    f"{p}, line {n}: expected a token and a tag separated by a space or a tab, found {_shown(raw[n - 1])}; "
+                    f"{p}, line {n}: expected a token and a tag separated by a space or a tab, "
+                    f"found {_shown(raw[n - 1])}; "
                     "fix the line"
                 )
     if not sentences:
@@ -325,8 +359,9 @@ def _read_rows(path: Path, fmt: str) -> tuple[list[tuple[int, list[str]]], Optio
                     continue
                 rows.append((start, [c.strip() for c in row]))
         except csv.Error as e:
-            raise EliquareError(f"{path}, line {reader.line_num}: cannot parse the {fmt.upper()} ({e}); fix the file") \
-                from None
+            raise EliquareError(
+                f"{path}, line {reader.line_num}: cannot parse the {fmt.upper()} ({e}); fix the file"
+            ) from None
         return rows, None
     # JSON lines (or a JSON list of objects)
     records: list[tuple[int, dict]] = []
@@ -380,7 +415,8 @@ def _resolve(col: Column, header: Optional[list[str]], ncols: int, path: Path, w
     if col.lower() in lowered:
         return lowered.index(col.lower())
     raise EliquareError(
-        f"{path}, line 1: no {what} column named {col!r} (columns: {', '.join(map(_columns_shown, header))}); fix {flag}"
+        f"{path}, line 1: no {what} column named {col!r} "
+        f"(columns: {', '.join(map(_columns_shown, header))}); fix {flag}"
     )
 
 
@@ -407,15 +443,18 @@ def _label_index(p: Path, names: Optional[list[str]], rows: list, ncols: int, la
         found = [i for i, h in enumerate(names) if h.strip().lower() in LABEL_NAMES]
         if not found:
             raise EliquareError(
-                f"{p}, line 1: cannot tell which column holds the label (columns: {', '.join(map(_columns_shown, names))}); "
+                f"{p}, line 1: cannot tell which column holds the label "
+                f"(columns: {', '.join(map(_columns_shown, names))}); "
                 "give --label-column NAME or INDEX"
             )
         return found[0]
     widths = [len(r) for _, r in rows]
     if min(widths) < 2:
         n = rows[widths.index(min(widths))][0]
-        raise EliquareError(f"{p}, line {n}: expected a label and a text column, found one column; "
-                            "fix the file or give --label-column and --text-column")
+        raise EliquareError(
+            f"{p}, line {n}: expected a label and a text column, found one column; "
+            "fix the file or give --label-column and --text-column"
+        )
 
     def spread(i):
         vals = [r[i] for _, r in rows if i < len(r)]
@@ -424,8 +463,9 @@ def _label_index(p: Path, names: Optional[list[str]], rows: list, ncols: int, la
     return min(range(min(widths)), key=spread)
 
 
-def _text_indices(p: Path, names: Optional[list[str]], rows: list, ncols: int, li: int,
-                  text_columns: Optional[list[Column]]) -> list[int]:
+def _text_indices(
+    p: Path, names: Optional[list[str]], rows: list, ncols: int, li: int, text_columns: Optional[list[Column]]
+) -> list[int]:
     """The text columns: as given, else every column but the label, ids, URLs and (no header) numbers."""
     if text_columns:
         tis = [_resolve(c, names, ncols, p, "text", "--text-column") for c in text_columns]
@@ -449,9 +489,13 @@ def _text_indices(p: Path, names: Optional[list[str]], rows: list, ncols: int, l
     return tis
 
 
-def read_table(path: str | Path, label_column: Column | None = None,
-               text_columns: Sequence[Column] | None = None, header: Optional[bool] = None,
-               fmt: str = "auto") -> list[TextExample]:
+def read_table(
+    path: str | Path,
+    label_column: Column | None = None,
+    text_columns: Sequence[Column] | None = None,
+    header: Optional[bool] = None,
+    fmt: str = "auto",
+) -> list[TextExample]:
     """Read a TSV/CSV/JSONL classification file into ``TextExample``s.
 
     ``label_column`` and ``text_columns`` are names (need a header) or 0-based indices; left out,
@@ -463,8 +507,9 @@ def read_table(path: str | Path, label_column: Column | None = None,
     if fmt == "auto":
         fmt = sniff_table_format(p)
     if fmt not in ("tsv", "csv", "jsonl", "json"):
-        raise EliquareError(f"format {fmt!r} does not hold sentence labels; use tsv, csv, jsonl or auto for "
-                            "--task classify")
+        raise EliquareError(
+            f"format {fmt!r} does not hold sentence labels; use tsv, csv, jsonl or auto for --task classify"
+        )
     label_column = parse_column(label_column)
     text_columns = [parse_column(c) for c in text_columns] if text_columns else None
     rows, keys = _read_rows(p, fmt)
@@ -497,8 +542,14 @@ def read_table(path: str | Path, label_column: Column | None = None,
 # datasets: files -> train/dev/test + labels
 
 
-def read_examples(path: str | Path, task: str, fmt: str = "auto", label_column: Column | None = None,
-                  text_columns: Sequence[Column] | None = None, header: Optional[bool] = None) -> list:
+def read_examples(
+    path: str | Path,
+    task: str,
+    fmt: str = "auto",
+    label_column: Column | None = None,
+    text_columns: Sequence[Column] | None = None,
+    header: Optional[bool] = None,
+) -> list:
     if task not in TASKS:
         raise EliquareError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     if task == "classify":
@@ -513,7 +564,7 @@ def _cut(examples: list, fractions: Sequence[float], seed: int) -> list[list]:
     parts, at = [], 0
     for frac in fractions:
         k = max(1, round(frac * len(order)))
-        parts.append(sorted(order[at:at + k]))
+        parts.append(sorted(order[at : at + k]))
         at += k
     parts.append(sorted(order[at:]))
     return [[examples[i] for i in part] for part in parts]
@@ -552,22 +603,28 @@ def partial_annotation_notice(examples: list, path) -> Optional[str]:
     caps_bare = sum(_capitalised(exs) for exs in bare)
     if caps_bare < 20 or 3 * caps_bare < _capitalised(examples):
         return None
-    return (f"{path}: {len(bare)} of {len(docs)} documents hold no entity, though they hold {caps_bare} capitalised "
-            f"words past a sentence's first: its NER layer seems to cover only some documents (every word of the "
-            f"others is O, names included); give --documents annotated (a suite's dataset: documents: annotated) to "
-            f"keep the {len(annotated)} that hold entities")
+    return (
+        f"{path}: {len(bare)} of {len(docs)} documents hold no entity, though they hold {caps_bare} capitalised "
+        f"words past a sentence's first: its NER layer seems to cover only some documents (every word of the "
+        f"others is O, names included); give --documents annotated (a suite's dataset: documents: annotated) to "
+        f"keep the {len(annotated)} that hold entities"
+    )
 
 
 def annotated_documents(examples: list, path) -> tuple[list, str]:
     """The examples of the documents that hold at least one entity, and what was kept, in words."""
     docs = _by_document(examples)
     if None in docs:
-        raise EliquareError(f"{path} marks no documents (CoNLL-U '# newdoc' comments or -DOCSTART- lines), which "
-                            "--documents annotated needs; drop --documents annotated or mark the documents")
+        raise EliquareError(
+            f"{path} marks no documents (CoNLL-U '# newdoc' comments or -DOCSTART- lines), which "
+            "--documents annotated needs; drop --documents annotated or mark the documents"
+        )
     kept = [e for exs in docs.values() if _holds_entity(exs) for e in exs]
     if not kept:
-        raise EliquareError(f"{path}: none of its {len(docs)} documents holds an entity; give a file with NER "
-                            "annotations, or drop --documents annotated")
+        raise EliquareError(
+            f"{path}: none of its {len(docs)} documents holds an entity; give a file with NER "
+            "annotations, or drop --documents annotated"
+        )
     n_docs = sum(1 for exs in docs.values() if _holds_entity(exs))
     return kept, f"{n_docs} of {len(docs)} documents ({len(kept)} of {len(examples)} sentences) of {path}"
 
@@ -578,8 +635,11 @@ def _label_sort_key(label: str):
 
 def ner_labels(tags) -> list[str]:
     types = sorted({t[2:] for t in tags if t != "O"})
-    return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")] + \
-        [f"{p}-{t}" for t in types for p in ("E", "S") if f"{p}-{t}" in tags]
+    return (
+        ["O"]
+        + [f"{p}-{t}" for t in types for p in ("B", "I")]
+        + [f"{p}-{t}" for t in types for p in ("E", "S") if f"{p}-{t}" in tags]
+    )
 
 
 def label_inventory(task: str, examples: list, conllu_pos: bool = False) -> list[str]:
@@ -608,15 +668,26 @@ def check_labels(task: str, examples: list, labels: Sequence[str]) -> None:
             for i, t in enumerate(e.tags):
                 if t not in known:
                     raise EliquareError(
-                        f"{e.source}, line {e.lines[i] if e.lines else e.line}: tag {_shown(t)} does not occur in the training data "
+                        f"{e.source}, line {e.lines[i] if e.lines else e.line}: "
+                        f"tag {_shown(t)} does not occur in the training data "
                         f"(tags: {shown}); fix the tag or add training examples of it"
                     )
 
 
-def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, test: str | Path | None = None,
-                   *, fmt: str = "auto", label_column: Column | None = None,
-                   text_columns: Sequence[Column] | None = None, header: Optional[bool] = None,
-                   dev_fraction: float = 0.1, split_seed: int = 0, documents: str = "all") -> TaskData:
+def load_task_data(
+    task: str,
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    *,
+    fmt: str = "auto",
+    label_column: Column | None = None,
+    text_columns: Sequence[Column] | None = None,
+    header: Optional[bool] = None,
+    dev_fraction: float = 0.1,
+    split_seed: int = 0,
+    documents: str = "all",
+) -> TaskData:
     """Read a dataset given as one, two or three files.
 
     - train + dev + test: used as given;
@@ -630,11 +701,15 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
     if documents not in DOCUMENTS:
         raise EliquareError(f"unknown --documents {documents!r}; use one of {', '.join(DOCUMENTS)}")
     if documents != "all" and task != "ner":
-        raise EliquareError(f"--documents {documents} keeps the documents that hold entities, which only --task ner "
-                            f"has; drop it for --task {task}")
+        raise EliquareError(
+            f"--documents {documents} keeps the documents that hold entities, which only --task ner "
+            f"has; drop it for --task {task}"
+        )
     if dev is not None and test is None:
-        raise EliquareError("a --dev file was given without --test; give --test too, or give only --train to cut "
-                            "train/dev/test 80/10/10 out of one file")
+        raise EliquareError(
+            "a --dev file was given without --test; give --test too, or give only --train to cut "
+            "train/dev/test 80/10/10 out of one file"
+        )
 
     notices: list[str] = []
     kept: list[str] = []
@@ -650,14 +725,17 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
             notices.extend(filter(None, [partial_annotation_notice(examples, path)]))
         return examples
 
-    conllu_pos = task == "pos" and fmt in ("auto", "conllu") and sniff_token_format(_check_file(train, "train")) \
-        == "conllu"
+    conllu_pos = (
+        task == "pos" and fmt in ("auto", "conllu") and sniff_token_format(_check_file(train, "train")) == "conllu"
+    )
     tr = read(train)
     files = {"train": str(train), "dev": str(dev) if dev else None, "test": str(test) if test else None}
     if test is None:
         if len(tr) < 3:
-            raise EliquareError(f"{train} holds {len(tr)} example(s): too few to cut train/dev/test 80/10/10 "
-                                "(need 3 at least); give more data or separate --dev/--test files")
+            raise EliquareError(
+                f"{train} holds {len(tr)} example(s): too few to cut train/dev/test 80/10/10 "
+                "(need 3 at least); give more data or separate --dev/--test files"
+            )
         te, dv, tr = _cut(tr, (0.1, 0.1), split_seed)
         split = f"train/dev/test cut 80/10/10 from {train} (seed {split_seed})"
         labels = label_inventory(task, tr + dv + te, conllu_pos)
@@ -665,8 +743,10 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
         te = read(test)
         if dev is None:
             if len(tr) < 2:
-                raise EliquareError(f"{train} holds {len(tr)} example(s): too few to hold out a dev split; give "
-                                    "more data or a --dev file")
+                raise EliquareError(
+                    f"{train} holds {len(tr)} example(s): too few to hold out a dev split; give "
+                    "more data or a --dev file"
+                )
             dv, tr = _cut(tr, (dev_fraction,), split_seed)
             split = f"dev = {dev_fraction:.0%} of {train} (seed {split_seed}); test = {test}"
         else:
@@ -675,8 +755,32 @@ def load_task_data(task: str, train: str | Path, dev: str | Path | None = None, 
         labels = label_inventory(task, tr + dv, conllu_pos)
         check_labels(task, te, labels)
     if len(labels) < 2:
-        raise EliquareError(f"{train}: only one label ({_shown(labels[0])}) in the training data; a classifier needs two "
-                            "or more")
+        raise EliquareError(
+            f"{train}: only one label ({_shown(labels[0])}) in the training data; a classifier needs two or more"
+        )
     if kept:
         split += "; NER-annotated documents only: " + ", ".join(kept)
     return TaskData(task, tr, dv, te, labels, split, files, notices)
+
+
+def read_task_splits(cfg) -> TaskData:
+    """The three splits of a fine-tuning job's data (``FinetuneConfig``: its files, format and split options), at most
+    ``max_train_examples`` training examples; the readers' notices printed."""
+    data = load_task_data(
+        cfg.task,
+        cfg.train,
+        cfg.dev,
+        cfg.test,
+        fmt=cfg.format,
+        label_column=cfg.label_column,
+        text_columns=cfg.text_column,
+        header=cfg.header,
+        dev_fraction=cfg.dev_fraction,
+        split_seed=cfg.split_seed,
+        documents=cfg.documents,
+    )
+    for message in data.notices:
+        notice(message)
+    if cfg.max_train_examples is not None:
+        data.train = data.train[: cfg.max_train_examples]
+    return data

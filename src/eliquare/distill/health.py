@@ -1,4 +1,4 @@
-"""Student health: is the student still a useful encoder, not only a lower loss? (issue 10)
+"""Student health: is the student still a useful encoder, not only a lower loss?
 
 A distillation loss can fall while the student collapses (every token state pointing the same way)
 and gets worse at what users fine-tune it for. These measures look at the student itself, on a fixed
@@ -13,8 +13,9 @@ sample of held-out sentences, beside the teacher and the untrained initialisatio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import torch
@@ -32,8 +33,9 @@ def _encoder(model):
 
 
 @torch.no_grad()
-def hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 64
-                  ) -> list[torch.Tensor]:
+def hidden_states(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, batch_size: int = 64
+) -> list[torch.Tensor]:
     """Hidden states of every layer (index 0: embeddings), [n, seq, dim] each, in float32 on the CPU."""
     encoder = _encoder(model)
     was_training = encoder.training
@@ -41,8 +43,8 @@ def hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, 
     device = next(encoder.parameters()).device
     chunks: list[list[torch.Tensor]] = []
     for start in range(0, len(input_ids), batch_size):
-        ids = input_ids[start:start + batch_size].to(device)
-        mask = attention_mask[start:start + batch_size].to(device)
+        ids = input_ids[start : start + batch_size].to(device)
+        mask = attention_mask[start : start + batch_size].to(device)
         out = encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         chunks.append([h.float().cpu() for h in out.hidden_states])
     if was_training:
@@ -95,7 +97,7 @@ def _pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
     """Rows of unequal length as one [n, longest] tensor, filled with ``value``."""
     out = torch.full((len(rows), max(len(r) for r in rows)), value, dtype=torch.long)
     for i, r in enumerate(rows):
-        out[i, :len(r)] = torch.as_tensor(list(r), dtype=torch.long)
+        out[i, : len(r)] = torch.as_tensor(list(r), dtype=torch.long)
     return out
 
 
@@ -108,13 +110,13 @@ class HealthSample:
     keep: torch.Tensor  # [n, seq] bool: real tokens that are not special tokens
 
     @classmethod
-    def from_ids(cls, rows: Sequence[Sequence[int]], pad_id: int, special_ids: Sequence[int]) -> "HealthSample":
+    def from_ids(cls, rows: Sequence[Sequence[int]], pad_id: int, special_ids: Sequence[int]) -> HealthSample:
         ids, mask = _pad(rows, pad_id), _pad([[1] * len(r) for r in rows], 0)
         keep = mask.bool() & ~torch.isin(ids, torch.tensor(sorted(set(special_ids)), dtype=torch.long))
         return cls(ids, mask, keep)
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], tokenizer, max_length: int = 128) -> "HealthSample":
+    def from_texts(cls, texts: Sequence[str], tokenizer, max_length: int = 128) -> HealthSample:
         rows = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
         return cls.from_ids(rows, tokenizer.pad_token_id, tokenizer.all_special_ids)
 
@@ -130,29 +132,38 @@ class ProbeSet:
     task: str = "pos"
 
     @classmethod
-    def from_file(cls, path: str, tokenizer, task: str = "pos", max_length: int = 128, max_train: int = 1000,
-                  max_test: int = 400) -> "ProbeSet":
+    def from_file(
+        cls, path: str, tokenizer, task: str = "pos", max_length: int = 128, max_train: int = 1000, max_test: int = 400
+    ) -> ProbeSet:
         """Read a POS/NER file in any format the readers take; cut 80/10/10 (the 10% test part is scored)."""
-        from eliquare.evaluate.finetune import encode_token_examples
-        from eliquare.evaluate.readers import load_task_data
+        from eliquare.tasks.encoding import encode_token_examples
+        from eliquare.tasks.readers import load_task_data
 
         data = load_task_data(task, path)
         label2id = {label: i for i, label in enumerate(data.labels)}
 
         def encode(examples):
             feats, _, _ = encode_token_examples(examples, tokenizer, label2id, max_length)
-            return (_pad([f["input_ids"] for f in feats], tokenizer.pad_token_id),
-                    _pad([f["attention_mask"] for f in feats], 0), _pad([f["labels"] for f in feats], -100))
+            return (
+                _pad([f["input_ids"] for f in feats], tokenizer.pad_token_id),
+                _pad([f["attention_mask"] for f in feats], 0),
+                _pad([f["labels"] for f in feats], -100),
+            )
 
         # the test split of an 80/10/10 cut, and train + dev for fitting: deterministic, the same for every model
-        return cls(name=str(path), train=encode((data.train + data.dev)[:max_train]), test=encode(data.test[:max_test]),
-                   n_labels=len(data.labels), task=task)
+        return cls(
+            name=str(path),
+            train=encode((data.train + data.dev)[:max_train]),
+            test=encode(data.test[:max_test]),
+            n_labels=len(data.labels),
+            task=task,
+        )
 
     def score(self, model) -> float:
         """A multinomial logistic regression on the frozen last-layer states: accuracy (= micro-F1) for POS,
         macro-F1 over the tags for NER (where accuracy is mostly the O tag)."""
-        from sklearn.metrics import f1_score
         from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
         from sklearn.preprocessing import StandardScaler
 
         def features(split):
@@ -187,8 +198,11 @@ class Health:
         return self.collapse[-1]
 
     def as_dict(self) -> dict:
-        d = {"collapse_last": round(self.last, 4), "collapse_layers": [round(c, 4) for c in self.collapse],
-             "pooled_collapse": round(self.pooled_collapse, 4)}
+        d = {
+            "collapse_last": round(self.last, 4),
+            "collapse_layers": [round(c, 4) for c in self.collapse],
+            "pooled_collapse": round(self.pooled_collapse, 4),
+        }
         for name in ("cka", "neighbours", "probe"):
             value = getattr(self, name)
             if value is not None:
@@ -199,8 +213,9 @@ class Health:
 class HealthMonitor:
     """Measures a student against the teacher and the student's own initialisation (taken at construction)."""
 
-    def __init__(self, teacher, initial_student, sample: HealthSample, probe: ProbeSet | None = None,
-                 k: int = 5) -> None:
+    def __init__(
+        self, teacher, initial_student, sample: HealthSample, probe: ProbeSet | None = None, k: int = 5
+    ) -> None:
         self.sample, self.probe, self.k = sample, probe, k
         self._teacher_last: torch.Tensor | None = None
         self._teacher_pooled: torch.Tensor | None = None
@@ -229,17 +244,24 @@ class HealthMonitor:
         return health.last > max(self.teacher.last, self.initial.last) + COLLAPSE_MARGIN
 
     def warning(self, health: Health) -> str:
-        return (f"warning: the student is collapsing: its last-layer token states have mean pairwise cosine "
-                f"{health.last:.3f} (teacher {self.teacher.last:.3f}, initialisation {self.initial.last:.3f}), so "
-                "every token looks alike whatever the loss says; use the default recipe (--recipe eliquare: centred "
-                "hidden-state loss, batch-scaled learning rate, a fresh head trained alone) or a lower "
-                "--learning-rate, and give --stop-on-collapse to end such a run")
+        return (
+            f"warning: the student is collapsing: its last-layer token states have mean pairwise cosine "
+            f"{health.last:.3f} (teacher {self.teacher.last:.3f}, initialisation {self.initial.last:.3f}), so "
+            "every token looks alike whatever the loss says; use the default recipe (--recipe eliquare: centred "
+            "hidden-state loss, batch-scaled learning rate, a fresh head trained alone) or a lower "
+            "--learning-rate, and give --stop-on-collapse to end such a run"
+        )
 
     def references(self) -> dict:
-        return {"teacher": self.teacher.as_dict(), "initialisation": self.initial.as_dict(),
-                "collapse_margin": COLLAPSE_MARGIN, "neighbours_k": self.k,
-                "sentences": int(self.sample.input_ids.shape[0]), "tokens": int(self.sample.keep.sum()),
-                "probe": self.probe.name if self.probe is not None else None}
+        return {
+            "teacher": self.teacher.as_dict(),
+            "initialisation": self.initial.as_dict(),
+            "collapse_margin": COLLAPSE_MARGIN,
+            "neighbours_k": self.k,
+            "sentences": int(self.sample.input_ids.shape[0]),
+            "tokens": int(self.sample.keep.sum()),
+            "probe": self.probe.name if self.probe is not None else None,
+        }
 
 
 # --- `eliquare health`: check finished models side by side ------------------------------------
@@ -251,7 +273,7 @@ def reference_models(teacher_spec: str, tokenizer, layers: Sequence[int] | None 
     A student made with VocabReduce has a subset of the teacher's pieces: the teacher's rows for them are
     selected (``slice_vocabulary``), so teacher, initialisation and student read the same token ids.
     """
-    from eliquare.student import build_student, select_layers
+    from eliquare.distill.student import build_student, select_layers
     from eliquare.teachers import load_teacher
     from eliquare.vocab.slicing import slice_vocabulary
 
@@ -263,8 +285,10 @@ def reference_models(teacher_spec: str, tokenizer, layers: Sequence[int] | None 
         if missing:
             from eliquare.errors import EliquareError
 
-            raise EliquareError(f"the model's vocabulary has {len(missing)} pieces the teacher {teacher_spec} lacks "
-                                f"(e.g. {missing[0]!r}); give the teacher it was distilled from with --teacher")
+            raise EliquareError(
+                f"the model's vocabulary has {len(missing)} pieces the teacher {teacher_spec} lacks "
+                f"(e.g. {missing[0]!r}); give the teacher it was distilled from with --teacher"
+            )
         slice_vocabulary(teacher.model, [vocab[p] for p in pieces])
     n = teacher.model.config.num_hidden_layers
     layers = list(layers) if layers is not None else select_layers(n)  # the default student: every other layer
@@ -279,15 +303,17 @@ def health_command(cfg: HealthConfig) -> dict:
 
     from eliquare.config import check_max_length
     from eliquare.errors import EliquareError
-    from eliquare.evaluate.readers import read_examples
     from eliquare.models import length_limit, load_config, load_model, load_tokenizer
+    from eliquare.tasks.readers import read_examples
 
     models = {}
     for item in cfg.models:
         name, _, path = item.rpartition("=")
         if not (Path(path) / "config.json").is_file():
-            raise EliquareError(f"--models {item}: {path} is not a model directory (no config.json); give a student "
-                                "directory written by `eliquare distill`")
+            raise EliquareError(
+                f"--models {item}: {path} is not a model directory (no config.json); give a student "
+                "directory written by `eliquare distill`"
+            )
         models[name or Path(path).name] = path
     if cfg.save_initialisation and Path(cfg.save_initialisation).exists():
         raise EliquareError(f"--save-initialisation {cfg.save_initialisation} exists; give a new directory")
@@ -295,10 +321,12 @@ def health_command(cfg: HealthConfig) -> dict:
         raise EliquareError(f"--out {cfg.out} is a directory; give a .json file path")
     first = next(iter(models.values()))
     tokenizer = load_tokenizer(first)
-    for name, path in models.items():
+    for path in models.values():
         if load_tokenizer(path).get_vocab() != tokenizer.get_vocab():
-            raise EliquareError(f"{path} has another vocabulary than {first}; check the students of one teacher and "
-                                "vocabulary in one call")
+            raise EliquareError(
+                f"{path} has another vocabulary than {first}; check the students of one teacher and "
+                "vocabulary in one call"
+            )
         check_max_length(cfg.max_length, length_limit(load_config(path), tokenizer), f"model {path}")
     record_file = Path(first) / "distillation.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
@@ -331,8 +359,14 @@ def health_command(cfg: HealthConfig) -> dict:
     for name, path in models.items():
         model = load_model(path, head="base", tokenizer=False).model
         table[name] = row(model, monitor.measure(model), False)
-    out = {"teacher": teacher_spec, "texts": str(cfg.texts), "sentences": len(texts), "models": models,
-           "probes": {probe_key(p): p.name for p in probes}, "results": table}
+    out = {
+        "teacher": teacher_spec,
+        "texts": str(cfg.texts),
+        "sentences": len(texts),
+        "models": models,
+        "probes": {probe_key(p): p.name for p in probes},
+        "results": table,
+    }
     header = ["model", "collapse", "pooled", "cka", f"nn@{cfg.k}"] + [probe_key(p) for p in probes]
     keys = ["collapse_last", "pooled_collapse", "cka", "neighbours"] + header[5:]
     print("| " + " | ".join(header) + " |")

@@ -31,8 +31,15 @@ def _read_ids(cfg: FitHeadConfig, tokenizer) -> tuple[list[list[int]], list[list
     with its de-duplication and hash split."""
     from eliquare.corpus import prepare_corpus
 
-    data = prepare_corpus(cfg.corpus, tokenizer, cfg.corpus_options, max_length=cfg.max_length,
-                          validation_fraction=cfg.validation_fraction, cache_dir=cfg.cache_dir, log=print)
+    data = prepare_corpus(
+        cfg.corpus,
+        tokenizer,
+        cfg.corpus_options,
+        max_length=cfg.max_length,
+        validation_fraction=cfg.validation_fraction,
+        cache_dir=cfg.cache_dir,
+        log=print,
+    )
     train = list(data.train.select(range(min(cfg.max_steps * cfg.batch_size, len(data.train))))["input_ids"])
     heldout = list(data.validation.select(range(min(cfg.eval_sentences, len(data.validation))))["input_ids"])
     return train, heldout
@@ -53,7 +60,7 @@ def _trainable_head_parameters(model) -> list:
 
 def _masked_step(model, collator, ids: list[list[int]], device):
     """Logits and labels at the masked positions only; the gradient stays in the head (the encoder is frozen)."""
-    from eliquare.masking import IGNORE_INDEX
+    from eliquare.distill.masking import IGNORE_INDEX
     from eliquare.models import masked_lm_logits
 
     input_ids, attention = collator.pad([{"input_ids": x} for x in ids])
@@ -69,7 +76,7 @@ def _evaluate(model, collator, heldout_ids, device, batch_size: int = 64) -> dic
     correct, total, loss_sum = 0, 0, 0.0
     with torch.no_grad():
         for start in range(0, len(heldout_ids), batch_size):
-            logits, labels = _masked_step(model, collator, heldout_ids[start:start + batch_size], device)
+            logits, labels = _masked_step(model, collator, heldout_ids[start : start + batch_size], device)
             correct += int((logits.argmax(-1) == labels).sum())
             total += int(labels.numel())
             loss_sum += float(torch.nn.functional.cross_entropy(logits.float(), labels, reduction="sum"))
@@ -80,7 +87,7 @@ def fit_head(cfg: FitHeadConfig) -> int:
     """``eliquare teacher fit-head``: fit and save; the output directory loads with AutoModelForMaskedLM."""
     import torch
 
-    from eliquare.masking import collator_for
+    from eliquare.distill.masking import collator_for
     from eliquare.teachers import load_teacher
 
     out = check_output_dir(cfg.out, cfg.overwrite)
@@ -90,8 +97,9 @@ def fit_head(cfg: FitHeadConfig) -> int:
     teacher = load_teacher(cfg.teacher)
     model, tokenizer = teacher.model, teacher.tokenizer
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
-        raise EliquareError(f"the tokenizer of teacher {cfg.teacher} has no mask or padding token; "
-                            "a masked-LM tokenizer is needed")
+        raise EliquareError(
+            f"the tokenizer of teacher {cfg.teacher} has no mask or padding token; a masked-LM tokenizer is needed"
+        )
     if teacher.has_mlm_head:
         print(f"note: teacher {cfg.teacher} already has an MLM head; training it further on the frozen encoder")
     device = torch.device("cuda" if torch.cuda.is_available() and not cfg.use_cpu else "cpu")
@@ -102,12 +110,20 @@ def fit_head(cfg: FitHeadConfig) -> int:
     random.Random(cfg.seed).shuffle(train_ids)
     # uniform masking (no frequency smoothing); masks are seeded by batch content, so the held-out
     # set is masked the same way at every evaluation
-    collator = collator_for(tokenizer, np.ones(len(tokenizer), dtype=np.int64), mlm_probability=cfg.mlm_probability,
-                            smoothing=0.0, seed=cfg.seed)
+    collator = collator_for(
+        tokenizer,
+        np.ones(len(tokenizer), dtype=np.int64),
+        mlm_probability=cfg.mlm_probability,
+        smoothing=0.0,
+        seed=cfg.seed,
+    )
     n_params = sum(p.numel() for p in params)
-    print(f"fitting the MLM head of {cfg.teacher} ({n_params:,} trainable parameters, encoder frozen) on "
-          f"{len(train_ids):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: "
-          f"{len(heldout_ids):,} sentences, on {device}", flush=True)
+    print(
+        f"fitting the MLM head of {cfg.teacher} ({n_params:,} trainable parameters, encoder frozen) on "
+        f"{len(train_ids):,} sentences for {cfg.max_steps} steps of {cfg.batch_size}; held out: "
+        f"{len(heldout_ids):,} sentences, on {device}",
+        flush=True,
+    )
     history = _train_head(cfg, model, params, collator, train_ids, heldout_ids, device)
     report = {
         "teacher": cfg.teacher,
@@ -124,8 +140,10 @@ def fit_head(cfg: FitHeadConfig) -> int:
         "config": to_dict(cfg),
     }
     _save(model, tokenizer, Path(teacher.path), out, report, overwrite=cfg.overwrite)
-    print(f"held-out masked-token accuracy {report['heldout_masked_token_accuracy_before']:.2%} -> "
-          f"{report['heldout_masked_token_accuracy']:.2%}; wrote {out} (report in {out / REPORT})")
+    print(
+        f"held-out masked-token accuracy {report['heldout_masked_token_accuracy_before']:.2%} -> "
+        f"{report['heldout_masked_token_accuracy']:.2%}; wrote {out} (report in {out / REPORT})"
+    )
     return 0
 
 
@@ -136,15 +154,19 @@ def _train_head(cfg: FitHeadConfig, model, params: list, collator, train_ids, he
     optimizer = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=0.0)
     warmup = max(1, cfg.max_steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / max(1, cfg.max_steps - warmup))))
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / max(1, cfg.max_steps - warmup)))
+    )
     history = []
 
     def measure(step: int, train_loss: float | None) -> None:
         result = _evaluate(model, collator, heldout_ids, device)
         history.append({"step": step, "train_loss": train_loss, **{f"heldout_{k}": v for k, v in result.items()}})
         shown = "-" if train_loss is None else f"{train_loss:.3f}"
-        print(f"step {step:>5}/{cfg.max_steps}  train loss {shown}  held-out masked-token accuracy "
-              f"{result['accuracy']:.2%} ({result['masked_tokens']:,} tokens), loss {result['loss']:.3f}", flush=True)
+        print(
+            f"step {step:>5}/{cfg.max_steps}  train loss {shown}  held-out masked-token accuracy "
+            f"{result['accuracy']:.2%} ({result['masked_tokens']:,} tokens), loss {result['loss']:.3f}",
+            flush=True,
+        )
 
     measure(0, None)
     running, count = 0.0, 0

@@ -37,16 +37,35 @@ import sys
 import time
 from pathlib import Path
 
-from eliquare.config import (CompareConfig, DistillConfig, EvaluateConfig, ExperimentConfig, ReportConfig,
-                             build_config, to_dict, upgrade_distill_record)
+from eliquare.config import (
+    CompareConfig,
+    DistillConfig,
+    EvaluateConfig,
+    ExperimentConfig,
+    ReportConfig,
+    build_config,
+    to_dict,
+    upgrade_distill_record,
+)
 from eliquare.errors import EliquareError
 from eliquare.speed import machine
 
 PENDING = "fingerprint.pending.json"  # the fingerprint of a distillation under way, for resuming it
 # options that change where or how a distillation runs, not the student it makes
-_NOT_IN_FINGERPRINT = {"out", "overwrite", "resume", "cache_dir", "logging_steps", "dataloader_workers",
-                       "checkpoint_dir", "keep_checkpoints", "push_to_hub", "hub_private", "language",
-                       "datasets"}
+_NOT_IN_FINGERPRINT = {
+    "out",
+    "overwrite",
+    "resume",
+    "cache_dir",
+    "logging_steps",
+    "dataloader_workers",
+    "checkpoint_dir",
+    "keep_checkpoints",
+    "push_to_hub",
+    "hub_private",
+    "language",
+    "datasets",
+}
 
 
 @dataclasses.dataclass
@@ -73,19 +92,26 @@ def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> li
     students = []
     for name, entry in section.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("languages"), dict) or not entry["languages"]:
-            raise EliquareError(f"{where}, students.{name}: give languages: (language: {{corpus: ...}}) and, "
-                                "optionally, options:")
+            raise EliquareError(
+                f"{where}, students.{name}: give languages: (language: {{corpus: ...}}) and, optionally, options:"
+            )
         unknown = sorted(set(entry) - {"options", "languages"})
         if unknown:
-            raise EliquareError(f"{where}, students.{name}: unknown key(s) {', '.join(unknown)}; use options, "
-                                "languages")
+            raise EliquareError(
+                f"{where}, students.{name}: unknown key(s) {', '.join(unknown)}; use options, languages"
+            )
         claimed: dict[str, str] = {}
         for language in entry["languages"]:
             for part in str(language).split("+"):
                 if not part or part in claimed:
-                    raise EliquareError(f"{where}, students.{name}.languages: {language!r} " + (
-                        f"repeats language {part!r} of {claimed[part]!r}; give each its own student name"
-                        if part else "has an empty language; write sw, or sw+sl for a student of two"))
+                    raise EliquareError(
+                        f"{where}, students.{name}.languages: {language!r} "
+                        + (
+                            f"repeats language {part!r} of {claimed[part]!r}; give each its own student name"
+                            if part
+                            else "has an empty language; write sw, or sw+sl for a student of two"
+                        )
+                    )
                 claimed[part] = str(language)
         for language, own in entry["languages"].items():
             if not isinstance(own, dict) or not own.get("corpus"):
@@ -95,8 +121,12 @@ def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> li
                 run["use_cpu"] = True
             if cfg.bf16 is not None:
                 run["bf16"] = cfg.bf16
-            config = build_config(DistillConfig, (f"{where}, students.{name}.options", entry.get("options") or {}),
-                                  (f"{where}, students.{name}.languages.{language}", own), ("experiment", run))
+            config = build_config(
+                DistillConfig,
+                (f"{where}, students.{name}.options", entry.get("options") or {}),
+                (f"{where}, students.{name}.languages.{language}", own),
+                ("experiment", run),
+            )
             students.append(Student(str(name), str(language), config))
     return students
 
@@ -108,8 +138,11 @@ def student_fingerprint(student: Student) -> dict:
     options = {k: v for k, v in to_dict(student.config).items() if k not in _NOT_IN_FINGERPRINT}
     from eliquare.corpus.languages import corpus_paths
 
-    return stage_fingerprint(distill=options, corpus=files_fingerprint(expand_paths(corpus_paths(student.config.corpus))),
-                             teacher=model_fingerprint(student.config.teacher))
+    return stage_fingerprint(
+        distill=options,
+        corpus=files_fingerprint(expand_paths(corpus_paths(student.config.corpus))),
+        teacher=model_fingerprint(student.config.teacher),
+    )
 
 
 def _same_options(record: dict, config: DistillConfig) -> bool:
@@ -138,8 +171,9 @@ def _pending_marker(path: Path, fingerprint: dict):
 
 def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     """``(what happened, seconds)`` for one student: done already, adopted, resumed, or distilled."""
-    from eliquare.checkpoints import has_complete_checkpoint
-    from eliquare.distill import checkpoint_dir, distill
+    from eliquare.distill import distill
+    from eliquare.distill.checkpoints import has_complete_checkpoint
+    from eliquare.distill.rundir import checkpoint_dir
     from eliquare.fingerprint import matches, record, recorded
 
     out = Path(student.config.out)
@@ -151,8 +185,9 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
                 record(out, fingerprint)  # in today's terms
             return "done already (same settings)", 0.0
         try:
-            adoptable = recorded(out) is None and _same_options(json.loads(done.read_text(encoding="utf-8")),
-                                                                student.config)
+            adoptable = recorded(out) is None and _same_options(
+                json.loads(done.read_text(encoding="utf-8")), student.config
+            )
         except (OSError, ValueError):
             adoptable = False
         if adoptable:
@@ -161,12 +196,18 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
             return "done already (distilled with these options; adopted)", 0.0
     pending = out / PENDING
     try:
-        resumable = pending.is_file() and has_complete_checkpoint(checkpoint_dir(student.config)) and \
-            json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
+        resumable = (
+            pending.is_file()
+            and has_complete_checkpoint(checkpoint_dir(student.config))
+            and json.loads(pending.read_text(encoding="utf-8")).get("fingerprint") == fingerprint["fingerprint"]
+        )
     except (OSError, ValueError, AttributeError):
         resumable = False  # an unreadable record of the run under way: start again
-    what = "resumed from its last checkpoint" if resumable else (
-        "distilled again (settings changed)" if out.exists() else "distilled")
+    what = (
+        "resumed from its last checkpoint"
+        if resumable
+        else ("distilled again (settings changed)" if out.exists() else "distilled")
+    )
     if dry_run:
         return f"to run: {what.replace('distilled', 'distil').replace('resumed', 'resume')}", 0.0
     config = dataclasses.replace(student.config, resume=resumable, overwrite=False)
@@ -207,8 +248,9 @@ def experiment(cfg: ExperimentConfig) -> dict:
     every = load_suite(cfg.experiment, cfg.var, None, dirs)  # every option checked first
     names = list(dict.fromkeys(j.model for j in every))
     if reference is not None and reference not in names:  # before anything runs, not once the jobs are done
-        raise EliquareError(f"{where}: report: reference {reference} is not one of its models "
-                            f"({', '.join(names)}); name one of them")
+        raise EliquareError(
+            f"{where}: report: reference {reference} is not one of its models ({', '.join(names)}); name one of them"
+        )
     jobs = select_jobs(every, cfg.only)
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
     stages: list[tuple[str, str, float, str]] = []  # stage, what, seconds, machine
@@ -216,8 +258,7 @@ def experiment(cfg: ExperimentConfig) -> dict:
     def say(stage: str, what: str, seconds: float, took: float | None = None, where: str | None = None) -> None:
         """``took``, ``where``: for stages.tsv, the wall time and machine of a stage done in an earlier run."""
         stages.append((stage, what, seconds if took is None else took, machine() if where is None else where))
-        print(f"eliquare: {stage}: {what}" + (f" ({seconds:.0f} s)" if seconds else ""), file=sys.stderr,
-              flush=True)
+        print(f"eliquare: {stage}: {what}" + (f" ({seconds:.0f} s)" if seconds else ""), file=sys.stderr, flush=True)
 
     changing = set()
     for student in students:
@@ -225,8 +266,13 @@ def experiment(cfg: ExperimentConfig) -> dict:
             what, seconds = distil(student, cfg.dry_run)
             if what.startswith("done already"):
                 record = _record(student.config.out)
-                say(f"distil {student.key}", what, seconds, took=float(record.get("wall_seconds") or 0),
-                    where=record.get("machine", ""))
+                say(
+                    f"distil {student.key}",
+                    what,
+                    seconds,
+                    took=float(record.get("wall_seconds") or 0),
+                    where=record.get("machine", ""),
+                )
             else:
                 say(f"distil {student.key}", what, seconds)
             if what.startswith("to run"):
@@ -234,9 +280,20 @@ def experiment(cfg: ExperimentConfig) -> dict:
     started = time.perf_counter()
     failed = None
     try:
-        table = evaluate(EvaluateConfig(suite=cfg.experiment, out=str(out), var=cfg.var, only=cfg.only,
-                                        use_cpu=cfg.use_cpu, bf16=cfg.bf16, dry_run=cfg.dry_run,
-                                        keep_going=cfg.keep_going), students=dirs, changing=changing)
+        table = evaluate(
+            EvaluateConfig(
+                suite=cfg.experiment,
+                out=str(out),
+                var=cfg.var,
+                only=cfg.only,
+                use_cpu=cfg.use_cpu,
+                bf16=cfg.bf16,
+                dry_run=cfg.dry_run,
+                keep_going=cfg.keep_going,
+            ),
+            students=dirs,
+            changing=changing,
+        )
     except EliquareError as e:  # some jobs failed: the report still shows the others, and names the failed
         if not (out / "results.json").is_file():
             raise
@@ -244,13 +301,23 @@ def experiment(cfg: ExperimentConfig) -> dict:
     if cfg.dry_run:
         return {"stages": stages, "rows": table["rows"]}
     for row in table["rows"]:
-        stages.append((f"finetune {row['model']}/{row['dataset']}", row.get("status", ""),
-                       float(row.get("train_seconds") or 0), row.get("machine") or ""))
+        stages.append(
+            (
+                f"finetune {row['model']}/{row['dataset']}",
+                row.get("status", ""),
+                float(row.get("train_seconds") or 0),
+                row.get("machine") or "",
+            )
+        )
     say("fine-tune", "jobs failed" if failed else "all jobs done", time.perf_counter() - started)
     if reference and not any(r["model"] == reference for r in table["rows"]):
         # a run split with --only (another core runs the reference's jobs): the jobs are done, the report waits
-        say("report", f"not written: the reference {reference} has no results in {out} yet; run again without "
-                      f"--only once its jobs are done", 0.0)
+        say(
+            "report",
+            f"not written: the reference {reference} has no results in {out} yet; run again without "
+            f"--only once its jobs are done",
+            0.0,
+        )
         if failed is not None:
             raise failed
         return {"stages": stages, "rows": table["rows"]}
@@ -273,22 +340,40 @@ def ablation_rows(students: list[Student]) -> list[dict]:
             continue
         weights = {k: float(record["loss_weights"].get(k) or 0) for k in LOSS_TERMS}
         others = {k: v for k, v in record["loss_weights"].items() if k not in LOSS_TERMS}
-        rest = {k: v for k, v in to_dict(s.config).items()
-                if k not in _NOT_IN_FINGERPRINT and k not in {"alpha_ce", "alpha_cos", "alpha_mlm", "temperature"}}
+        rest = {
+            k: v
+            for k, v in to_dict(s.config).items()
+            if k not in _NOT_IN_FINGERPRINT and k not in {"alpha_ce", "alpha_cos", "alpha_mlm", "temperature"}
+        }
         validation = record.get("validation") or []
         validation = [v for v in validation if isinstance(v, dict)] if isinstance(validation, list) else [validation]
-        best = next((v for v in validation if v.get("eval_loss") == record.get("best_validation_loss")),
-                    validation[-1] if validation else {})
+        best = next(
+            (v for v in validation if v.get("eval_loss") == record.get("best_validation_loss")),
+            validation[-1] if validation else {},
+        )
         health = {k: best.get(f"eval_{k}") for k in ("collapse", "cka", "probe") if best.get(f"eval_{k}") is not None}
-        rows.append({"name": s.name, "language": s.language, "weights": weights,
-                     "temperature": float(record.get("temperature", s.config.temperature)),
-                     "rest": json.dumps({"options": rest, "other_terms": others}, sort_keys=True, default=str),
-                     "health": health})
+        rows.append(
+            {
+                "name": s.name,
+                "language": s.language,
+                "weights": weights,
+                "temperature": float(record.get("temperature", s.config.temperature)),
+                "rest": json.dumps({"options": rest, "other_terms": others}, sort_keys=True, default=str),
+                "health": health,
+            }
+        )
     return rows
 
 
-def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str | None, student_names: list[str],
-                 stages: list, students: list[Student] = ()) -> dict:
+def write_report(
+    cfg: ExperimentConfig,
+    out: Path,
+    results: Path,
+    reference: str | None,
+    student_names: list[str],
+    stages: list,
+    students: list[Student] = (),
+) -> dict:
     """report.md (+ the ablation tables and Wilcoxon tests appended), the results tables, the YAML and the
     stages, in ``results``."""
     from eliquare.evaluate.compare import compare
@@ -304,17 +389,29 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
         if name == reference or not any(r["model"] == name and r.get("status") == "ok" for r in rows):
             continue
         try:
-            res = compare(CompareConfig(a=str(out / "results.json"), b=str(out / "results.json"), model_a=name,
-                                        model_b=reference, out=str(results / f"wilcoxon-{name}.json")))
+            res = compare(
+                CompareConfig(
+                    a=str(out / "results.json"),
+                    b=str(out / "results.json"),
+                    model_a=name,
+                    model_b=reference,
+                    out=str(results / f"wilcoxon-{name}.json"),
+                )
+            )
         except EliquareError as e:
             lines.append(f"- {name} vs {reference}: no test ({e})")
             continue
         tests[name] = res
-        lines.append(f"- {name} vs {reference}: {res['n']} (dataset, seed) pairs, mean difference "
-                     f"{100 * res['mean_difference']:+.2f} F1 points, {name} better on {res['a_better']}, "
-                     f"{reference} on {res['b_better']}; W = {res['statistic']:g}, p = {res['p_value']:.3g}"
-                     + (f" (with {res['nonzero']} untied pairs p cannot fall below {res['min_p_value']:.3g})"
-                        if res["min_p_value"] >= 0.05 else ""))
+        lines.append(
+            f"- {name} vs {reference}: {res['n']} (dataset, seed) pairs, mean difference "
+            f"{100 * res['mean_difference']:+.2f} F1 points, {name} better on {res['a_better']}, "
+            f"{reference} on {res['b_better']}; W = {res['statistic']:g}, p = {res['p_value']:.3g}"
+            + (
+                f" (with {res['nonzero']} untied pairs p cannot fall below {res['min_p_value']:.3g})"
+                if res["min_p_value"] >= 0.05
+                else ""
+            )
+        )
     sections = []
     ablations = ablation_tables(build_tables(rows, reference), ablation_rows(list(students)), 1)
     if ablations:
@@ -331,9 +428,11 @@ def write_report(cfg: ExperimentConfig, out: Path, results: Path, reference: str
         if round(seconds):  # a stage that took time (not the bookkeeping of a run that only read results back)
             machines.setdefault(where or "not recorded (run by an eliquare that did not record it)", []).append(stage)
     if machines:
-        sections.append("\n## Machines\n\n" + "".join(f"- {where}: {len(names)} stage(s) ({', '.join(names)})\n"
-                                                      for where, names in machines.items())
-                        + "\nThe wall time of each stage, and where it ran: `stages.tsv`.\n")
+        sections.append(
+            "\n## Machines\n\n"
+            + "".join(f"- {where}: {len(names)} stage(s) ({', '.join(names)})\n" for where, names in machines.items())
+            + "\nThe wall time of each stage, and where it ran: `stages.tsv`.\n"
+        )
     if sections:
         md = Path(made["report"])
         md.write_text(md.read_text(encoding="utf-8") + "".join(sections), encoding="utf-8")

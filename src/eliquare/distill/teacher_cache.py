@@ -49,12 +49,13 @@ class CachedSplit:
     lengths: np.ndarray  # int64 [rows]
 
     def gather(self, rows: torch.Tensor, length: int, device) -> torch.Tensor:
-        """The states of sentences ``rows``, padded with zeros to ``length`` positions: float32 [batch, length, hidden]."""
+        """The states of sentences ``rows``, padded with zeros to ``length`` positions:
+        float32 [batch, length, hidden]."""
         out = np.zeros((len(rows), length, self.states.shape[1]), dtype=np.float16)
         for i, row in enumerate(rows.tolist()):
             n = min(int(self.lengths[row]), length)
             start = int(self.offsets[row])
-            out[i, :n] = self.states[start: start + n]
+            out[i, :n] = self.states[start : start + n]
         return torch.from_numpy(out).to(device=device, dtype=torch.float32)
 
 
@@ -67,8 +68,12 @@ class TeacherCache:
         for name, info in meta["splits"].items():
             lengths = np.load(directory / f"{name}.lengths.npy")
             offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-            states = np.memmap(directory / f"{name}.f16", dtype=np.float16, mode="r",
-                               shape=(int(info["tokens"]), int(meta["hidden_size"])))
+            states = np.memmap(
+                directory / f"{name}.f16",
+                dtype=np.float16,
+                mode="r",
+                shape=(int(info["tokens"]), int(meta["hidden_size"])),
+            )
             self.splits[name] = CachedSplit(states, offsets, lengths)
 
     @staticmethod
@@ -99,8 +104,13 @@ class TeacherCache:
         hidden = int(teacher.config.hidden_size)
         encoder = encoder_of(teacher).eval()
         started = time.perf_counter()
-        meta = {"key": key, "hidden_size": hidden, "dtype": "float16", "teacher_input": "unmasked sentence",
-                "splits": {}}
+        meta = {
+            "key": key,
+            "hidden_size": hidden,
+            "dtype": "float16",
+            "teacher_input": "unmasked sentence",
+            "splits": {},
+        }
         for name, dataset in splits.items():
             ids = dataset["input_ids"]
             lengths = np.array([len(x) for x in ids], dtype=np.int64)
@@ -114,7 +124,7 @@ class TeacherCache:
             while i < len(order):
                 longest = int(lengths[order[min(len(order) - 1, i)]])
                 take = max(1, FILL_BATCH_TOKENS // max(longest, 1))
-                rows = order[i: i + take]
+                rows = order[i : i + take]
                 i += take
                 longest = int(lengths[rows].max())
                 batch = torch.full((len(rows), longest), 0, dtype=torch.long)
@@ -127,7 +137,7 @@ class TeacherCache:
                 out = out.float().cpu().numpy()
                 largest = max(largest, float(np.abs(out).max()))
                 for j, row in enumerate(rows):
-                    states[offsets[row]: offsets[row] + lengths[row]] = out[j, : lengths[row]]
+                    states[offsets[row] : offsets[row] + lengths[row]] = out[j, : lengths[row]]
             if largest > 6e4:
                 raise OverflowError(f"teacher states reach {largest:.3g}, beyond float16; run with --no-teacher-cache")
             states.flush()

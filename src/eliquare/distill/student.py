@@ -24,8 +24,10 @@ def check_layer_map(layer_map: str, student_layers: int | None, teacher_layers: 
     (``student_layers`` None: as many as it lists). Returns the list's 1-based layers (None for a named map)."""
     layer_map = LAYER_MAP_ALIASES.get(layer_map, layer_map)
     if not layer_map.replace(",", "").strip():
-        raise EliquareError(f"layer_map {layer_map!r} is empty; give evenly-spaced, first, last or a comma-separated "
-                            "list of 1-based teacher layers such as 1,3,5")
+        raise EliquareError(
+            f"layer_map {layer_map!r} is empty; give evenly-spaced, first, last or a comma-separated "
+            "list of 1-based teacher layers such as 1,3,5"
+        )
     if layer_map in ("evenly-spaced", "first", "last"):
         return None
     try:
@@ -41,8 +43,10 @@ def check_layer_map(layer_map: str, student_layers: int | None, teacher_layers: 
         )
     top = teacher_layers or max(chosen)
     if any(not 1 <= n <= top for n in chosen) or len(set(chosen)) != len(chosen):
-        raise EliquareError("layer_map entries must be distinct teacher layers "
-                            + (f"between 1 and {teacher_layers}" if teacher_layers else "counted from 1"))
+        raise EliquareError(
+            "layer_map entries must be distinct teacher layers "
+            + (f"between 1 and {teacher_layers}" if teacher_layers else "counted from 1")
+        )
     return chosen
 
 
@@ -51,8 +55,9 @@ def default_student_layers(teacher_layers: int) -> int:
     return (teacher_layers + 1) // 2
 
 
-def select_layers(teacher_layers: int, student_layers: int | None = None,
-                  layer_map: str = "evenly-spaced") -> list[int]:
+def select_layers(
+    teacher_layers: int, student_layers: int | None = None, layer_map: str = "evenly-spaced"
+) -> list[int]:
     """0-based teacher layers that initialise student layers 0..k-1.
 
     ``student_layers`` None (the default of ``--student-layers``): every other teacher layer, student n <- teacher
@@ -114,7 +119,7 @@ def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = Tr
     for key in student.state_dict():
         source = key
         if key.startswith(layer_prefix):
-            index, rest = key[len(layer_prefix):].split(".", 1)
+            index, rest = key[len(layer_prefix) :].split(".", 1)
             source = f"{layer_prefix}{layers[int(index)]}.{rest}"
         if not copy_head and key.startswith(head):
             continue
@@ -141,6 +146,8 @@ def freeze_position_embeddings(model: nn.Module) -> None:
     except AttributeError:  # DeBERTa without absolute positions (position_biased_input false) holds None there
         embeddings = None
     if embeddings is None:
-        raise EliquareError(f"a {model.config.model_type} model has no learned position embeddings (its positions "
-                            "are rotary or relative, nothing to freeze); drop --freeze-position-embeddings")
+        raise EliquareError(
+            f"a {model.config.model_type} model has no learned position embeddings (its positions "
+            "are rotary or relative, nothing to freeze); drop --freeze-position-embeddings"
+        )
     embeddings.weight.requires_grad_(False)

@@ -1,5 +1,6 @@
 """The distillation objective (Eq. 4-8 of the paper): L = a_ce L_ce + a_cos L_cos + a_mlm L_mlm, and the sentence-level
-terms of the embedding objective (``--objective embedding``): L += a_sentence L_sentence + a_contrastive L_contrastive."""
+terms of the embedding objective (``--objective embedding``):
+L += a_sentence L_sentence + a_contrastive L_contrastive."""
 
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ def soft_target_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 
 @in_fp32
-def cosine_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
-                centre: bool = False) -> torch.Tensor:
+def cosine_loss(
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor, centre: bool = False
+) -> torch.Tensor:
     """Eq. 7: 1 - cos(student, teacher) of the last hidden states, averaged over non-padding tokens.
 
     ``centre``: subtract each side's mean token state over the batch first. An anisotropic target (e5's last
@@ -84,12 +86,16 @@ def similarity_loss(student: torch.Tensor, teacher: torch.Tensor, temperature: f
     return (t_log.exp() * (t_log - F.log_softmax(s_sim, dim=-1))).sum(-1).mean()
 
 
-# --- layer-wise terms beyond the paper (its future work; issue 16) -------------------------------------------
+# --- layer-wise terms beyond the paper (its future work) -------------------------------------------
 
 
 @in_fp32
-def hidden_mse_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, attention_mask: torch.Tensor,
-                    projection: torch.nn.Module | None = None) -> torch.Tensor:
+def hidden_mse_loss(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    projection: torch.nn.Module | None = None,
+) -> torch.Tensor:
     """TinyBERT's hidden-state term for one mapped layer pair: the mean squared error between the student's states
     (through ``projection`` when the widths differ) and the teacher's, over non-padding tokens."""
     keep = attention_mask.bool()
@@ -100,8 +106,9 @@ def hidden_mse_loss(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, 
 
 
 @in_fp32
-def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor, attention_mask: torch.Tensor,
-                      eps: float = 1e-12) -> torch.Tensor:
+def attention_kl_loss(
+    student_attn: torch.Tensor, teacher_attn: torch.Tensor, attention_mask: torch.Tensor, eps: float = 1e-12
+) -> torch.Tensor:
     """TinyBERT's attention term for one mapped layer pair: KL(teacher || student) of the attention distributions
     [batch, heads, query, key], averaged over heads and the non-padding query positions. The student needs as many
     heads as the teacher (it has: its layers are the teacher's)."""
@@ -113,8 +120,9 @@ def attention_kl_loss(student_attn: torch.Tensor, teacher_attn: torch.Tensor, at
 
 
 @in_fp32
-def value_relation_loss(student_values: torch.Tensor, teacher_values: torch.Tensor, attention_mask: torch.Tensor,
-                        heads: int) -> torch.Tensor:
+def value_relation_loss(
+    student_values: torch.Tensor, teacher_values: torch.Tensor, attention_mask: torch.Tensor, heads: int
+) -> torch.Tensor:
     """MiniLM's self-attention value-relation term (Wang et al. 2020) for one layer pair: per head,
     VR = softmax(V V^T / sqrt(d_head)) over the keys (padding masked), and KL(teacher VR || student VR), averaged over
     heads and non-padding positions. ``*_values``: the value projections' outputs [batch, seq, hidden]; the two sides
