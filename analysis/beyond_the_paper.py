@@ -28,12 +28,22 @@ def layerwise(runs: Path) -> list[dict]:
             continue
         e = last_eval(record)
         h = record["health"]
-        rows.append({"run": name, "loss_weights": record["loss_weights"], "steps": record["steps"],
-                     "wall_seconds": record["wall_seconds"], "collapse": e.get("collapse"), "cka": e.get("cka"),
-                     "neighbours": e.get("neighbours"), "probe_ner_macro_f1": e.get("probe"),
-                     "term_first": record["validation"][0].get(f"eval_{name}") if name != "base" else None,
-                     "term_last": e.get(name) if name != "base" else None,
-                     "teacher_probe": h["teacher"].get("probe"), "init_probe": h["initialisation"].get("probe")})
+        rows.append(
+            {
+                "run": name,
+                "loss_weights": record["loss_weights"],
+                "steps": record["steps"],
+                "wall_seconds": record["wall_seconds"],
+                "collapse": e.get("collapse"),
+                "cka": e.get("cka"),
+                "neighbours": e.get("neighbours"),
+                "probe_ner_macro_f1": e.get("probe"),
+                "term_first": record["validation"][0].get(f"eval_{name}") if name != "base" else None,
+                "term_last": e.get(name) if name != "base" else None,
+                "teacher_probe": h["teacher"].get("probe"),
+                "init_probe": h["initialisation"].get("probe"),
+            }
+        )
     return rows
 
 
@@ -53,13 +63,23 @@ def languages(runs: Path) -> list[dict]:
             if health is None or record is None:
                 continue
             r = health["results"]
-            rows.append({"language": language, "task": task, "student": model,
-                         "parameters": record["student_parameters"],
-                         "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
-                         "steps": record["steps"], "wall_seconds": record["wall_seconds"],
-                         "languages": record.get("languages"), "probe": probe(r[model]),
-                         "collapse": r[model].get("collapse_last"), "cka": r[model].get("cka"),
-                         "teacher_probe": probe(r["teacher"]), "init_probe": probe(r["initialisation"])})
+            rows.append(
+                {
+                    "language": language,
+                    "task": task,
+                    "student": model,
+                    "parameters": record["student_parameters"],
+                    "vocabulary": (record.get("vocab_reduce") or {}).get("vocab_size", {}).get("after"),
+                    "steps": record["steps"],
+                    "wall_seconds": record["wall_seconds"],
+                    "languages": record.get("languages"),
+                    "probe": probe(r[model]),
+                    "collapse": r[model].get("collapse_last"),
+                    "cka": r[model].get("cka"),
+                    "teacher_probe": probe(r["teacher"]),
+                    "init_probe": probe(r["initialisation"]),
+                }
+            )
     return rows
 
 
@@ -72,10 +92,20 @@ def amp_students(runs: Path) -> dict:
         if record is None:
             continue
         e = last_eval(record)
-        rows.append({"run": name, "parameters": record["student_parameters"], "steps": record["steps"],
-                     "wall_seconds": record["wall_seconds"], "tokens_seen": record.get("tokens_seen"),
-                     "collapse": e.get("collapse"), "cka": e.get("cka"), "neighbours": e.get("neighbours"),
-                     "probe_ner_macro_f1": e.get("probe"), "vocab_amp": record.get("vocab_amp")})
+        rows.append(
+            {
+                "run": name,
+                "parameters": record["student_parameters"],
+                "steps": record["steps"],
+                "wall_seconds": record["wall_seconds"],
+                "tokens_seen": record.get("tokens_seen"),
+                "collapse": e.get("collapse"),
+                "cka": e.get("cka"),
+                "neighbours": e.get("neighbours"),
+                "probe_ner_macro_f1": e.get("probe"),
+                "vocab_amp": record.get("vocab_amp"),
+            }
+        )
     return {"students": rows, "speed": load(runs / "beyond" / "amp-speed.json")}
 
 
@@ -85,10 +115,17 @@ def amp(runs: Path) -> list[dict]:
         r = load(runs / "amp" / f"{name}.json")
         if r is None:
             continue
-        rows.append({"model": name, "vocab_before": r["vocab_size"]["before"], "vocab_after": r["vocab_size"]["after"],
-                     "tokens_per_word_before": r["tokens_per_word"]["before"],
-                     "tokens_per_word_after": r["tokens_per_word"]["after"], "seconds": r["seconds"],
-                     "examples": [e["piece"] for e in r["examples"][:6]]})
+        rows.append(
+            {
+                "model": name,
+                "vocab_before": r["vocab_size"]["before"],
+                "vocab_after": r["vocab_size"]["after"],
+                "tokens_per_word_before": r["tokens_per_word"]["before"],
+                "tokens_per_word_after": r["tokens_per_word"]["after"],
+                "seconds": r["seconds"],
+                "examples": [e["piece"] for e in r["examples"][:6]],
+            }
+        )
     return rows
 
 
@@ -98,68 +135,108 @@ def f(x, nd=3):
 
 def collect(runs: Path) -> dict:
     """Every section's rows from the runs' records (a section whose runs are missing is empty)."""
-    return {"layerwise": layerwise(runs), "languages": languages(runs), "vocab_amp": amp(runs),
-            "amp_students": amp_students(runs)}
+    return {
+        "layerwise": layerwise(runs),
+        "languages": languages(runs),
+        "vocab_amp": amp(runs),
+        "amp_students": amp_students(runs),
+    }
 
 
 def report(data: dict) -> list[str]:
     """report.md's lines: one table per section that has rows."""
-    lines = ["# Beyond the paper: layer-wise terms, a student of two languages, VocabAmp", "",
-             "Generated by `python -m analysis.beyond_the_paper` from the runs of `commands.txt`; numbers are the "
-             "runs' own records.", ""]
+    lines = [
+        "# Beyond the paper: layer-wise terms, a student of two languages, VocabAmp",
+        "",
+        "Generated by `python -m analysis.beyond_the_paper` from the runs of `commands.txt`; numbers are the "
+        "runs' own records.",
+        "",
+    ]
     if data["layerwise"]:
-        lines += ["## Layer-wise terms (README main job: Swahili, 40 updates of 64 sentences, e5-small, pre-VR)", "",
-                  "| run | weights | collapse | CKA | neighbours | NER probe (macro-F1) | term: first -> last eval |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## Layer-wise terms (README main job: Swahili, 40 updates of 64 sentences, e5-small, pre-VR)",
+            "",
+            "| run | weights | collapse | CKA | neighbours | NER probe (macro-F1) | term: first -> last eval |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in data["layerwise"]:
             w = ", ".join(f"{k} {v:g}" for k, v in r["loss_weights"].items() if v)
             term = f"{f(r['term_first'], 4)} -> {f(r['term_last'], 4)}" if r["term_first"] is not None else ""
-            lines.append(f"| {r['run']} | {w} | {f(r['collapse'])} | {f(r['cka'])} | {f(r['neighbours'])} | "
-                         f"{f(r['probe_ner_macro_f1'])} | {term} |")
+            lines.append(
+                f"| {r['run']} | {w} | {f(r['collapse'])} | {f(r['cka'])} | {f(r['neighbours'])} | "
+                f"{f(r['probe_ner_macro_f1'])} | {term} |"
+            )
         r0 = data["layerwise"][0]
-        lines += ["", f"Teacher's probe {f(r0['teacher_probe'])}, initialisation's {f(r0['init_probe'])} (the same "
-                  "held-out 10% of MasakhaNER test).", ""]
+        lines += [
+            "",
+            f"Teacher's probe {f(r0['teacher_probe'])}, initialisation's {f(r0['init_probe'])} (the same "
+            "held-out 10% of MasakhaNER test).",
+            "",
+        ]
     if data["languages"]:
         steps = data["languages"][0]["steps"]
-        lines += [f"## Swahili + Slovene student against the monolingual ones ({steps} updates of 64 sentences each)",
-                  "", "Frozen-feature probes on each language's held-out task sentences (`eliquare health`, the same "
-                  "settings for every student): Swahili NER macro-F1 (MasakhaNER test), Slovene UPOS accuracy (SSJ "
-                  "test); teacher and initialisation in the student's vocabulary. The sw+sl student sampled each "
-                  "language half the time, so it saw each language half as much as the monolingual students.", "",
-                  "| language | student | vocabulary | parameters | probe | teacher | initialisation | collapse "
-                  "| CKA |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## Swahili + Slovene student against the monolingual ones ({steps} updates of 64 sentences each)",
+            "",
+            "Frozen-feature probes on each language's held-out task sentences (`eliquare health`, the same "
+            "settings for every student): Swahili NER macro-F1 (MasakhaNER test), Slovene UPOS accuracy (SSJ "
+            "test); teacher and initialisation in the student's vocabulary. The sw+sl student sampled each "
+            "language half the time, so it saw each language half as much as the monolingual students.",
+            "",
+            "| language | student | vocabulary | parameters | probe | teacher | initialisation | collapse | CKA |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in data["languages"]:
-            lines.append(f"| {r['language']} ({r['task']}) | {r['student']} | {r['vocabulary'] or ''} | "
-                         f"{r['parameters']:,} | {f(r['probe'])} | {f(r['teacher_probe'])} | {f(r['init_probe'])} | "
-                         f"{f(r['collapse'])} | {f(r['cka'])} |")
+            lines.append(
+                f"| {r['language']} ({r['task']}) | {r['student']} | {r['vocabulary'] or ''} | "
+                f"{r['parameters']:,} | {f(r['probe'])} | {f(r['teacher_probe'])} | {f(r['init_probe'])} | "
+                f"{f(r['collapse'])} | {f(r['cka'])} |"
+            )
         lines.append("")
     if data["vocab_amp"]:
-        lines += ["## VocabAmp: tokens per word (20,000 sentences of each corpus, 1000 pieces added)", "",
-                  "| model | vocabulary | tokens per word | first pieces added |", "|---|---|---|---|"]
+        lines += [
+            "## VocabAmp: tokens per word (20,000 sentences of each corpus, 1000 pieces added)",
+            "",
+            "| model | vocabulary | tokens per word | first pieces added |",
+            "|---|---|---|---|",
+        ]
         for r in data["vocab_amp"]:
-            lines.append(f"| {r['model']} | {r['vocab_before']:,} -> {r['vocab_after']:,} | "
-                         f"{r['tokens_per_word_before']:.3f} -> {r['tokens_per_word_after']:.3f} "
-                         f"({100 * (r['tokens_per_word_after'] / r['tokens_per_word_before'] - 1):+.1f}%) | "
-                         f"{' '.join(r['examples'])} |")
+            lines.append(
+                f"| {r['model']} | {r['vocab_before']:,} -> {r['vocab_after']:,} | "
+                f"{r['tokens_per_word_before']:.3f} -> {r['tokens_per_word_after']:.3f} "
+                f"({100 * (r['tokens_per_word_after'] / r['tokens_per_word_before'] - 1):+.1f}%) | "
+                f"{' '.join(r['examples'])} |"
+            )
         lines.append("")
     a = data["amp_students"]
     if a["students"]:
-        lines += ["## VocabAmp students (README main job: Swahili, 40 updates of 64 sentences, pre-VR, e5-small)", "",
-                  "| run | parameters | NER probe (macro-F1) | collapse | CKA | neighbours | distillation s / update |",
-                  "|---|---|---|---|---|---|---|"]
+        lines += [
+            "## VocabAmp students (README main job: Swahili, 40 updates of 64 sentences, pre-VR, e5-small)",
+            "",
+            "| run | parameters | NER probe (macro-F1) | collapse | CKA | neighbours | distillation s / update |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in a["students"]:
-            lines.append(f"| {r['run']} | {r['parameters']:,} | {f(r['probe_ner_macro_f1'])} | {f(r['collapse'])} | "
-                         f"{f(r['cka'])} | {f(r['neighbours'])} | {r['wall_seconds'] / r['steps']:.1f} |")
+            lines.append(
+                f"| {r['run']} | {r['parameters']:,} | {f(r['probe_ner_macro_f1'])} | {f(r['collapse'])} | "
+                f"{f(r['cka'])} | {f(r['neighbours'])} | {r['wall_seconds'] / r['steps']:.1f} |"
+            )
         if a["speed"]:
             sp = a["speed"]
-            lines += ["", f"Inference on {sp['sentences']} MasakhaNER test sentences ({sp['words']:,} words), each "
-                      "model with its own tokenizer, batches of 32 padded to their longest, side by side in one run "
-                      "(`benchmarks/tokenisation_speed.py`):", "",
-                      "| model | tokens / word | words / s | throughput |", "|---|---|---|---|"]
+            lines += [
+                "",
+                f"Inference on {sp['sentences']} MasakhaNER test sentences ({sp['words']:,} words), each "
+                "model with its own tokenizer, batches of 32 padded to their longest, side by side in one run "
+                "(`benchmarks/tokenisation_speed.py`):",
+                "",
+                "| model | tokens / word | words / s | throughput |",
+                "|---|---|---|---|",
+            ]
             for r in sp["rows"]:
-                lines.append(f"| {r['model']} | {r['tokens_per_word']:.3f} | {r['words_per_second']:.0f} | "
-                             f"{r['throughput_ratio']:.2f}x |")
+                lines.append(
+                    f"| {r['model']} | {r['tokens_per_word']:.3f} | {r['words_per_second']:.0f} | "
+                    f"{r['throughput_ratio']:.2f}x |"
+                )
         lines.append("")
     return lines
 

@@ -23,29 +23,47 @@ PAPER_RECIPE = {"name": "paper", "hidden_loss": "cosine", "learning_rate": 5e-4,
 def variant_row(name: str, record: dict) -> dict:
     """One variant's row: its recipe and its health at the last evaluation (to 4 decimals)."""
     last = record["validation"][-1]
-    return {"variant": name, "recipe": record.get("recipe") or PAPER_RECIPE, "alpha_mlm": record["loss_weights"]["mlm"],
-            "steps": record["steps"], "collapse": round(last["eval_collapse"], 4),
-            "cka": round(last["eval_cka"], 4), "neighbours": round(last["eval_neighbours"], 4),
-            "probe": round(last["eval_probe"], 4), "mlm_accuracy": round(last.get("eval_mlm_accuracy", 0), 4),
-            "collapse_layers": last["eval_collapse_layers"], "wall_seconds": record["wall_seconds"]}
+    return {
+        "variant": name,
+        "recipe": record.get("recipe") or PAPER_RECIPE,
+        "alpha_mlm": record["loss_weights"]["mlm"],
+        "steps": record["steps"],
+        "collapse": round(last["eval_collapse"], 4),
+        "cka": round(last["eval_cka"], 4),
+        "neighbours": round(last["eval_neighbours"], 4),
+        "probe": round(last["eval_probe"], 4),
+        "mlm_accuracy": round(last.get("eval_mlm_accuracy", 0), 4),
+        "collapse_layers": last["eval_collapse_layers"],
+        "wall_seconds": record["wall_seconds"],
+    }
 
 
 def markdown(refs: dict | None, rows: list[dict]) -> list[str]:
     """The table's lines: the teacher and the initialisation (the last variant's references), then the variants."""
     ref = refs or {}
-    lines = ["| variant | hidden term | lr | MLM reaches encoder | alpha_mlm | collapse (last) | CKA | neighbours | "
-             "NER probe |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | hidden term | lr | MLM reaches encoder | alpha_mlm | collapse (last) | CKA | neighbours | "
+        "NER probe |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, key in (("teacher", "teacher"), ("initialisation", "initialisation")):
         r = ref.get(key, {})
-        lines.append(f"| {name} | | | | | {r.get('collapse_last', 0):.3f} | {r.get('cka', 1.0):.3f} | "
-                     f"{r.get('neighbours', 1.0):.3f} | {r.get('probe', 0):.3f} |")
+        lines.append(
+            f"| {name} | | | | | {r.get('collapse_last', 0):.3f} | {r.get('cka', 1.0):.3f} | "
+            f"{r.get('neighbours', 1.0):.3f} | {r.get('probe', 0):.3f} |"
+        )
     for v in rows:
         rec = v["recipe"]
-        reaches = "never" if rec["head_warmup"] >= 1 or v["alpha_mlm"] == 0 else (
-            f"after {rec['head_warmup']:.0%}" if rec["head_warmup"] else "from step 0")
-        lines.append(f"| {v['variant']} | {rec['hidden_loss']} | {rec['learning_rate']:.0e} | {reaches} | "
-                     f"{v['alpha_mlm']:g} | {v['collapse']:.3f} | {v['cka']:.3f} | {v['neighbours']:.3f} | "
-                     f"{v['probe']:.3f} |")
+        reaches = (
+            "never"
+            if rec["head_warmup"] >= 1 or v["alpha_mlm"] == 0
+            else (f"after {rec['head_warmup']:.0%}" if rec["head_warmup"] else "from step 0")
+        )
+        lines.append(
+            f"| {v['variant']} | {rec['hidden_loss']} | {rec['learning_rate']:.0e} | {reaches} | "
+            f"{v['alpha_mlm']:g} | {v['collapse']:.3f} | {v['cka']:.3f} | {v['neighbours']:.3f} | "
+            f"{v['probe']:.3f} |"
+        )
     return lines
 
 

@@ -13,16 +13,27 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"  # the real data beside the checkout (../shared/data)
 SW_NEWS = SHARED_DATA / "sw" / "news_classification"
 
-__all__ = ["ROOT", "SHARED_DATA", "SW_NEWS", "parser", "load_json", "read_json", "write_json", "write_text",
-           "write_markdown", "news_texts"]
+__all__ = [
+    "ROOT",
+    "SHARED_DATA",
+    "SW_NEWS",
+    "parser",
+    "load_json",
+    "read_json",
+    "write_json",
+    "write_text",
+    "write_markdown",
+    "news_texts",
+]
 
 
 def parser(doc: str) -> argparse.ArgumentParser:
     """An argument parser whose description is the first line of ``doc`` (the module's docstring) and whose help
     ends with the rest of it, the commands that wrote the committed outputs."""
     first, _, rest = doc.strip().partition("\n")
-    return argparse.ArgumentParser(description=first, epilog=rest.strip() or None,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(
+        description=first, epilog=rest.strip() or None, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
 def load_json(path: Path):

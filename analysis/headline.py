@@ -31,17 +31,24 @@ COLUMNS = ["teacher", "student-0.05%", "student-every-subword", "init-0.05%", "i
 CELLS = {
     ("sl UPOS", "teacher"): ("results/sl-pos-epochs", "e5-small"),
     ("sl UPOS", "student-0.05%"): ("results/sl-pos-epochs", "pre-vr"),
-    ("sl UPOS", "student-every-subword"): ("results/sl-ner-annotated/pos-metrics-13.json "
-                                         "results/sl-ner-annotated/pos-metrics-2.json", None),
+    ("sl UPOS", "student-every-subword"): (
+        "results/sl-ner-annotated/pos-metrics-13.json results/sl-ner-annotated/pos-metrics-2.json",
+        None,
+    ),
     ("sl UPOS", "init-0.05%"): ("results/sl-pos-epochs", "init"),
     ("sw NER", "teacher"): ("results/sw-ner-seeds", "e5-small"),
     ("sw NER", "student-0.05%"): ("results/sw-ner-seeds", "pre-vr-2pass"),
     ("sw NER", "student-every-subword"): ("results/sw-ner-vocab", "pre-vr-min1-2pass"),
-    ("sw NER", "init-0.05%"): ("results/sw-ner-seeds/init-metrics.json "
-                               "results/sw-ner-seeds/init-metrics-23.json", None),
-    ("sw NER", "init-every-subword"): ("results/sw-ner-vocab/init-metrics-1.json "
-                                       "results/sw-ner-vocab/init-metrics-2.json "
-                                       "results/sw-ner-vocab/init-metrics-3.json", None),
+    ("sw NER", "init-0.05%"): (
+        "results/sw-ner-seeds/init-metrics.json results/sw-ner-seeds/init-metrics-23.json",
+        None,
+    ),
+    ("sw NER", "init-every-subword"): (
+        "results/sw-ner-vocab/init-metrics-1.json "
+        "results/sw-ner-vocab/init-metrics-2.json "
+        "results/sw-ner-vocab/init-metrics-3.json",
+        None,
+    ),
     ("sl NER", "teacher"): ("results/sl-ner-annotated", "e5-small"),
     ("sl NER", "student-0.05%"): ("results/sl-ner-annotated", "pre-vr"),
     ("sl NER", "student-every-subword"): ("results/sl-ner-annotated", "pre-vr-min1"),
@@ -73,8 +80,13 @@ def read_cell(root: Path, task: str, source: str, model: str | None) -> dict | N
     scores = {}
     for r in rows:
         scores.update({int(s): float(x) for s, x in zip(r["seeds"], r["scores"])})
-    return {"scores": scores, "parameters": rows[0].get("parameters"), "metric": rows[0].get("metric"),
-            "source": source, "model": model or rows[0].get("model")}
+    return {
+        "scores": scores,
+        "parameters": rows[0].get("parameters"),
+        "metric": rows[0].get("metric"),
+        "source": source,
+        "model": model or rows[0].get("model"),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,10 +110,16 @@ def main(argv: list[str] | None = None) -> None:
                 row[c] = None
                 continue
             xs = [cell["scores"][s] for s in sorted(cell["scores"])]
-            row[c] = {"mean": 100 * statistics.fmean(xs), "std": 100 * statistics.stdev(xs) if len(xs) > 1 else 0.0,
-                      "seeds": sorted(cell["scores"]), "scores": [100 * x for x in xs],
-                      "ratio": statistics.fmean(xs) / statistics.fmean(teacher["scores"].values()) if teacher else None,
-                      "parameters": cell["parameters"], "source": cell["source"], "model": cell["model"]}
+            row[c] = {
+                "mean": 100 * statistics.fmean(xs),
+                "std": 100 * statistics.stdev(xs) if len(xs) > 1 else 0.0,
+                "seeds": sorted(cell["scores"]),
+                "scores": [100 * x for x in xs],
+                "ratio": statistics.fmean(xs) / statistics.fmean(teacher["scores"].values()) if teacher else None,
+                "parameters": cell["parameters"],
+                "source": cell["source"],
+                "model": cell["model"],
+            }
         table.append(row)
 
     summary = {}
@@ -119,14 +137,19 @@ def main(argv: list[str] | None = None) -> None:
                 if s in t_scores:
                     a.append(x), b.append(t_scores[s]), pairs.append(f"{row['task']}/{s}")
         means = [(row[c] or row["student-0.05%"])["mean"] for row in table]
-        params = {row["task"]: (row[c] or row["student-0.05%"])["parameters"] / row["teacher"]["parameters"]
-                  for row in table}
+        params = {
+            row["task"]: (row[c] or row["student-0.05%"])["parameters"] / row["teacher"]["parameters"] for row in table
+        }
         teacher_mean = statistics.fmean(r["teacher"]["mean"] for r in table)
-        summary[c] = {"average_score_ratio": statistics.fmean(means) / teacher_mean,
-                      "mean_ratio": statistics.fmean(ratios), "parameters_ratio": params,
-                      "lowest_task_ratio": min(ratios),
-                      "lowest_task": table[ratios.index(min(ratios))]["task"], "borrowed_from_0.05%": borrowed,
-                      "wilcoxon": {**wilcoxon(a, b), "pairs": pairs}}
+        summary[c] = {
+            "average_score_ratio": statistics.fmean(means) / teacher_mean,
+            "mean_ratio": statistics.fmean(ratios),
+            "parameters_ratio": params,
+            "lowest_task_ratio": min(ratios),
+            "lowest_task": table[ratios.index(min(ratios))]["task"],
+            "borrowed_from_0.05%": borrowed,
+            "wilcoxon": {**wilcoxon(a, b), "pairs": pairs},
+        }
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "headline.json", {"table": table, "summary": summary}, indent=2)
@@ -137,8 +160,19 @@ def main(argv: list[str] | None = None) -> None:
             for c in COLUMNS:
                 if row[c]:
                     x = row[c]
-                    w.writerow([row["task"], c, x["model"], x["source"], ";".join(map(str, x["seeds"])),
-                                f"{x['mean']:.2f}", f"{x['std']:.2f}", f"{x['ratio']:.3f}", x["parameters"]])
+                    w.writerow(
+                        [
+                            row["task"],
+                            c,
+                            x["model"],
+                            x["source"],
+                            ";".join(map(str, x["seeds"])),
+                            f"{x['mean']:.2f}",
+                            f"{x['std']:.2f}",
+                            f"{x['ratio']:.3f}",
+                            x["parameters"],
+                        ]
+                    )
 
     def fmt(x, n):
         seeds = "" if x is None or len(x["seeds"]) == n else f" ({len(x['seeds'])} seeds)"
@@ -147,31 +181,42 @@ def main(argv: list[str] | None = None) -> None:
     def ratio(x):
         return "-" if x is None else f"{x['ratio']:.3f}"
 
-    lines = ["| task (seeds) | teacher | student, 0.05% | / teacher | student, every sub-word | / teacher "
-             "| init, 0.05% | init, every sub-word |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| task (seeds) | teacher | student, 0.05% | / teacher | student, every sub-word | / teacher "
+        "| init, 0.05% | init, every sub-word |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for row in table:
         n = len(row["teacher"]["seeds"])
-        lines.append(f"| {row['task']} ({n}) | {fmt(row['teacher'], n)} | {fmt(row['student-0.05%'], n)} | "
-                     f"{ratio(row['student-0.05%'])} | {fmt(row['student-every-subword'], n)} | "
-                     f"{ratio(row['student-every-subword'])} | {fmt(row['init-0.05%'], n)} | "
-                     f"{fmt(row['init-every-subword'], n)} |")
+        lines.append(
+            f"| {row['task']} ({n}) | {fmt(row['teacher'], n)} | {fmt(row['student-0.05%'], n)} | "
+            f"{ratio(row['student-0.05%'])} | {fmt(row['student-every-subword'], n)} | "
+            f"{ratio(row['student-every-subword'])} | {fmt(row['init-0.05%'], n)} | "
+            f"{fmt(row['init-every-subword'], n)} |"
+        )
     for c, name in (("student-0.05%", "0.05% students"), ("student-every-subword", "every-sub-word students")):
         s = summary[c]
         wx = s["wilcoxon"]
         note = f" ({', '.join(s['borrowed_from_0.05%'])}: the 0.05% student)" if s["borrowed_from_0.05%"] else ""
-        lines += ["", f"- {name}{note}: average score over the four tasks {s['average_score_ratio']:.3f} of the "
-                  f"teacher's (target 0.99; the mean of the four ratios: {s['mean_ratio']:.3f}), lowest "
-                  f"{s['lowest_task_ratio']:.3f} on {s['lowest_task']} (target: none below 0.97); Wilcoxon signed-rank "
-                  f"over {wx['n']} (task, seed) pairs: student better on {wx['a_better']}, "
-                  f"teacher on {wx['b_better']}, "
-                  f"mean difference {wx['mean_difference']:+.2f} points, W = {wx['statistic']:g}, "
-                  f"p = {wx['p_value']:.2g}; parameters {min(s['parameters_ratio'].values()):.3f}-"
-                  f"{max(s['parameters_ratio'].values()):.3f} of the teacher's (target <= 0.25)"]
-    text = ("# Headline: e5-small against its pre-VR students, Swahili and Slovene, 10 fine-tuning epochs\n\n"
-            f"Gathered by `{COMMAND}` from the committed results "
-            "named in `headline.csv` (score x 100, mean ± sd over seeds; sl NER: the NER-annotated documents, 50 "
-            "epochs for every model; sw NER and sw news students: two distillation passes, sl students: one).\n\n"
-            + "\n".join(lines) + "\n")
+        lines += [
+            "",
+            f"- {name}{note}: average score over the four tasks {s['average_score_ratio']:.3f} of the "
+            f"teacher's (target 0.99; the mean of the four ratios: {s['mean_ratio']:.3f}), lowest "
+            f"{s['lowest_task_ratio']:.3f} on {s['lowest_task']} (target: none below 0.97); Wilcoxon signed-rank "
+            f"over {wx['n']} (task, seed) pairs: student better on {wx['a_better']}, "
+            f"teacher on {wx['b_better']}, "
+            f"mean difference {wx['mean_difference']:+.2f} points, W = {wx['statistic']:g}, "
+            f"p = {wx['p_value']:.2g}; parameters {min(s['parameters_ratio'].values()):.3f}-"
+            f"{max(s['parameters_ratio'].values()):.3f} of the teacher's (target <= 0.25)",
+        ]
+    text = (
+        "# Headline: e5-small against its pre-VR students, Swahili and Slovene, 10 fine-tuning epochs\n\n"
+        f"Gathered by `{COMMAND}` from the committed results "
+        "named in `headline.csv` (score x 100, mean ± sd over seeds; sl NER: the NER-annotated documents, 50 "
+        "epochs for every model; sw NER and sw news students: two distillation passes, sl students: one).\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
     write_text(out / "report.md", text)
     print(text)
 

@@ -72,8 +72,14 @@ def seed_groups(predictions: Path, teacher_tok, student_tok) -> dict:
             n_changed += group == "changed"
             found[group][0] += (start, end, kind) in predicted
             found[group][1] += 1
-    return {"found": found, "entities": n_entities, "changed": n_changed, "teacher_pieces": t_pieces,
-            "student_pieces": s_pieces, "words": n_words}
+    return {
+        "found": found,
+        "entities": n_entities,
+        "changed": n_changed,
+        "teacher_pieces": t_pieces,
+        "student_pieces": s_pieces,
+        "words": n_words,
+    }
 
 
 def tokenisation(run: Path, models: list[str], dataset: str, teacher_tok, student_tok) -> dict:
@@ -86,10 +92,13 @@ def tokenisation(run: Path, models: list[str], dataset: str, teacher_tok, studen
                 continue
             g = seed_groups(seed_dir / "predictions.tsv", teacher_tok, student_tok)
             result["entities"], result["changed"] = g["entities"], g["changed"]
-            result["subwords_per_entity_word"] = {"teacher": round(g["teacher_pieces"] / g["words"], 3),
-                                                  "student": round(g["student_pieces"] / g["words"], 3)}
+            result["subwords_per_entity_word"] = {
+                "teacher": round(g["teacher_pieces"] / g["words"], 3),
+                "student": round(g["student_pieces"] / g["words"], 3),
+            }
             result["models"].setdefault(model, {})[seed_dir.name] = {
-                k: {"found": f, "of": n, "recall": round(f / n, 4) if n else None} for k, (f, n) in g["found"].items()}
+                k: {"found": f, "of": n, "recall": round(f / n, 4) if n else None} for k, (f, n) in g["found"].items()
+            }
     return result
 
 

@@ -22,13 +22,16 @@ def fragmentation(tok, words: list[list[str]], max_length: int = 128) -> dict:
     pieces = sum(len(ids) - 2 for ids in enc["input_ids"])  # [CLS] and [SEP] (<s> and </s>) are not pieces
     covered = []
     for i, w in enumerate(words):
-        ids = enc.word_ids(i)[:max_length - 1]
+        ids = enc.word_ids(i)[: max_length - 1]
         seen = {x for x in ids if x is not None}
         covered.append(len(seen) / max(len(w), 1))
     unk = sum(ids.count(tok.unk_token_id) for ids in enc["input_ids"])
-    return {"vocabulary": len(tok), "tokens_per_word": round(pieces / sum(map(len, words)), 3),
-            f"words_within_{max_length}_tokens": round(sum(covered) / len(covered), 4),
-            "unk_share": round(unk / pieces, 5)}
+    return {
+        "vocabulary": len(tok),
+        "tokens_per_word": round(pieces / sum(map(len, words)), 3),
+        f"words_within_{max_length}_tokens": round(sum(covered) / len(covered), 4),
+        "unk_share": round(unk / pieces, 5),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

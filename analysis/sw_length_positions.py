@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
-    texts = news_texts(args.data)[:args.articles]
+    texts = news_texts(args.data)[: args.articles]
     from transformers import AutoModel
 
     rows = {}
@@ -58,9 +58,11 @@ def main(argv: list[str] | None = None) -> None:
         teacher, initial = reference_models(args.teacher, tokenizer)
         student = AutoModel.from_pretrained(path)
         t = hidden_states(teacher, ids, mask)[-1]
-        rows[path] = {"student": bucket_cka(hidden_states(student, ids, mask)[-1], t, mask),
-                      "initialisation": bucket_cka(hidden_states(initial, ids, mask)[-1], t, mask),
-                      "tokens": bucket_tokens(mask)}
+        rows[path] = {
+            "student": bucket_cka(hidden_states(student, ids, mask)[-1], t, mask),
+            "initialisation": bucket_cka(hidden_states(initial, ids, mask)[-1], t, mask),
+            "tokens": bucket_tokens(mask),
+        }
         print(path, json.dumps(rows[path]), flush=True)
     if args.out:
         write_json(Path(args.out), {"articles": len(texts), "cka_vs_teacher_last_layer": rows})

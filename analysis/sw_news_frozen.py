@@ -37,13 +37,13 @@ def states(spec: str, examples, labels, max_length: int = 128, batch: int = 32):
     first, mean = [], []
     with torch.no_grad():
         for i in range(0, len(feats), batch):
-            chunk = feats[i:i + batch]
+            chunk = feats[i : i + batch]
             width = max(len(f["input_ids"]) for f in chunk)
             ids = torch.full((len(chunk), width), tok.pad_token_id)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             for j, f in enumerate(chunk):
-                ids[j, :len(f["input_ids"])] = torch.tensor(f["input_ids"])
-                mask[j, :len(f["input_ids"])] = 1
+                ids[j, : len(f["input_ids"])] = torch.tensor(f["input_ids"])
+                mask[j, : len(f["input_ids"])] = 1
             h = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
             first.append(h[:, 0].numpy())
             m = mask.unsqueeze(-1).float()
@@ -66,8 +66,11 @@ def probe(x_tr, y_tr, x_dev, y_dev, x_te, y_te) -> dict:
         if best is None or dev > best[0]:
             best = (dev, c, clf)
     dev, c, clf = best
-    return {"C": c, "dev_macro_f1": round(dev, 4), "test_macro_f1": round(f1_score(y_te, clf.predict(z(x_te)),
-                                                                                 average="macro"), 4)}
+    return {
+        "C": c,
+        "dev_macro_f1": round(dev, 4),
+        "test_macro_f1": round(f1_score(y_te, clf.predict(z(x_te)), average="macro"), 4),
+    }
 
 
 def article_agreement(got, ref) -> dict:
@@ -79,8 +82,10 @@ def article_agreement(got, ref) -> dict:
         x, y = torch.tensor(got[i]), torch.tensor(ref[i])
         x, y = x - x.mean(0), y - y.mean(0)
         cka = (x.T @ y).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm())
-        out[pooling] = {"centred_cosine": round(torch.nn.functional.cosine_similarity(x, y, dim=-1).mean().item(), 4),
-                        "linear_cka": round(cka.item(), 4)}
+        out[pooling] = {
+            "centred_cosine": round(torch.nn.functional.cosine_similarity(x, y, dim=-1).mean().item(), 4),
+            "linear_cka": round(cka.item(), 4),
+        }
     return out
 
 
@@ -93,8 +98,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     data_dir = Path(args.data)
-    data = load_task_data("classify", data_dir / "few_shot_data/50_samples/train.tsv", data_dir / "dev.tsv",
-                          data_dir / "test.tsv", label_column="category", text_columns=["headline", "text"])
+    data = load_task_data(
+        "classify",
+        data_dir / "few_shot_data/50_samples/train.tsv",
+        data_dir / "dev.tsv",
+        data_dir / "test.tsv",
+        label_column="category",
+        text_columns=["headline", "text"],
+    )
     labels = list(data.labels)
     y = {k: np.array([labels.index(e.label) for e in getattr(data, k)]) for k in ("train", "dev", "test")}
     out, ref = {}, None

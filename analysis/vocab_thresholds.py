@@ -35,9 +35,12 @@ def entity_tokenisation(teacher: list[list[str]], student: list[list[str]]) -> d
     """Entity words (each as its teacher's and its student's sub-words): how many, the share the student splits as
     the teacher does, and the sub-words per word of each."""
     n = len(teacher)
-    return {"entity_words": n, "entity_words_same": round(sum(s == t for s, t in zip(student, teacher)) / n, 4),
-            "pieces_per_entity_word": round(sum(map(len, student)) / n, 3),
-            "teacher_pieces_per_entity_word": round(sum(map(len, teacher)) / n, 3)}
+    return {
+        "entity_words": n,
+        "entity_words_same": round(sum(s == t for s, t in zip(student, teacher)) / n, 4),
+        "pieces_per_entity_word": round(sum(map(len, student)) / n, 3),
+        "teacher_pieces_per_entity_word": round(sum(map(len, teacher)) / n, 3),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,8 +51,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = parser(__doc__)
     ap.add_argument("--data", default=str(SHARED_DATA))
-    ap.add_argument("--min-counts", default="default,10,5,3,2,1",
-                    help="'default' is the paper's 0.05%% of sentences")
+    ap.add_argument("--min-counts", default="default,10,5,3,2,1", help="'default' is the paper's 0.05%% of sentences")
     ap.add_argument("--language", default="sw", help="the corpus is DATA/LANGUAGE/corpus")
     ap.add_argument("--ner-file", default="sw/ner/test.txt", help="the NER test file, under DATA")
     ap.add_argument("--documents", default="all", choices=["all", "annotated"])
@@ -62,19 +64,25 @@ def main(argv: list[str] | None = None) -> None:
     teacher = [tok.tokenize(w) for w in words]
     rows = []
     for mc in a.min_counts.split(","):
-        r = reduce_on_corpus(copy.deepcopy(model), tok, [str(Path(a.data) / a.language / "corpus")],
-                             min_count=None if mc == "default" else int(mc))
+        r = reduce_on_corpus(
+            copy.deepcopy(model),
+            tok,
+            [str(Path(a.data) / a.language / "corpus")],
+            min_count=None if mc == "default" else int(mc),
+        )
         student = [r.tokenizer.tokenize(w) for w in words]
         rep = r.report
-        rows.append({
-            "min_count": None if mc == "default" else int(mc),
-            "threshold_sentences": rep["selection"]["threshold_sentences"],
-            "corpus_sentences": rep["corpus_sentences"],
-            "vocab_size": rep["vocab_size"]["after"],
-            "parameters": rep["parameters"]["after"],
-            "corpus_identical_tokenisation": rep["identical_tokenisation"],
-            **entity_tokenisation(teacher, student),
-        })
+        rows.append(
+            {
+                "min_count": None if mc == "default" else int(mc),
+                "threshold_sentences": rep["selection"]["threshold_sentences"],
+                "corpus_sentences": rep["corpus_sentences"],
+                "vocab_size": rep["vocab_size"]["after"],
+                "parameters": rep["parameters"]["after"],
+                "corpus_identical_tokenisation": rep["identical_tokenisation"],
+                **entity_tokenisation(teacher, student),
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     if a.out:
         write_json(Path(a.out), rows)

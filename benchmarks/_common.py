@@ -1,4 +1,5 @@
-"""What the benchmark scripts share: model shapes, random-weight models, timing, tables, the benchmarks log and BENCHMARKS.md.
+"""What the benchmark scripts share: model shapes, random-weight models, timing, tables, the benchmarks log and
+BENCHMARKS.md.
 
 Every figure a script reports is a ratio of timings taken in the same process, on the same machine,
 with the variants interleaved round by round (other work on the machine slows all of them alike) and
@@ -15,9 +16,9 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import transformers
@@ -47,10 +48,15 @@ class Shape:
     def config(self):
         from transformers import BertConfig
 
-        return BertConfig(vocab_size=self.vocab_size, hidden_size=self.hidden_size,
-                          num_hidden_layers=self.num_hidden_layers, num_attention_heads=self.num_attention_heads,
-                          intermediate_size=self.intermediate_size, max_position_embeddings=512,
-                          pad_token_id=self.pad_token_id)
+        return BertConfig(
+            vocab_size=self.vocab_size,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_hidden_layers,
+            num_attention_heads=self.num_attention_heads,
+            intermediate_size=self.intermediate_size,
+            max_position_embeddings=512,
+            pad_token_id=self.pad_token_id,
+        )
 
     @property
     def special_ids(self) -> list[int]:
@@ -61,8 +67,19 @@ SHAPES = {
     # bert-base-multilingual-cased
     "mbert": Shape("mbert", 119_547, 768, 12, 12, 3072, kept=25_000),
     # intfloat/multilingual-e5-small (XLM-R vocabulary; <s>=0 <pad>=1 </s>=2 <mask>=250001)
-    "e5-small": Shape("e5-small", 250_037, 384, 12, 12, 1536, kept=20_000, pad_token_id=1, cls_token_id=0,
-                      sep_token_id=2, mask_token_id=250_001),
+    "e5-small": Shape(
+        "e5-small",
+        250_037,
+        384,
+        12,
+        12,
+        1536,
+        kept=20_000,
+        pad_token_id=1,
+        cls_token_id=0,
+        sep_token_id=2,
+        mask_token_id=250_001,
+    ),
     # for smoke tests
     "tiny": Shape("tiny", 2_000, 64, 4, 2, 128, kept=500),
 }
@@ -99,7 +116,7 @@ def reduced_copy(model, kept_ids: torch.Tensor):
 def token_ids(shape: Shape, batch: int, seq: int, kept_ids: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """A full-length batch ([CLS] ... [SEP]) of ordinary ids drawn from ``kept_ids``: text in the kept vocabulary."""
     g = torch.Generator().manual_seed(seed)
-    ordinary = kept_ids[len(shape.special_ids):]
+    ordinary = kept_ids[len(shape.special_ids) :]
     ids = ordinary[torch.randint(len(ordinary), (batch, seq), generator=g)]
     ids[:, 0], ids[:, -1] = shape.cls_token_id, shape.sep_token_id
     return ids
@@ -107,12 +124,12 @@ def token_ids(shape: Shape, batch: int, seq: int, kept_ids: torch.Tensor, seed: 
 
 def masked_batch(shape: Shape, batch: int, seq: int, kept_ids: torch.Tensor, seed: int = 0) -> dict:
     """``token_ids`` masked by eliquare's collator (15%, 80/10/10), as a distillation batch."""
-    from eliquare.masking import MaskingCollator
+    from eliquare.distill.masking import MaskingCollator
 
     ids = token_ids(shape, batch, seq, kept_ids, seed)
     # uniform selection weights over the kept ordinary ids (random replacements are drawn from them too)
     weights = torch.zeros(shape.vocab_size)
-    weights[kept_ids[len(shape.special_ids):]] = 1.0
+    weights[kept_ids[len(shape.special_ids) :]] = 1.0
     collator = MaskingCollator(shape.pad_token_id, shape.mask_token_id, weights, seed=seed)
     attention = torch.ones_like(ids)
     masked, labels = collator.mask(ids, attention)
@@ -156,8 +173,9 @@ def autocast(device: str, bf16: bool):
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
 
 
-def interleaved(variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 1,
-                device: str = "cpu", log=None) -> dict[str, list[float]]:
+def interleaved(
+    variants: dict[str, Callable[[], object]], rounds: int, warmup: int = 1, device: str = "cpu", log=None
+) -> dict[str, list[float]]:
     """Seconds per call of every variant: each round calls every variant once, in turn (warm-up rounds dropped).
 
     Every other round runs the variants in reverse order, so that none always follows the same one.
@@ -240,8 +258,9 @@ def slug(title: str) -> str:
 
 def write_index(latest: Path = LATEST, path: Path = BENCHMARKS_MD) -> str:
     """BENCHMARKS.md: a contents list and the newest table of each benchmark (sorted by title)."""
-    sections = sorted((f.read_text(encoding="utf-8").strip() for f in latest.glob("*.md")),
-                      key=lambda t: t.splitlines()[0].lower())
+    sections = sorted(
+        (f.read_text(encoding="utf-8").strip() for f in latest.glob("*.md")), key=lambda t: t.splitlines()[0].lower()
+    )
     titles = [t.splitlines()[0][3:] for t in sections]
     contents = "\n".join(f"- [{t}](#{slug(t)})" for t in titles)
     text = INDEX_HEAD + "\n" + contents + "\n\n" + "\n\n".join(sections) + "\n"
@@ -249,8 +268,9 @@ def write_index(latest: Path = LATEST, path: Path = BENCHMARKS_MD) -> str:
     return text
 
 
-def report(title: str, body: str, append: bool = True, path: Path = LOG_MD, latest: Path = LATEST,
-           index: Path = BENCHMARKS_MD) -> str:
+def report(
+    title: str, body: str, append: bool = True, path: Path = LOG_MD, latest: Path = LATEST, index: Path = BENCHMARKS_MD
+) -> str:
     """Print ``body`` (tables and notes) with the command, date and machine; with ``append``, add it to the log,
     make it the benchmark's newest table and rebuild BENCHMARKS.md."""
     stamp = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -260,8 +280,10 @@ def report(title: str, body: str, append: bool = True, path: Path = LOG_MD, late
         new = not path.exists()
         with open(path, "a", encoding="utf-8") as fh:
             if new:
-                fh.write("# Benchmarks log\n\nEvery table the scripts in `benchmarks/` recorded (newest last); every "
-                         "ratio is measured within one run. The newest of each: BENCHMARKS.md.\n")
+                fh.write(
+                    "# Benchmarks log\n\nEvery table the scripts in `benchmarks/` recorded (newest last); every "
+                    "ratio is measured within one run. The newest of each: BENCHMARKS.md.\n"
+                )
             fh.write("\n" + text)
         latest.mkdir(parents=True, exist_ok=True)
         (latest / f"{slug(title)}.md").write_text(text, encoding="utf-8")

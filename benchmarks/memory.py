@@ -52,9 +52,8 @@ def _rss() -> int:
 
 
 def child_step(spec: dict) -> dict:
-    import torch
-
     import distill_throughput as T
+    import torch
 
     shape = C.SHAPES[spec["shape"]]
     setups, _ = T.prepare(shape, spec["batch"], spec["seq"], spec["variant"], spec["device"])
@@ -79,9 +78,20 @@ def child_distill(spec: dict) -> dict:
     work = Path(spec["dir"])
     teacher = tiny.build_tiny_bert(work / "teacher")
     corpus = tiny.write_corpus(work / "corpus.txt", n=spec["sentences"])
-    distill(DistillConfig(teacher=str(teacher), corpus=[str(corpus)], out=str(work / "student"),
-                          cache_dir=str(work / "cache"), student_layers=2, batch_size=16, gradient_accumulation=1,
-                          max_steps=spec["steps"], eval_steps=spec["steps"], use_cpu=True))
+    distill(
+        DistillConfig(
+            teacher=str(teacher),
+            corpus=[str(corpus)],
+            out=str(work / "student"),
+            cache_dir=str(work / "cache"),
+            student_layers=2,
+            batch_size=16,
+            gradient_accumulation=1,
+            max_steps=spec["steps"],
+            eval_steps=spec["steps"],
+            use_cpu=True,
+        )
+    )
     return {}
 
 
@@ -104,8 +114,9 @@ def run_child(spec: dict, interval: float = 0.02) -> dict:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(C.ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     # the child's output goes to files: a full pipe would block it while we only sample its memory
     with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        proc = subprocess.Popen([sys.executable, __file__, "--child", json.dumps(spec)], stdout=stdout,
-                                stderr=stderr, text=True, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--child", json.dumps(spec)], stdout=stdout, stderr=stderr, text=True, env=env
+        )
         ps = psutil.Process(proc.pid)
         peak = peak_anon = 0
         while proc.poll() is None:
@@ -163,8 +174,10 @@ def write_corpus_shards(directory: Path, total_mb: float, shard_mb: float, seed:
             while n < size:
                 lines = []
                 for _ in range(100):
-                    sentences = [" ".join(rng.choices(words, cum_weights=cum, k=rng.randint(4, 20))).capitalize()
-                                 + "." for _ in range(rng.randint(1, 4))]
+                    sentences = [
+                        " ".join(rng.choices(words, cum_weights=cum, k=rng.randint(4, 20))).capitalize() + "."
+                        for _ in range(rng.randint(1, 4))
+                    ]
                     lines.append(" ".join(sentences))
                 chunk = "\n".join(lines) + "\n"
                 fh.write(chunk)
@@ -183,9 +196,19 @@ def corpus_sizes(max_gb: float) -> list[float]:
 # ---------------------------------------------------------------------------------------------
 
 
-def measure(parts=("step", "distill", "corpus"), shapes=("e5-small",), variants="abc", batch: int | None = None,
-            seq: int = 128, max_gb: float = 0.1, steps: int = 2, distill_steps: int = 4, device: str = "cpu",
-            bf16: bool = False, log=None) -> list[dict]:
+def measure(
+    parts=("step", "distill", "corpus"),
+    shapes=("e5-small",),
+    variants="abc",
+    batch: int | None = None,
+    seq: int = 128,
+    max_gb: float = 0.1,
+    steps: int = 2,
+    distill_steps: int = 4,
+    device: str = "cpu",
+    bf16: bool = False,
+    log=None,
+) -> list[dict]:
     """One row per measurement: what, peak RSS, anonymous peak, baseline (after imports)."""
     import distill_throughput as T
 
@@ -196,17 +219,31 @@ def measure(parts=("step", "distill", "corpus"), shapes=("e5-small",), variants=
             b = batch or (T.CPU_BATCH[name] if not device.startswith("cuda") else 32)
             for v in variants:
                 log(f"step {name} {v}")
-                r = run_child({"kind": "step", "shape": name, "variant": v, "batch": b, "seq": seq, "steps": steps,
-                               "device": device, "bf16": bf16})
+                r = run_child(
+                    {
+                        "kind": "step",
+                        "shape": name,
+                        "variant": v,
+                        "batch": b,
+                        "seq": seq,
+                        "steps": steps,
+                        "device": device,
+                        "bf16": bf16,
+                    }
+                )
                 rows.append({"part": "step", "what": f"{name} {T.VARIANTS[v]}, batch {b} x {seq}", **r})
     with tempfile.TemporaryDirectory(prefix="eliquare-memory-") as tmp:
         tmp = Path(tmp)
         if "distill" in parts:
             log("distill")
-            r = run_child({"kind": "distill", "dir": str(tmp / "distill"), "steps": distill_steps,
-                           "sentences": 2000})
-            rows.append({"part": "distill", "what": f"eliquare distill, tiny BERT teacher, {distill_steps} steps of "
-                                                    "16 sentences", **r})
+            r = run_child({"kind": "distill", "dir": str(tmp / "distill"), "steps": distill_steps, "sentences": 2000})
+            rows.append(
+                {
+                    "part": "distill",
+                    "what": f"eliquare distill, tiny BERT teacher, {distill_steps} steps of 16 sentences",
+                    **r,
+                }
+            )
         if "corpus" in parts:
             sys.path.insert(0, str(C.ROOT / "tests"))
             import tiny
@@ -223,23 +260,41 @@ def measure(parts=("step", "distill", "corpus"), shapes=("e5-small",), variants=
                     files.append(str(s))
                     total += s.stat().st_size
                 log(f"corpus {total / 1e6:.0f} MB")
-                r = run_child({"kind": "corpus", "files": files, "tokenizer": str(tokenizer),
-                               "cache": str(tmp / "cache")})
+                r = run_child(
+                    {"kind": "corpus", "files": files, "tokenizer": str(tokenizer), "cache": str(tmp / "cache")}
+                )
                 shutil.rmtree(tmp / "cache", ignore_errors=True)
-                rows.append({"part": "corpus", "what": f"prepare_corpus, {total / 1e6:,.0f} MB of text "
-                                                       f"({r['sentences']:,} sentences, {r['seconds']:.0f} s)",
-                             "bytes": total, **r})
+                rows.append(
+                    {
+                        "part": "corpus",
+                        "what": f"prepare_corpus, {total / 1e6:,.0f} MB of text "
+                        f"({r['sentences']:,} sentences, {r['seconds']:.0f} s)",
+                        "bytes": total,
+                        **r,
+                    }
+                )
     return rows
 
 
 def format_rows(rows: list[dict]) -> str:
     mb = lambda b: f"{b / 2**20:,.0f} MiB"  # noqa: E731
     gpu = any("cuda_peak" in r for r in rows)
-    return C.table(["measurement", "peak RSS", "peak anonymous", "after imports", "models built", "peak - models"]
-                   + (["GPU peak allocated"] if gpu else []),
-                   [[r["what"], mb(r["peak"]), mb(r["peak_anonymous"]), mb(r["baseline"]),
-                     mb(r["models"]) if "models" in r else "-", mb(r["peak"] - r["models"]) if "models" in r else "-"]
-                    + ([mb(r["cuda_peak"]) if "cuda_peak" in r else "-"] if gpu else []) for r in rows])
+    return C.table(
+        ["measurement", "peak RSS", "peak anonymous", "after imports", "models built", "peak - models"]
+        + (["GPU peak allocated"] if gpu else []),
+        [
+            [
+                r["what"],
+                mb(r["peak"]),
+                mb(r["peak_anonymous"]),
+                mb(r["baseline"]),
+                mb(r["models"]) if "models" in r else "-",
+                mb(r["peak"] - r["models"]) if "models" in r else "-",
+            ]
+            + ([mb(r["cuda_peak"]) if "cuda_peak" in r else "-"] if gpu else [])
+            for r in rows
+        ],
+    )
 
 
 def main(argv=None) -> int:
@@ -250,8 +305,12 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="abc")
     p.add_argument("--batch", type=int, help="default: as distill_throughput.py")
     p.add_argument("--seq", type=int, default=128)
-    p.add_argument("--max-gb", type=float, default=0.1,
-                   help="largest generated corpus in GB (sizes 0.1, 0.3, 1 up to it; default 0.1)")
+    p.add_argument(
+        "--max-gb",
+        type=float,
+        default=0.1,
+        help="largest generated corpus in GB (sizes 0.1, 0.3, 1 up to it; default 0.1)",
+    )
     p.add_argument("--device", default="cpu")
     p.add_argument("--bf16", action="store_true")
     p.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
@@ -259,18 +318,34 @@ def main(argv=None) -> int:
     if args.child:
         return child_main(args.child)
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
-    rows = measure(args.parts, args.shapes, args.variants, args.batch, args.seq, args.max_gb, device=args.device,
-                   bf16=args.bf16, log=log)
-    notes = ["Each row is a fresh process; peak RSS = max(psutil samples every 20 ms, ru_maxrss); anonymous = RSS "
-             "minus file-backed pages (psutil `shared`), sampled; after imports = RSS once torch and transformers "
-             "are imported."]
+    rows = measure(
+        args.parts,
+        args.shapes,
+        args.variants,
+        args.batch,
+        args.seq,
+        args.max_gb,
+        device=args.device,
+        bf16=args.bf16,
+        log=log,
+    )
+    notes = [
+        "Each row is a fresh process; peak RSS = max(psutil samples every 20 ms, ru_maxrss); anonymous = RSS "
+        "minus file-backed pages (psutil `shared`), sampled; after imports = RSS once torch and transformers "
+        "are imported."
+    ]
     corpus = [r for r in rows if r["part"] == "corpus"]
     if len(corpus) > 1:
         a, b = corpus[0], corpus[-1]
-        notes.append(f"Corpus preparation: {b['bytes'] / a['bytes']:.0f}x the text, peak RSS x "
-                     f"{b['peak'] / a['peak']:.2f}, anonymous x {b['peak_anonymous'] / a['peak_anonymous']:.2f}.")
-    C.report("Peak memory (benchmarks/memory.py)", format_rows(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes),
-             append=not args.no_append)
+        notes.append(
+            f"Corpus preparation: {b['bytes'] / a['bytes']:.0f}x the text, peak RSS x "
+            f"{b['peak'] / a['peak']:.2f}, anonymous x {b['peak_anonymous'] / a['peak_anonymous']:.2f}."
+        )
+    C.report(
+        "Peak memory (benchmarks/memory.py)",
+        format_rows(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes),
+        append=not args.no_append,
+    )
     return 0
 
 

@@ -22,8 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _common as C  # noqa: E402
 
-SCRIPTS = sorted(p.stem for p in Path(__file__).resolve().parent.glob("*.py")
-                 if not p.stem.startswith("_") and p.stem != "regenerate")
+SCRIPTS = sorted(
+    p.stem
+    for p in Path(__file__).resolve().parent.glob("*.py")
+    if not p.stem.startswith("_") and p.stem != "regenerate"
+)
 
 
 def sections(log: str) -> list[str]:
@@ -48,8 +51,11 @@ def newest_from_log(log_path: Path = C.LOG_MD, latest: Path = C.LATEST) -> int:
 def recorded_command(script: str, latest: Path = C.LATEST) -> list[str]:
     """The command of the script's newest table (its options), else the script alone."""
     for f in sorted(latest.glob("*.md"), key=lambda f: f.stat().st_mtime, reverse=True):
-        match = re.search(r"^`(\.venv/bin/python benchmarks/" + re.escape(script) + r"\.py[^`]*)`",
-                          f.read_text(encoding="utf-8"), re.M)
+        match = re.search(
+            r"^`(\.venv/bin/python benchmarks/" + re.escape(script) + r"\.py[^`]*)`",
+            f.read_text(encoding="utf-8"),
+            re.M,
+        )
         if match:
             return shlex.split(match.group(1))[1:]
     return [f"benchmarks/{script}.py"]
@@ -62,7 +68,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.from_log:
         print(f"{newest_from_log()} benchmarks taken from {C.LOG_MD.relative_to(C.ROOT)}", file=sys.stderr)
-    for script in (SCRIPTS if args.run == ["all"] else args.run or []):
+    for script in SCRIPTS if args.run == ["all"] else args.run or []:
         command = [sys.executable, *recorded_command(script)]
         print("running " + shlex.join(command), file=sys.stderr, flush=True)
         if subprocess.run(command, cwd=C.ROOT).returncode:

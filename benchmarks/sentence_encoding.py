@@ -23,7 +23,7 @@ import _common as C  # noqa: E402
 
 
 def sentences(path: str, n: int) -> list[str]:
-    from eliquare.evaluate.readers import read_token_file
+    from eliquare.tasks.readers import read_token_file
 
     texts = [" ".join(e.words) for e in read_token_file(path, "ner")]
     return list(dict.fromkeys(texts))[:n]
@@ -62,10 +62,11 @@ def main(argv=None) -> None:
         first = first or (rate, params)
         rows.append([name, f"{params:,}", f"{params / first[1]:.3f}", f"{rate:.1f}", f"{rate / first[0]:.2f}x"])
     body = C.table(["model", "parameters", "of the first", "sentences / s", "throughput"], rows)
-    body += (f"\n\n- `SentenceTransformer(...).encode` of {len(texts)} real sentences ({args.texts.split('/data/')[-1]}), "
-             "batch 32, the `query` prompt where the model has one; rounds interleaved, medians kept.\n")
-    C.report("Sentence encoding, embedding students (benchmarks/sentence_encoding.py)", body,
-             append=not args.no_append)
+    body += (
+        f"\n\n- `SentenceTransformer(...).encode` of {len(texts)} real sentences ({args.texts.split('/data/')[-1]}), "
+        "batch 32, the `query` prompt where the model has one; rounds interleaved, medians kept.\n"
+    )
+    C.report("Sentence encoding, embedding students (benchmarks/sentence_encoding.py)", body, append=not args.no_append)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import _common as C  # noqa: E402
 
 
 def sentences(path: str, n: int) -> list[list[str]]:
-    from eliquare.evaluate.readers import read_token_file
+    from eliquare.tasks.readers import read_token_file
 
     seen, out = set(), []
     for e in read_token_file(path, "ner"):
@@ -58,9 +58,16 @@ def main(argv=None) -> None:
         loaded = load_model(spec, head="base")
         models[name] = loaded.model.eval()
         tok = loaded.tokenizer
-        batches[name] = [tok([" ".join(t) for t in texts[i:i + args.batch]], padding=True, truncation=True,
-                             max_length=args.max_length, return_tensors="pt")
-                         for i in range(0, len(texts), args.batch)]
+        batches[name] = [
+            tok(
+                [" ".join(t) for t in texts[i : i + args.batch]],
+                padding=True,
+                truncation=True,
+                max_length=args.max_length,
+                return_tensors="pt",
+            )
+            for i in range(0, len(texts), args.batch)
+        ]
         # content tokens: every non-padding position less the two special tokens of each sentence
         tokens[name] = sum(int(b["attention_mask"].sum()) - 2 * b["attention_mask"].shape[0] for b in batches[name])
 
@@ -71,6 +78,7 @@ def main(argv=None) -> None:
             with torch.inference_mode():
                 for b in batches[name]:
                     model(**b)
+
         return run
 
     times = C.interleaved({name: runner(name) for name in models}, rounds=args.rounds, warmup=1)
@@ -78,22 +86,45 @@ def main(argv=None) -> None:
     for name, m in models.items():
         rate, per_word = words / C.median(times[name]), tokens[name] / words
         first = first or (rate, per_word)
-        records.append({"model": name, "parameters": count_parameters(m), "tokens_per_word": per_word,
-                        "words_per_second": rate, "throughput_ratio": rate / first[0],
-                        "tokens_per_word_ratio": per_word / first[1]})
-        rows.append([name, f"{count_parameters(m):,}", f"{per_word:.3f}", f"{per_word / first[1]:.3f}",
-                     f"{rate:.0f}", f"{rate / first[0]:.2f}x"])
+        records.append(
+            {
+                "model": name,
+                "parameters": count_parameters(m),
+                "tokens_per_word": per_word,
+                "words_per_second": rate,
+                "throughput_ratio": rate / first[0],
+                "tokens_per_word_ratio": per_word / first[1],
+            }
+        )
+        rows.append(
+            [
+                name,
+                f"{count_parameters(m):,}",
+                f"{per_word:.3f}",
+                f"{per_word / first[1]:.3f}",
+                f"{rate:.0f}",
+                f"{rate / first[0]:.2f}x",
+            ]
+        )
     body = C.table(["model", "parameters", "tokens / word", "of the first", "words / s", "throughput"], rows)
-    body += (f"\n\n- {len(texts)} real sentences ({words:,} words; {args.texts.split('/data/')[-1]}), each model's own "
-             f"tokenizer, batches of {args.batch} in file order padded to their longest; encoder forward under "
-             "inference_mode; rounds interleaved, medians kept.\n")
+    body += (
+        f"\n\n- {len(texts)} real sentences ({words:,} words; {args.texts.split('/data/')[-1]}), each model's own "
+        f"tokenizer, batches of {args.batch} in file order padded to their longest; encoder forward under "
+        "inference_mode; rounds interleaved, medians kept.\n"
+    )
     if args.json:
         import json
 
-        Path(args.json).write_text(json.dumps({"sentences": len(texts), "words": words, "texts": args.texts,
-                                               "batch": args.batch, "rows": records}, indent=1) + "\n")
-    C.report("Tokenisation and speed: VocabAmp students (benchmarks/tokenisation_speed.py)", body,
-             append=not args.no_append)
+        Path(args.json).write_text(
+            json.dumps(
+                {"sentences": len(texts), "words": words, "texts": args.texts, "batch": args.batch, "rows": records},
+                indent=1,
+            )
+            + "\n"
+        )
+    C.report(
+        "Tokenisation and speed: VocabAmp students (benchmarks/tokenisation_speed.py)", body, append=not args.no_append
+    )
 
 
 if __name__ == "__main__":

@@ -51,25 +51,53 @@ def main() -> None:
             result.save(args.out / lang)
         r = result.report
         v, p, tpw, unk = r["vocab_size"], r["parameters"], r["tokens_per_word"], r["unk_rate"]
-        rows.append([lang, f"{r['corpus_sentences']:,}", f"{r['selection']['threshold_sentences']:,}",
-                     f"{v['after']:,}", f"{p['after'] / 1e6:.1f} M ({p['after'] / p['before']:.1%})",
-                     f"{r['corpus_token_coverage']:.2%}", f"{r['identical_tokenisation']:.1%}",
-                     f"{tpw['before']:.3f} -> {tpw['after']:.3f}", f"{unk['before']:.4%} -> {unk['after']:.4%}",
-                     f"{seconds:.0f}"])
-        notes.append(f"{lang}: {r['kept']['frequent']:,} frequent + {r['kept']['special_and_characters']:,} special "
-                     f"and single-character pieces")
+        rows.append(
+            [
+                lang,
+                f"{r['corpus_sentences']:,}",
+                f"{r['selection']['threshold_sentences']:,}",
+                f"{v['after']:,}",
+                f"{p['after'] / 1e6:.1f} M ({p['after'] / p['before']:.1%})",
+                f"{r['corpus_token_coverage']:.2%}",
+                f"{r['identical_tokenisation']:.1%}",
+                f"{tpw['before']:.3f} -> {tpw['after']:.3f}",
+                f"{unk['before']:.4%} -> {unk['after']:.4%}",
+                f"{seconds:.0f}",
+            ]
+        )
+        notes.append(
+            f"{lang}: {r['kept']['frequent']:,} frequent + {r['kept']['special_and_characters']:,} special "
+            f"and single-character pieces"
+        )
         print(" | ".join(map(str, rows[-1])), flush=True)
-    body = "\n".join([
-        f"Teacher {args.model}: {r['vocab_size']['before']:,} ids, {r['parameters']['before'] / 1e6:.1f} M parameters "
-        f"({r['embedding_rows']['before']:,} embedding rows). Kept: subwords in >= {args.min_fraction:.3%} of a "
-        "corpus's sentences, plus special tokens and the single-character pieces of every character seen. "
-        "Coverage figures on a fixed sample of up to 50,000 sentences per corpus; 'corpus tokens kept' on all of it.",
-        "",
-        table(["lang", "sentences", "threshold", "kept vocab", "parameters", "corpus tokens kept",
-               "identical tokenisation", "tokens/word", "unknown rate", "s"], rows),
-        "",
-        "; ".join(notes) + ".",
-    ])
+    body = "\n".join(
+        [
+            f"Teacher {args.model}: {r['vocab_size']['before']:,} ids, "
+            f"{r['parameters']['before'] / 1e6:.1f} M parameters "
+            f"({r['embedding_rows']['before']:,} embedding rows). Kept: subwords in >= {args.min_fraction:.3%} of a "
+            "corpus's sentences, plus special tokens and the single-character pieces of every character seen. "
+            "Coverage figures on a fixed sample of up to 50,000 sentences per corpus; "
+            "'corpus tokens kept' on all of it.",
+            "",
+            table(
+                [
+                    "lang",
+                    "sentences",
+                    "threshold",
+                    "kept vocab",
+                    "parameters",
+                    "corpus tokens kept",
+                    "identical tokenisation",
+                    "tokens/word",
+                    "unknown rate",
+                    "s",
+                ],
+                rows,
+            ),
+            "",
+            "; ".join(notes) + ".",
+        ]
+    )
     report(f"VocabReduce on the offline teacher {args.model}", body, append=not args.no_append)
 
 

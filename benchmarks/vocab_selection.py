@@ -60,8 +60,10 @@ def main() -> None:
     cycled = list(itertools.islice(itertools.cycle(distinct), args.sentences))
 
     rows = []
-    for name, sentences in ((f"{len(cycled):,} sentences (the corpora cycled)", cycled),
-                            (f"{len(distinct):,} distinct sentences", distinct)):
+    for name, sentences in (
+        (f"{len(cycled):,} sentences (the corpora cycled)", cycled),
+        (f"{len(distinct):,} distinct sentences", distinct),
+    ):
         runs = []
         for _ in range(args.repeat):
             wall, cpu = time.perf_counter(), cpu_seconds()
@@ -69,16 +71,27 @@ def main() -> None:
             runs.append((time.perf_counter() - wall, cpu_seconds() - cpu))
         wall, cpu = min(runs)
         per_million = wall * 1_000_000 / len(sentences)
-        rows.append([name, f"{selection.counts.words:,}", f"{wall:.1f}", f"{cpu:.1f}", f"{len(sentences) / wall:,.0f}",
-                     f"{per_million:.0f}", f"{int(selection.keep.sum()):,}"])
-    body = "\n".join([
-        f"Counting subwords (word by word, encode_batch + bincount) and choosing those in >= 0.05% of sentences, "
-        f"tokenizer {args.model} ({len(tokenizer):,} ids); text: the six corpora of shared/data. Load average "
-        f"{load:.2f} on {os.cpu_count()} cores at the start (the machine is shared: wall time is up to load/cores "
-        f"times the CPU time). Goal: <= 60 s per 1 M sentences.",
-        "",
-        table(["sentences", "words", "wall s", "CPU s", "sentences/s", "s per 1 M", "kept ids"], rows),
-    ])
+        rows.append(
+            [
+                name,
+                f"{selection.counts.words:,}",
+                f"{wall:.1f}",
+                f"{cpu:.1f}",
+                f"{len(sentences) / wall:,.0f}",
+                f"{per_million:.0f}",
+                f"{int(selection.keep.sum()):,}",
+            ]
+        )
+    body = "\n".join(
+        [
+            f"Counting subwords (word by word, encode_batch + bincount) and choosing those in >= 0.05% of sentences, "
+            f"tokenizer {args.model} ({len(tokenizer):,} ids); text: the six corpora of shared/data. Load average "
+            f"{load:.2f} on {os.cpu_count()} cores at the start (the machine is shared: wall time is up to load/cores "
+            f"times the CPU time). Goal: <= 60 s per 1 M sentences.",
+            "",
+            table(["sentences", "words", "wall s", "CPU s", "sentences/s", "s per 1 M", "kept ids"], rows),
+        ]
+    )
     report("Vocabulary selection speed", body, append=not args.no_append)
 
 

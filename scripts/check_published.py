@@ -26,17 +26,20 @@ for name in names:  # the sentence-transformers module directories of an embeddi
 record = json.loads((directory / "distillation.json").read_text())
 card = (directory / "README.md").read_text()
 meta = _front_matter(card)
-for what, text in [("data fingerprint", record["data_fingerprint"]),
-                   ("student parameters", f"{record['student_parameters'] / 1e6:.1f} M"),
-                   ("sentences", f"{record['corpus_stats']['sentences']:,} clean sentences"),
-                   *[(f"validation step {r['step']}", f"| {r['step']} | {r['eval_loss']:.4f} |")
-                     for r in record["validation"]],
-                   *[(f"throughput {k}", f"{v:.1f}") for k, v in record["inference"]["sequences_per_second"].items()]]:
+for what, text in [
+    ("data fingerprint", record["data_fingerprint"]),
+    ("student parameters", f"{record['student_parameters'] / 1e6:.1f} M"),
+    ("sentences", f"{record['corpus_stats']['sentences']:,} clean sentences"),
+    *[(f"validation step {r['step']}", f"| {r['step']} | {r['eval_loss']:.4f} |") for r in record["validation"]],
+    *[(f"throughput {k}", f"{v:.1f}") for k, v in record["inference"]["sequences_per_second"].items()],
+]:
     if text not in card:
         failures.append(f"model card lacks the {what} of distillation.json ({text})")
 for key in ("license", "base_model", "tags"):
     if key not in meta:
         failures.append(f"model card front matter lacks {key}")
-print("\n".join(failures) or f"{directory}: {len(names)} files, all published, 0644, no pickle; card matches "
-      "distillation.json")
+print(
+    "\n".join(failures)
+    or f"{directory}: {len(names)} files, all published, 0644, no pickle; card matches distillation.json"
+)
 sys.exit(1 if failures else 0)

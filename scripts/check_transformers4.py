@@ -21,7 +21,10 @@ for directory in sys.argv[1:]:
     with torch.no_grad():
         out = model(**enc)
     tensor = out.logits if hasattr(out, "logits") else out.last_hidden_state
-    result[directory] = {"class": type(tok).__name__, "model": type(model).__name__,
-                         "ids": [tok(t)["input_ids"] for t in TEXTS],
-                         "output_sum": float(tensor[enc["attention_mask"].bool()].abs().sum())}
+    result[directory] = {
+        "class": type(tok).__name__,
+        "model": type(model).__name__,
+        "ids": [tok(t)["input_ids"] for t in TEXTS],
+        "output_sum": float(tensor[enc["attention_mask"].bool()].abs().sum()),
+    }
 print(json.dumps(result))
