@@ -23,7 +23,8 @@ from analysis.ner_tokenisation import spans
 def entity_words(path: Path, documents: str = "all") -> list[str]:
     """The words of every gold entity of a NER file in any format eliquare reads (of its annotated documents only
     with ``documents="annotated"``)."""
-    from eliquare.tasks.readers import annotated_documents, read_token_file
+    from eliquare.tasks.readers import annotated_documents
+    from eliquare.tasks.tokens import read_token_file
 
     examples = read_token_file(path, "ner")
     if documents == "annotated":

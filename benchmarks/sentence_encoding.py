@@ -23,7 +23,7 @@ import _common as C  # noqa: E402
 
 
 def sentences(path: str, n: int) -> list[str]:
-    from eliquare.tasks.readers import read_token_file
+    from eliquare.tasks.tokens import read_token_file
 
     texts = [" ".join(e.words) for e in read_token_file(path, "ner")]
     return list(dict.fromkeys(texts))[:n]

@@ -17,7 +17,7 @@ from eliquare.config import FinetuneConfig
 from eliquare.errors import EliquareError
 from eliquare.evaluate.finetune import finetune
 from eliquare.tasks.encoding import encode_text_examples, encode_token_examples
-from eliquare.tasks.readers import TextExample, TokenExample
+from eliquare.tasks.files import TextExample, TokenExample
 
 # word class -> tag: a tagging task learnable by construction (the tag is a function of the word)
 CLASSES = {

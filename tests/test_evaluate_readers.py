@@ -7,15 +7,10 @@ import re
 import pytest
 
 from eliquare.errors import EliquareError
-from eliquare.tasks.readers import (
-    UPOS,
-    load_task_data,
-    read_bio,
-    read_conllu,
-    read_table,
-    read_token_file,
-    sniff_token_format,
-)
+from eliquare.tasks.files import UPOS
+from eliquare.tasks.readers import load_task_data
+from eliquare.tasks.tables import read_table
+from eliquare.tasks.tokens import read_bio, read_conllu, read_token_file, sniff_token_format
 
 
 def conllu_line(i, form, upos, misc="_"):

@@ -146,7 +146,7 @@ def logistic_regression_scores(train_x, train_y, dev_x, dev_y, test_x, test_y, s
 
 def _pairs(cfg) -> tuple[list[str], list[str], str]:
     """(queries, documents, file) of a retrieval dataset: row i's query and its own document."""
-    from eliquare.tasks.readers import read_table
+    from eliquare.tasks.tables import read_table
 
     if not cfg.query_column:
         raise EliquareError(
@@ -170,7 +170,8 @@ def _pairs(cfg) -> tuple[list[str], list[str], str]:
 
 def _texts(cfg) -> tuple[list[str], str]:
     """The texts of an agreement dataset: a table's text columns, or a token file's sentences (words joined)."""
-    from eliquare.tasks.readers import read_table, read_token_file, sniff_table_format
+    from eliquare.tasks.tables import read_table, sniff_table_format
+    from eliquare.tasks.tokens import read_token_file
 
     path = cfg.test or cfg.train
     try:

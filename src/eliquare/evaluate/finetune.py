@@ -33,7 +33,8 @@ from eliquare.evaluate.task_vocab import TaskVocabulary
 from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
 from eliquare.speed import machine
 from eliquare.tasks.encoding import encode, quiet_transformers
-from eliquare.tasks.readers import TaskData, read_task_splits
+from eliquare.tasks.files import TaskData
+from eliquare.tasks.readers import read_task_splits
 from eliquare.training import resolve_bf16, trainer_arguments
 
 TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
