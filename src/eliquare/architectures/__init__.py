@@ -2,10 +2,10 @@
 ``config.model_type``.
 
 An ``Architecture`` says where a ``*ForMaskedLM`` model of that type keeps its encoder (embeddings + layers), its
-layers, its MLM head and each layer's self-attention value projection, and how a student cut from some of the
-teacher's layers keeps each layer's own properties (``adapt_student``) or is refused (``check_layers``).
-``eliquare.models`` (``encoder_of``, ``mlm_head_of``, ``value_projections``) and ``eliquare.distill.student``
-(``build_student``) read nothing else; docs/architectures.md tells how to add a family.
+layers, its MLM head and each layer's self-attention query, key and value projections, and how a student cut from
+some of the teacher's layers keeps each layer's own properties (``adapt_student``) or is refused (``check_layers``).
+``eliquare.models`` (``encoder_of``, ``mlm_head_of``, ``value_projections``, ``attention_projections``) and
+``eliquare.distill.student`` (``build_student``) read nothing else; docs/architectures.md tells how to add a family.
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ class Architecture:
     layers: str = "encoder.layer"  # in the encoder: the ModuleList of transformer layers
     value: str = "attention.self.value"  # in each layer: the module whose output holds the self-attention's values
     fused_value: Optional[int] = None  # the value module is a fused q/k/v projection: the values are its third chunk
+    # in each layer: the modules whose outputs hold the self-attention's queries and keys (None: not known for this
+    # family, and the relation term is refused), and their chunk of a fused q/k/v projection's output
+    query: Optional[str] = "attention.self.query"
+    key: Optional[str] = "attention.self.key"
+    fused_query: Optional[int] = None
+    fused_key: Optional[int] = None
     positions: Optional[str] = "embeddings.position_embeddings"  # in the encoder: learned absolute positions (None:
     # rotary or relative positions, nothing to freeze)
     tokenizer_family: str = "WordPiece"  # the VocabReduce family of its usual tokenizer (eliquare.vocab.families)

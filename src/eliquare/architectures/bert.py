@@ -2,7 +2,8 @@
 
 ``bert.embeddings`` (word, learned absolute position and token-type embeddings), ``bert.encoder.layer[i]`` (the
 layers, nothing shared between them), ``cls`` / ``lm_head`` (the MLM head, its decoder tied to the word
-embeddings); ``attention.self.value`` is each layer's value projection. Vocabularies: WordPiece (BERT, mBERT),
+embeddings); ``attention.self.query``, ``key`` and ``value`` are each layer's query, key and value
+projections. Vocabularies: WordPiece (BERT, mBERT),
 SentencePiece unigram (XLM-R, e5), byte-level BPE (RoBERTa).
 """
 

@@ -12,7 +12,9 @@ Where its parts live in a ``DebertaV2ForMaskedLM``:
 - the MLM head is ``cls`` (``legacy`` true, the configuration's default): ``cls.predictions`` (transform, decoder
   tied to the word embeddings, bias). mDeBERTa-v3's released checkpoint does not fill it, so that teacher counts
   as one without a trained MLM head: the soft-target term is off and the student's head is trained by the MLM term;
-- each layer's value projection is ``attention.self.value_proj``.
+- each layer's query, key and value projections are ``attention.self.query_proj``, ``key_proj`` and ``value_proj``
+  (with ``share_att_key``, the query and key projections also project the relative-position embeddings, after the
+  tokens: the relation term takes each one's first output of a forward pass).
 
 Vocabulary: a SentencePiece unigram model (``spm.model``), the Unigram family of eliquare.vocab.
 """
@@ -37,6 +39,8 @@ ARCHITECTURES = {
         encoder="deberta",
         head="cls",
         value="attention.self.value_proj",
+        query="attention.self.query_proj",
+        key="attention.self.key_proj",
         tokenizer_family="Unigram",
         check_config=check_config,
     ),

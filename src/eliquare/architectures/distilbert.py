@@ -6,7 +6,7 @@ Where its parts live in a ``DistilBertForMaskedLM``:
 - ``distilbert.transformer.layer[i]`` (the layers, nothing shared between them);
 - the MLM head is four attributes of the model itself, applied in order: ``vocab_transform``, ``activation``,
   ``vocab_layer_norm``, ``vocab_projector`` (tied to the word embeddings);
-- each layer's value projection is ``attention.v_lin``.
+- each layer's query, key and value projections are ``attention.q_lin``, ``k_lin`` and ``v_lin``.
 
 ``config.num_hidden_layers`` is an alias of ``n_layers``. Vocabulary: WordPiece (mBERT's).
 """
@@ -21,5 +21,7 @@ ARCHITECTURES = {
         head=("vocab_transform", "activation", "vocab_layer_norm", "vocab_projector"),
         layers="transformer.layer",
         value="attention.v_lin",
+        query="attention.q_lin",
+        key="attention.k_lin",
     ),
 }

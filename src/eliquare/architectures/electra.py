@@ -7,7 +7,7 @@ Where its parts live in an ``ElectraForMaskedLM``:
 - ``electra.encoder.layer[i]`` (BERT's layers, nothing shared between them);
 - the MLM head is the generator's: ``generator_predictions`` (dense to ``embedding_size``, activation, LayerNorm)
   then ``generator_lm_head`` (tied to the word embeddings);
-- each layer's value projection is ``attention.self.value``.
+- each layer's query, key and value projections are ``attention.self.query``, ``key`` and ``value``.
 
 A discriminator checkpoint (``ElectraForPreTraining``, e.g. an ELECTRA-base discriminator) has no masked-LM head:
 loaded as ``ElectraForMaskedLM`` its generator head is new, so the teacher counts as one without a trained MLM head

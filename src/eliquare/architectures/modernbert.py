@@ -7,7 +7,7 @@ Where its parts live in a ``ModernBertForMaskedLM``:
 - ``model.layers[i]`` (the layers) and ``model.final_norm`` (after the last one, kept by the student);
 - the MLM head is ``head`` (dense, activation, norm) then ``decoder`` (tied to ``tok_embeddings``);
 - each layer's attention is one fused projection ``attn.Wqkv`` whose output is [queries | keys | values]: the
-  value-relation term takes its third chunk.
+  value-relation term takes its third chunk, the relation term all three (before the rotary positions).
 
 Per-layer properties: ``config.layer_types[i]`` is layer i's attention kind (``full_attention`` or
 ``sliding_attention``, a window of ``config.local_attention`` tokens). A student keeps each copied layer's own kind:
@@ -55,6 +55,10 @@ ARCHITECTURES = {
         layers="layers",
         value="attn.Wqkv",
         fused_value=2,
+        query="attn.Wqkv",
+        key="attn.Wqkv",
+        fused_query=0,
+        fused_key=1,
         positions=None,
         tokenizer_family="BPE",
         adapt_student=adapt_student,

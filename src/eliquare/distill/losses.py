@@ -141,7 +141,20 @@ def value_relation_loss(
     return kl[keep].mean()
 
 
-TERMS = ("ce", "cos", "mlm", "sentence", "contrastive", "hidden", "attn", "value")
+@in_fp32
+def attention_relation_loss(
+    student: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], attention_mask: torch.Tensor, heads: int
+) -> torch.Tensor:
+    """MiniLMv2's multi-head self-attention relation term (Wang et al. 2021) for one teacher and one student layer:
+    for each of the query, key and value projections' outputs [batch, seq, width] (``{"query", "key", "value"}``),
+    split into ``heads`` relation heads (their own count, not the attention heads'), the relation
+    softmax(X X^T / sqrt(d_r)) over the non-padding keys, and KL(teacher || student) averaged over the relation heads
+    and the non-padding rows; the sum of the query-query, key-key and value-value terms. The two sides may differ in
+    width (so in d_r), not in relation heads."""
+    return sum(value_relation_loss(student[name], teacher[name], attention_mask, heads) for name in teacher)
+
+
+TERMS = ("ce", "cos", "mlm", "sentence", "contrastive", "hidden", "attn", "value", "relation")
 
 
 @dataclass(frozen=True)
@@ -156,6 +169,7 @@ class LossWeights:
     hidden: float = 0.0  # layer-wise terms (TinyBERT hidden states and attention, MiniLM value relations)
     attn: float = 0.0
     value: float = 0.0
+    relation: float = 0.0  # MiniLMv2's query, key and value relations of one layer pair
 
     def combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
         """Eq. 4: the weighted sum; a term whose weight is 0 is not computed at all."""
@@ -183,4 +197,7 @@ class Objective:
     contrastive_temperature: float = 0.05
     layer_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) 0-based layers of the layer-wise terms
     attention_heads: int = 1  # for the value-relation term
+    relation_layers: tuple[int, int] = (-1, -1)  # (student, teacher) 0-based layer of the relation term
+    relation_heads: int = 1  # the relation term's heads
+    hidden_mse: bool = False  # the hidden-state term as a mean squared error (--hidden-loss mse), not 1 - cosine
     cross: object = None  # --vocab-amp: the student's vocabulary is not the teacher's (vocab.amp.CrossTokenisation)

@@ -10,6 +10,7 @@ from eliquare.distill.losses import (
     LossWeights,
     Objective,
     attention_kl_loss,
+    attention_relation_loss,
     cosine_loss,
     hidden_mse_loss,
     mlm_loss,
@@ -36,16 +37,15 @@ def distillation_losses(
         return embedding_losses(student, teacher, batch, objective, head_only=head_only, stats=stats)
     if objective.cross is not None:
         return cross_token_losses(student, teacher, batch, objective, head_only=head_only, stats=stats)
-    weights, hidden_pairs, centre = objective.weights, objective.hidden_pairs, objective.centre
+    weights, hidden_pairs = objective.weights, objective.hidden_pairs
     labels = batch["labels"]
     masked = labels != IGNORE_INDEX
-    extra = _layerwise_outputs(objective)
     out = student(
         input_ids=batch["input_ids"],
         attention_mask=batch["attention_mask"],
         labels=labels,
         head_only=head_only,
-        **extra,
+        **_layerwise_outputs(objective, "student"),
     )  # models.masked_lm_logits
     need_teacher_logits = weights.ce > 0
     if "teacher_hidden" in batch:  # the teacher's states of the unmasked sentences, computed once (teacher_cache)
@@ -56,16 +56,21 @@ def distillation_losses(
     else:
         with torch.inference_mode():
             t_out = masked_lm_logits(
-                teacher, batch["input_ids"], batch["attention_mask"], labels, logits=need_teacher_logits, **extra
+                teacher,
+                batch["input_ids"],
+                batch["attention_mask"],
+                labels,
+                logits=need_teacher_logits,
+                **_layerwise_outputs(objective, "teacher"),
             )
     parts: dict[str, torch.Tensor] = layerwise_losses(out, t_out, batch["attention_mask"], objective)
     if weights.cos > 0 and hidden_pairs:
         mask = batch["attention_mask"]
         parts["cos"] = torch.stack(
-            [cosine_loss(out["layers"][i], t_out["layers"][j].clone(), mask, centre=centre) for i, j in hidden_pairs]
+            [hidden_state_loss(out["layers"][i], t_out["layers"][j].clone(), mask, objective) for i, j in hidden_pairs]
         ).mean()
     elif weights.cos > 0:
-        parts["cos"] = cosine_loss(out["hidden"], t_out["hidden"].clone(), batch["attention_mask"], centre=centre)
+        parts["cos"] = hidden_state_loss(out["hidden"], t_out["hidden"].clone(), batch["attention_mask"], objective)
     if stats is not None and masked.any():
         stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
         stats["masked"] = stats.get("masked", 0) + int(masked.sum())
@@ -100,7 +105,7 @@ def cross_token_losses(
     parts: dict[str, torch.Tensor] = {}
     if weights.cos:
         pooled = cross.pooled(t_out["hidden"].clone(), view["owner"], input_ids.shape)
-        parts["cos"] = cosine_loss(out["hidden"], pooled, mask, centre=objective.centre)
+        parts["cos"] = hidden_state_loss(out["hidden"], pooled, mask, objective)
     if stats is not None and masked.any():
         stats["correct"] = stats.get("correct", 0) + int((out["logits"].argmax(-1) == labels[masked]).sum())
         stats["masked"] = stats.get("masked", 0) + int(masked.sum())
@@ -113,17 +118,35 @@ def cross_token_losses(
     return parts
 
 
-def _layerwise_outputs(objective: Objective) -> dict:
-    """What the forward passes must return for the objective's hidden-state and layer-wise terms."""
+def hidden_state_loss(
+    student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, mask: torch.Tensor, objective: Objective
+) -> torch.Tensor:
+    """Eq. 7's hidden-state term as the objective has it: 1 - cosine (centred or not), or the mean squared error."""
+    if objective.hidden_mse:
+        return hidden_mse_loss(student_hidden, teacher_hidden, mask)
+    return cosine_loss(student_hidden, teacher_hidden, mask, centre=objective.centre)
+
+
+def _layerwise_outputs(objective: Objective, side: str) -> dict:
+    """What the ``side`` ("student" or "teacher") forward pass must return for the objective's hidden-state and
+    layer-wise terms."""
     w = objective.weights
-    return {"all_layers": bool(objective.hidden_pairs) or w.hidden > 0, "attentions": w.attn > 0, "values": w.value > 0}
+    return {
+        "all_layers": bool(objective.hidden_pairs) or w.hidden > 0,
+        "attentions": w.attn > 0,
+        "values": w.value > 0,
+        "relations": objective.relation_layers[0 if side == "student" else 1] if w.relation > 0 else None,
+    }
 
 
 def layerwise_losses(out: dict, t_out: dict, mask: torch.Tensor, objective: Objective) -> dict:
     """The layer-wise terms beyond the paper, over ``objective.layer_pairs`` (student layer n <- teacher layer 2n,
     0-based here): TinyBERT's hidden-state MSE and attention KL (means over the pairs), MiniLM's value-relation KL
-    of the last pair."""
+    of the last pair; and MiniLMv2's query/key/value relations of ``objective.relation_layers``."""
     w, pairs, parts = objective.weights, objective.layer_pairs, {}
+    if w.relation:
+        teacher = {name: states.clone() for name, states in t_out["relations"].items()}
+        parts["relation"] = attention_relation_loss(out["relations"], teacher, mask, objective.relation_heads)
     if not pairs:
         return parts
     if w.hidden:
@@ -152,10 +175,11 @@ def embedding_losses(
     weights, hidden_pairs = objective.weights, objective.hidden_pairs
     ids, mask = batch["input_ids"], batch["attention_mask"]
     pool_mask = batch.get("pool_mask")
-    extra = _layerwise_outputs(objective)
-    out = student(input_ids=ids, attention_mask=mask, labels=None, logits=False, **extra)
+    out = student(
+        input_ids=ids, attention_mask=mask, labels=None, logits=False, **_layerwise_outputs(objective, "student")
+    )
     with torch.inference_mode():
-        t_out = masked_lm_logits(teacher, ids, mask, None, logits=False, **extra)
+        t_out = masked_lm_logits(teacher, ids, mask, None, logits=False, **_layerwise_outputs(objective, "teacher"))
         t_emb = teacher.sentence_pooler(t_out["hidden"], mask, pool_mask)
     parts: dict[str, torch.Tensor] = layerwise_losses(out, t_out, mask, objective)
     if weights.sentence or weights.contrastive:
@@ -166,13 +190,10 @@ def embedding_losses(
             parts["contrastive"] = similarity_loss(s_emb, t_emb.clone(), objective.contrastive_temperature)
     if weights.cos and hidden_pairs:
         parts["cos"] = torch.stack(
-            [
-                cosine_loss(out["layers"][i], t_out["layers"][j].clone(), mask, centre=objective.centre)
-                for i, j in hidden_pairs
-            ]
+            [hidden_state_loss(out["layers"][i], t_out["layers"][j].clone(), mask, objective) for i, j in hidden_pairs]
         ).mean()
     elif weights.cos:
-        parts["cos"] = cosine_loss(out["hidden"], t_out["hidden"].clone(), mask, centre=objective.centre)
+        parts["cos"] = hidden_state_loss(out["hidden"], t_out["hidden"].clone(), mask, objective)
     if "masked_input_ids" in batch and (weights.mlm or weights.ce):
         masked_batch = {"input_ids": batch["masked_input_ids"], "attention_mask": mask, "labels": batch["labels"]}
         token_objective = Objective(LossWeights(ce=weights.ce, cos=0.0, mlm=weights.mlm), objective.temperature)

@@ -1,4 +1,5 @@
-"""Training recipes: the paper's exact setting, and eliquare's default, which differs where we measured it must.
+"""Training recipes: the paper's exact setting, eliquare's default, which differs where we measured it must, and
+MiniLMv2's objective.
 
 ``paper`` (Singh et al. 2023, Section 4): plain cosine on the last hidden states, lr 5e-4 whatever the
 batch, and (for a teacher without an MLM head) a fresh head trained with the encoder from the first step.
@@ -17,6 +18,12 @@ batch, and (for a teacher without an MLM head) a fresh head trained with the enc
   still gets a working fill-mask head) and the encoder learns from the teacher; ``--head-warmup 0.1`` lets
   the MLM term reach the encoder after the first 10% of the steps.
 
+``minilmv2`` (Wang et al. 2021): the student learns the teacher's multi-head self-attention relations (query-query,
+key-key and value-value of one teacher layer against the student's last, ``losses.attention_relation_loss``) in place
+of the soft targets and the hidden-state cosine: L = 1 L_relation + 2 L_mlm (``DistillConfig.loss_weights``), with
+eliquare's learning rate and fresh-head warm-up. ``--alpha-relation`` and ``--alpha-mlm`` set its weights,
+``--alpha-ce`` brings the soft targets back; its cosine term is off, and an ``--alpha-cos`` is refused.
+
 Each choice is also a flag of its own (``--hidden-loss``, ``--learning-rate``, ``--head-warmup``), which
 overrides the recipe.
 """
@@ -33,7 +40,7 @@ PAPER_BATCH = 32 * 50  # sequences per optimizer update in the paper
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    hidden_loss: str  # "cosine" or "centred-cosine"
+    hidden_loss: str  # "cosine", "centred-cosine" or "mse"
     hidden_layers: str  # "last" (Eq. 7) or "mapped" (every student layer against the end of its teacher block)
     learning_rate: float
     head_warmup: float  # share of the optimizer steps in which a fresh head's gradient stays in the head
@@ -51,7 +58,7 @@ def resolve_recipe(cfg, sequences_per_update: int, fresh_head: bool) -> Recipe:
     """The recipe's values, with every flag the user gave taking precedence."""
     if cfg.recipe == "paper":
         hidden, layers, lr, warm = "cosine", "last", PAPER_LEARNING_RATE, 0.0
-    else:
+    else:  # eliquare, and minilmv2 (whose weights, DistillConfig.loss_weights, leave the hidden-state term out)
         hidden, layers, lr, warm = "centred-cosine", "last", scaled_learning_rate(sequences_per_update), 1.0
     return Recipe(
         name=cfg.recipe,

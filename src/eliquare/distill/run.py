@@ -53,6 +53,7 @@ from eliquare.distill.student import (
     check_layer_map,
     freeze_position_embeddings,
     hidden_targets,
+    relation_teacher_layer,
     select_layers,
 )
 from eliquare.distill.teacher_cache import (
@@ -69,9 +70,11 @@ from eliquare.distill.trainer import (
 from eliquare.errors import EliquareError
 from eliquare.hub import check_push, push
 from eliquare.models import (
+    attention_projections,
     count_parameters,
     encoder_of,
     length_limit,
+    projection_width,
     use_eager_attention,
 )
 from eliquare.publish import finish_student_dir
@@ -210,7 +213,7 @@ def plan_run(
     cross=None,
 ) -> Plan:
     weights = LossWeights(**cfg.loss_weights(teacher.has_mlm_head, "embedding" if embedding else "masked-lm"))
-    if not teacher.has_mlm_head and cfg.alpha_ce is None and not embedding:
+    if not teacher.has_mlm_head and cfg.alpha_ce is None and not embedding and cfg.recipe != "minilmv2":
         log(
             f"notice: teacher {cfg.teacher} has no trained MLM head; the soft-target (CE) term is off and the "
             "student's new MLM head is trained by the MLM term (the paper's L_cos + L_mlm setting)"
@@ -219,8 +222,13 @@ def plan_run(
         cfg, cfg.batch_size * cfg.gradient_accumulation * world_size, fresh_head=not teacher.has_mlm_head
     )
     log(
-        f"recipe {recipe.name}: hidden-state term {recipe.hidden_loss} on {recipe.hidden_layers} layers, "
-        f"peak learning rate {recipe.learning_rate:.2e}"
+        f"recipe {recipe.name}: "
+        + (
+            f"hidden-state term {recipe.hidden_loss} on {recipe.hidden_layers} layers, "
+            if weights.cos
+            else "no hidden-state term, "
+        )
+        + f"peak learning rate {recipe.learning_rate:.2e}"
         + (
             f"; the fresh MLM head trains alone (its gradient kept from the encoder) for {recipe.head_warmup:.0%} of "
             "the steps"
@@ -229,21 +237,51 @@ def plan_run(
         )
     )
     n_teacher_layers = teacher.model.config.num_hidden_layers
+    relation_layers, relation_heads = relation_plan(cfg, teacher.model, log) if weights.relation else ((-1, -1), 1)
     objective = Objective(
         weights,
         cfg.temperature,
         centre=recipe.hidden_loss == "centred-cosine",
+        hidden_mse=recipe.hidden_loss == "mse",
         hidden_pairs=tuple(hidden_targets(layers, n_teacher_layers)) if recipe.hidden_layers == "mapped" else (),
         embedding=embedding,
         sentence_loss=cfg.sentence_loss,
         contrastive_temperature=cfg.contrastive_temperature,
         layer_pairs=tuple((n - 1, end - 1) for n, end in hidden_targets(layers, n_teacher_layers)),
         attention_heads=teacher.model.config.num_attention_heads,
+        relation_layers=relation_layers,
+        relation_heads=relation_heads,
         cross=cross,
     )
     total = optimizer_steps(cfg, train_sentences, world_size)
     head_warmup = sys.maxsize if recipe.head_warmup >= 1 else round(recipe.head_warmup * total)
     return Plan(weights, recipe, objective, total, head_warmup)
+
+
+RELATION_HEADS = 48  # MiniLMv2's relation heads for base-size teachers (768 wide: 16 dimensions each)
+
+
+def relation_plan(cfg: DistillConfig, teacher, log) -> tuple[tuple[int, int], int]:
+    """The relation term's (student, teacher) 0-based layers and its relation heads: the student's last layer learns
+    ``relation_teacher_layer``'s relations, in ``--relation-heads`` heads, by default 48 where they divide the
+    projections' width, else the teacher's attention heads. The student is cut from the teacher's layers, so the two
+    widths are the same. A family without known query and key projections is refused."""
+    n_layers = teacher.config.num_hidden_layers
+    layer = relation_teacher_layer(n_layers)
+    width = projection_width(*attention_projections(teacher, layer)["query"])
+    heads = cfg.relation_heads or (
+        RELATION_HEADS if width % RELATION_HEADS == 0 else teacher.config.num_attention_heads
+    )
+    if width % heads:
+        raise EliquareError(
+            f"--relation-heads {heads} does not divide the teacher's query/key/value width {width}; give a divisor "
+            f"of {width}, such as {teacher.config.num_attention_heads} (its attention heads)"
+        )
+    log(
+        f"relation term: the student's last layer learns teacher layer {layer + 1} of {n_layers}'s query, key and "
+        f"value relations in {heads} relation heads of {width // heads} dimensions"
+    )
+    return (-1, layer), heads
 
 
 def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) -> Path:
@@ -610,6 +648,17 @@ def run_record(
             if k in ("ce", "cos", "mlm") or v or (plan.embedding is not None and k in ("sentence", "contrastive"))
         },
         "temperature": cfg.temperature,
+        **(
+            {
+                "relation": {  # 1-based layers, as teacher_layers_used
+                    "teacher_layer": plan.objective.relation_layers[1] + 1,
+                    "student_layer": len(layers),
+                    "heads": plan.objective.relation_heads,
+                }
+            }
+            if plan.weights.relation
+            else {}
+        ),
         "recipe": plan.recipe.as_dict(),
         "data_fingerprint": data.fingerprint,
         "corpus": [str(p) for p in cfg.corpus],

@@ -226,6 +226,11 @@ def run_settings(cfg: DistillConfig) -> dict:
             else {}
         ),  # absent when off: the settings of runs without these terms compare equal
         **(
+            {"relation": {"alpha_relation": cfg.relation_weight(), "relation_heads": cfg.relation_heads}}
+            if cfg.relation_weight()
+            else {}
+        ),  # absent when off, as the layer-wise terms
+        **(
             {
                 "embedding": {
                     k: getattr(cfg, k)
@@ -303,4 +308,6 @@ def check_checkpoint_shape(last: Path, student) -> None:
 
 
 def _vocab_selection(cfg: DistillConfig) -> dict:
-    return dict(min_fraction=cfg.vocab_min_fraction, min_count=cfg.vocab_min_count, max_size=cfg.vocab_max_size)
+    from eliquare.config import vocab_selection
+
+    return vocab_selection(cfg.vocab_min_fraction, cfg.vocab_min_count, cfg.vocab_max_size, cfg.vocab_coverage)

@@ -99,6 +99,18 @@ def hidden_targets(layers: list[int], teacher_layers: int) -> list[tuple[int, in
     return [(n + 1, end) for n, end in enumerate(ends)]
 
 
+LARGE_TEACHER_LAYERS = 24  # MiniLMv2's large teachers (BERT-large, XLM-R large): relations of an upper-middle layer
+
+
+def relation_teacher_layer(teacher_layers: int) -> int:
+    """The 0-based teacher layer whose self-attention relations the student's last layer learns (the relation term):
+    the last for a teacher of fewer than 24 layers, else the one 7/8 of the way up (layer 21 of 24, as MiniLMv2
+    found best for large teachers)."""
+    if teacher_layers < LARGE_TEACHER_LAYERS:
+        return teacher_layers - 1
+    return round(teacher_layers * 21 / LARGE_TEACHER_LAYERS) - 1
+
+
 def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = True) -> nn.Module:
     """A copy of ``teacher`` keeping only ``layers`` (0-based), weights copied tensor for tensor.
 

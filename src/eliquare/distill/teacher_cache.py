@@ -35,8 +35,11 @@ def cache_unsupported(objective) -> str | None:
         return "the embedding objective (its pooled targets come from prompted text)"
     if objective.cross is not None:
         return "--vocab-amp (the teacher reads another tokenisation)"
-    if objective.hidden_pairs or w.hidden or w.attn or w.value:
-        return "layer-wise terms (--hidden-layers mapped, --alpha-hidden/attn/value need every layer)"
+    if objective.hidden_pairs or w.hidden or w.attn or w.value or w.relation:
+        return (
+            "layer-wise terms (--hidden-layers mapped, --alpha-hidden/attn/value need every layer; --alpha-relation "
+            "and --recipe minilmv2 an inner layer's queries, keys and values)"
+        )
     return None
 
 

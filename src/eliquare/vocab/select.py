@@ -4,10 +4,16 @@ The paper keeps the mBERT subwords that occur in at least 0.05% of the corpus's 
 runs on the fast tokenizer's Rust backend (``encode_batch``, parallel), once per distinct word, and
 numpy (``bincount``), so a million sentences take well under a minute on two cores
 (``benchmarks/vocab_selection.py``).
+
+The count also keeps the corpus's words (``WordTable``: each distinct word with its frequency and its piece ids),
+from which ``select_by_coverage`` keeps the pieces that leave a stated share of the word tokens tokenised as the
+full vocabulary tokenises them, and ``WordTable.shares`` says which share a selection leaves unchanged.
 """
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import itertools
 import math
 import random
@@ -35,10 +41,106 @@ class TokenCounts:
     # a uniform sample of the sentences and their token ids, for the before/after report
     sample: list[str] = field(default_factory=list)
     sample_ids: list[list[int]] = field(default_factory=list)
+    word_table: WordTable | None = None  # the corpus's words and their pieces
 
     def __post_init__(self) -> None:
         self.doc_freq = np.zeros(self.vocab_size, dtype=np.int64)
         self.token_freq = np.zeros(self.vocab_size, dtype=np.int64)
+
+
+@dataclass
+class WordTable:
+    """The corpus's words (whitespace-separated, as ``TokenCounts.words`` counts them), each distinct word in each
+    tokenisation it got once: ``text``, how often it occurs (``freq``) and its piece ids (``lengths`` of ``ids``).
+
+    A word's pieces are those of its pre-tokens (a BERT pre-tokenizer splits "mtoto," into "mtoto" and ","). The
+    families keep a word's tokenisation exactly when all of its pieces stay (``eliquare.vocab.families``), and a
+    word that lost one is tokenised otherwise, so ``unchanged`` is the word's fate under a selection, not an
+    estimate."""
+
+    text: list[str]
+    freq: np.ndarray  # occurrences of each entry
+    lengths: np.ndarray  # pieces of each entry
+    ids: np.ndarray  # the pieces of every entry, one after the other
+
+    @property
+    def tokens(self) -> int:
+        return int(self.freq.sum())
+
+    def type_of(self) -> np.ndarray:
+        """The word type (distinct text) of each entry: a word can get two tokenisations (a byte-level BPE tokenises
+        a sentence's first word without the space mark)."""
+        types: dict[str, int] = {}
+        return np.fromiter((types.setdefault(t, len(types)) for t in self.text), dtype=np.int64, count=len(self.text))
+
+    def unchanged(self, keep: np.ndarray) -> np.ndarray:
+        """Per entry: every piece kept (``keep``: a mask over the ids), so that the word is tokenised as before."""
+        entry = np.repeat(np.arange(len(self.text), dtype=np.int64), self.lengths)
+        lost = np.bincount(entry[~keep[self.ids]], minlength=len(self.text))
+        return lost == 0
+
+    def shares(self, keep: np.ndarray) -> dict:
+        """Word tokens (counted with frequency) and word types tokenised as before; a type counts as unchanged when
+        every one of its occurrences is."""
+        same = self.unchanged(keep)
+        types = self.type_of()
+        n_types = int(types.max()) + 1 if len(types) else 0
+        changed_type = np.zeros(n_types, dtype=bool)
+        changed_type[types[~same]] = True
+        return {
+            "word_tokens": self.tokens,
+            "word_types": n_types,
+            "unchanged_tokens": int(self.freq[same].sum()),
+            "unchanged_types": int(n_types - changed_type.sum()),
+        }
+
+    @classmethod
+    def concatenate(cls, tables: list[WordTable]) -> WordTable:
+        return cls(
+            [t for table in tables for t in table.text],
+            np.concatenate([t.freq for t in tables]).astype(np.int64),
+            np.concatenate([t.lengths for t in tables]).astype(np.int64),
+            np.concatenate([t.ids for t in tables]).astype(np.int64),
+        )
+
+
+class _SentenceWords:
+    """The words of sentences tokenised whole (the full pipeline): each token goes to the whitespace-separated word
+    its text starts in (a Metaspace "▁" standing alone, which starts at the space, to the word after it)."""
+
+    _NON_SPACE = re.compile(r"\S+")
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[str, tuple[int, ...]], int] = {}
+        self.text: list[str] = []
+        self.ids: list[tuple[int, ...]] = []
+        self.freq: list[int] = []
+
+    def add(self, sentence: str, ids: list[int], offsets: list[tuple[int, int]]) -> None:
+        spans = list(self._NON_SPACE.finditer(sentence))
+        if not spans:
+            return
+        ends = [m.end() for m in spans]
+        per_word: list[list[int]] = [[] for _ in spans]
+        for token_id, (start, _) in zip(ids, offsets):
+            per_word[min(bisect.bisect_right(ends, start), len(spans) - 1)].append(token_id)
+        for m, word_ids in zip(spans, per_word):
+            key = (m.group(), tuple(word_ids))
+            n = self.index.get(key)
+            if n is None:
+                n = self.index[key] = len(self.text)
+                self.text.append(key[0])
+                self.ids.append(key[1])
+                self.freq.append(0)
+            self.freq[n] += 1
+
+    def table(self) -> WordTable:
+        return WordTable(
+            list(self.text),
+            np.asarray(self.freq, dtype=np.int64),
+            np.fromiter(map(len, self.ids), dtype=np.int64, count=len(self.ids)),
+            np.fromiter(itertools.chain.from_iterable(self.ids), dtype=np.int64, count=sum(map(len, self.ids))),
+        )
 
 
 def _batches(sentences: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -122,9 +224,16 @@ class _Growing:
         return self.data[: self.size]
 
 
-def _full_pipeline(backend, batch: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(sentence index, token id) of every token of ``batch``, in order, through the whole backend."""
-    ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
+def _full_pipeline(backend, batch: list[str], words: _SentenceWords | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(sentence index, token id) of every token of ``batch``, in order, through the whole backend; ``words``
+    collects the sentences' words (from the tokens' offsets)."""
+    if words is None:
+        ids = [e.ids for e in backend.encode_batch_fast(batch, add_special_tokens=False)]
+    else:
+        encodings = backend.encode_batch(batch, add_special_tokens=False)
+        ids = [e.ids for e in encodings]
+        for sentence, e in zip(batch, encodings):
+            words.add(sentence, e.ids, e.offsets)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
     return np.repeat(np.arange(len(ids), dtype=np.int64), lengths), flat
@@ -139,6 +248,8 @@ class _WordByWord:
         self.backend = backend
         self.index: dict[str, int] = {}  # "\nw" / " w" -> word number
         self.starts, self.lengths, self.ids = _Growing(), _Growing(), _Growing()
+        self.freq = np.zeros(0, dtype=np.int64)  # occurrences of each word number
+        self.whole = _SentenceWords()  # the words of the sentences that take the full pipeline
         self.normalizer = backend.normalizer
         self.checked: set[str] = set()  # characters looked at so far
         # whitespace other than " ", and characters the normaliser turns into whitespace (such a space can
@@ -211,6 +322,9 @@ class _WordByWord:
         keys = self._WORD.findall("\n" + ("\n".join(safe_sentences) if unsafe else joined))
         self._learn(keys)
         words = np.fromiter(map(self.index.__getitem__, keys), dtype=np.int64, count=len(keys))
+        seen = np.bincount(words, minlength=len(self.index))
+        seen[: len(self.freq)] += self.freq
+        self.freq = seen
         per_sentence = (
             np.fromiter(
                 map(str.count, safe_sentences, itertools.repeat(" ")), dtype=np.int64, count=len(safe_sentences)
@@ -223,12 +337,22 @@ class _WordByWord:
         tokens = self.ids.view()[offsets + np.arange(int(lengths.sum()))]
         sentence = np.repeat(np.repeat(np.flatnonzero(safe), per_sentence), lengths)
         if unsafe:
-            rest_sentence, rest_tokens = _full_pipeline(self.backend, [batch[i] for i in unsafe])
+            rest_sentence, rest_tokens = _full_pipeline(self.backend, [batch[i] for i in unsafe], self.whole)
             sentence = np.concatenate([sentence, np.asarray(unsafe, dtype=np.int64)[rest_sentence]])
             tokens = np.concatenate([tokens, rest_tokens])
             order = np.argsort(sentence, kind="stable")
             sentence, tokens = sentence[order], tokens[order]
         return sentence, tokens
+
+    def table(self) -> WordTable:
+        """The words seen so far: each "w" / " w" key as its word, then the words of the whole sentences."""
+        text: list[str] = [""] * len(self.index)
+        for key, n in self.index.items():
+            text[n] = key[1:]
+        freq = np.zeros(len(self.index), dtype=np.int64)
+        freq[: len(self.freq)] = self.freq
+        cached = WordTable(text, freq, self.lengths.view().copy(), self.ids.view().copy())
+        return WordTable.concatenate([cached, self.whole.table()])
 
 
 def count_tokens(
@@ -247,7 +371,8 @@ def count_tokens(
     the backend, so that every token of every sentence is counted once. ``sample_size`` sentences are
     kept by reservoir sampling (fixed seed: the same corpus gives the same sample). With
     ``word_by_word``, distinct words are tokenised once where that gives the same ids (see above).
-    ``tokenizer_json``: the backend's parsed ``to_str()``, if the caller has it already.
+    ``tokenizer_json``: the backend's parsed ``to_str()``, if the caller has it already. The counts' ``word_table``
+    holds the corpus's words and their pieces.
     """
     import json
 
@@ -260,6 +385,7 @@ def count_tokens(
     vocab_size = backend.get_vocab_size(with_added_tokens=True)
     tj = tokenizer_json if tokenizer_json is not None else json.loads(backend.to_str())
     words = _WordByWord(backend, tj) if word_by_word and _word_by_word_is_exact(tj) else None
+    whole = _SentenceWords()  # the words of sentences counted sentence by sentence
     counts = TokenCounts(vocab_size)
     rng = random.Random(seed)
     for batch in _batches(sentences, batch_size):
@@ -277,7 +403,7 @@ def count_tokens(
                     )
                     words = None
         if words is None:
-            sentence, tokens = _full_pipeline(backend, batch)
+            sentence, tokens = _full_pipeline(backend, batch, whole)
         counts.token_freq += np.bincount(tokens, minlength=vocab_size)
         # one (sentence, id) key per occurrence; unique keys -> each id once per sentence
         keys = np.sort(sentence * vocab_size + tokens)  # sort + compare: faster than np.unique here
@@ -299,6 +425,8 @@ def count_tokens(
         counts.sentences += len(batch)
     if counts.sentences == 0:
         raise EliquareError("the corpus gave no sentences; give files with target-language text (see --corpus)")
+    tables = ([words.table()] if words is not None else []) + [whole.table()]
+    counts.word_table = WordTable.concatenate(tables)
     return counts
 
 
@@ -333,4 +461,80 @@ def select_ids(
         order = np.lexsort((candidates, -doc_freq[candidates]))  # by frequency, then by id
         keep = required.copy()
         keep[candidates[order[: max_size - n_required]]] = True
+    return keep
+
+
+def check_coverage(coverage: float) -> None:
+    if not 0.0 < coverage <= 1.0:
+        raise EliquareError(
+            f"coverage is a share of the corpus's words: give one above 0 and at most 1, e.g. 0.99 (got {coverage})"
+        )
+
+
+def select_by_coverage(
+    words: WordTable,
+    required: np.ndarray,
+    *,
+    coverage: float,
+    max_size: int | None = None,
+    order: str = "gain",
+) -> np.ndarray:
+    """Mask of the ids to keep: every ``required`` id, plus the pieces of enough words that at least ``coverage`` of
+    the corpus's word tokens (counted with frequency) keep every piece, so are tokenised as before.
+
+    Words are added greedily. ``order="gain"`` takes next the word with the most occurrences per piece it still
+    lacks (set-cover's greedy rule: a frequent word whose pieces other words brought in costs nothing), adding
+    with it every word its pieces complete; ``order="frequency"`` takes the most frequent word not yet covered.
+    Either way the words come in one fixed order, whatever ``coverage`` is, so a higher coverage keeps a superset
+    of the ids of a lower one. With ``max_size`` a word whose pieces would not fit is passed over, and the
+    coverage reached may be lower than asked (``WordTable.shares`` says which)."""
+    check_coverage(coverage)
+    if order not in ("gain", "frequency"):
+        raise ValueError(f"order must be 'gain' or 'frequency', not {order!r}")
+    keep = required.copy()
+    n_required = int(keep.sum())
+    if max_size is not None and max_size < n_required:
+        raise EliquareError(
+            f"max_size {max_size} is smaller than the {n_required} tokens that must stay (special tokens and "
+            f"the pieces that spell every character of the corpus); give --max-size {n_required} or more"
+        )
+    n, vocab = len(words.text), len(keep)
+    freq = words.freq
+    # each entry's distinct pieces: (entry, id) pairs, sorted by entry, then by id
+    pairs = np.unique(np.repeat(np.arange(n, dtype=np.int64), words.lengths) * vocab + words.ids)
+    pair_entry, pair_id = pairs // vocab, pairs % vocab
+    entry_start = np.searchsorted(pair_entry, np.arange(n + 1))
+    by_id = np.argsort(pair_id, kind="stable")  # the entries that hold each id
+    id_sorted, entry_by_id = pair_id[by_id], pair_entry[by_id]
+    missing = np.bincount(pair_entry[~keep[pair_id]], minlength=n)
+    total = int(freq.sum())
+    target = math.ceil(coverage * total - 1e-9 * max(total, 1))
+    covered = int(freq[missing == 0].sum())
+    f = freq.tolist()
+    lacking = missing.tolist()
+
+    def priority(e: int) -> tuple:
+        return (-f[e] / lacking[e], -f[e], e, lacking[e]) if order == "gain" else (-f[e], e, lacking[e])
+
+    heap = [priority(e) for e in np.flatnonzero(missing > 0).tolist()]
+    heapq.heapify(heap)
+    size = int(keep.sum())
+    while covered < target and heap:
+        item = heapq.heappop(heap)
+        e, when = item[-2], item[-1]
+        if lacking[e] == 0 or (order == "gain" and when != lacking[e]):
+            continue  # covered meanwhile, or an older priority of a word that has since been pushed again
+        new = [i for i in pair_id[entry_start[e] : entry_start[e + 1]].tolist() if not keep[i]]
+        if max_size is not None and size + len(new) > max_size:
+            continue
+        for i in new:
+            keep[i] = True
+            size += 1
+            lo, hi = np.searchsorted(id_sorted, [i, i + 1])
+            for other in entry_by_id[lo:hi].tolist():
+                lacking[other] -= 1
+                if lacking[other] == 0:
+                    covered += f[other]
+                elif order == "gain":
+                    heapq.heappush(heap, priority(other))
     return keep
