@@ -73,8 +73,10 @@ def measure(data: Path, languages: list[str]) -> dict:
     tokenizer = load_tokenizer(TEACHER, path)
     teacher_config = AutoConfig.from_pretrained(path)
     teacher = count_parameters(AutoModel.from_pretrained(path))
-    fixed = student_parameters(teacher_config, 0)
-    per_row = student_parameters(teacher_config, 1) - fixed
+    # parameters are linear in the rows; two sizes above the special tokens' ids (an embedding needs its pad id)
+    base = 1000
+    per_row = student_parameters(teacher_config, base + 1) - student_parameters(teacher_config, base)
+    fixed = student_parameters(teacher_config, base) - base * per_row
     out = {
         "teacher": TEACHER,
         "teacher_parameters": teacher,
