@@ -42,7 +42,7 @@ def shared_data() -> Path:
 @pytest.fixture(autouse=True)
 def _task_encodings_in_tmp(tmp_path_factory, monkeypatch):
     """Fine-tuning keeps task encodings in the user's cache: a test's go to its session's temporary directory."""
-    import eliquare.evaluate.finetune as finetune
+    import eliquare.evaluate.task_encodings as task_encodings
 
     where = tmp_path_factory.getbasetemp() / "task-encodings"
-    monkeypatch.setattr(finetune, "encoding_cache_dir", lambda: where)
+    monkeypatch.setattr(task_encodings, "encoding_cache_dir", lambda: where)

@@ -234,7 +234,7 @@ def test_task_vocabulary_fine_tunes_the_same_model(family, tiny_bert, tiny_xlmr,
 def test_task_encodings_are_cached_and_read_back(tiny_bert, tmp_path, monkeypatch):
     """The second job of the same tokenizer and data reads the features the first wrote and scores the same; other
     data (or another tokenizer) is encoded afresh; --no-cache-encodings neither reads nor writes."""
-    import eliquare.evaluate.finetune as F
+    import eliquare.evaluate.task_encodings as F
 
     monkeypatch.setattr(F, "encoding_cache_dir", lambda: tmp_path / "cache")
     train = write_bio(tmp_path / "train.txt", 40, seed=3)

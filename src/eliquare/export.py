@@ -155,7 +155,7 @@ def _max_abs_difference(runners: dict, tokenizer, texts: list[str], max_length: 
 
 def task_scores(runners: dict, tokenizer, labels: list[str], task: str, examples: list, max_length: int) -> dict:
     """The task's main score on ``examples`` with each runner (the fine-tuning stage's encoding and scorer)."""
-    from eliquare.evaluate.finetune import Scorer
+    from eliquare.evaluate.finetune_trainer import Scorer
     from eliquare.tasks.encoding import encode
 
     label2id = {label: i for i, label in enumerate(labels)}

@@ -12,127 +12,34 @@ unlabelled; a text longer than the limit (classification) is truncated, with a n
 Writes, under ``out`` (or ``out/seed-N`` for each of several seeds): ``model/`` (the fine-tuned
 model and tokenizer), ``predictions.tsv`` (test predictions beside the gold labels) and
 ``metrics.json``; ``out/metrics.json`` holds the mean and standard deviation over the seeds.
+
+This module is the stage and its loop over seeds; the Trainer it drives (schedule, scoring, keeping the best
+evaluation) is ``eliquare.evaluate.finetune_trainer``, and the encoded splits and their cache are
+``eliquare.evaluate.task_encodings``.
 """
 
 from __future__ import annotations
 
-import math
 import shutil
 import statistics
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
 
 from eliquare.atomic import write_json
 from eliquare.config import FinetuneConfig
 from eliquare.errors import EliquareError, check_writable, notice
-from eliquare.evaluate.metrics import MAIN_METRIC, task_scores
+from eliquare.evaluate.finetune_trainer import predict_test, train_keeping_best
+from eliquare.evaluate.metrics import MAIN_METRIC
+from eliquare.evaluate.task_encodings import encode_splits
 from eliquare.evaluate.task_vocab import TaskVocabulary
 from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
 from eliquare.speed import machine
-from eliquare.tasks.encoding import encode, quiet_transformers
+from eliquare.tasks.encoding import quiet_transformers
 from eliquare.tasks.files import TaskData
 from eliquare.tasks.readers import read_task_splits
-from eliquare.training import resolve_bf16, trainer_arguments
 
 TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
-
-
-class _Features:
-    """A list of feature dicts as a map-style dataset."""
-
-    def __init__(self, features):
-        self.features = features
-
-    def __len__(self):
-        return len(self.features)
-
-    def __getitem__(self, i):
-        return self.features[i]
-
-
-# ---------------------------------------------------------------------------------------------
-# scoring inside the Trainer
-
-
-class Scorer:
-    """Turns the Trainer's (argmax predictions, label ids) back into per-example labels and scores them."""
-
-    def __init__(self, task: str, labels: Sequence[str]):
-        self.task = task
-        self.labels = list(labels)
-        self.examples: list = []
-        self.owners: list[int] = []
-        self.last_predictions: list = []
-        self.last_scores: dict = {}
-
-    def use(self, examples, owners) -> None:
-        self.examples, self.owners = examples, owners
-
-    def decode(self, preds, label_ids) -> list:
-        import numpy as np
-
-        preds, label_ids = np.asarray(preds), np.asarray(label_ids)
-        if self.task == "classify":
-            return [self.labels[int(p)] for p in preds.reshape(-1)[: len(self.examples)]]
-        out: list[list[str]] = [[] for _ in self.examples]
-        for j, owner in enumerate(self.owners):
-            mask = label_ids[j] != -100
-            out[owner].extend(self.labels[int(p)] for p in preds[j][mask])
-        for e, p in zip(self.examples, out):
-            if len(p) != len(e.words):  # cannot happen: every word has a first sub-word
-                raise RuntimeError(f"{e.source}, line {e.line}: {len(p)} predictions for {len(e.words)} words")
-        return out
-
-    def gold(self) -> list:
-        return [e.label for e in self.examples] if self.task == "classify" else [list(e.tags) for e in self.examples]
-
-    def __call__(self, eval_pred) -> dict:
-        preds = self.decode(eval_pred.predictions, eval_pred.label_ids)
-        scores = task_scores(self.task, self.gold(), preds)
-        self.last_predictions, self.last_scores = preds, scores
-        flat = {k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}
-        flat["score"] = float(scores[MAIN_METRIC[self.task]])
-        return flat
-
-
-def _argmax(logits, labels):
-    if isinstance(logits, (tuple, list)):
-        logits = logits[0]
-    return logits.argmax(dim=-1)
-
-
-def _keep_best_callback(scorer: Scorer):
-    from transformers import TrainerCallback
-
-    class KeepBest(TrainerCallback):
-        """Keeps (in memory, on the CPU) the weights of the evaluation with the best validation score,
-        and that evaluation's full dev scores."""
-
-        def __init__(self):
-            self.best: Optional[float] = None
-            self.state_dict = None
-            self.metrics: dict = {}
-            self.scores: dict = {}
-            self.epoch = None
-            self.step = None
-            self.history: list[dict] = []
-
-        def on_evaluate(self, args, state, control, metrics=None, model=None, **kwargs):
-            if not metrics or "eval_score" not in metrics or model is None:
-                return
-            score = metrics["eval_score"]
-            self.history.append({"step": state.global_step, "epoch": state.epoch, "score": score})
-            if self.best is None or score > self.best:
-                self.best = score
-                self.state_dict = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-                self.metrics = dict(metrics)
-                self.scores = dict(scorer.last_scores)  # compute_metrics ran just before this event
-                self.epoch, self.step = state.epoch, state.global_step
-
-    return KeepBest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,103 +71,6 @@ def _write_predictions(path: Path, task: str, examples, preds) -> None:
                 f.write("\n")
 
 
-def _eval_steps(cfg, n_features: int) -> int:
-    """Steps between dev evaluations: one epoch (or the whole run when shorter)."""
-    steps_per_epoch = max(1, math.ceil(n_features / cfg.batch_size))
-    total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    if cfg.warmup_steps >= total / 2:
-        notice(
-            f"warm-up ({cfg.warmup_steps} steps) covers {min(cfg.warmup_steps / total, 1):.0%} of the {total} "
-            "training steps, so the learning rate stays below its peak for most of training; give "
-            "--warmup-steps to change it"
-        )
-    return min(steps_per_epoch, total)
-
-
-def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
-    """The paper's schedule (linear decay after warm-up), a dev evaluation every ``eval_steps``, no checkpoints."""
-    return trainer_arguments(
-        work,
-        seed=seed,
-        use_cpu=cfg.use_cpu,
-        bf16=resolve_bf16(cfg.bf16, cfg.use_cpu),
-        group_by_length=cfg.group_by_length,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.eval_batch_size,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
-        learning_rate=cfg.learning_rate,
-        weight_decay=cfg.weight_decay,
-        warmup_steps=cfg.warmup_steps,
-        eval_steps=eval_steps,
-        save_strategy="no",
-        logging_strategy="steps",
-        logging_steps=cfg.logging_steps or max(1, min(50, eval_steps)),
-        dataloader_num_workers=0,
-        disable_tqdm=not cfg.progress,
-    )
-
-
-def _trainer_class(trainer_cls):
-    """``Trainer`` that evaluates and predicts in the dataset's order: transformers 5.x also sorts evaluation
-    batches by length under ``group_by_length``, and the scorer aligns predictions with examples by position."""
-    import torch
-
-    class OrderedEvaluationTrainer(trainer_cls):
-        def _get_eval_sampler(self, eval_dataset):
-            return None if eval_dataset is None else torch.utils.data.SequentialSampler(eval_dataset)
-
-    return OrderedEvaluationTrainer
-
-
-def _train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work: Path, seed: int):
-    """Train, scoring the dev split every epoch; ``model`` ends with the weights of the best evaluation.
-
-    Returns ``(trainer, scorer, keep, train_seconds)``; ``keep`` holds the best evaluation's dev scores.
-    """
-    from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
-
-    train_ds, dev_ds = _Features(feats["train"][0]), _Features(feats["dev"][0])
-    collator = (
-        DataCollatorWithPadding(tokenizer) if cfg.task == "classify" else DataCollatorForTokenClassification(tokenizer)
-    )
-    scorer = Scorer(cfg.task, data.labels)
-    scorer.use(data.dev, feats["dev"][1])
-    keep = _keep_best_callback(scorer)
-    args = _training_arguments(cfg, work, _eval_steps(cfg, len(train_ds)), seed)
-    trainer = _trainer_class(Trainer)(
-        model=model,
-        args=args,
-        data_collator=collator,
-        train_dataset=train_ds,
-        eval_dataset=dev_ds,
-        processing_class=tokenizer,
-        compute_metrics=scorer,
-        callbacks=[keep],
-        preprocess_logits_for_metrics=_argmax,
-    )
-    t0 = time.perf_counter()
-    trainer.train()
-    if keep.step != trainer.state.global_step and (
-        not keep.history or keep.history[-1]["step"] != trainer.state.global_step
-    ):
-        trainer.evaluate()
-    train_seconds = time.perf_counter() - t0
-    if keep.state_dict is not None:
-        model.load_state_dict(keep.state_dict)
-    return trainer, scorer, keep, train_seconds
-
-
-def _predict_test(cfg, data: TaskData, trainer, scorer: Scorer, feats: dict) -> tuple[list, dict, float]:
-    """``(predictions, test scores, seconds)`` of the trainer's model on the test split."""
-    scorer.use(data.test, feats["test"][1])
-    t1 = time.perf_counter()
-    out = trainer.predict(_Features(feats["test"][0]))
-    predict_seconds = time.perf_counter() - t1
-    preds = scorer.decode(out.predictions, out.label_ids)
-    return preds, task_scores(cfg.task, scorer.gold(), preds), predict_seconds
-
-
 def _train_one(
     cfg: FinetuneConfig, data: TaskData, tokenizer, feats: dict, vocab: TaskVocabulary | None, run_dir: Path, seed: int
 ) -> dict:
@@ -277,8 +87,8 @@ def _train_one(
     n_base = sum(p.numel() for p in base.parameters()) if base is not model else n_params
     fine_tuned = vocab.shrink(model) if vocab is not None else None  # exact: see eliquare.evaluate.task_vocab
     work = run_dir / "trainer"
-    trainer, scorer, keep, train_seconds = _train_keeping_best(cfg, data, model, tokenizer, feats, work, seed)
-    preds, test_scores, predict_seconds = _predict_test(cfg, data, trainer, scorer, feats)
+    trainer, scorer, keep, train_seconds = train_keeping_best(cfg, data, model, tokenizer, feats, work, seed)
+    preds, test_scores, predict_seconds = predict_test(cfg, data, trainer, scorer, feats)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_predictions(run_dir / "predictions.tsv", cfg.task, data.test, preds)
@@ -351,85 +161,6 @@ def _max_length(cfg, tokenizer, model_config) -> int:
     return max_length
 
 
-ENCODING_CACHE_VERSION = 1  # bump when encode() changes what it returns for the same input
-
-
-def encoding_cache_dir() -> Path:
-    from eliquare.cache import default_cache_dir
-
-    return default_cache_dir() / "task-encodings"
-
-
-def _encoding_key(cfg, data: TaskData, tokenizer, label2id: dict, max_length: int) -> str:
-    """What a task's features follow from: the tokenizer (its whole state), the task, its labels, the length and
-    every example of the three splits."""
-    import hashlib
-    import json
-
-    from eliquare.corpus.prepare import tokenizer_fingerprint
-    from eliquare.fingerprint import digest
-
-    h = hashlib.blake2b(digest_size=16)
-    for split in ("train", "dev", "test"):
-        h.update(split.encode())
-        for e in getattr(data, split):
-            item = [e.text, e.label] if cfg.task == "classify" else [list(e.words), list(e.tags)]
-            h.update(json.dumps(item, ensure_ascii=False).encode("utf-8"))
-    return digest(
-        {
-            "version": ENCODING_CACHE_VERSION,
-            "task": cfg.task,
-            "tokenizer": tokenizer_fingerprint(tokenizer),
-            "labels": label2id,
-            "max_length": max_length,
-            "examples": h.hexdigest(),
-        }
-    )
-
-
-def _encode_splits(cfg, data: TaskData, tokenizer, max_length: int) -> dict:
-    """``{split: (features, owners, stats)}``, with a notice for each split that had to be cut. With
-    ``cfg.cache_encodings`` they are kept in the cache (``$ELIQUARE_CACHE/task-encodings``) under a key of
-    everything they follow from, and read back by the next job of the same tokenizer and data (another seed, another
-    setting of the same model)."""
-    import json
-
-    label2id = {lab: i for i, lab in enumerate(data.labels)}
-    feats, cached = {}, None
-    if cfg.cache_encodings:
-        cached = encoding_cache_dir() / f"{_encoding_key(cfg, data, tokenizer, label2id, max_length)}.json"
-        try:
-            stored = json.loads(cached.read_text(encoding="utf-8"))
-            feats = {split: tuple(stored[split]) for split in ("train", "dev", "test")}
-        except (OSError, ValueError, KeyError, TypeError):
-            feats = {}
-    hit = bool(feats)
-    for split in ("train", "dev", "test"):
-        examples = getattr(data, split)
-        if split not in feats:
-            feats[split] = encode(cfg.task, examples, tokenizer, label2id, max_length)
-        stats = feats[split][2]
-        if stats.get("truncated"):
-            notice(
-                f"{stats['truncated']} of {len(examples)} {split} texts are longer than {max_length} tokens and "
-                "were truncated"
-            )
-        if stats.get("windowed"):
-            notice(
-                f"{stats['windowed']} of {len(examples)} {split} sentences are longer than {max_length} tokens "
-                "and were cut into windows (every word keeps its label)"
-            )
-        if stats.get("empty_words"):
-            notice(f"{stats['empty_words']} {split} words gave no sub-word and were read as the unknown token")
-    if cached is not None and not hit:  # (a damaged entry is replaced)
-        try:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            write_json(cached, {split: list(v) for split, v in feats.items()}, indent=None)
-        except OSError as e:  # a read-only or full cache costs only the time to encode again
-            notice(f"task encodings not cached ({e.strerror or e}); encoding again next time")
-    return feats
-
-
 def _summary(cfg, data: TaskData, path: str, max_length: int, seeds: list[int], runs: list[dict]) -> dict:
     """What ``out/metrics.json`` holds: mean and standard deviation over the seeds, and every run."""
     from eliquare import __version__
@@ -496,6 +227,25 @@ def _reused_run(out: Path, seed: int, seeds: list[int], run: dict, old_seeds: li
     return run
 
 
+def _on_task_vocabulary(feats: dict, tokenizer, model_config) -> tuple[TaskVocabulary, dict]:
+    """The task's own vocabulary (the embedding rows its features use) and the features in its ids."""
+    vocab = TaskVocabulary.of([f for split in feats.values() for f in split[0]], tokenizer, model_config.vocab_size)
+    feats = {split: (vocab.remap(f), owners, stats) for split, (f, owners, stats) in feats.items()}
+    notice(
+        f"fine-tuning on the task's own vocabulary: {len(vocab.kept_ids):,} of {vocab.full_size:,} embedding "
+        "rows (exact: the same tokens and hidden states; --no-task-vocabulary for all of them)"
+    )
+    return vocab, feats
+
+
+def _remove_other_seeds(out: Path, seeds: list[int]) -> None:
+    """Remove the seed directories of an earlier result that are not in this list of seeds (all of them for one
+    seed, whose files lie in ``out`` itself)."""
+    for d in out.glob("seed-*"):
+        if d.is_dir() and (len(seeds) == 1 or d.name.removeprefix("seed-") not in {str(x) for x in seeds}):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 def finetune(
     cfg: FinetuneConfig,
     reuse: dict[int, dict] | None = None,
@@ -520,15 +270,10 @@ def finetune(
     data = read_task_splits(cfg)
     path, tokenizer, model_config = _load_tokenizer(cfg)
     max_length = _max_length(cfg, tokenizer, model_config)
-    feats = _encode_splits(cfg, data, tokenizer, max_length)
+    feats = encode_splits(cfg, data, tokenizer, max_length)
     vocab = None
     if cfg.task_vocabulary:
-        vocab = TaskVocabulary.of([f for split in feats.values() for f in split[0]], tokenizer, model_config.vocab_size)
-        feats = {split: (vocab.remap(f), owners, stats) for split, (f, owners, stats) in feats.items()}
-        notice(
-            f"fine-tuning on the task's own vocabulary: {len(vocab.kept_ids):,} of {vocab.full_size:,} embedding "
-            "rows (exact: the same tokens and hidden states; --no-task-vocabulary for all of them)"
-        )
+        vocab, feats = _on_task_vocabulary(feats, tokenizer, model_config)
     print(
         f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
         f"test examples, {len(data.labels)} labels, max length {max_length}",
@@ -548,10 +293,8 @@ def finetune(
         )
         if on_seed is not None and len(runs) < len(seeds):
             on_seed(list(runs), seeds)
-    if reuse_layout is not None:  # the seeds of the earlier result that are not in this list
-        for d in out.glob("seed-*"):
-            if d.is_dir() and (len(seeds) == 1 or d.name.removeprefix("seed-") not in {str(x) for x in seeds}):
-                shutil.rmtree(d, ignore_errors=True)
+    if reuse_layout is not None:
+        _remove_other_seeds(out, seeds)
     summary = _summary(cfg, data, path, max_length, seeds, runs)
     write_json(out / "metrics.json", summary, indent=2)
     spread = f" ± {100 * summary['std']:.2f}" if len(runs) > 1 else ""
