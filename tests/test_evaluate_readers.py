@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 import pytest
@@ -146,6 +148,19 @@ def test_table_tsv_without_header_label_first_and_last(tmp_path):
     g.write_text("text one\t0\ntext two\t1\ntext three\t0\n", encoding="utf-8")
     ex = read_table(g, label_column="1", text_columns=["0"], header=False)
     assert [(e.label, e.text) for e in ex] == [("0", "text one"), ("1", "text two"), ("0", "text three")]
+
+
+def test_table_tsv_quotes_that_are_text(tmp_path):
+    """A TSV whose quotes break the csv quoting rules is read without quoting: every quote is kept as text (Amram
+    et al.'s Hebrew comments hold fields such as `" " word " "`). A file that is quoted throughout is unquoted."""
+    f = tmp_path / "he.tsv"
+    f.write_text('" שלום "\t0\n" " חכמה " " "\t1\nטקסט\t0\n', encoding="utf-8")
+    ex = read_table(f, label_column=1, text_columns=[0], header=False)
+    assert [(e.label, e.text) for e in ex] == [("0", '" שלום "'), ("1", '" " חכמה " " "'), ("0", "טקסט")]
+    assert [e.line for e in ex] == [1, 2, 3]
+    g = tmp_path / "quoted.tsv"
+    g.write_text('0\t"a ""b"" c"\n1\t"two\nlines"\n0\tplain\n', encoding="utf-8")
+    assert [e.text for e in read_table(g, label_column=0, header=False)] == ['a "b" c', "two\nlines", "plain"]
 
 
 def test_table_header_names_and_joined_text_columns(tmp_path):
@@ -334,6 +349,23 @@ def test_annotated_documents_refuses_what_it_cannot_do(tmp_path):
     unmarked.write_text("\n\n".join("\n".join(f"{w} {t}" for w, t in s) for s in [NAMED] * 5) + "\n", encoding="utf-8")
     with pytest.raises(EliquareError, match=r"marks no documents .* which --documents annotated needs"):
         load_task_data("ner", unmarked, documents="annotated")
+
+
+@pytest.mark.realdata
+def test_hebrew_sentiment_keeps_its_quotes(shared_data):
+    """Amram et al.'s Hebrew comments are plain TSV: 2,877 of the 10,244 train texts hold a quote, kept as written,
+    and no row swallows another. The French and Swahili TSVs are csv-quoted and still read unquoted."""
+    path = shared_data / "he/sentiment/token_train.tsv"
+    ex = read_table(path, label_column=1, text_columns=[0], header=False)
+    raw = path.read_text(encoding="utf-8").splitlines()
+    assert len(ex) == len(raw) == 10244
+    assert [e.text for e in ex] == [line.rpartition("\t")[0].strip() for line in raw]
+    assert sum('"' in e.text for e in ex) >= 2800
+    for name, label, text in (("fr/sentiment/train.tsv", 0, 1), ("sw/news_classification/dev.tsv", 0, 2)):
+        text_of_file = io.StringIO((shared_data / name).read_text(encoding="utf-8"), newline="")
+        quoted = list(csv.reader(text_of_file, delimiter="\t"))
+        ex = read_table(shared_data / name, label_column=label, text_columns=[text], header=name.startswith("sw"))
+        assert [e.text for e in ex] == [row[text].strip() for row in quoted[name.startswith("sw") :]]
 
 
 @pytest.mark.realdata

@@ -53,27 +53,49 @@ def sniff_table_format(path: Path) -> str:
     return "tsv"
 
 
+class _NotQuoted(Exception):
+    """A TSV file breaks the quoting rules of the csv module (see ``_read_rows``)."""
+
+
+def _delimited_rows(
+    path: Path, text: str, delimiter: str, strict: bool = False, quoting: int = csv.QUOTE_MINIMAL
+) -> list[tuple[int, list[str]]]:
+    """The non-blank rows of a delimited file, each with its starting line number; ``strict``: raise ``_NotQuoted``
+    where a quote is misplaced, instead of reading on."""
+    rows: list[tuple[int, list[str]]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=strict, quoting=quoting)
+    try:
+        prev = 0
+        for row in reader:
+            start = prev + 1
+            prev = reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            rows.append((start, [c.strip() for c in row]))
+    except csv.Error as e:
+        if strict:
+            raise _NotQuoted from None
+        name = "TSV" if delimiter == "\t" else "CSV"
+        raise EliquareError(f"{path}, line {reader.line_num}: cannot parse the {name} ({e}); fix the file") from None
+    return rows
+
+
 def _read_rows(path: Path, fmt: str) -> tuple[list[tuple[int, list[str]]], Optional[list[str]]]:
     """Rows with their starting line number; for JSON, the keys act as a header."""
-    rows: list[tuple[int, list[str]]] = []
     if fmt in ("tsv", "csv"):
-        delimiter = "\t" if fmt == "tsv" else ","
+        text = _read_text(path)
         csv.field_size_limit(1 << 30)
-        reader = csv.reader(io.StringIO(_read_text(path), newline=""), delimiter=delimiter)
+        if fmt == "csv":
+            return _delimited_rows(path, text, ",", strict=False), None
+        # A TSV written by pandas or csv quotes fields that hold a quote ("a ""b"" c"); a plain TSV (the IANA
+        # format) has no quoting, and its quotes are text: Amram et al.'s Hebrew set has fields such as
+        # `" " word " "`. A file that is not valid quoted TSV throughout is read unquoted, so no quote is lost.
         try:
-            prev = 0
-            for row in reader:
-                start = prev + 1
-                prev = reader.line_num
-                if not row or all(not c.strip() for c in row):
-                    continue
-                rows.append((start, [c.strip() for c in row]))
-        except csv.Error as e:
-            raise EliquareError(
-                f"{path}, line {reader.line_num}: cannot parse the {fmt.upper()} ({e}); fix the file"
-            ) from None
-        return rows, None
+            return _delimited_rows(path, text, "\t", strict=True), None
+        except _NotQuoted:
+            return _delimited_rows(path, text, "\t", quoting=csv.QUOTE_NONE), None
     # JSON lines (or a JSON list of objects)
+    rows: list[tuple[int, list[str]]] = []
     records: list[tuple[int, dict]] = []
     if fmt == "json":
         try:
