@@ -172,6 +172,55 @@ def test_sentence_splitting():
     assert split_sentences("यह एक वाक्य है। यह दूसरा है।") == ["यह एक वाक्य है।", "यह दूसरा है।"]
 
 
+def _wrapped(text: str, width: int) -> str:
+    """``text`` broken at spaces into lines of at most ``width`` characters, as a terminal wraps it."""
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return "\n".join([*lines, line]) + "\n"
+
+
+def test_hard_wrapped_text_is_read_as_paragraphs(tmp_path):
+    """A file that breaks running text at a fixed width gives whole sentences, not the pieces between line breaks;
+    files of one sentence or paragraph per line are read line by line as before."""
+    sentences = [f"Sentence number {i} has a few words and ends here." for i in range(60)]
+    wrapped = tmp_path / "wrapped.txt"
+    wrapped.write_text(_wrapped(" ".join(sentences[:30]), 70) + "\n" + _wrapped(" ".join(sentences[30:]), 70))
+    assert max(len(line) for line in wrapped.read_text().splitlines()) <= 70
+    stats = CorpusStats()
+    assert list(iter_sentences([wrapped], stats=stats)) == sentences
+    assert stats.lines == len(wrapped.read_text().splitlines())  # every line still counted
+    per_line = tmp_path / "per-line.txt"
+    # no stops, but lengths that differ as sentences do
+    per_line.write_text("\n".join(f"{s[:-1]}{' and more' * (i % 5)}" for i, s in enumerate(sentences)) + "\n")
+    assert len(list(iter_sentences([per_line]))) == 60
+    short = tmp_path / "short.txt"  # too few lines to tell: read line by line
+    short.write_text(_wrapped(" ".join(sentences[:3]), 40))
+    lines = short.read_text().splitlines()
+    assert all(any(s in line for line in lines) for s in iter_sentences([short]))
+
+
+@pytest.mark.realdata
+def test_wrapped_hebrew_htb_text_gives_its_sentences(shared_data):
+    """UD Hebrew-HTB's raw train text is wrapped at about 80 characters (6,108 lines, no blank line): read as
+    running text it gives about the treebank's 5,168 train sentences, nearly all ending with a stop. No other
+    corpus file of ../shared/data is taken for wrapped text."""
+    from eliquare.corpus.read import _head_lines, _plain_name, expand_paths, is_hard_wrapped
+
+    htb = shared_data / "he/corpus/htb_raw/he_htb-ud-train.txt"
+    stats = CorpusStats()
+    sentences = list(iter_sentences([htb], stats=stats))
+    assert stats.lines == 6108 and 5100 <= len(sentences) <= 5250
+    assert sum(s[-1] in '.?!)"' for s in sentences) >= 0.99 * len(sentences)
+    files = expand_paths(sorted(shared_data.glob("*/corpus")))
+    plain = [f for f in files if not _plain_name(f).endswith((".json", ".conllu"))]
+    assert [f for f in plain if is_hard_wrapped(_head_lines(f))] == [htb]
+
+
 def test_prepare_split_dedup_and_cache(tmp_path, tiny_bert, corpus_file):
     from transformers import AutoTokenizer
 

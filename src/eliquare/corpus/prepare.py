@@ -23,7 +23,7 @@ from eliquare.config import CorpusOptions
 from eliquare.corpus.read import CorpusStats, expand_paths, is_validation, iter_sentences, sentence_hash
 from eliquare.errors import EliquareError
 
-DATA_FORMAT_VERSION = 2  # bump when the cleaning (corpus.read) or the tokenisation below changes meaning
+DATA_FORMAT_VERSION = 3  # bump when the cleaning (corpus.read) or the tokenisation below changes meaning
 
 
 def file_fingerprint(files: Sequence[Path]) -> str:

@@ -266,8 +266,54 @@ def _wiki_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
         raise
 
 
+# a line that ends a sentence or a paragraph: terminal punctuation, maybe behind a closing quote or bracket
+_LINE_END = re.compile(r"[.!?:;\u0964\u0965\u06d4\u061f\u2026][\"'\u201d\u2019\u00bb)\]]*\s*$")
+_WRAP_MIN_LINES = 20  # a sample of fewer lines says too little about how the file breaks them
+_WRAP_MAX_WIDTH = 200  # text wrapped wider than this is not taken for wrapped text
+
+
+def is_hard_wrapped(lines: Sequence[str]) -> bool:
+    """Whether a text file breaks its running text at a fixed width (a terminal's 80 columns, say) rather than at
+    sentence or paragraph ends, so that each line holds pieces of sentences: UD Hebrew-HTB's raw train text does.
+
+    Judged on a sample of the file's lines: most lines end without terminal punctuation, and nearly all are about
+    as long as the longest, which is short. One-sentence-per-line and one-paragraph-per-line files (FLORES,
+    Tatoeba, news) end most lines with a stop; their lengths spread out; verse has short lines of any length."""
+    lines = [line.rstrip() for line in lines if line.strip()]
+    if len(lines) < _WRAP_MIN_LINES:
+        return False
+    width = max(len(line) for line in lines)
+    if width > _WRAP_MAX_WIDTH:
+        return False
+    open_ended = sum(_LINE_END.search(line) is None for line in lines)
+    full = sum(len(line) >= 0.7 * width for line in lines)
+    return open_ended * 2 > len(lines) and full >= 0.8 * len(lines)
+
+
+def _head_lines(path: Path) -> list[str]:
+    """The complete lines of the first 64 KiB of a file (undecodable bytes replaced)."""
+    with _open_binary(path) as fh:
+        head = fh.read(_ENCODING_SAMPLE)
+    lines = head.decode("utf-8", errors="replace").split("\n")
+    return lines[:-1] if len(head) == _ENCODING_SAMPLE else lines
+
+
+def _unwrapped(lines: Iterable[str]) -> Iterator[str]:
+    """The paragraphs of hard-wrapped text: the lines between blank lines, joined by a space."""
+    paragraph: list[str] = []
+    for line in lines:
+        if line.strip():
+            paragraph.append(line.strip())
+        elif paragraph:
+            yield " ".join(paragraph)
+            paragraph = []
+    if paragraph:
+        yield " ".join(paragraph)
+
+
 def iter_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
-    """Raw text lines (paragraphs) of one corpus file, whatever its format."""
+    """Raw text lines (paragraphs) of one corpus file, whatever its format; the lines of hard-wrapped text
+    (``is_hard_wrapped``) are joined into paragraphs first, so that no sentence is cut at a line end."""
     name = _plain_name(path)
     if _is_mediawiki_dump(path):
         yield from _wiki_texts(path, stats)
@@ -276,7 +322,12 @@ def iter_texts(path: Path, stats: CorpusStats) -> Iterator[str]:
     elif name.endswith(_TOKEN_PER_LINE):
         yield from _token_per_line_texts(_decoded_lines(path, stats))
     else:
-        yield from _decoded_lines(path, stats)
+        lines = _decoded_lines(path, stats)
+        try:
+            wrapped = is_hard_wrapped(_head_lines(path))
+        except (OSError, EOFError, lzma.LZMAError):
+            wrapped = False  # an unreadable file: _decoded_lines says so
+        yield from _unwrapped(lines) if wrapped else lines
 
 
 # ---------------------------------------------------------------------------------------------
