@@ -160,7 +160,8 @@ def test_sentence_encoding_of_saved_embedding_models(tmp_path, capsys):
     import sentence_encoding
     import tiny
 
-    from eliquare.embedding import E5_SPEC, save_sentence_transformers
+    from eliquare.embedding import save_sentence_transformers
+    from eliquare.embedding_spec import E5_SPEC
 
     model = tiny.build_tiny_xlmr(tmp_path / "m", with_mlm_head=False)
     save_sentence_transformers(model, E5_SPEC, 32)

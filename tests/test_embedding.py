@@ -13,16 +13,14 @@ import torch
 from eliquare.cli import main
 from eliquare.distill.losses import LossWeights, sentence_loss, similarity_loss
 from eliquare.embedding import (
-    E5_SPEC,
-    EmbeddingSpec,
     PromptCollator,
     SentencePooler,
     embedding_spec_for,
     encode,
     prompt_token_ids,
-    read_embedding_spec,
     save_sentence_transformers,
 )
+from eliquare.embedding_spec import E5_SPEC, EmbeddingSpec, read_embedding_spec
 from eliquare.errors import EliquareError
 
 sentence_transformers = pytest.importorskip("sentence_transformers")
@@ -102,7 +100,7 @@ def build_embedding_teacher(kind: str, root: Path) -> tuple[Path, EmbeddingSpec]
     build = tiny.build_tiny_xlmr if arch == "xlmr" else tiny.build_tiny_bert
     path = build(root / kind, with_mlm_head=False)
     if spec == "dense":
-        from eliquare.embedding import DenseSpec
+        from eliquare.embedding_spec import DenseSpec
 
         spec = EmbeddingSpec("cls", True, dense=[DenseSpec(32, 32, True, "tanh", _dense_state(32))])
     save_sentence_transformers(path, spec, 32)

@@ -199,7 +199,8 @@ def test_max_length_above_the_teachers_limit_is_one_line_before_anything_is_writ
 @pytest.fixture(scope="module")
 def short_e5(tmp_path_factory):
     """An e5-like embedding teacher (mean pooling, query/passage prompts) with 16 positions."""
-    from eliquare.embedding import EmbeddingSpec, save_sentence_transformers
+    from eliquare.embedding import save_sentence_transformers
+    from eliquare.embedding_spec import EmbeddingSpec
 
     path = tiny.build_tiny_bert(
         tmp_path_factory.mktemp("short-e5"), with_mlm_head=False, max_positions=16, model_max_length=512
@@ -212,7 +213,8 @@ def test_prompt_collator_cuts_prompted_sentences_to_the_limit(short_e5, capsys):
     import numpy as np
 
     from eliquare.distill.masking import collator_for
-    from eliquare.embedding import EmbeddingSpec, PromptCollator, prompt_token_ids
+    from eliquare.embedding import PromptCollator, prompt_token_ids
+    from eliquare.embedding_spec import EmbeddingSpec
     from eliquare.errors import EliquareError
 
     tok = AutoTokenizer.from_pretrained(short_e5)

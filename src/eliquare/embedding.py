@@ -1,12 +1,13 @@
-"""Sentence embeddings: how a sentence-transformers model turns token states into one vector, read from and
-written to its directory.
+"""Sentence embeddings: how a sentence-transformers model turns token states into one vector, and its modules
+written beside a student's encoder.
 
 A sentence-embedding teacher (multilingual-e5, LaBSE, paraphrase-multilingual-MiniLM, bge-m3) is an encoder plus
 the modules of its ``modules.json``: a pooling (mean, CLS, max or last token), optionally dense layers (LaBSE) and
 an L2 normalisation, and the prompts its inputs start with (e5: ``query: `` / ``passage: ``). ``EmbeddingSpec``
-holds them; ``SentencePooler`` applies them (the student gets a trainable copy); ``save_sentence_transformers``
-writes them beside a student's encoder so that ``SentenceTransformer(student_dir)`` loads it. The classic file
-layout (sentence-transformers 2.x-5.x) is written, which every version since reads.
+holds them (``eliquare.embedding_spec`` reads them); ``SentencePooler`` applies them (the student gets a trainable
+copy); ``encode`` embeds texts; ``PromptCollator`` prompts the embedding objective's batches;
+``save_sentence_transformers`` writes them beside a student's encoder so that ``SentenceTransformer(student_dir)``
+loads it. The classic file layout (sentence-transformers 2.x-5.x) is written, which every version since reads.
 """
 
 from __future__ import annotations
@@ -15,184 +16,22 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from eliquare.errors import EliquareError
-
-POOLING_MODES = ("mean", "cls", "max", "lasttoken")
-MODULES_FILE = "modules.json"
-_ACTIVATIONS = {"tanh": nn.Tanh, "identity": nn.Identity, "relu": nn.ReLU, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
-
-
-@dataclass
-class DenseSpec:
-    """A sentence-transformers ``Dense`` module: a linear layer and an activation (LaBSE: 768 -> 768, tanh)."""
-
-    in_features: int
-    out_features: int
-    bias: bool = True
-    activation: str = "identity"  # a key of _ACTIVATIONS
-    state: dict = field(default_factory=dict, repr=False)  # {"linear.weight": ..., "linear.bias": ...}
-
-
-@dataclass
-class EmbeddingSpec:
-    """How the model pools, transforms and normalises, and the prompts it expects."""
-
-    pooling: str = "mean"
-    normalize: bool = True
-    prompts: dict = field(default_factory=dict)
-    default_prompt_name: str | None = None
-    similarity_fn_name: str = "cosine"
-    max_seq_length: int | None = None
-    include_prompt: bool = True  # the prompt's tokens take part in the pooling
-    dense: list[DenseSpec] = field(default_factory=list)
-
-    def as_dict(self) -> dict:
-        """What ``distillation.json`` records (the dense weights left out)."""
-        return {
-            "pooling": self.pooling,
-            "normalize": self.normalize,
-            "prompts": dict(self.prompts),
-            "default_prompt_name": self.default_prompt_name,
-            "dense": [
-                {"in_features": d.in_features, "out_features": d.out_features, "activation": d.activation}
-                for d in self.dense
-            ],
-        }
-
-    def distillation_prompts(self, names: Sequence[str] | None = None) -> list[str]:
-        """The prompts the distillation text is given in turn: ``names`` of ``prompts``, by default all of them
-        (an e5 student then sees its sentences both as queries and as passages); ``[""]`` when there are none."""
-        if names is not None:
-            unknown = [n for n in names if n and n not in self.prompts]
-            if unknown:
-                raise EliquareError(
-                    f"prompt(s) {', '.join(unknown)} are not the teacher's; it has "
-                    f"{', '.join(self.prompts) or 'no prompts'} (give --prompts '' for none)"
-                )
-            chosen = [self.prompts[n] if n else "" for n in names]
-        else:
-            chosen = [p for p in self.prompts.values() if p]
-        return list(dict.fromkeys(chosen)) or [""]
-
-
-# multilingual-e5 (the offline teacher): mean pooling, L2 norm, "query: " / "passage: " (its model card)
-E5_SPEC = EmbeddingSpec(
-    pooling="mean", normalize=True, prompts={"query": "query: ", "passage": "passage: "}, max_seq_length=512
+from eliquare.embedding_spec import (
+    ACTIVATIONS,
+    E5_SPEC,
+    MODULES_FILE,
+    DenseSpec,
+    EmbeddingSpec,
+    read_embedding_spec,
+    sentence_transformers_files,
 )
-
-
-def has_sentence_transformers_config(path: str | Path) -> bool:
-    return (Path(path) / MODULES_FILE).is_file()
-
-
-def _read_json(path: Path, what: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise EliquareError(
-            f"{path} ({what}) is not readable JSON ({e}); fix it or remove the sentence-transformers files"
-        ) from None
-
-
-def _pooling_mode(config: dict, where: Path) -> str:
-    if isinstance(config.get("pooling_mode"), str):  # sentence-transformers 6
-        mode = config["pooling_mode"].replace("_token", "").replace("mean_tokens", "mean")
-    else:
-        chosen = [
-            m
-            for m, key in (
-                ("cls", "pooling_mode_cls_token"),
-                ("mean", "pooling_mode_mean_tokens"),
-                ("max", "pooling_mode_max_tokens"),
-                ("lasttoken", "pooling_mode_lasttoken"),
-            )
-            if config.get(key)
-        ]
-        if config.get("pooling_mode_mean_sqrt_len_tokens") or config.get("pooling_mode_weightedmean_tokens"):
-            chosen.append("mean_sqrt_len" if config.get("pooling_mode_mean_sqrt_len_tokens") else "weightedmean")
-        if len(chosen) != 1:
-            raise EliquareError(
-                f"{where}: pooling {chosen or 'none'} is not one of {', '.join(POOLING_MODES)}; "
-                "eliquare distils models with a single pooling mode"
-            )
-        mode = chosen[0]
-    if mode not in POOLING_MODES:
-        raise EliquareError(f"{where}: pooling {mode!r} is not supported; use one of {', '.join(POOLING_MODES)}")
-    return mode
-
-
-def _read_dense(directory: Path) -> DenseSpec:
-    config = _read_json(directory / "config.json", "a Dense module's configuration")
-    activation = str(config.get("activation_function", "torch.nn.modules.linear.Identity")).rsplit(".", 1)[-1].lower()
-    if activation not in _ACTIVATIONS:
-        raise EliquareError(
-            f"{directory}: activation {activation!r} is not supported; use one of {', '.join(_ACTIVATIONS)}"
-        )
-    if (directory / "model.safetensors").is_file():
-        from safetensors.torch import load_file
-
-        state = load_file(str(directory / "model.safetensors"))
-    elif (directory / "pytorch_model.bin").is_file():
-        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise EliquareError(f"{directory} has no weights (model.safetensors or pytorch_model.bin)")
-    return DenseSpec(
-        int(config["in_features"]),
-        int(config["out_features"]),
-        bool(config.get("bias", True)),
-        activation,
-        {k: v.float() for k, v in state.items()},
-    )
-
-
-def read_embedding_spec(path: str | Path) -> EmbeddingSpec | None:
-    """The embedding spec of a sentence-transformers directory (None when it has no ``modules.json``)."""
-    path = Path(path)
-    if not has_sentence_transformers_config(path):
-        return None
-    modules = _read_json(path / MODULES_FILE, "sentence-transformers modules")
-    spec = EmbeddingSpec(normalize=False, pooling="")
-    for module in modules if isinstance(modules, list) else []:
-        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        where = path / str(module.get("path", ""))
-        if kind == "Transformer":
-            if module.get("path") not in ("", None, "0_Transformer"):
-                raise EliquareError(
-                    f"{path}: the encoder lies in {module['path']}/; eliquare reads models whose "
-                    "encoder is in the top directory (the usual layout)"
-                )
-        elif kind == "Pooling":
-            config = _read_json(where / "config.json", "the pooling configuration")
-            spec.pooling = _pooling_mode(config, where)
-            spec.include_prompt = bool(config.get("include_prompt", True))
-        elif kind == "Dense":
-            spec.dense.append(_read_dense(where))
-        elif kind == "Normalize":
-            spec.normalize = True
-        else:
-            raise EliquareError(
-                f"{path}/{MODULES_FILE}: module {module.get('type')} is not supported (eliquare "
-                "distils Transformer + Pooling [+ Dense] [+ Normalize] models)"
-            )
-    if not spec.pooling:
-        raise EliquareError(
-            f"{path}/{MODULES_FILE} lists no Pooling module; eliquare needs to know how the model "
-            "pools its token states"
-        )
-    if (path / "config_sentence_transformers.json").is_file():
-        st = _read_json(path / "config_sentence_transformers.json", "the sentence-transformers configuration")
-        spec.prompts = {str(k): str(v) for k, v in (st.get("prompts") or {}).items()}
-        spec.default_prompt_name = st.get("default_prompt_name")
-        spec.similarity_fn_name = st.get("similarity_fn_name") or "cosine"
-    if (path / "sentence_bert_config.json").is_file():
-        spec.max_seq_length = _read_json(path / "sentence_bert_config.json", "max_seq_length").get("max_seq_length")
-    return spec
+from eliquare.errors import EliquareError
 
 
 class SentencePooler(nn.Module):
@@ -206,7 +45,7 @@ class SentencePooler(nn.Module):
             linear = nn.Linear(d.in_features, d.out_features, bias=d.bias)
             if d.state:
                 linear.load_state_dict({k.removeprefix("linear."): v for k, v in d.state.items()})
-            layers.append(nn.Sequential(linear, _ACTIVATIONS[d.activation]()))
+            layers.append(nn.Sequential(linear, ACTIVATIONS[d.activation]()))
         self.dense = nn.ModuleList(layers)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor, pool_mask: torch.Tensor | None = None):
@@ -252,6 +91,50 @@ _ACTIVATION_CLASSES = {
 }
 
 
+def _write_json(target: Path, data) -> None:
+    """``data`` as indented JSON at ``target``, by a temporary name: a kill leaves no half-written file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(target)
+
+
+def _pooling_config(spec: EmbeddingSpec, hidden_size: int) -> dict:
+    """``1_Pooling/config.json``: the spec's pooling mode among sentence-transformers' flags."""
+    return {
+        "word_embedding_dimension": hidden_size,
+        "pooling_mode_cls_token": spec.pooling == "cls",
+        "pooling_mode_mean_tokens": spec.pooling == "mean",
+        "pooling_mode_max_tokens": spec.pooling == "max",
+        "pooling_mode_mean_sqrt_len_tokens": False,
+        "pooling_mode_weightedmean_tokens": False,
+        "pooling_mode_lasttoken": spec.pooling == "lasttoken",
+        "include_prompt": spec.include_prompt,
+    }
+
+
+def _dense_config(d: DenseSpec) -> dict:
+    """``N_Dense/config.json`` of one dense layer."""
+    return {
+        "in_features": d.in_features,
+        "out_features": d.out_features,
+        "bias": d.bias,
+        "activation_function": _ACTIVATION_CLASSES[d.activation],
+    }
+
+
+def _prompts_config(spec: EmbeddingSpec) -> dict:
+    """``config_sentence_transformers.json``: the prompts, the default one and the similarity function."""
+    from eliquare import __version__
+
+    return {
+        "__version__": {"eliquare": __version__, "pytorch": torch.__version__},
+        "prompts": dict(spec.prompts),
+        "default_prompt_name": spec.default_prompt_name,
+        "similarity_fn_name": spec.similarity_fn_name,
+    }
+
+
 def save_sentence_transformers(
     directory: str | Path,
     spec: EmbeddingSpec,
@@ -264,49 +147,23 @@ def save_sentence_transformers(
     ``1_Pooling/``, any ``N_Dense/`` (with ``pooler``'s weights) and ``N_Normalize/``. Returns the paths written."""
     from safetensors.torch import save_file
 
-    from eliquare import __version__
-
     directory = Path(directory)
     written: list[str] = []
 
-    def write(rel: str, data: dict) -> None:
-        target = directory / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(target)
+    def write(rel: str, data) -> None:
+        _write_json(directory / rel, data)
         written.append(rel)
 
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
     ]
-    write(
-        "1_Pooling/config.json",
-        {
-            "word_embedding_dimension": hidden_size,
-            "pooling_mode_cls_token": spec.pooling == "cls",
-            "pooling_mode_mean_tokens": spec.pooling == "mean",
-            "pooling_mode_max_tokens": spec.pooling == "max",
-            "pooling_mode_mean_sqrt_len_tokens": False,
-            "pooling_mode_weightedmean_tokens": False,
-            "pooling_mode_lasttoken": spec.pooling == "lasttoken",
-            "include_prompt": spec.include_prompt,
-        },
-    )
+    write("1_Pooling/config.json", _pooling_config(spec, hidden_size))
     dense = pooler.dense_specs() if pooler is not None else spec.dense
     for d in dense:
         idx = len(modules)
         rel = f"{idx}_Dense"
-        write(
-            f"{rel}/config.json",
-            {
-                "in_features": d.in_features,
-                "out_features": d.out_features,
-                "bias": d.bias,
-                "activation_function": _ACTIVATION_CLASSES[d.activation],
-            },
-        )
+        write(f"{rel}/config.json", _dense_config(d))
         save_file({k: v.contiguous() for k, v in d.state.items()}, str(directory / rel / "model.safetensors"))
         written.append(f"{rel}/model.safetensors")
         modules.append({"idx": idx, "name": str(idx), "path": rel, "type": "sentence_transformers.models.Dense"})
@@ -320,15 +177,7 @@ def save_sentence_transformers(
         "sentence_bert_config.json",
         {"max_seq_length": max_seq_length or spec.max_seq_length or 512, "do_lower_case": False},
     )
-    write(
-        "config_sentence_transformers.json",
-        {
-            "__version__": {"eliquare": __version__, "pytorch": torch.__version__},
-            "prompts": dict(spec.prompts),
-            "default_prompt_name": spec.default_prompt_name,
-            "similarity_fn_name": spec.similarity_fn_name,
-        },
-    )
+    write("config_sentence_transformers.json", _prompts_config(spec))
     write(MODULES_FILE, modules)  # last: a directory with modules.json is a complete sentence-transformers model
     return written
 
@@ -450,38 +299,6 @@ class PromptCollator:
         if self.masked:
             batch["masked_input_ids"], batch["labels"] = self.masking.mask(input_ids, attention_mask)
         return batch
-
-
-ST_FILES = (
-    "modules.json",
-    "config_sentence_transformers.json",
-    "sentence_bert_config.json",
-    "*_Pooling/*",
-    "*_Dense/*",
-    "*_Normalize/*",
-)
-
-
-def sentence_transformers_files(path: str | Path) -> Path:
-    """A local directory holding the model's sentence-transformers files: ``path`` itself, or for a hub id
-    (``sentence-transformers/LaBSE``, ``intfloat/multilingual-e5-base``, ``BAAI/bge-m3``) the files fetched from
-    the hub (or its local cache) with ``huggingface_hub.snapshot_download``: only those small files."""
-    if Path(path).expanduser().is_dir():
-        return Path(path).expanduser()
-    import huggingface_hub
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-    try:
-        return Path(huggingface_hub.snapshot_download(str(path), allow_patterns=list(ST_FILES)))
-    except LocalEntryNotFoundError:
-        raise EliquareError(
-            f"cannot fetch the sentence-transformers files of {path}: the hub cannot be reached and "
-            "they are not in the local cache; connect, or give a local model directory"
-        ) from None
-    except (HfHubHTTPError, OSError, ValueError) as e:
-        raise EliquareError(
-            f"cannot fetch the sentence-transformers files of {path} ({str(e).splitlines()[0]})"
-        ) from None
 
 
 def embedding_spec_for(model_spec: str, path: str | Path, default: bool = True) -> EmbeddingSpec | None:
