@@ -11,7 +11,8 @@ import pytest
 from eliquare.cli import main
 from eliquare.config import EvaluateConfig
 from eliquare.errors import EliquareError
-from eliquare.evaluate.suite import Job, evaluate, load_suite, select_jobs
+from eliquare.evaluate.job import Job
+from eliquare.evaluate.suite import evaluate, load_suite, select_jobs
 
 SUITE = """
 vars:
@@ -315,13 +316,13 @@ def test_a_run_split_with_only_keeps_the_rows_the_other_part_wrote_meanwhile(tin
     assert main(args + ["--only", "xx-topic"]) == 0
     topic_row = json.loads((out / "results.json").read_text())["rows"][0]
     (out / "results.json").unlink()  # as if the xx-topic part were still running when the xx-pos part starts
-    real = suite_module._run_job
+    real = suite_module.run_job
 
     def other_part_finishes_meanwhile(*a, **k):
         write_results(out, [topic_row], str(suite))
         return real(*a, **k)
 
-    monkeypatch.setattr(suite_module, "_run_job", other_part_finishes_meanwhile)
+    monkeypatch.setattr(suite_module, "run_job", other_part_finishes_meanwhile)
     assert main(args + ["--only", "xx-pos"]) == 0
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert [(r["dataset"], r["status"]) for r in rows] == [("xx-pos", "ok"), ("xx-topic", "ok")]

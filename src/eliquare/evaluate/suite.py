@@ -16,7 +16,8 @@ A suite is a YAML file::
 
 Options apply in the order defaults < model < dataset < job < command line. Each job runs into
 ``OUT/runs/<model>/<dataset>/``; a job whose ``metrics.json`` is already there is skipped.
-``OUT/results.csv`` and ``OUT/results.json`` are rewritten after every job.
+``OUT/results.csv`` and ``OUT/results.json`` are rewritten after every job. Running one job (its config, its
+fingerprint, the seeds it keeps) is ``eliquare.evaluate.job``.
 """
 
 from __future__ import annotations
@@ -24,34 +25,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import sys
-import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 from eliquare.config import EvaluateConfig
-from eliquare.errors import EliquareError, first_line
-from eliquare.evaluate.results import job_row, write_results
+from eliquare.errors import EliquareError
+from eliquare.evaluate.job import Job, config_for, run_job
+from eliquare.evaluate.results import write_results
 
 DATASET_KEYS = ("name", "language", "task", "label", "train", "dev", "test")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-@dataclasses.dataclass
-class Job:
-    model: str  # name
-    model_spec: str
-    dataset: dict
-    options: dict  # FinetuneConfig options
-
-    @property
-    def key(self) -> str:
-        return f"{self.model}/{self.dataset['name']}"
-
-    def row(self, run_dir: Path, summary: dict | None, status: str, error: str = "") -> dict:
-        return job_row(self.model, self.model_spec, self.dataset, run_dir, summary, status, error)
 
 
 def _substitute(value: Any, variables: dict[str, str], where: str) -> Any:
@@ -234,71 +218,6 @@ def load_suite(
     return jobs
 
 
-def _config_for(job: Job, cfg, run_dir: Path):
-    from eliquare.config import FinetuneConfig, build_config
-
-    d = job.dataset
-    base = {
-        "model": job.model_spec,
-        "task": d["task"],
-        "train": d["train"],
-        "dev": d.get("dev"),
-        "test": d.get("test"),
-        "out": str(run_dir),
-    }
-    cli = {
-        k: getattr(cfg, k)
-        for k in ("epochs", "max_steps", "seeds", "batch_size", "max_length", "max_train_examples")
-        if getattr(cfg, k) is not None
-    }
-    if cfg.use_cpu:
-        cli["use_cpu"] = True
-    if cfg.bf16 is not None:
-        cli["bf16"] = cfg.bf16
-    where = f"suite {cfg.suite}, job {job.key}"
-    try:
-        return build_config(
-            FinetuneConfig,
-            ("suite defaults", {"save_model": cfg.save_model}),
-            (where, {**job.options, **base}),
-            ("command line", cli),
-        )
-    except EliquareError as e:
-        if str(e).startswith(("suite ", "command line")):  # build_config named the option's source already
-            raise
-        raise EliquareError(f"{where}: {e}") from None  # FinetuneConfig's own checks: name the job
-
-
-def job_fingerprint(fcfg) -> dict:
-    """What a job's score depends on: its options, the model's fingerprint, the data files' bytes, the code."""
-    from eliquare.config import to_dict
-    from eliquare.fingerprint import files_fingerprint, model_fingerprint, stage_fingerprint
-    from eliquare.training import resolve_bf16
-
-    options = {k: v for k, v in to_dict(fcfg).items() if k not in _NOT_IN_FINGERPRINT}
-    options["bf16"] = resolve_bf16(fcfg.bf16, fcfg.use_cpu)  # what the job runs with, not whether it was asked
-    return stage_fingerprint(
-        finetune=options, model=model_fingerprint(fcfg.model), data=files_fingerprint([fcfg.train, fcfg.dev, fcfg.test])
-    )
-
-
-# the seeds an unfinished job has finished (their run records), beside its fingerprint for that list of seeds
-SEEDS_DONE = "seeds-done.json"
-
-# options that change where or how verbosely a job runs, not its result (the model and files are fingerprinted)
-_NOT_IN_FINGERPRINT = {
-    "out",
-    "overwrite",
-    "progress",
-    "logging_steps",
-    "model",
-    "train",
-    "dev",
-    "test",
-    "cache_encodings",
-}
-
-
 def select_jobs(jobs: list[Job], only: list[str] | None) -> list[Job]:
     """The jobs ``--only`` names: a model's (all its datasets), a dataset's (all its models), or one job as
     ``MODEL/DATASET`` (to split a suite between machines or cores job by job)."""
@@ -338,7 +257,7 @@ def evaluate(
     jobs = select_jobs(every, cfg.only)
     out = Path(cfg.out).expanduser()
     # check every job's options before running anything
-    configs = [(_config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
+    configs = [(config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
     ran: dict[str, dict] = {}
 
     def table() -> list[dict]:  # the whole suite's rows in its order: this run's, else the earlier ones
@@ -355,7 +274,7 @@ def evaluate(
     failures = []
     for n, (fcfg, job) in enumerate(configs, start=1):
         head = f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})"
-        row, error = _run_job(fcfg, job, head, cfg.dry_run, fcfg.model in changing)
+        row, error = run_job(fcfg, job, head, cfg.dry_run, fcfg.model in changing)
         ran[job.key] = row
         if error:
             failures.append(f"{job.key}: {error}")
@@ -381,87 +300,3 @@ def evaluate(
             f"error.txt in their run directories under {out / 'runs'}"
         )
     return {"kind": "results", "rows": rows}
-
-
-def _run_job(fcfg, job: Job, head: str, dry_run: bool, model_changes: bool = False) -> tuple[dict, str]:
-    """``(row, error)`` of one job: skipped when it is done with the same fingerprint, else (re)run."""
-    from eliquare.atomic import write_json
-    from eliquare.config import FinetuneConfig
-    from eliquare.evaluate.finetune import finetune
-    from eliquare.fingerprint import FILE as FINGERPRINT_FILE
-    from eliquare.fingerprint import digest, matches, record
-
-    run_dir = Path(fcfg.out)
-    fingerprint = job_fingerprint(fcfg)
-    summary = None
-    if (run_dir / "metrics.json").exists():
-        try:
-            summary = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            summary = None
-    configs = {"finetune": FinetuneConfig}
-    same = matches(run_dir, fingerprint, configs)
-    if summary is not None and same and not model_changes:
-        print(f"{head}: done already, skipped (same settings)", file=sys.stderr, flush=True)
-        return job.row(run_dir, summary, "ok"), ""
-    earlier, interrupted = summary, False  # a finished result, or the seeds an interrupted run finished
-    if (run_dir / SEEDS_DONE).exists():  # newer than any metrics.json there: it goes when the job finishes
-        try:
-            earlier, interrupted = json.loads((run_dir / SEEDS_DONE).read_text(encoding="utf-8")), True
-        except (OSError, json.JSONDecodeError):
-            earlier = None
-    reuse = {}  # the same settings but for the list of seeds: the seeds that ran already are kept
-    if (
-        earlier is not None
-        and not model_changes
-        and matches(run_dir, fingerprint, configs, ignore={"finetune": ("seeds", "seed")})
-    ):
-        wanted = set(fcfg.seeds or [fcfg.seed])
-        reuse = {r["seed"]: r for r in earlier.get("runs", []) if isinstance(r, dict) and r.get("seed") in wanted}
-    kept = ", ".join(map(str, sorted(reuse)))
-    why = (
-        "its model is made again"
-        if model_changes
-        else f"interrupted; keeping its finished seed(s) {kept}"
-        if reuse and interrupted
-        else f"other seeds; keeping seed(s) {kept}"
-        if reuse
-        else "settings changed since it ran"
-        if summary is not None
-        else "not run yet"
-    )
-    if dry_run:
-        print(f"{head}: to run ({why})", file=sys.stderr, flush=True)
-        return job.row(run_dir, None, "pending"), ""
-    print(f"{head}: running into {run_dir} ({why})", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    try:
-        fcfg.overwrite = True  # an interrupted run's leftovers, or a result of other settings
-        (run_dir / FINGERPRINT_FILE).unlink(missing_ok=True)  # the old result is going: a kill must not leave it "done"
-        layout = (earlier.get("layout") or earlier.get("seeds")) if reuse else None
-
-        def seed_done(runs: list[dict], seeds: list[int]) -> None:
-            # the seeds finished so far, under the fingerprint of that list of seeds: a rerun after an interruption
-            # keeps them as it keeps the seeds of a finished result with other seeds
-            write_json(
-                run_dir / SEEDS_DONE, {"layout": seeds, "seeds": [r["seed"] for r in runs], "runs": runs}, indent=2
-            )
-            parts = {
-                **fingerprint["parts"],
-                "finetune": {**fingerprint["parts"]["finetune"], "seeds": [r["seed"] for r in runs]},
-            }
-            record(run_dir, {"fingerprint": digest(parts), "parts": parts})  # no model or data hashed again
-
-        summary = finetune(fcfg, reuse=reuse, reuse_layout=layout, on_seed=seed_done)
-        record(run_dir, fingerprint)
-        (run_dir / SEEDS_DONE).unlink(missing_ok=True)
-        (run_dir / "error.txt").unlink(missing_ok=True)
-        return job.row(run_dir, summary, "ok"), ""
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # noqa: BLE001 - one failed job must not lose the others
-        msg = first_line(e)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-        print(f"{head}: FAILED after {time.perf_counter() - t0:.0f}s: {msg}", file=sys.stderr, flush=True)
-        return job.row(run_dir, None, "failed", msg), msg
