@@ -2,8 +2,8 @@
 
 Every number in it is read from the student's ``distillation.json`` (method, corpus, sizes, throughput, the
 validation and health history) and, once ``eliquare evaluate`` has scored the student, from the results rows
-(downstream scores, also as ``model-index``); none is typed by hand. Hugging Face front matter: language,
-license (the teacher's), base_model, tags, datasets, model-index.
+(downstream scores, also as ``model-index``: ``eliquare.card_scores``); none is typed by hand. Hugging Face front
+matter: language, license (the teacher's), base_model, tags, datasets, model-index.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import dataclasses
 import json
 import shlex
 from pathlib import Path
+
+from eliquare.card_scores import downstream_table, model_index, student_rows
 
 CARD = "README.md"
 RECORD = "distillation.json"
@@ -145,83 +147,9 @@ def _history(record: dict) -> list[str]:
     return lines
 
 
-def _metric_name(row: dict) -> str:
-    return {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro-F1"}.get(row.get("metric"), row.get("metric", ""))
-
-
-def _downstream(rows: list[dict], teacher_rows: dict) -> list[str]:
-    if not rows:
-        return ["Not evaluated yet: `eliquare evaluate` with this directory among its `--models` fills this section."]
-    lines = ["| dataset | task | metric | student | teacher | seeds |", "|---|---|---|---:|---:|---|"]
-    for r in rows:
-        t = teacher_rows.get(r["dataset"])
-        lines.append(
-            f"| {r['dataset']} | {r.get('label') or r['task']} | {_metric_name(r)} | "
-            f"{100 * r['score']:.1f} | {'' if t is None else f'{100 * t:.1f}'} | "
-            f"{', '.join(map(str, r.get('seeds') or []))} |"
-        )
-    return lines
-
-
-def _model_index(name: str, rows: list[dict]) -> list[dict]:
-    results = [
-        {
-            "task": {
-                "type": {
-                    "pos": "token-classification",
-                    "ner": "token-classification",
-                    "classify": "text-classification",
-                }.get(r["task"], r["task"]),
-                "name": r.get("label") or r["task"],
-            },
-            "dataset": {"name": r["dataset"], "type": r["dataset"]},
-            "metrics": [
-                {
-                    "type": r.get("metric") or "score",
-                    "value": round(100 * r["score"], 2),
-                    "name": f"test {_metric_name(r)}",
-                }
-            ],
-        }
-        for r in rows
-    ]
-    return [{"name": name, "results": results}]
-
-
-def student_rows(directory: Path, rows: list[dict], record: dict) -> tuple[list[dict], dict]:
-    """The results rows scoring this directory, and the teacher's score on each of their datasets."""
-    here = directory.resolve()
-
-    def is_here(spec) -> bool:
-        try:
-            return bool(spec) and Path(str(spec)).expanduser().resolve() == here
-        except OSError:
-            return False
-
-    mine = [
-        r
-        for r in rows
-        if r.get("status") == "ok" and isinstance(r.get("score"), (int, float)) and is_here(r.get("model_spec"))
-    ]
-    teachers = {str(record.get("teacher")), str(record.get("teacher_path"))}
-    teacher = {
-        r["dataset"]: r["score"]
-        for r in rows
-        if r.get("status") == "ok" and isinstance(r.get("score"), (int, float)) and str(r.get("model_spec")) in teachers
-    }
-    return mine, teacher
-
-
-def render(directory: str | Path, rows: list[dict] | None = None) -> str:
-    """The card of the student in ``directory``, from its distillation.json and the results ``rows`` (if any)."""
-    import yaml
-
-    directory = Path(directory)
-    record = json.loads((directory / RECORD).read_text(encoding="utf-8"))
+def _meta(name: str, record: dict, base_model: str | None, license_: str | None, mine: list[dict]) -> dict:
+    """The Hugging Face front matter: language, license, base_model, tags, datasets, model-index."""
     config = record.get("config") or {}
-    mine, teacher_scores = student_rows(directory, rows or [], record)
-    base_model, license_ = teacher_identity(record)
-    name = directory.name
     meta: dict = {}
     if config.get("language"):
         meta["language"] = [config["language"]]
@@ -236,23 +164,17 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
     if config.get("datasets"):
         meta["datasets"] = list(config["datasets"])
     if mine:
-        meta["model-index"] = _model_index(name, mine)
+        meta["model-index"] = model_index(name, mine)
+    return meta
 
+
+def _method(record: dict, base_model: str | None) -> list[str]:
+    """The opening paragraph and the Method section: layers, the loss (Eq. 4), training and VocabReduce."""
+    config = record.get("config") or {}
     weights = record.get("loss_weights") or {}
     recipe = record.get("recipe") or {}
-    stats = record.get("corpus_stats") or {}
-    reduce = record.get("vocab_reduce")
-    t_params, t_bytes = _teacher_sizes(record)
-    s_params, s_bytes = record.get("student_parameters"), _file_size(directory / "model.safetensors")
-    speed = record.get("inference") or {}
-    sps = speed.get("sequences_per_second") or {}
-    teacher_name = record.get("teacher")
-    lines = [
-        MARK,
-        "",
-        f"# {name}",
-        "",
-        f"A {record.get('student_layers')}-layer student distilled from `{teacher_name}`"
+    return [
+        f"A {record.get('student_layers')}-layer student distilled from `{record.get('teacher')}`"
         + (f" ([{base_model}](https://huggingface.co/{base_model}))" if base_model else "")
         + (f" on {config['language']} text" if config.get("language") else "")
         + " with eliquare (Singh, De Clercq & Lefever, *Distilling Monolingual Models "
@@ -280,37 +202,45 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
         f"{_fmt(record.get('best_validation_loss'), 4)}."
         if isinstance(record.get("tokens_seen"), int)
         else f"- Training: {record.get('steps')} optimizer steps.",
+        _vocab_reduce(record),
     ]
-    if reduce:
-        vs = reduce.get("vocab_size") or {}
-        sel = reduce.get("selection") or {}
-        if sel.get("coverage") is not None:
-            rule = (
-                f"keeping the subwords that leave {sel['coverage']:.1%} of the corpus's word tokens tokenised as by "
-                f"the full vocabulary (`--vocab-coverage {sel['coverage']:g}`)"
-            )
-        elif sel.get("min_count") is not None:
-            rule = f"keeping subwords in at least {sel.get('threshold_sentences')} sentences (min count)"
-        else:
-            rule = (
-                f"keeping subwords in at least {sel.get('threshold_sentences')} sentences (min fraction "
-                f"{sel.get('min_fraction')})"
-            )
-        text = f"- VocabReduce (`--vocab-reduce {config.get('vocab_reduce')}`): vocabulary {vs.get('before'):,} "
-        text += f"-> {vs.get('after'):,} tokens, {rule}."
-        if words := reduce.get("retokenised_words"):
-            text += (
-                f" Re-tokenised: {words['tokens']:.1%} of the corpus's word tokens, {words['types']:.1%} of its "
-                "distinct words."
-            )
-        if isinstance(same := reduce.get("identical_tokenisation"), (int, float)):
-            text += f" Sentences tokenised as by the full vocabulary: {same:.1%}"
-            text += f" (a sample of {reduce['report_sentences']:,})." if reduce.get("report_sentences") else "."
-        lines.append(text)
+
+
+def _vocab_reduce(record: dict) -> str:
+    """The Method line of VocabReduce (Section 5): its rule, the vocabulary before and after, what it re-tokenised."""
+    reduce = record.get("vocab_reduce")
+    if not reduce:
+        return "- VocabReduce: not applied (the teacher's vocabulary)."
+    vs = reduce.get("vocab_size") or {}
+    sel = reduce.get("selection") or {}
+    if sel.get("coverage") is not None:
+        rule = (
+            f"keeping the subwords that leave {sel['coverage']:.1%} of the corpus's word tokens tokenised as by "
+            f"the full vocabulary (`--vocab-coverage {sel['coverage']:g}`)"
+        )
+    elif sel.get("min_count") is not None:
+        rule = f"keeping subwords in at least {sel.get('threshold_sentences')} sentences (min count)"
     else:
-        lines.append("- VocabReduce: not applied (the teacher's vocabulary).")
-    lines += [
-        "",
+        rule = (
+            f"keeping subwords in at least {sel.get('threshold_sentences')} sentences (min fraction "
+            f"{sel.get('min_fraction')})"
+        )
+    text = f"- VocabReduce (`--vocab-reduce {(record.get('config') or {}).get('vocab_reduce')}`): vocabulary "
+    text += f"{vs.get('before'):,} -> {vs.get('after'):,} tokens, {rule}."
+    if words := reduce.get("retokenised_words"):
+        text += (
+            f" Re-tokenised: {words['tokens']:.1%} of the corpus's word tokens, {words['types']:.1%} of its "
+            "distinct words."
+        )
+    if isinstance(same := reduce.get("identical_tokenisation"), (int, float)):
+        text += f" Sentences tokenised as by the full vocabulary: {same:.1%}"
+        text += f" (a sample of {reduce['report_sentences']:,})." if reduce.get("report_sentences") else "."
+    return text
+
+
+def _corpus(record: dict) -> list[str]:
+    stats = record.get("corpus_stats") or {}
+    return [
         "## Corpus",
         "",
         f"- Files: {', '.join(f'`{c}`' for c in record.get('corpus') or [])}",
@@ -320,25 +250,55 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
         if isinstance(stats.get("sentences"), int)
         else "- Sentences: not recorded",
         f"- Data fingerprint: `{record.get('data_fingerprint')}`",
-        "",
+    ]
+
+
+def _size_and_speed(directory: Path, record: dict) -> list[str]:
+    """The teacher's and the student's parameters, file sizes and throughput, as measured at the end of the run."""
+    t_params, t_bytes = _teacher_sizes(record)
+    s_params, s_bytes = record.get("student_parameters"), _file_size(directory / "model.safetensors")
+    speed = record.get("inference") or {}
+    sps = speed.get("sequences_per_second") or {}
+    lines = [
         "## Size and speed",
         "",
         "| | parameters | model.safetensors | sequences/s |",
         "|---|---:|---:|---:|",
-        f"| teacher `{teacher_name}` | {_millions(t_params)} | {_mb(t_bytes)} | {_fmt(sps.get('teacher'), 1)} |",
+        f"| teacher `{record.get('teacher')}` | {_millions(t_params)} | {_mb(t_bytes)} | "
+        f"{_fmt(sps.get('teacher'), 1)} |",
         f"| this student | {_millions(s_params)} | {_mb(s_bytes)} | {_fmt(sps.get('student'), 1)} |",
         "",
     ]
-    if sps.get("teacher") and sps.get("student"):
-        lines.append(
-            f"Throughput: encoder forward passes on {speed.get('batch')} x {speed.get('length')} tokens, "
-            f"{speed.get('threads')} CPU thread(s), median of {speed.get('rounds')} interleaved rounds, "
-            f"measured at the end of the run: {sps['student'] / sps['teacher']:.2f}x the teacher "
-            f"(the teacher as distilled{', after VocabReduce' if config.get('vocab_reduce') == 'pre' else ''})."
-        )
-    else:
-        lines.append("Throughput: not measured.")
-    lines += [
+    if not (sps.get("teacher") and sps.get("student")):
+        return lines + ["Throughput: not measured."]
+    pre = ", after VocabReduce" if (record.get("config") or {}).get("vocab_reduce") == "pre" else ""
+    return lines + [
+        f"Throughput: encoder forward passes on {speed.get('batch')} x {speed.get('length')} tokens, "
+        f"{speed.get('threads')} CPU thread(s), median of {speed.get('rounds')} interleaved rounds, "
+        f"measured at the end of the run: {sps['student'] / sps['teacher']:.2f}x the teacher "
+        f"(the teacher as distilled{pre})."
+    ]
+
+
+def render(directory: str | Path, rows: list[dict] | None = None) -> str:
+    """The card of the student in ``directory``, from its distillation.json and the results ``rows`` (if any)."""
+    import yaml
+
+    directory = Path(directory)
+    record = json.loads((directory / RECORD).read_text(encoding="utf-8"))
+    mine, teacher_scores = student_rows(directory, rows or [], record)
+    base_model, license_ = teacher_identity(record)
+    meta = _meta(directory.name, record, base_model, license_, mine)
+    lines = [
+        MARK,
+        "",
+        f"# {directory.name}",
+        "",
+        *_method(record, base_model),
+        "",
+        *_corpus(record),
+        "",
+        *_size_and_speed(directory, record),
         "",
         "## Validation and health",
         "",
@@ -350,12 +310,12 @@ def render(directory: str | Path, rows: list[dict] | None = None) -> str:
         "",
         "## Downstream scores",
         "",
-        *_downstream(mine, teacher_scores),
+        *downstream_table(mine, teacher_scores),
         "",
         "## How it was made",
         "",
         "```bash",
-        distill_command(config),
+        distill_command(record.get("config") or {}),
         "```",
         "",
         f"eliquare {record.get('eliquare_version')}; full record in `distillation.json`.",
