@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -202,72 +203,77 @@ def _texts(cfg) -> tuple[list[str], str]:
 # --- the stage ------------------------------------------------------------------------------------
 
 
-def run_embedding_task(cfg) -> dict:
-    """Score ``cfg.model`` on one frozen-embedding task (``cfg.task`` in EMBEDDING_TASKS); writes and returns
-    ``cfg.out/metrics.json`` in the layout of a fine-tuning job's."""
+@dataclass
+class _Scored:
+    """What one frozen-embedding task measured: the model's embedder, its test scores, the data it read and, for
+    embed-classify, the labels and the test predictions beside the test examples."""
+
+    model: Embedder
+    scores: dict
+    data: dict
+    labels: list = field(default_factory=list)
+    predictions: list | None = None
+    test_examples: list = field(default_factory=list)
+
+
+def _embed_classify(cfg) -> _Scored:
+    from eliquare.config import to_dict
+    from eliquare.tasks.readers import read_task_splits
+
+    split_data = read_task_splits(cfg.__class__(**{**to_dict(cfg), "task": "classify"}))
+    model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
+    x = {s: model.embed([e.text for e in getattr(split_data, s)], cfg.query_prompt) for s in ("test", "train", "dev")}
+    y = {s: [e.label for e in getattr(split_data, s)] for s in ("train", "dev", "test")}
+    scores, predictions = logistic_regression_scores(
+        x["train"], y["train"], x["dev"], y["dev"], x["test"], y["test"], cfg.seed
+    )
+    data = {
+        **split_data.files,
+        "split": split_data.split,
+        "train_examples": len(split_data.train),
+        "dev_examples": len(split_data.dev),
+        "test_examples": len(split_data.test),
+    }
+    return _Scored(model, scores, data, split_data.labels, predictions, list(split_data.test))
+
+
+def _test_file_data(cfg, path: str, split: str, examples: int) -> dict:
+    """The ``data`` entry of a task that reads one file and trains nothing."""
+    return {
+        "train": cfg.train,
+        "dev": None,
+        "test": cfg.test,
+        "file": path,
+        "split": split,
+        "train_examples": 0,
+        "dev_examples": 0,
+        "test_examples": examples,
+    }
+
+
+def _retrieval(cfg) -> _Scored:
+    queries, documents, path = _pairs(cfg)
+    model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
+    scores = retrieval_scores(model.embed(queries, cfg.query_prompt), model.embed(documents, cfg.document_prompt))
+    return _Scored(model, scores, _test_file_data(cfg, path, "every row of the file", len(queries)))
+
+
+def _agreement(cfg) -> _Scored:
+    texts, path = _texts(cfg)
+    model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
+    vectors = model.embed(texts, cfg.query_prompt)
+    reference = Embedder(cfg.reference, cfg.max_length, cfg.eval_batch_size)
+    scores = agreement_scores(vectors, reference.embed(texts, cfg.query_prompt))
+    scores["reference"] = cfg.reference
+    return _Scored(model, scores, _test_file_data(cfg, path, f"the first {len(texts)} distinct texts", len(texts)))
+
+
+def _summary(cfg, scored: _Scored, started: float) -> dict:
+    """``metrics.json`` in the layout of a fine-tuning job's, with its one run."""
     from eliquare import __version__
     from eliquare.config import to_dict
 
-    out = check_writable(cfg.out)
-    if (out / "metrics.json").exists() and not cfg.overwrite:
-        raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
-    if cfg.task == "agreement" and not cfg.reference:
-        raise EliquareError("--task agreement needs --reference MODEL (the model to agree with, e.g. the teacher)")
-    started = time.perf_counter()
-    data: dict = {}
-    labels: list = []
-    predictions = None
-    if cfg.task == "embed-classify":
-        from eliquare.tasks.readers import read_task_splits
-
-        split_data = read_task_splits(cfg.__class__(**{**to_dict(cfg), "task": "classify"}))
-        model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
-        x = {
-            s: model.embed([e.text for e in getattr(split_data, s)], cfg.query_prompt) for s in ("test", "train", "dev")
-        }
-        y = {s: [e.label for e in getattr(split_data, s)] for s in ("train", "dev", "test")}
-        scores, predictions = logistic_regression_scores(
-            x["train"], y["train"], x["dev"], y["dev"], x["test"], y["test"], cfg.seed
-        )
-        labels = split_data.labels
-        data = {
-            **split_data.files,
-            "split": split_data.split,
-            "train_examples": len(split_data.train),
-            "dev_examples": len(split_data.dev),
-            "test_examples": len(split_data.test),
-        }
-    elif cfg.task == "retrieval":
-        queries, documents, path = _pairs(cfg)
-        model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
-        scores = retrieval_scores(model.embed(queries, cfg.query_prompt), model.embed(documents, cfg.document_prompt))
-        data = {
-            "train": cfg.train,
-            "dev": None,
-            "test": cfg.test,
-            "file": path,
-            "split": "every row of the file",
-            "train_examples": 0,
-            "dev_examples": 0,
-            "test_examples": len(queries),
-        }
-    else:
-        texts, path = _texts(cfg)
-        model = Embedder(cfg.model, cfg.max_length, cfg.eval_batch_size)
-        vectors = model.embed(texts, cfg.query_prompt)
-        reference = Embedder(cfg.reference, cfg.max_length, cfg.eval_batch_size)
-        scores = agreement_scores(vectors, reference.embed(texts, cfg.query_prompt))
-        scores["reference"] = cfg.reference
-        data = {
-            "train": cfg.train,
-            "dev": None,
-            "test": cfg.test,
-            "file": path,
-            "split": f"the first {len(texts)} distinct texts",
-            "train_examples": 0,
-            "dev_examples": 0,
-            "test_examples": len(texts),
-        }
+    model, scores = scored.model, scored.scores
     metric = MAIN_METRIC[cfg.task]
     score = float(scores[metric])
     size = {
@@ -283,7 +289,7 @@ def run_embedding_task(cfg) -> dict:
         **model.speed(),
         "train_seconds": round(time.perf_counter() - started, 2),
     }
-    summary = {
+    return {
         "eliquare": __version__,
         "kind": "finetune",
         "frozen": True,
@@ -296,8 +302,8 @@ def run_embedding_task(cfg) -> dict:
         "seeds": [cfg.seed],
         "scores": [score],
         "test": scores,
-        "data": data,
-        "labels": labels,
+        "data": scored.data,
+        "labels": scored.labels,
         "max_length": model.max_length,
         "embedding": model.embedding.as_dict(),
         **size,
@@ -306,18 +312,36 @@ def run_embedding_task(cfg) -> dict:
         "runs": [run],
         "config": to_dict(cfg),
     }
+
+
+def run_embedding_task(cfg) -> dict:
+    """Score ``cfg.model`` on one frozen-embedding task (``cfg.task`` in EMBEDDING_TASKS); writes and returns
+    ``cfg.out/metrics.json`` in the layout of a fine-tuning job's."""
+    out = check_writable(cfg.out)
+    if (out / "metrics.json").exists() and not cfg.overwrite:
+        raise EliquareError(f"{out} already holds results (metrics.json); give --overwrite or another --out")
+    if cfg.task == "agreement" and not cfg.reference:
+        raise EliquareError("--task agreement needs --reference MODEL (the model to agree with, e.g. the teacher)")
+    started = time.perf_counter()
+    if cfg.task == "embed-classify":
+        scored = _embed_classify(cfg)
+    elif cfg.task == "retrieval":
+        scored = _retrieval(cfg)
+    else:
+        scored = _agreement(cfg)
+    summary = _summary(cfg, scored, started)
     out.mkdir(parents=True, exist_ok=True)
-    if predictions is not None:
-        split_test = [e for e in split_data.test]
+    if scored.predictions is not None:
         with (out / "predictions.tsv").open("w", encoding="utf-8") as f:
             f.write("line\tgold\tpredicted\n")
-            for e, p in zip(split_test, predictions):
+            for e, p in zip(scored.test_examples, scored.predictions):
                 f.write(f"{e.line}\t{e.label}\t{p}\n")
     tmp = out / ".metrics.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(out / "metrics.json")
     print(
-        f"{cfg.task} {metric} on test: {100 * score:.2f} (frozen embeddings of {cfg.model}); results in {out}",
+        f"{cfg.task} {summary['metric']} on test: {100 * summary['score']:.2f} (frozen embeddings of {cfg.model}); "
+        f"results in {out}",
         file=sys.stderr,
         flush=True,
     )
