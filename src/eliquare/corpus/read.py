@@ -287,7 +287,11 @@ def is_hard_wrapped(lines: Sequence[str]) -> bool:
         return False
     open_ended = sum(_LINE_END.search(line) is None for line in lines)
     full = sum(len(line) >= 0.7 * width for line in lines)
-    return open_ended * 2 > len(lines) and full >= 0.8 * len(lines)
+    # a wrapping program breaks a line where the next word would not fit: lines of their own (sentences without a
+    # stop, of similar lengths) often leave room for the next line's first word
+    pairs = list(zip(lines, lines[1:]))
+    no_room = sum(len(a) + 1 + len(b.split()[0]) > width for a, b in pairs)
+    return open_ended * 2 > len(lines) and full >= 0.8 * len(lines) and no_room >= 0.8 * len(pairs)
 
 
 def _head_lines(path: Path) -> list[str]:
