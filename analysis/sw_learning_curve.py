@@ -47,9 +47,9 @@ def read_csv(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def to_tsv(rows: list[dict]) -> str:
+def to_tsv(rows: list[dict], delimiter: str = "\t") -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter="\t", lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return out.getvalue()
@@ -164,7 +164,7 @@ def main() -> None:
         write_text(a.out / "validation.tsv", to_tsv(validation_rows(a.log.read_text(encoding="utf-8"))))
     validation = read_csv_tsv(a.out / "validation.tsv")
     rows = curve(read_csv(a.out / "results.csv"), a.out.parent)
-    write_text(a.out / "curve.csv", to_tsv(rows).replace("\t", ","))
+    write_text(a.out / "curve.csv", to_tsv(rows, delimiter=","))
     write_text(a.out / "curve.md", report(validation, rows))
     figure(validation, rows, a.out / "figures" / "curve.png")
 
