@@ -3,7 +3,7 @@ every pass of one ten-pass distillation, and the fine-tuned scores of its checkp
 initialisation and the students of one and two passes of their own (shorter) schedules.
 
 Inputs, all committed: `validation.tsv` (the distillation log's per-epoch validation lines, as `eliquare distill`
-prints them), `results.csv` (the experiment's fine-tuning results), and the reference rows of
+prints them), `results.json` (the experiment's fine-tuning results), and the reference rows of
 results/sw-distil-passes (teacher, two-pass student) and results/sw-news-epochs (one-pass student, initialisation),
 fine-tuned with the same settings and seeds.
 
@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 from analysis.common import ROOT, parser, write_text
+from eliquare.evaluate.results import read_results
 
 VALIDATION = re.compile(r"^step (\d+) \(epoch ([\d.]+)\) validation: (.*)$")
 PASSES = {"pass-1": 1, "pass-2": 2, "pass-5": 5, "pass-10": 10}
@@ -42,12 +43,7 @@ def validation_rows(log_text: str) -> list[dict]:
     return rows
 
 
-def read_csv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def to_tsv(rows: list[dict], delimiter: str = "\t") -> str:
+def to_table(rows: list[dict], delimiter: str = "\t") -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]), delimiter=delimiter, lineterminator="\n")
     writer.writeheader()
@@ -55,15 +51,21 @@ def to_tsv(rows: list[dict], delimiter: str = "\t") -> str:
     return out.getvalue()
 
 
-def scores_by_seed(row: dict) -> dict[int, float]:
-    return {int(s): float(x) for s, x in zip(row["seeds"].split(";"), row["scores"].split(";"))}
+def read_validation(path: Path) -> list[dict]:
+    """validation.tsv as written by ``to_table(validation_rows(...))``, the epoch a number again."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    for r in rows:
+        r["epoch"] = float(r["epoch"])
+    return rows
 
 
 def curve(results: list[dict], results_root: Path) -> list[dict]:
-    """One row per (model, dataset): passes (blank for the references), mean score, seed 1's score, seeds."""
+    """One row per (model, dataset): passes (blank for the references), mean score, seed 1's score, seeds.
+    ``results``: this run's rows (``read_results``), the references read from their results directories."""
     rows = []
     for directory, name, what in REFERENCES:
-        for r in read_csv(results_root / directory / "results.csv"):
+        for r in read_results(results_root / directory).rows:
             if r["model"] == name and r["status"] == "ok":
                 rows.append(_row(r, what, "", f"results/{directory}"))
     for r in results:
@@ -73,7 +75,7 @@ def curve(results: list[dict], results_root: Path) -> list[dict]:
 
 
 def _row(r: dict, what: str, passes, source: str) -> dict:
-    by_seed = scores_by_seed(r)
+    by_seed = {int(s): float(x) for s, x in zip(r["seeds"], r["scores"])}
     return {
         "dataset": r["dataset"],
         "model": what,
@@ -161,20 +163,12 @@ def main() -> None:
     p.add_argument("--log", type=Path, help="a distillation log to read validation.tsv from")
     a = p.parse_args()
     if a.log:
-        write_text(a.out / "validation.tsv", to_tsv(validation_rows(a.log.read_text(encoding="utf-8"))))
-    validation = read_csv_tsv(a.out / "validation.tsv")
-    rows = curve(read_csv(a.out / "results.csv"), a.out.parent)
-    write_text(a.out / "curve.csv", to_tsv(rows, delimiter=","))
+        write_text(a.out / "validation.tsv", to_table(validation_rows(a.log.read_text(encoding="utf-8"))))
+    validation = read_validation(a.out / "validation.tsv")
+    rows = curve(read_results(a.out).rows, a.out.parent)
+    write_text(a.out / "curve.csv", to_table(rows, delimiter=","))
     write_text(a.out / "curve.md", report(validation, rows))
     figure(validation, rows, a.out / "figures" / "curve.png")
-
-
-def read_csv_tsv(path: Path) -> list[dict]:
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
-    for r in rows:
-        r["epoch"] = float(r["epoch"])
-    return rows
 
 
 if __name__ == "__main__":

@@ -521,13 +521,15 @@ def test_sw_learning_curve_reads_the_validation_lines_of_a_distillation_log():
         {"step": 0, "epoch": 0.0, "loss": "19.7620", "cos": "0.5413", "collapse": "0.3175"},
         {"step": 601, "epoch": 1.0, "loss": "15.4346", "cos": "0.2385", "collapse": "0.2850"},
     ]
-    assert sw_learning_curve.to_tsv(rows).splitlines()[0] == "step\tepoch\tloss\tcos\tcollapse"
+    assert sw_learning_curve.to_table(rows).splitlines()[0] == "step\tepoch\tloss\tcos\tcollapse"
 
 
 def test_sw_learning_curve_rebuilds_its_committed_curve(tmp_path):
-    from analysis.sw_learning_curve import curve, read_csv, read_csv_tsv, report
+    from analysis.sw_learning_curve import curve, read_validation, report, to_table
+    from eliquare.evaluate.results import read_results
 
     out = RESULTS / "sw-learning-curve"
-    rows = curve(read_csv(out / "results.csv"), RESULTS)
-    assert report(read_csv_tsv(out / "validation.tsv"), rows) == committed("sw-learning-curve/curve.md").decode()
+    rows = curve(read_results(out).rows, RESULTS)
+    assert report(read_validation(out / "validation.tsv"), rows) == committed("sw-learning-curve/curve.md").decode()
+    assert to_table(rows, delimiter=",") == committed("sw-learning-curve/curve.csv").decode()
     assert {r["passes"] for r in rows if r["passes"] != ""} == {1, 2, 5}
