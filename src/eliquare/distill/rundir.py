@@ -11,7 +11,7 @@ from pathlib import Path
 
 from eliquare import __version__
 from eliquare.atomic import PARTIAL_MARK, swap_in
-from eliquare.config import LAYER_MAP_ALIASES, DistillConfig
+from eliquare.config import LAYER_MAP_ALIASES, DistillConfig, vocab_selection
 from eliquare.corpus import expand_paths
 from eliquare.corpus.languages import (
     by_language,
@@ -308,6 +308,4 @@ def check_checkpoint_shape(last: Path, student) -> None:
 
 
 def _vocab_selection(cfg: DistillConfig) -> dict:
-    from eliquare.config import vocab_selection
-
     return vocab_selection(cfg.vocab_min_fraction, cfg.vocab_min_count, cfg.vocab_max_size, cfg.vocab_coverage)

@@ -164,7 +164,7 @@ def choose(
     threshold = None
     if coverage is None:
         threshold = frequency_threshold(counts.sentences, min_fraction=min_fraction, min_count=min_count)
-    limit = max_size
+    limit, floor = max_size, int(required.sum())  # the selection never goes below the required tokens
     while True:
         if coverage is None:
             chosen = select_ids(counts.doc_freq, required, threshold=threshold, max_size=limit)
@@ -173,7 +173,6 @@ def choose(
         keep = family.close(tj, chosen, tokens)
         if max_size is None or keep.sum() <= max_size:
             break
-        floor = int(required.sum())
         if limit <= floor:  # the closure of the required tokens alone does not fit
             raise EliquareError(
                 f"max_size {max_size} is smaller than the {int(keep.sum())} tokens this tokenizer needs to spell "
