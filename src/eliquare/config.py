@@ -849,6 +849,20 @@ class FinetuneConfig:
         "full vocabulary back",
     )
     save_model: bool = field(True, help="write the fine-tuned model to OUT/model")
+    soft_teacher: Optional[str] = field(
+        None,
+        help="task distillation (eliquare.evaluate.soft_targets): a model fine-tuned on this task and these labels "
+        "(`eliquare finetune --save-model`: its OUT/model); its predictions on the training examples and on "
+        "--soft-corpus text train the model beside the gold labels",
+    )
+    soft_corpus: Optional[list[str]] = field(
+        None, help="task distillation: unlabelled target-language text for the teacher to label (files or directories)"
+    )
+    soft_examples: int = field(
+        2000, help="task distillation: corpus examples to label (sentences for pos/ner, passages for classify)"
+    )
+    soft_weight: float = field(1.0, help="task distillation: weight of the soft-target term (gold term: 1)")
+    soft_temperature: float = field(2.0, help="task distillation: temperature of the soft targets")
     overwrite: bool = field(False, help="replace results already in OUT")
     use_cpu: bool = field(False, help="train on the CPU even when a GPU is present")
     bf16: Optional[bool] = field(
@@ -878,6 +892,14 @@ class FinetuneConfig:
             raise EliquareError("max_train_examples must be at least 1")
         if self.logging_steps is not None and self.logging_steps < 1:
             raise EliquareError("logging_steps must be at least 1 (leave it out for up to 50)")
+        if self.soft_corpus and not self.soft_teacher:
+            raise EliquareError("--soft-corpus needs --soft-teacher, the fine-tuned model that labels it")
+        if self.soft_teacher and self.task not in ("pos", "ner", "classify"):
+            raise EliquareError(f"--soft-teacher works for pos, ner and classify, not {self.task}")
+        if self.soft_examples < 0:
+            raise EliquareError("soft_examples must be >= 0 (0: the training examples only)")
+        if self.soft_weight < 0 or self.soft_temperature <= 0:
+            raise EliquareError("soft_weight must be >= 0 and soft_temperature positive, e.g. 1.0 and 2.0")
 
 
 @dataclasses.dataclass

@@ -271,6 +271,11 @@ def finetune(
     path, tokenizer, model_config = _load_tokenizer(cfg)
     max_length = _max_length(cfg, tokenizer, model_config)
     feats = encode_splits(cfg, data, tokenizer, max_length)
+    soft = None
+    if cfg.soft_teacher:  # before the task vocabulary: the corpus examples' tokens belong to it
+        from eliquare.evaluate.soft_targets import soft_train_features
+
+        feats["train"], soft = soft_train_features(cfg, data, tokenizer, max_length, feats["train"])
     vocab = None
     if cfg.task_vocabulary:
         vocab, feats = _on_task_vocabulary(feats, tokenizer, model_config)
@@ -296,6 +301,8 @@ def finetune(
     if reuse_layout is not None:
         _remove_other_seeds(out, seeds)
     summary = _summary(cfg, data, path, max_length, seeds, runs)
+    if soft is not None:
+        summary["soft_targets"] = soft
     write_json(out / "metrics.json", summary, indent=2)
     spread = f" ± {100 * summary['std']:.2f}" if len(runs) > 1 else ""
     print(

@@ -170,11 +170,17 @@ def train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work:
     collator = (
         DataCollatorWithPadding(tokenizer) if cfg.task == "classify" else DataCollatorForTokenClassification(tokenizer)
     )
+    trainer_cls = _trainer_class(Trainer)
+    if cfg.soft_teacher:  # task distillation: the teacher's logits ride in the training features
+        from eliquare.evaluate.soft_targets import SoftTargetCollator, soft_target_trainer
+
+        collator = SoftTargetCollator(collator, cfg.task, tokenizer.padding_side)
+        trainer_cls = soft_target_trainer(trainer_cls, cfg.soft_weight, cfg.soft_temperature)
     scorer = Scorer(cfg.task, data.labels)
     scorer.use(data.dev, feats["dev"][1])
     keep = _keep_best_callback(scorer)
     args = _training_arguments(cfg, work, _eval_steps(cfg, len(train_ds)), seed)
-    trainer = _trainer_class(Trainer)(
+    trainer = trainer_cls(
         model=model,
         args=args,
         data_collator=collator,
