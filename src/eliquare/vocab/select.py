@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from eliquare.config import check_coverage
 from eliquare.errors import EliquareError
 
 BATCH_SENTENCES = 8192  # sentences per encode_batch call: large enough to keep both cores busy
@@ -462,13 +463,6 @@ def select_ids(
         keep = required.copy()
         keep[candidates[order[: max_size - n_required]]] = True
     return keep
-
-
-def check_coverage(coverage: float) -> None:
-    if not 0.0 < coverage <= 1.0:
-        raise EliquareError(
-            f"coverage is a share of the corpus's words: give one above 0 and at most 1, e.g. 0.99 (got {coverage})"
-        )
 
 
 def select_by_coverage(
