@@ -9,6 +9,9 @@ accumulation, best-checkpoint selection). One module per idea:
 - ``trainer``: the training loop and its callbacks; ``teacher_cache``: the teacher's states computed once;
 - ``health``: collapse, CKA and probe measures at every evaluation; ``head``: an MLM head for a headless teacher;
 - ``rundir`` and ``checkpoints``: the run directory, complete checkpoints and resume;
+- ``plan``: what a run will do (objective, loss weights, recipe, steps, teacher cache), settled once the teacher and
+  the corpus are known; ``trainer_setup``: the Trainer's arguments, datasets, collator and callbacks;
+- ``student_dir``: what a run writes to ``--out`` (weights, tokenizer, ``distillation.json``);
 - ``run``: the stage end to end (``distill``).
 """
 
