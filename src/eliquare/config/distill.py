@@ -242,6 +242,12 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         self.student_layers, self.layer_map = parse_student_layers(self.student_layers, self.layer_map)
+        self._check_loss()
+        self._check_schedule()
+        self._check_vocabulary()
+
+    def _check_loss(self) -> None:
+        """The loss terms' weights and temperatures."""
         if self.temperature <= 0:
             raise EliquareError("temperature must be positive, e.g. 2.0")
         for name in (
@@ -265,6 +271,24 @@ class DistillConfig:
                 "--recipe minilmv2 has no hidden-state cosine term (its loss is the relation and MLM terms); drop "
                 "--alpha-cos, or give --recipe eliquare --alpha-relation 1 with it"
             )
+        if self.contrastive_temperature <= 0:
+            raise EliquareError("contrastive_temperature must be positive, e.g. 0.05")
+        if self.objective == "masked-lm" and (
+            self.alpha_ce is not None
+            and not (
+                self.alpha_ce
+                or self.cosine_weight()
+                or self.mlm_weight("masked-lm")
+                or self.alpha_hidden
+                or self.alpha_attn
+                or self.alpha_value
+                or self.relation_weight()
+            )
+        ):
+            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
+
+    def _check_schedule(self) -> None:
+        """Masking, batches, the schedule, checkpoints and the health measures."""
         check_masked_text(self)
         if self.mask_replace < 0 or self.random_replace < 0 or self.mask_replace + self.random_replace > 1:
             raise EliquareError("mask_replace and random_replace must be >= 0 and sum to at most 1")
@@ -293,21 +317,9 @@ class DistillConfig:
             raise EliquareError("--probe needs the health measures; drop --health-sentences 0")
         if not 0 <= self.warmup_ratio <= 1:
             raise EliquareError("warmup_ratio is a share of the steps: give a value from 0 to 1, e.g. 0.05")
-        if self.contrastive_temperature <= 0:
-            raise EliquareError("contrastive_temperature must be positive, e.g. 0.05")
-        if self.objective == "masked-lm" and (
-            self.alpha_ce is not None
-            and not (
-                self.alpha_ce
-                or self.cosine_weight()
-                or self.mlm_weight("masked-lm")
-                or self.alpha_hidden
-                or self.alpha_attn
-                or self.alpha_value
-                or self.relation_weight()
-            )
-        ):
-            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
+
+    def _check_vocabulary(self) -> None:
+        """VocabReduce's selection and VocabAmp."""
         check_vocab_selection(
             self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, "vocab_", self.vocab_coverage
         )

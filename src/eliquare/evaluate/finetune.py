@@ -238,6 +238,21 @@ def _on_task_vocabulary(feats: dict, tokenizer, model_config) -> tuple[TaskVocab
     return vocab, feats
 
 
+def _features(cfg: FinetuneConfig, data: TaskData, tokenizer, model_config, max_length: int):
+    """``(features, soft targets summary or None, task vocabulary or None)``: the encoded splits, the teacher's soft
+    targets on the training split and the corpus (task distillation), renumbered to the task's vocabulary."""
+    feats = encode_splits(cfg, data, tokenizer, max_length)
+    soft = None
+    if cfg.soft_teacher:  # before the task vocabulary: the corpus examples' tokens belong to it
+        from eliquare.evaluate.soft_targets import soft_train_features
+
+        feats["train"], soft = soft_train_features(cfg, data, tokenizer, max_length, feats["train"])
+    vocab = None
+    if cfg.task_vocabulary:
+        vocab, feats = _on_task_vocabulary(feats, tokenizer, model_config)
+    return feats, soft, vocab
+
+
 def _remove_other_seeds(out: Path, seeds: list[int]) -> None:
     """Remove the seed directories of an earlier result that are not in this list of seeds (all of them for one
     seed, whose files lie in ``out`` itself)."""
@@ -270,15 +285,7 @@ def finetune(
     data = read_task_splits(cfg)
     path, tokenizer, model_config = _load_tokenizer(cfg)
     max_length = _max_length(cfg, tokenizer, model_config)
-    feats = encode_splits(cfg, data, tokenizer, max_length)
-    soft = None
-    if cfg.soft_teacher:  # before the task vocabulary: the corpus examples' tokens belong to it
-        from eliquare.evaluate.soft_targets import soft_train_features
-
-        feats["train"], soft = soft_train_features(cfg, data, tokenizer, max_length, feats["train"])
-    vocab = None
-    if cfg.task_vocabulary:
-        vocab, feats = _on_task_vocabulary(feats, tokenizer, model_config)
+    feats, soft, vocab = _features(cfg, data, tokenizer, model_config, max_length)
     print(
         f"eliquare: {cfg.task} on {data.split}: {len(data.train)} train, {len(data.dev)} dev, {len(data.test)} "
         f"test examples, {len(data.labels)} labels, max length {max_length}",
