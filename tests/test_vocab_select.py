@@ -105,7 +105,7 @@ def test_word_by_word_counts_equal_sentence_by_sentence(backends, family):
 
     from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
 
-    from eliquare.vocab.select import _word_by_word_is_exact
+    from eliquare.vocab.word_by_word import word_by_word_is_exact
 
     if family == "unigram-spacing-normalizer":  # a normaliser that makes spaces, then collapses space runs
         backend = Tokenizer.from_str(backends["unigram"].to_str())
@@ -119,7 +119,7 @@ def test_word_by_word_counts_equal_sentence_by_sentence(backends, family):
         backend.pre_tokenizer = pre_tokenizers.Metaspace()  # as in multilingual-e5: a trailing space is a token
     else:
         backend = backends[family]
-    assert _word_by_word_is_exact(json.loads(backend.to_str()))
+    assert word_by_word_is_exact(json.loads(backend.to_str()))
     sentences = tiny.synthetic_sentences(500, seed=5) + TRICKY + [s + " kitabu ž" for s in TRICKY]
     fast = count_tokens(backend, sentences, sample_size=10_000, batch_size=128)
     full = count_tokens(backend, sentences, sample_size=10_000, batch_size=128, word_by_word=False)
@@ -134,14 +134,14 @@ def test_word_by_word_counts_equal_sentence_by_sentence(backends, family):
 
 
 def test_pipelines_that_look_across_spaces_are_counted_sentence_by_sentence():
-    from eliquare.vocab.select import _word_by_word_is_exact
+    from eliquare.vocab.word_by_word import word_by_word_is_exact
 
     metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
-    assert _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": metaspace})
-    assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": dict(metaspace, split=False)})
-    assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": None})
-    assert not _word_by_word_is_exact(
+    assert word_by_word_is_exact({"normalizer": None, "pre_tokenizer": metaspace})
+    assert not word_by_word_is_exact({"normalizer": None, "pre_tokenizer": dict(metaspace, split=False)})
+    assert not word_by_word_is_exact({"normalizer": None, "pre_tokenizer": None})
+    assert not word_by_word_is_exact(
         {"normalizer": {"type": "Replace", "pattern": {"String": "a b"}, "content": ""}, "pre_tokenizer": metaspace}
     )
     split = {"type": "Split", "pattern": {"Regex": "\\w+ \\w+"}, "behavior": "Isolated", "invert": False}
-    assert not _word_by_word_is_exact({"normalizer": None, "pre_tokenizer": split})
+    assert not word_by_word_is_exact({"normalizer": None, "pre_tokenizer": split})
