@@ -52,7 +52,7 @@ def main() -> None:
 
     from eliquare.corpus import iter_sentences
     from eliquare.models import load_tokenizer
-    from eliquare.vocab.reduce import select_vocabulary
+    from eliquare.vocab.choose import select_vocabulary
 
     load = os.getloadavg()[0]
     tokenizer = load_tokenizer(args.model)

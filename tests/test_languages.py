@@ -51,7 +51,7 @@ def test_vocabulary_keeps_each_languages_subwords(tiny_bert, two_corpora):
     from transformers import AutoTokenizer
 
     from eliquare.corpus import iter_sentences
-    from eliquare.vocab.reduce import select_vocabulary
+    from eliquare.vocab.choose import select_vocabulary
 
     big, small = two_corpora
     tok = AutoTokenizer.from_pretrained(tiny_bert)

@@ -79,7 +79,7 @@ def test_coverage_c_leaves_at_least_c_of_the_word_tokens_unchanged(model_dirs, f
 
 @pytest.mark.parametrize("family", ["wordpiece", "unigram", "bpe"])
 def test_a_higher_coverage_never_keeps_fewer_ids(model_dirs, family):
-    from eliquare.vocab.reduce import choose, count_vocabulary
+    from eliquare.vocab.choose import choose, count_vocabulary
 
     _, tokenizer = load(model_dirs[family])
     counted = count_vocabulary(tokenizer, CORPUS)

@@ -6,7 +6,7 @@ fixed seed; without weights every sentence is used once). Each language is read,
 tokenised on its own (and cached as a monolingual corpus is); validation keeps every language's held-out sentences,
 interleaved, so that the health sample sees all of them. VocabReduce over several languages keeps a subword found
 in ``min_fraction`` of the sentences of *any* language, so that the smaller language keeps its subwords
-(``eliquare.vocab.reduce``).
+(``eliquare.vocab.choose``).
 """
 
 from __future__ import annotations

@@ -5,18 +5,19 @@
 - ``wordpiece``, ``unigram``, ``bpe``: one module per tokenizer family, chosen by ``families``
 - ``tokenizer_json``: renumber a ``tokenizer.json`` and load it back through its own class
 - ``slicing``: cut embeddings, MLM decoder and bias to the kept rows
+- ``choose``: a tokenizer's ids counted on the corpus and chosen (threshold or coverage, one language or several)
+- ``report``: what a reduction changed (``vocab_report.json``, ``format_report``, ``retokenisation_notice``)
 - ``reduce``: ``reduce_vocabulary`` (Python API) and ``eliquare vocab reduce``
 """
 
 from eliquare.vocab.reduce import (
     ReductionResult,
-    format_report,
     reduce_command,
     reduce_on_corpus,
     reduce_vocabulary,
-    retokenisation_notice,
     save_tokenizer,
 )
+from eliquare.vocab.report import format_report, retokenisation_notice
 
 __all__ = [
     "ReductionResult",
