@@ -1,0 +1,140 @@
+"""``eliquare experiment``'s three stages in order: distil the students that the chosen jobs need
+(``eliquare.experiment.students``), fine-tune every model (``eliquare.evaluate.suite``), write the report
+(``eliquare.experiment.report``), each stage said on stderr and kept for ``stages.tsv``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from eliquare.config import EvaluateConfig, ExperimentConfig
+from eliquare.errors import EliquareError
+from eliquare.experiment.report import write_report
+from eliquare.experiment.students import Student, distil, distillation_record, read_students
+from eliquare.speed import machine
+
+
+def experiment(cfg: ExperimentConfig) -> dict:
+    from eliquare.evaluate.suite import read_suite
+
+    out = Path(cfg.out).expanduser()
+    results = Path(cfg.results).expanduser() if cfg.results else out / "report"
+    where = f"experiment {cfg.experiment}"
+    raw = read_suite(cfg.experiment, cfg.var)
+    students = read_students(raw, out, cfg, where)
+    reference = (raw.get("report") or {}).get("reference")
+    dirs: dict[str, dict[str, str]] = {}
+    for s in students:
+        for language in s.languages:  # a student of several languages (sw+sl) is fine-tuned on each one's tasks
+            dirs.setdefault(s.name, {})[language] = s.config.out
+    jobs = chosen_jobs(cfg, where, dirs, reference)
+    needed = {(j.model, j.dataset.get("language")) for j in jobs}
+    stages: list[tuple[str, str, float, str]] = []  # stage, what, seconds, machine
+    say = stage_recorder(stages)
+    changing = distil_students(students, needed, cfg.dry_run, say)
+    started = time.perf_counter()
+    failed, table = finetune_models(cfg, out, dirs, changing)
+    if cfg.dry_run:
+        return {"stages": stages, "rows": table["rows"]}
+    for row in table["rows"]:
+        stages.append(
+            (
+                f"finetune {row['model']}/{row['dataset']}",
+                row.get("status", ""),
+                float(row.get("train_seconds") or 0),
+                row.get("machine") or "",
+            )
+        )
+    say("fine-tune", "jobs failed" if failed else "all jobs done", time.perf_counter() - started)
+    if reference and not any(r["model"] == reference for r in table["rows"]):
+        # a run split with --only (another core runs the reference's jobs): the jobs are done, the report waits
+        say(
+            "report",
+            f"not written: the reference {reference} has no results in {out} yet; run again without "
+            f"--only once its jobs are done",
+            0.0,
+        )
+        if failed is not None:
+            raise failed
+        return {"stages": stages, "rows": table["rows"]}
+    made = write_report(cfg, out, results, reference, sorted(dirs), stages, students)
+    if failed is not None:
+        raise failed
+    return {"stages": stages, **made}
+
+
+def chosen_jobs(cfg: ExperimentConfig, where: str, dirs: dict, reference: str | None) -> list:
+    """The fine-tuning jobs ``--only`` picks, once every job of the file is checked and the report's reference is
+    found among its models (before anything runs, not once the jobs are done)."""
+    from eliquare.evaluate.suite import load_suite, select_jobs
+
+    every = load_suite(cfg.experiment, cfg.var, None, dirs)  # every option checked first
+    names = list(dict.fromkeys(j.model for j in every))
+    if reference is not None and reference not in names:
+        raise EliquareError(
+            f"{where}: report: reference {reference} is not one of its models ({', '.join(names)}); name one of them"
+        )
+    return select_jobs(every, cfg.only)
+
+
+def stage_recorder(stages: list):
+    """A ``say(stage, what, seconds)`` that appends the stage to ``stages`` and says it on stderr."""
+
+    def say(stage: str, what: str, seconds: float, took: float | None = None, where: str | None = None) -> None:
+        """``took``, ``where``: for stages.tsv, the wall time and machine of a stage done in an earlier run."""
+        stages.append((stage, what, seconds if took is None else took, machine() if where is None else where))
+        print(f"eliquare: {stage}: {what}" + (f" ({seconds:.0f} s)" if seconds else ""), file=sys.stderr, flush=True)
+
+    return say
+
+
+def distil_students(students: list[Student], needed: set, dry_run: bool, say) -> set:
+    """Stage 1: each student a chosen job fine-tunes, distilled (or found done); returns the directories of the
+    students a dry run would distil (their fine-tunes are to run too)."""
+    changing = set()
+    for student in students:
+        if any((student.name, language) in needed for language in student.languages):
+            what, seconds = distil(student, dry_run)
+            if what.startswith("done already"):
+                record = distillation_record(student.config.out)
+                say(
+                    f"distil {student.key}",
+                    what,
+                    seconds,
+                    took=float(record.get("wall_seconds") or 0),
+                    where=record.get("machine", ""),
+                )
+            else:
+                say(f"distil {student.key}", what, seconds)
+            if what.startswith("to run"):
+                changing.add(student.config.out)
+    return changing
+
+
+def finetune_models(cfg: ExperimentConfig, out: Path, dirs: dict, changing: set) -> tuple[EliquareError | None, dict]:
+    """Stage 2: every chosen job fine-tuned into ``out``; returns (the error of the jobs that failed, the results
+    table). Where some jobs failed the table still holds the others, for the report."""
+    from eliquare.evaluate.suite import evaluate
+
+    try:
+        table = evaluate(
+            EvaluateConfig(
+                suite=cfg.experiment,
+                out=str(out),
+                var=cfg.var,
+                only=cfg.only,
+                use_cpu=cfg.use_cpu,
+                bf16=cfg.bf16,
+                dry_run=cfg.dry_run,
+                keep_going=cfg.keep_going,
+            ),
+            students=dirs,
+            changing=changing,
+        )
+    except EliquareError as e:  # some jobs failed: the report still shows the others, and names the failed
+        if not (out / "results.json").is_file():
+            raise
+        return e, json.loads((out / "results.json").read_text(encoding="utf-8"))
+    return None, table
