@@ -60,7 +60,66 @@ CELLS = {
     ("sw news", "student-every-subword"): ("results/sw-ner-vocab/news-metrics.json", None),
     ("sw news", "init-every-subword"): ("results/sw-ner-vocab/init-news-metrics.json", None),
 }
+# Further students, measured on some tasks so far: (column, what it is) and their cells; each is compared with the
+# teacher and, where it has one, with its initialisation (EXTRA_INIT), over the seeds both have.
+EXTRA_COLUMNS = [
+    ("student-10-passes", "the 0.05% student after 10 distillation passes (the paper's budget)"),
+    ("task-distilled", "the two-pass 0.05% student fine-tuned on gold labels + the fine-tuned teacher's soft targets"),
+    ("init-ft-teacher", "the fine-tuned teacher's layers 1, 3, ..., 11 on the 0.05% vocabulary, fine-tuned as usual"),
+    ("task-distilled-ft-init", "that initialisation fine-tuned on gold labels + soft targets"),
+]
+EXTRA_INIT = {
+    "student-10-passes": "init-0.05%",
+    "task-distilled": "init-0.05%",
+    "init-ft-teacher": "init-0.05%",
+    "task-distilled-ft-init": "init-ft-teacher",
+}
+CELLS.update(
+    {
+        ("sw news", "student-10-passes"): ("results/sw-learning-curve", "pass-10"),
+        ("sw news", "task-distilled"): ("results/sw-task-distill", "student-soft"),
+        ("sw news", "init-ft-teacher"): ("results/sw-task-distill", "init-ft-teacher"),
+        ("sw news", "task-distilled-ft-init"): ("results/sw-task-distill", "init-ft-teacher-soft"),
+    }
+)
 DATASET = {"sl UPOS": "sl-pos", "sw NER": "sw-ner", "sl NER": "sl-ner", "sw news": "sw-news"}
+
+
+def paired(a: dict, b: dict) -> tuple[list[float], list[float], list[int]]:
+    """The scores of two cells on the seeds both have."""
+    seeds = [s for s in a["seeds"] if s in b["seeds"]]
+    da, db = dict(zip(a["seeds"], a["scores"])), dict(zip(b["seeds"], b["scores"]))
+    return [da[s] for s in seeds], [db[s] for s in seeds], seeds
+
+
+def extra_rows(table: list[dict]) -> list[dict]:
+    """One row per measured (task, further column): its scores against the teacher and its initialisation."""
+    rows = []
+    for column, what in EXTRA_COLUMNS:
+        for row in table:
+            cell = row.get(column)
+            if cell is None:
+                continue
+            init = row.get(EXTRA_INIT[column])
+            x, t, seeds = paired(cell, row["teacher"])
+            entry = {
+                "task": row["task"],
+                "column": column,
+                "what": what,
+                "seeds": cell["seeds"],
+                "mean": cell["mean"],
+                "std": cell["std"],
+                "ratio": cell["ratio"],
+                "paired_seeds": seeds,
+                "minus_teacher": statistics.fmean(a - b for a, b in zip(x, t)) if seeds else None,
+                "init": EXTRA_INIT[column] if init else None,
+                "minus_init": None,
+            }
+            if init:
+                xi, i, _ = paired(cell, init)
+                entry["minus_init"] = statistics.fmean(a - b for a, b in zip(xi, i)) if xi else None
+            rows.append(entry)
+    return rows
 
 
 def read_cell(root: Path, task: str, source: str, model: str | None) -> dict | None:
@@ -104,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     for t in TASKS:
         teacher = cells.get((t, "teacher"))
         row = {"task": t, "metric": teacher["metric"] if teacher else None}
-        for c in COLUMNS:
+        for c in COLUMNS + [c for c, _ in EXTRA_COLUMNS]:
             cell = cells.get((t, c))
             if cell is None:
                 row[c] = None
@@ -151,13 +210,14 @@ def main(argv: list[str] | None = None) -> None:
             "wilcoxon": {**wilcoxon(a, b), "pairs": pairs},
         }
 
+    extra = extra_rows(table)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "headline.json", {"table": table, "summary": summary}, indent=2)
+    write_json(out / "headline.json", {"table": table, "summary": summary, "further": extra}, indent=2)
     with open(out / "headline.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["task", "column", "model", "source", "seeds", "mean", "std", "ratio", "parameters"])
         for row in table:
-            for c in COLUMNS:
+            for c in COLUMNS + [c for c, _ in EXTRA_COLUMNS]:
                 if row[c]:
                     x = row[c]
                     w.writerow(
@@ -209,6 +269,22 @@ def main(argv: list[str] | None = None) -> None:
             f"p = {wx['p_value']:.2g}; parameters {min(s['parameters_ratio'].values()):.3f}-"
             f"{max(s['parameters_ratio'].values()):.3f} of the teacher's (target <= 0.25)",
         ]
+    if extra:
+        lines += [
+            "",
+            "## Further students (the tasks measured so far)",
+            "",
+            "| task | column | seeds | score | / teacher | - teacher (paired seeds) | - initialisation |",
+            "|---|---|---:|---:|---:|---:|---:|",
+        ]
+        for e in extra:
+            vs_t = "-" if e["minus_teacher"] is None else f"{e['minus_teacher']:+.2f} ({len(e['paired_seeds'])})"
+            vs_i = "-" if e["minus_init"] is None else f"{e['minus_init']:+.2f} ({e['init']})"
+            lines.append(
+                f"| {e['task']} | {e['column']} | {len(e['seeds'])} | {e['mean']:.1f} ± {e['std']:.1f} | "
+                f"{e['ratio']:.3f} | {vs_t} | {vs_i} |"
+            )
+        lines += [""] + [f"- {c}: {what}." for c, what in EXTRA_COLUMNS if any(e["column"] == c for e in extra)]
     text = (
         "# Headline: e5-small against its pre-VR students, Swahili and Slovene, 10 fine-tuning epochs\n\n"
         f"Gathered by `{COMMAND}` from the committed results "
