@@ -416,7 +416,7 @@ def test_a_model_is_called_a_model(model, expect, tmp_path, capsys):
 
 
 def test_a_spec_that_is_no_local_path_says_it_was_tried_on_the_hub():
-    from eliquare.models import _cannot_load
+    from eliquare.models.loading import _cannot_load
 
     line = str(_cannot_load("model mdoels/bert", "mdoels/bert", OSError("We couldn't connect to the hub.")))
     assert line == (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 STAGES = ["corpus", "vocab", "distill", "evaluate", "export", "experiment", "cli", "__main__"]
-KERNEL_PACKAGES = {"architectures", "config", "teachers", "tasks"}
+KERNEL_PACKAGES = {"architectures", "config", "models", "teachers", "tasks"}
 
 
 def modules() -> dict[str, Path]:
