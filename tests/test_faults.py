@@ -169,7 +169,7 @@ def test_a_cache_that_cannot_be_written_is_read_or_named(prep, monkeypatch):
     def denied(self, path, log):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(prepare._CorpusLock, "__init__", denied)
+    monkeypatch.setattr("eliquare.corpus.cache_entry.CorpusLock.__init__", denied)
     logs = []
     data = prepare_corpus([prep["corpus"]], prep["tokenizer"], cache_dir=cache, log=logs.append)
     assert _data_of(data) == prep["reference"] and logs[-1].endswith("(a read-only cache)")

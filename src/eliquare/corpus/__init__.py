@@ -2,7 +2,8 @@
 
 - ``read``: files, directories, compressed files and Wikipedia dumps -> clean sentences (``iter_sentences``),
   and the hash that de-duplicates and splits them (``sentence_hash``, ``is_validation``)
-- ``prepare``: de-duplicate, split and tokenise into cached Arrow files (``prepare_corpus``)
+- ``prepare``: de-duplicate, split and tokenise into cached Arrow files (``prepare_corpus``), with the on-disk
+  de-duplication in ``dedup`` and the cache entry (key, lock, completeness, loading) in ``cache_entry``
 """
 
 from eliquare.corpus.prepare import PreparedCorpus, default_cache_dir, prepare_corpus

@@ -1,121 +1,34 @@
 """Preparing a corpus: clean sentences -> exact de-duplication -> 90:10 split -> cached token ids.
 
 Everything streams: sentences are written to Arrow files on disk as they are read, and the
-de-duplication and split are done in buckets on disk (``HashSpill``), so memory does not grow with
-the size of the corpus. The result is cached by a fingerprint of the corpus bytes, the tokenizer and
-the options, and reused by every later run (``distill`` and ``teacher fit-head`` alike).
+de-duplication and split are done in buckets on disk (``eliquare.corpus.dedup.HashSpill``), so memory does not grow
+with the size of the corpus. The result is cached by a fingerprint of the corpus bytes, the tokenizer and
+the options (``eliquare.corpus.cache_entry``), and reused by every later run (``distill`` and ``teacher fit-head``
+alike).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
-from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from eliquare.atomic import file_checksum as _checksum
 from eliquare.cache import default_cache_dir
 from eliquare.config import CorpusOptions
-from eliquare.corpus.read import CorpusStats, expand_paths, is_validation, iter_sentences, sentence_hash
+from eliquare.corpus.cache_entry import (
+    CorpusLock,
+    PreparedCorpus,
+    cache_key,
+    damaged_entry,
+    load_prepared,
+    write_done,
+)
+from eliquare.corpus.dedup import HashSpill
+from eliquare.corpus.read import CorpusStats, expand_paths, iter_sentences, sentence_hash
 from eliquare.errors import EliquareError
 
 DATA_FORMAT_VERSION = 3  # bump when the cleaning (corpus.read) or the tokenisation below changes meaning
-
-
-def file_fingerprint(files: Sequence[Path]) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    for f in files:
-        h.update(str(f.resolve()).encode())
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def tokenizer_fingerprint(tokenizer) -> str:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        state = json.loads(backend.to_str())
-        state.pop("truncation", None)  # set and reset by every call with truncation=True: not the vocabulary
-        state.pop("padding", None)
-        payload = json.dumps(state, sort_keys=True)
-    else:
-        payload = json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
-
-
-@dataclass
-class PreparedCorpus:
-    train: object  # datasets.Dataset with input_ids, length
-    validation: object
-    token_counts: object  # numpy int64 array of size vocab: token frequencies in train (for smoothing)
-    stats: CorpusStats
-    fingerprint: str
-    path: Path
-    languages: dict | None = None  # a corpus of several languages: each one's sentences and share (corpus.languages)
-
-
-class HashSpill:
-    """Exact de-duplication and the train/validation split, with memory that does not grow with the corpus.
-
-    Each sentence's hash is appended, with its row number, to one of 256 bucket files on disk (by the
-    hash's top bits). ``splits`` then reads one bucket at a time, keeps the first row of every hash and
-    sends it to train or validation by ``is_validation``. What stays in memory is one byte per
-    sentence (its split: 0 duplicate, 1 train, 2 validation) and one bucket at a time: 16 bytes for
-    each of 1/256 of the sentences, instead of ~40 bytes for every sentence to sort them all at once.
-    """
-
-    BUCKET_BITS = 8
-    CHUNK = 1 << 18  # hashes buffered before they are spilled to their buckets
-    _RECORD = [("hash", "<i8"), ("row", "<i8")]
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.rows = 0
-        self._buffer = array("q")
-
-    def add(self, h: int) -> None:
-        self._buffer.append(h)
-        if len(self._buffer) >= self.CHUNK:
-            self._spill()
-
-    def _spill(self) -> None:
-        import numpy as np
-
-        if not self._buffer:
-            return
-        hashes = np.frombuffer(self._buffer, dtype=np.int64)
-        bucket = hashes >> (63 - self.BUCKET_BITS)
-        order = np.argsort(bucket, kind="stable")  # stable: rows stay ascending inside each bucket
-        records = np.empty(len(hashes), dtype=self._RECORD)
-        records["hash"], records["row"] = hashes[order], self.rows + order
-        bounds = np.searchsorted(bucket[order], np.arange((1 << self.BUCKET_BITS) + 1))
-        for b in np.flatnonzero(np.diff(bounds)):
-            with open(self.directory / f"{b:03d}.bin", "ab") as fh:
-                records[bounds[b] : bounds[b + 1]].tofile(fh)
-        self.rows += len(hashes)
-        self._buffer = array("q")
-
-    def splits(self, fraction: float):
-        """Per row, in order: 0 duplicate of an earlier row, 1 train, 2 validation (numpy int8)."""
-        import numpy as np
-
-        self._spill()
-        split_of = np.zeros(self.rows, dtype=np.int8)
-        for path in sorted(self.directory.glob("*.bin")):
-            records = np.fromfile(path, dtype=self._RECORD)
-            # rows ascend within a bucket, so after a stable sort by hash each hash's first row leads its run
-            order = np.argsort(records["hash"], kind="stable")
-            hashes = records["hash"][order]
-            first = order[np.concatenate(([True], hashes[1:] != hashes[:-1]))]
-            split_of[records["row"][first]] = np.where(is_validation(records["hash"][first], fraction), 2, 1)
-            path.unlink()
-        return split_of
 
 
 SPLITS = ("train", "validation")
@@ -161,19 +74,16 @@ def prepare_corpus(
         max_sentences=options.max_sentences,
         version=DATA_FORMAT_VERSION,
     )
-    key = hashlib.blake2b(
-        json.dumps([file_fingerprint(files), tokenizer_fingerprint(tokenizer), settings], sort_keys=True).encode(),
-        digest_size=12,
-    ).hexdigest()
+    key = cache_key(files, tokenizer, settings)
     root = Path(cache_dir) if cache_dir else default_cache_dir() / "corpora"
     target = root / key
     try:
         root.mkdir(parents=True, exist_ok=True)
-        lock = _CorpusLock(root / f"{key}.lock", log)
+        lock = CorpusLock(root / f"{key}.lock", log)
     except OSError as e:  # a cache we may read but not write (shared, read-only): a complete entry is still used
         if target.exists() and damaged_entry(target) is None:
             log(f"corpus: reusing tokenised data from {target} (a read-only cache)")
-            return _load_prepared(target, key)
+            return load_prepared(target, key)
         raise EliquareError(
             f"cannot write the corpus cache {root} ({e.strerror or e}); give --cache-dir DIR (or set "
             "ELIQUARE_CACHE) to a directory you can write to"
@@ -183,7 +93,7 @@ def prepare_corpus(
             damage = damaged_entry(target)
             if damage is None:
                 log(f"corpus: reusing tokenised data from {target}")
-                return _load_prepared(target, key)
+                return load_prepared(target, key)
             log(f"notice: corpus: the cached data in {target} is damaged ({damage}); preparing it again")
             shutil.rmtree(target)
         return _prepare(
@@ -198,58 +108,6 @@ def prepare_corpus(
             validation_fraction=validation_fraction,
             log=log,
         )
-
-
-CACHE_FILES = ("train.arrow", "validation.arrow", "token_counts.npy")  # checksummed in done.json
-
-
-class _CorpusLock:
-    """An exclusive lock on ``KEY.lock`` (``flock``: the kernel releases it when its holder dies, even by kill -9);
-    made on entering ``prepare_corpus``'s ``with``, released when the descriptor is closed."""
-
-    def __init__(self, path: Path, log):
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # OSError: the cache cannot be written
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): one process at a time is up to the user
-            return
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log(f"corpus: another process is preparing the same corpus ({path}); waiting for it")
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
-
-
-def damaged_entry(target: Path) -> str | None:
-    """None for a complete cache entry; else what is wrong with it. ``done.json`` is written last (and the entry
-    renamed into place after it), with the size and checksum of every file a run reads."""
-    try:
-        info = json.loads((target / "done.json").read_text())
-    except (OSError, ValueError):
-        return "no readable done.json: it was not finished"
-    files = info.get("files") if isinstance(info, dict) else None
-    if not isinstance(files, dict):  # an entry of an earlier eliquare: see whether it loads
-        try:
-            _load_prepared(target, target.name)
-        except Exception as e:  # noqa: BLE001 - any failure to load means: make it again
-            return f"it does not load: {type(e).__name__}"
-        return None
-    for name in CACHE_FILES:
-        f = target / name
-        if name not in files or not f.is_file():
-            return f"{name} is missing"
-        size, checksum = files[name]
-        if f.stat().st_size != size:
-            return f"{name} has {f.stat().st_size} bytes, {size} when it was written"
-        if _checksum(f) != checksum:
-            return f"{name} has changed since it was written (checksum)"
-    return None
 
 
 def _prepare(
@@ -282,20 +140,13 @@ def _prepare(
     counts = _tokenise_splits(raw_path, split_of, tokenizer, max_length, work, stats)
     np.save(work / "token_counts.npy", counts)
     os.remove(raw_path)
-    done = {
-        "fingerprint": key,
-        "stats": stats.as_dict(),
-        "settings": settings,
-        "files": {name: [(work / name).stat().st_size, _checksum(work / name)] for name in CACHE_FILES},
-    }
-    (work / ".done.json.tmp").write_text(json.dumps(done, indent=1))
-    os.replace(work / ".done.json.tmp", work / "done.json")
+    write_done(work, key, stats, settings)
     work.rename(target)
     log(
         f"corpus: {stats.train} train / {stats.validation} validation sentences "
         f"({stats.duplicates} duplicates dropped), cached in {target}"
     )
-    return _load_prepared(target, key)
+    return load_prepared(target, key)
 
 
 def _write_sentences(
@@ -392,18 +243,3 @@ def _tokenise_splits(raw_path: Path, split_of, tokenizer, max_length: int, work:
         n, _ = writer.finalize()  # closes the file
         setattr(stats, split, n)
     return counts
-
-
-def _load_prepared(target: Path, key: str) -> PreparedCorpus:
-    import datasets
-    import numpy as np
-
-    info = json.loads((target / "done.json").read_text())
-    return PreparedCorpus(
-        train=datasets.Dataset.from_file(str(target / "train.arrow")),
-        validation=datasets.Dataset.from_file(str(target / "validation.arrow")),
-        token_counts=np.load(target / "token_counts.npy"),
-        stats=CorpusStats(**info["stats"]),
-        fingerprint=key,
-        path=target,
-    )

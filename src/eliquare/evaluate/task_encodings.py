@@ -27,7 +27,7 @@ def _encoding_key(cfg, data: TaskData, tokenizer, label2id: dict, max_length: in
     import hashlib
     import json
 
-    from eliquare.corpus.prepare import tokenizer_fingerprint
+    from eliquare.corpus.cache_entry import tokenizer_fingerprint
     from eliquare.fingerprint import digest
 
     h = hashlib.blake2b(digest_size=16)
