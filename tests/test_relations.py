@@ -7,6 +7,7 @@ import dataclasses
 import json
 
 import pytest
+import tiny_architectures
 import torch
 from transformers import (
     BertConfig,
@@ -69,14 +70,7 @@ FAMILIES = {
             num_hidden_layers=2,
             num_attention_heads=2,
             intermediate_size=64,
-            relative_attention=True,
-            position_buckets=16,
-            max_relative_positions=-1,
-            pos_att_type=["p2c", "c2p"],
-            position_biased_input=False,
-            norm_rel_ebd="layer_norm",
-            share_att_key=True,
-            type_vocab_size=0,
+            **tiny_architectures.DEBERTA_V2_OPTIONS,
             **SMALL,
         )
     ),

@@ -153,9 +153,23 @@ def build_tiny_modernbert_sentencepiece(out_dir: Path, seed: int = 0) -> Path:
     return build_tiny_modernbert(out_dir, seed, tokenizer="sentencepiece")
 
 
+# mDeBERTa-v3's configuration: relative positions in 16 buckets shared by all layers, normalised; no absolute
+# positions, no token types
+DEBERTA_V2_OPTIONS = dict(
+    relative_attention=True,
+    position_buckets=16,
+    max_relative_positions=-1,
+    pos_att_type=["p2c", "c2p"],
+    position_biased_input=False,
+    norm_rel_ebd="layer_norm",
+    share_att_key=True,
+    type_vocab_size=0,
+)
+
+
 def build_tiny_deberta_v2(out_dir: Path, seed: int = 0) -> Path:
-    """A DebertaV2ForMaskedLM configured as mDeBERTa-v3 (relative positions in 16 buckets shared by all layers,
-    normalised; no absolute positions, no token types) with a unigram tokenizer, [MASK] last as in mDeBERTa's."""
+    """A DebertaV2ForMaskedLM configured as mDeBERTa-v3 (``DEBERTA_V2_OPTIONS``) with a unigram tokenizer, [MASK]
+    last as in mDeBERTa's."""
     import json
 
     import torch
@@ -178,15 +192,8 @@ def build_tiny_deberta_v2(out_dir: Path, seed: int = 0) -> Path:
         num_hidden_layers=LAYERS,
         num_attention_heads=HEADS,
         max_position_embeddings=128,
-        relative_attention=True,
-        position_buckets=16,
-        max_relative_positions=-1,
-        pos_att_type=["p2c", "c2p"],
-        position_biased_input=False,
-        norm_rel_ebd="layer_norm",
-        share_att_key=True,
-        type_vocab_size=0,
         pad_token_id=fast.pad_token_id,
+        **DEBERTA_V2_OPTIONS,
     )
     return _save(DebertaV2ForMaskedLM(config), fast, out_dir)
 
