@@ -43,10 +43,10 @@ def training_arguments(cfg: DistillConfig, checkpoints: Path) -> TrainingArgumen
         per_device_train_batch_size=cfg.batch_size,
         per_device_eval_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation,
-        learning_rate=PAPER_LEARNING_RATE,  # replaced by the recipe's once the teacher is loaded (see distill)
+        learning_rate=PAPER_LEARNING_RATE,  # the recipe's, set once the teacher is loaded (run.configure_training)
         adam_epsilon=cfg.adam_epsilon,
         weight_decay=cfg.weight_decay,
-        warmup_steps=0,  # cfg.warmup_ratio of the steps, set once the corpus is known (see distill)
+        warmup_steps=0,  # cfg.warmup_ratio of the steps, set once the corpus is known (run.configure_training)
         max_grad_norm=cfg.max_grad_norm,
         num_train_epochs=cfg.epochs,
         max_steps=cfg.max_steps,

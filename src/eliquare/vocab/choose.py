@@ -1,9 +1,9 @@
 """Which ids of a tokenizer stay (Section 5): the subwords and words of a corpus counted once for the tokenizer
 (``count_vocabulary``, with the ids that always stay: special tokens, added tokens and the pieces that spell every
-character of the corpus), then chosen by a threshold of sentences or by the share of word tokens left tokenised
-as before, and closed over what the tokenizer's family needs to tokenise with them (``choose``). Several languages
-are chosen on one by one, so that a smaller language keeps its own subwords. ``eliquare.vocab.select`` holds the
-counting and the two rules; this module applies them to a tokenizer."""
+character of the corpus), then chosen by a threshold of sentences or by the share of word tokens left tokenised as
+the full vocabulary tokenises them, and closed over what the tokenizer's family needs to tokenise with them
+(``choose``). Several languages are chosen on one by one, so that a smaller language keeps its own subwords.
+``eliquare.vocab.select`` holds the counting and the two rules; this module applies them to a tokenizer."""
 
 from __future__ import annotations
 
