@@ -18,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -32,6 +33,9 @@ from eliquare.embedding_spec import (
     sentence_transformers_files,
 )
 from eliquare.errors import EliquareError
+
+if TYPE_CHECKING:
+    from eliquare.distill.masking import MaskingCollator
 
 
 class SentencePooler(nn.Module):
@@ -242,7 +246,7 @@ class PromptCollator:
     text within the limit (sentence-transformers, which truncates the prompted text, does the same). The first cut
     is logged (one notice line)."""
 
-    masking: object  # eliquare.distill.masking.MaskingCollator: padding and masks
+    masking: MaskingCollator  # padding and masks
     prompts: list  # token ids of each prompt ([] for none), given in turn
     include_prompt: bool = True
     masked: bool = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 
@@ -62,7 +63,7 @@ def resolve_bf16(requested: bool | None, use_cpu: bool = False) -> bool:
     return bf16_available(use_cpu) if requested is None else bool(requested)
 
 
-def autocast(enabled: bool, device) -> object:
+def autocast(enabled: bool, device) -> AbstractContextManager:
     """bf16 autocast on ``device`` (master weights stay fp32; each loss casts its inputs to fp32), or nothing."""
     import contextlib
 

@@ -12,9 +12,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eliquare.atomic import file_checksum as _checksum
 from eliquare.corpus.read import CorpusStats
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def file_fingerprint(files: Sequence[Path]) -> str:
@@ -49,9 +53,9 @@ def cache_key(files: Sequence[Path], tokenizer, settings: dict) -> str:
 
 @dataclass
 class PreparedCorpus:
-    train: object  # datasets.Dataset with input_ids, length
-    validation: object
-    token_counts: object  # numpy int64 array of size vocab: token frequencies in train (for smoothing)
+    train: Any  # datasets.Dataset with input_ids, length
+    validation: Any
+    token_counts: np.ndarray  # numpy int64 array of size vocab: token frequencies in train (for smoothing)
     stats: CorpusStats
     fingerprint: str
     path: Path

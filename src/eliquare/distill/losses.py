@@ -7,9 +7,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from eliquare.embedding_spec import EmbeddingSpec
+    from eliquare.vocab.amp import CrossTokenisation
 
 
 def in_fp32(loss):
@@ -192,7 +197,7 @@ class Objective:
     temperature: float
     centre: bool = False  # the hidden-state term on centred states (eliquare's recipe; the paper: False)
     hidden_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) hidden-state indices; (): last layers (Eq. 7)
-    embedding: object = None  # the embedding objective: the teacher's eliquare.embedding.EmbeddingSpec
+    embedding: EmbeddingSpec | None = None  # the embedding objective: the teacher's pooling and prompts
     sentence_loss: str = "cosine"  # cosine or mse
     contrastive_temperature: float = 0.05
     layer_pairs: tuple[tuple[int, int], ...] = ()  # (student, teacher) 0-based layers of the layer-wise terms
@@ -200,4 +205,4 @@ class Objective:
     relation_layers: tuple[int, int] = (-1, -1)  # (student, teacher) 0-based layer of the relation term
     relation_heads: int = 1  # the relation term's heads
     hidden_mse: bool = False  # the hidden-state term as a mean squared error (--hidden-loss mse), not 1 - cosine
-    cross: object = None  # --vocab-amp: the student's vocabulary is not the teacher's (vocab.amp.CrossTokenisation)
+    cross: CrossTokenisation | None = None  # --vocab-amp: the student's vocabulary is not the teacher's

@@ -90,6 +90,7 @@ def cross_token_losses(
     each student token with its span's mean teacher state; the soft targets are taken at masked old pieces. A
     sentence whose teacher spelling exceeds the teacher's limit is cut for both first (``CrossTokenisation.fit``)."""
     cross, weights = objective.cross, objective.weights
+    assert cross is not None, "cross_token_losses needs objective.cross (--vocab-amp)"
     input_ids, mask, labels = cross.fit(batch["input_ids"], batch["attention_mask"], batch["labels"])
     masked = labels != IGNORE_INDEX
     out = student(input_ids=input_ids, attention_mask=mask, labels=labels, head_only=head_only)

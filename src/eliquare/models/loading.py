@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from eliquare.config import PACKAGED_PREFIX
 from eliquare.errors import EliquareError, first_line
@@ -43,8 +43,9 @@ Head = Literal["masked-lm", "base", "as-saved", "token-classification", "sequenc
 
 @dataclass
 class LoadedModel:
-    model: object  # in eval mode
-    tokenizer: object
+    # transformers' models and tokenizers are untyped here: Any, not object, so that their methods can be called
+    model: Any  # in eval mode
+    tokenizer: Any
     path: str  # what from_pretrained was given
     has_mlm_head: bool = False  # head="masked-lm": the checkpoint stores a trained MLM head (else it is random)
     new_weights: list[str] = field(default_factory=list)  # weights the checkpoint did not hold (freshly initialised)

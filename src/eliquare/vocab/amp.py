@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -38,8 +39,8 @@ MARGIN = 1.0  # log-probability a new unigram piece wins by over the segmentatio
 
 @dataclass
 class Amplification:
-    model: object
-    tokenizer: object
+    model: Any  # a transformers model and tokenizer (untyped)
+    tokenizer: Any
     added: list  # (piece, old pieces, uses in the corpus sample)
     report: dict
 
@@ -236,6 +237,8 @@ class CrossTokenisation:
     the same shortened text, so the alignment and the span-mean hidden term are exact on what is kept; the loss
     terms cover the kept tokens only. The first cut of a run is logged (one notice line).
     """
+
+    report: dict  # the amplification's report, set by ``of``
 
     def __init__(
         self,

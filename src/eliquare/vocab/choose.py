@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -33,7 +34,7 @@ from eliquare.vocab.tokenizer_json import (
 class Counted:
     """What a corpus says about a tokenizer's ids, before any choice (``count_vocabulary``)."""
 
-    family: object  # the family module (eliquare.vocab.wordpiece, .unigram or .bpe)
+    family: ModuleType  # the family module (eliquare.vocab.wordpiece, .unigram or .bpe)
     tokenizer_json: dict
     tokens: list  # token string of every old id
     counts: TokenCounts  # all languages together
@@ -45,7 +46,7 @@ class Counted:
 class Selection:
     """Which ids of a tokenizer stay, and the counts they were chosen from."""
 
-    family: object
+    family: ModuleType
     tokenizer_json: dict
     tokens: list
     counts: TokenCounts

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +53,8 @@ REPORT_FILE = "vocab_report.json"
 
 @dataclass
 class ReductionResult:
-    model: object  # the model passed in, reduced in place
-    tokenizer: object  # a new tokenizer of the same class
+    model: Any  # the model passed in, reduced in place
+    tokenizer: Any  # a new tokenizer of the same class
     kept_ids: np.ndarray  # old ids in their new order: new id i was old id kept_ids[i]
     report: dict
     slow_files: dict[str, bytes] = field(default_factory=dict)  # vocab.txt, sentencepiece model, vocab.json ...
