@@ -57,7 +57,7 @@ def mark_complete(checkpoint: Path) -> None:
     write_json(
         checkpoint / MARKER,
         {
-            "step": int(_STEP.match(checkpoint.name).group(1)) if _STEP.match(checkpoint.name) else None,
+            "step": _step(checkpoint) if _STEP.match(checkpoint.name) else None,
             "files": {str(f.relative_to(checkpoint)): [f.stat().st_size, _checksum(f)] for f in files},
         },
     )
@@ -143,11 +143,14 @@ class ResumePoint:
 def checkpoints_of(folder: Path) -> list[Path]:
     """``checkpoint-N`` directories of ``folder``, newest (highest N) first."""
     found = [p for p in folder.iterdir() if p.is_dir() and _STEP.match(p.name)] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(_STEP.match(p.name).group(1)), reverse=True)
+    return sorted(found, key=_step, reverse=True)
 
 
 def _step(checkpoint: Path) -> int:
-    return int(_STEP.match(checkpoint.name).group(1))
+    """N of a ``checkpoint-N`` directory (callers pass only names ``_STEP`` matches)."""
+    match = _STEP.match(checkpoint.name)
+    assert match is not None, checkpoint.name
+    return int(match.group(1))
 
 
 def resume_point(folder: Path) -> ResumePoint:
@@ -155,7 +158,7 @@ def resume_point(folder: Path) -> ResumePoint:
 
     Older checkpoints that are incomplete go too: a half-deleted one (a kill during the Trainer's rotation) would
     stay for good, its directory's new mtime making the rotation, which sorts by mtime, delete others first."""
-    skipped = []
+    skipped: list[tuple[Path, str]] = []
     checkpoints = checkpoints_of(folder)
     for i, checkpoint in enumerate(checkpoints):
         why = why_incomplete(checkpoint)

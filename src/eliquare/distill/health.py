@@ -231,6 +231,7 @@ class HealthMonitor:
         if reference:
             self._teacher_last, self._teacher_pooled = layers[-1][keep], pooled
         else:
+            assert self._teacher_last is not None and self._teacher_pooled is not None  # measured in __init__
             health.cka = linear_cka(layers[-1][keep], self._teacher_last)
             health.neighbours = neighbour_overlap(pooled, self._teacher_pooled, self.k)
         if self.probe is not None:

@@ -23,7 +23,7 @@ from eliquare.corpus.languages import (
     parse_weights,
     prepare_languages,
 )
-from eliquare.distill.checkpoints import resume_point
+from eliquare.distill.checkpoints import ResumePoint, resume_point
 from eliquare.distill.plan import Plan, plan_run, resolve_objective, wants_teacher_cache
 from eliquare.distill.rundir import (
     RunDirectory,
@@ -77,6 +77,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     started = time.time()
     teacher, reduction = reduced_teacher(cfg, log)
     embedding = resolve_objective(cfg, teacher, log)
+    assert not isinstance(cfg.student_layers, str)  # a count or None: __post_init__ moves a list to layer_map
     layers = select_layers(teacher.model.config.num_hidden_layers, cfg.student_layers, cfg.layer_map)
     amplification, cross, tokenizer, source = amplified_vocabulary(cfg, teacher)
     with args.main_process_first(desc="preparing the corpus"):
@@ -123,7 +124,7 @@ def distill(cfg: DistillConfig, callbacks: list[TrainerCallback] | None = None) 
     return run.out
 
 
-def check_inputs(cfg: DistillConfig) -> tuple[RunDirectory, object, dict, tuple]:
+def check_inputs(cfg: DistillConfig) -> tuple[RunDirectory, ResumePoint | None, dict, tuple]:
     """Every check the options alone allow, before anything slow starts: the output directory, the checkpoint a
     ``--resume`` continues from (complete checkpoints only), the hub repository, the corpus files, ``--layer-map``
     (the teacher's depth is checked once it is loaded), the language weights, the probe file and the settings a
@@ -134,6 +135,7 @@ def check_inputs(cfg: DistillConfig) -> tuple[RunDirectory, object, dict, tuple]
     if cfg.push_to_hub:
         check_push(cfg.push_to_hub)
     expand_paths(corpus_paths(cfg.corpus))
+    assert not isinstance(cfg.student_layers, str)  # a count or None: __post_init__ moves a list to layer_map
     check_layer_map(cfg.layer_map, cfg.student_layers)
     languages = by_language(cfg.corpus)
     weights = parse_weights(cfg.language_weights, list(languages or ()))

@@ -10,12 +10,14 @@ paper's 6 of 12), embeddings and MLM head copied, and whatever the architecture 
 from __future__ import annotations
 
 import copy
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from eliquare.config import LAYER_MAP_ALIASES
 from eliquare.errors import EliquareError
 from eliquare.models import architecture_of, encoder_of
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 
 def check_layer_map(layer_map: str, student_layers: int | None, teacher_layers: int | None = None) -> list[int] | None:
@@ -86,6 +88,7 @@ def select_layers(
         return list(range(student_layers))
     if layer_map == "last":
         return list(range(teacher_layers - student_layers, teacher_layers))
+    assert chosen is not None  # check_layer_map returns None for the named maps only, handled above
     return [n - 1 for n in chosen]
 
 
@@ -111,7 +114,7 @@ def relation_teacher_layer(teacher_layers: int) -> int:
     return round(teacher_layers * 21 / LARGE_TEACHER_LAYERS) - 1
 
 
-def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = True) -> nn.Module:
+def build_student(teacher: PreTrainedModel, layers: list[int], *, copy_head: bool = True) -> PreTrainedModel:
     """A copy of ``teacher`` keeping only ``layers`` (0-based), weights copied tensor for tensor.
 
     Everything outside the layers (embeddings, final norms, DeBERTa's shared relative-position embeddings, the MLM
@@ -150,7 +153,7 @@ def build_student(teacher: nn.Module, layers: list[int], *, copy_head: bool = Tr
     return student
 
 
-def freeze_position_embeddings(model: nn.Module) -> None:
+def freeze_position_embeddings(model: PreTrainedModel) -> None:
     """Keep the learned position embeddings fixed (the paper does this for XLM-R students)."""
     path = architecture_of(model).positions
     try:

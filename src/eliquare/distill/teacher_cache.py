@@ -19,6 +19,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,7 +108,7 @@ class TeacherCache:
         hidden = int(teacher.config.hidden_size)
         encoder = encoder_of(teacher).eval()
         started = time.perf_counter()
-        meta = {
+        meta: dict[str, Any] = {
             "key": key,
             "hidden_size": hidden,
             "dtype": "float16",

@@ -53,7 +53,7 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
         self.positions = {"real": 0, "all": 0}  # training positions, for the padding share
         self.teacher = teacher.to(self.args.device).eval()
         self.teacher.requires_grad_(False)
-        self.objective = objective
+        self.objective: Objective = objective
         self.head_warmup_steps = head_warmup_steps  # steps in which a fresh head's MLM gradient stays in the head
         self.health = health
         self.stop_on_collapse = stop_on_collapse
@@ -62,7 +62,7 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
         self._parts_sum: dict[str, float] = defaultdict(float)
         self._parts_n = 0
         self._tokens_at_log = 0
-        self._time_at_log = None
+        self._time_at_log: float | None = None
         self._eval_seconds = 0.0  # evaluation time since the last log, left out of tokens/s
 
     @property
@@ -123,6 +123,7 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
         started = time.perf_counter()
         dataloader = self.get_eval_dataloader(eval_dataset)
         model = self.model
+        assert model is not None  # the Trainer was built with the student
         was_training = model.training
         model.eval()
         names = ("loss", *TERMS)
@@ -141,7 +142,7 @@ class DistillationTrainer(NoStepPastTheEnd, Trainer):
                 sums[-1] += 1
         sums = self.accelerator.reduce(sums, reduction="sum")
         n = max(float(sums[-1]), 1.0)
-        metrics = {
+        metrics: dict[str, float | list[float] | None] = {
             f"{metric_key_prefix}_{name}": float(sums[i]) / n
             for i, name in enumerate(names)
             if name == "loss" or getattr(self.weights, name)

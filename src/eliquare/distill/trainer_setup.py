@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from transformers import TrainingArguments
@@ -17,7 +18,7 @@ from eliquare.corpus import expand_paths
 from eliquare.corpus.languages import corpus_paths
 from eliquare.distill.checkpoints import CompleteCheckpoints
 from eliquare.distill.health import HealthMonitor, HealthSample, ProbeSet
-from eliquare.distill.masking import collator_for
+from eliquare.distill.masking import MaskingCollator, collator_for
 from eliquare.distill.plan import Plan
 from eliquare.distill.recipe import PAPER_LEARNING_RATE
 from eliquare.distill.rundir import RunDirectory
@@ -30,6 +31,9 @@ from eliquare.distill.trainer import (
 )
 from eliquare.models import length_limit
 from eliquare.training import trainer_arguments
+
+if TYPE_CHECKING:
+    from eliquare.embedding import PromptCollator
 
 
 def training_arguments(cfg: DistillConfig, checkpoints: Path) -> TrainingArguments:
@@ -109,7 +113,7 @@ def training_datasets(data, pack: bool, rows: bool):
 
 def teacher_cache(
     cfg: DistillConfig, run: RunDirectory, args: TrainingArguments, settings: dict, teacher, data, bf16: bool, log
-) -> TeacherCache:
+) -> TeacherCache | None:
     """The run's teacher cache, in its checkpoint directory: opened if one made from the same inputs is there (a
     --resume), else computed (main process; the others wait and open it)."""
     directory = run.work_checkpoints / CACHE_DIR_NAME
@@ -157,7 +161,7 @@ def distillation_trainer(
     bf16: bool = False,
 ) -> DistillationTrainer:
     tokenizer = tokenizer or teacher.tokenizer  # the student's (with --vocab-amp, not the teacher's)
-    collator = collator_for(
+    collator: MaskingCollator | PromptCollator = collator_for(
         tokenizer,
         data.token_counts,
         mlm_probability=cfg.mlm_probability,
