@@ -62,6 +62,7 @@ def train_target_tokenizer(tj: dict, sentences: list[str], vocab_size: int):
 
     kind = tj["model"]["type"]
     base = Tokenizer.from_str(json.dumps(tj))
+    trainer: trainers.Trainer
     if kind == "Unigram":
         base.model = models.Unigram()
         trainer = trainers.UnigramTrainer(vocab_size=vocab_size, show_progress=False, special_tokens=[], unk_token=None)

@@ -46,7 +46,8 @@ def check(tj: dict) -> None:
 
 
 def _merges(model: dict) -> list[tuple[str, str]]:
-    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    # each merge is a pair, "a b" or [a, b]; mypy sees only tuple[str, ...]
+    return [tuple(m.split(" ", 1)) if isinstance(m, str) else tuple(m) for m in model["merges"]]  # type: ignore[misc]
 
 
 def required_ids(tj: dict, tokens: list[str | None], seen: np.ndarray, added: np.ndarray) -> np.ndarray:
@@ -61,7 +62,9 @@ def required_ids(tj: dict, tokens: list[str | None], seen: np.ndarray, added: np
         return required
     chars: set[str] = set()
     for i in np.flatnonzero(seen & ~added):
-        chars.update(tokens[i])
+        token = tokens[i]
+        assert token is not None  # an id seen in the corpus has a token
+        chars.update(token)
     required[[token_id[c] for c in chars if c in token_id]] = True
     if tj["model"].get("byte_fallback"):
         required[[i for i, t in enumerate(tokens) if t is not None and _BYTE_PIECE.match(t)]] = True
@@ -91,8 +94,10 @@ def close(tj: dict, keep: np.ndarray, tokens: list[str | None]) -> np.ndarray:
     added = {t["id"] for t in tj.get("added_tokens", [])}
     keep = keep.copy()
     for i in np.flatnonzero(keep):
+        token = tokens[i]
+        assert token is not None  # a kept id has a token
         if i not in added:
-            for made in derivation(tokens[i], ranks):
+            for made in derivation(token, ranks):
                 keep[token_id[made]] = True
     return keep
 

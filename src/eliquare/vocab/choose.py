@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -80,14 +81,17 @@ def count_vocabulary(tokenizer, sentences, *, report_sentences: int = 50_000) ->
             for lang, sents in sentences.items()
         }
         counts = TokenCounts(len(tokens))
+        tables = []
         for c in languages.values():
+            assert c.word_table is not None  # count_tokens fills it
+            tables.append(c.word_table)
             counts.sentences += c.sentences
             counts.words += c.words
             counts.doc_freq += c.doc_freq
             counts.token_freq += c.token_freq
             counts.sample.extend(c.sample)
             counts.sample_ids.extend(c.sample_ids)
-        counts.word_table = WordTable.concatenate([c.word_table for c in languages.values()])
+        counts.word_table = WordTable.concatenate(tables)
     else:
         counts = count_tokens(tokenizer.backend_tokenizer, sentences, sample_size=report_sentences, tokenizer_json=tj)
     added = added_token_mask(tj, len(tokens))
@@ -124,12 +128,15 @@ def choose(
     limit, floor = max_size, int(required.sum())  # the selection never goes below the required tokens
     while True:
         if coverage is None:
+            assert threshold is not None  # set above whenever coverage is None
             chosen = select_ids(counts.doc_freq, required, threshold=threshold, max_size=limit)
         else:
+            assert counts.word_table is not None  # count_tokens fills it
             chosen = select_by_coverage(counts.word_table, required, coverage=coverage, max_size=limit, order=order)
         keep = family.close(tj, chosen, tokens)
         if max_size is None or keep.sum() <= max_size:
             break
+        assert limit is not None  # limit starts at max_size, which is not None here
         if limit <= floor:  # the closure of the required tokens alone does not fit
             raise EliquareError(
                 f"max_size {max_size} is smaller than the {int(keep.sum())} tokens this tokenizer needs to spell "
@@ -171,13 +178,16 @@ def _choose_per_language(counted: Counted, *, min_fraction, min_count, max_size,
             "--vocab-min-fraction, --vocab-min-count or --vocab-coverage (applied to each language)"
         )
     family, tj, tokens, required = counted.family, counted.tokenizer_json, counted.tokens, counted.required
-    keeps, languages = {}, {}
+    assert counted.languages is not None  # choose calls this only for counts of several languages
+    keeps: dict[str, np.ndarray] = {}
+    languages: dict[str, dict[str, Any]] = {}  # each language's record
     for lang, c in counted.languages.items():
         if coverage is None:
             threshold = frequency_threshold(c.sentences, min_fraction=min_fraction, min_count=min_count)
             keeps[lang] = select_ids(c.doc_freq, required, threshold=threshold)
         else:
             threshold = None
+            assert c.word_table is not None  # count_tokens fills it
             keeps[lang] = select_by_coverage(c.word_table, required, coverage=coverage, order=order)
         languages[lang] = {
             "sentences": c.sentences,

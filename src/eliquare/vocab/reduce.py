@@ -108,7 +108,7 @@ def reduce_vocabulary(
         raise EliquareError(
             f"the tokenizer has {vocab_size} ids but the model only {rows} embeddings; give the model's own tokenizer"
         )
-    rule = dict(min_fraction=min_fraction, min_count=min_count, max_size=max_size, coverage=coverage)
+    rule: dict[str, Any] = dict(min_fraction=min_fraction, min_count=min_count, max_size=max_size, coverage=coverage)
     selection = select_vocabulary(tokenizer, sentences, **rule, report_sentences=report_sentences)
     selected = time.perf_counter()
     kept_ids = selection.kept_ids

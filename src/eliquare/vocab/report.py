@@ -59,6 +59,7 @@ def reduction_report(
     counts, keep, required, kept_ids = selection.counts, selection.keep, selection.required, selection.kept_ids
     coverage = rule["coverage"]
     chosen = selection.chosen if selection.chosen is not None else keep
+    assert counts.word_table is not None  # count_tokens fills it
     shares = counts.word_table.shares(keep)
     report = {
         "tokenizer_family": selection.family.MODEL_TYPE,

@@ -29,7 +29,9 @@ def required_ids(tj: dict, tokens: list[str | None], seen: np.ndarray, added: np
     token_id = {t: i for i, t in enumerate(tokens) if t is not None}
     chars: set[str] = set()
     for i in np.flatnonzero(seen & ~added):
-        chars.update(tokens[i])
+        token = tokens[i]
+        assert token is not None  # an id seen in the corpus has a token
+        chars.update(token)
     required = np.zeros(len(tokens), dtype=bool)
     required[[token_id[c] for c in chars if c in token_id]] = True
     if tj["model"].get("byte_fallback"):

@@ -56,7 +56,8 @@ def word_by_word_is_exact(tj: dict) -> bool:
         return kind in _PER_CHARACTER_NORMALIZERS
 
     def pre_tokenizer_ok(p: dict | None) -> bool:
-        kind = (p or {}).get("type")
+        p = p or {}
+        kind = p.get("type")
         if kind == "Sequence":
             return all(pre_tokenizer_ok(c) for c in p.get("pretokenizers", []))
         if kind == "Metaspace" and p.get("split") is False or kind == "ByteLevel" and p.get("use_regex") is False:

@@ -28,6 +28,7 @@ def required_ids(tj: dict, tokens: list[str | None], seen: np.ndarray, added: np
     chars: set[str] = set()
     for i in np.flatnonzero(seen & ~added):
         token = tokens[i]
+        assert token is not None  # an id seen in the corpus has a token
         chars.update(token[len(prefix) :] if token.startswith(prefix) and len(token) > len(prefix) else token)
     required = np.zeros(len(tokens), dtype=bool)
     for c in chars:
