@@ -69,7 +69,8 @@ _NORMS = {"aln": "attention.output.LayerNorm", "oln": "output.LayerNorm"}
 def bert_config(model: PackedModel):
     from transformers import BertConfig
 
-    config = BertConfig(
+    # position_embedding_type is no field of transformers 5's BertConfig (it keeps it as an extra attribute)
+    config = BertConfig(  # type: ignore[call-arg]
         vocab_size=model.vocab_rows,
         hidden_size=model.hidden,
         num_hidden_layers=model.layers,
