@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -33,9 +33,6 @@ from eliquare.embedding_spec import (
     sentence_transformers_files,
 )
 from eliquare.errors import EliquareError
-
-if TYPE_CHECKING:
-    from eliquare.distill.masking import MaskingCollator
 
 
 class SentencePooler(nn.Module):
@@ -80,7 +77,8 @@ class SentencePooler(nn.Module):
                 d.out_features,
                 d.bias,
                 d.activation,
-                {f"linear.{k}": v.detach().cpu().contiguous() for k, v in layer[0].state_dict().items()},
+                # each dense layer is Sequential(linear, activation); iterating a ModuleList gives mypy a Module
+                {f"linear.{k}": v.detach().cpu().contiguous() for k, v in layer[0].state_dict().items()},  # type: ignore[index]
             )
             for d, layer in zip(self.spec.dense, self.dense)
         ]
@@ -215,7 +213,7 @@ def encode(
     device = next(encoder.parameters()).device
     n_prompt = len(prompt_token_ids(tokenizer, prompt)) if prompt and not spec.include_prompt else 0
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = [None] * len(texts)
+    out: list = [None] * len(texts)  # each text's vector, filled in order of length
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
         batch = tokenizer(
@@ -233,6 +231,14 @@ def encode(
     return np.stack(out) if out else np.zeros((0, encoder.config.hidden_size), dtype="float32")
 
 
+class _Masking(Protocol):
+    """What ``PromptCollator`` uses of ``eliquare.distill.masking.MaskingCollator`` (a stage above this module)."""
+
+    def pad(self, examples: Sequence[dict]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def mask(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
 @dataclass
 class PromptCollator:
     """The embedding objective's batches: each sentence (token ids with the tokenizer's specials) gets the next of
@@ -246,7 +252,7 @@ class PromptCollator:
     text within the limit (sentence-transformers, which truncates the prompted text, does the same). The first cut
     is logged (one notice line)."""
 
-    masking: MaskingCollator  # padding and masks
+    masking: _Masking  # eliquare.distill.masking.MaskingCollator: padding and masks
     prompts: list  # token ids of each prompt ([] for none), given in turn
     include_prompt: bool = True
     masked: bool = False
