@@ -24,7 +24,7 @@ from eliquare.errors import EliquareError, check_writable
 PARTIAL_MARK = ".eliquare-partial"
 
 
-def write_json(path: Path, data, indent: int = 1) -> None:
+def write_json(path: Path, data, indent: int | None = 1) -> None:
     """``path`` holds the old content or the new, never half of one (the temporary file is the process's own, so
     two processes writing the same path side by side do not write into one temporary file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+_METRIC_NAMES: dict[object, str] = {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro-F1"}
+
 
 def _metric_name(row: dict) -> str:
-    return {"accuracy": "accuracy", "f1": "f1", "macro_f1": "macro-F1"}.get(row.get("metric"), row.get("metric", ""))
+    return _METRIC_NAMES.get(row.get("metric"), row.get("metric", ""))
 
 
 def downstream_table(rows: list[dict], teacher_rows: dict) -> list[str]:

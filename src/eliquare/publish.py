@@ -109,6 +109,6 @@ def make_tokenizer_config_portable(directory: str | Path) -> None:
     config = json.loads(path.read_text(encoding="utf-8"))
     new = {k: v for k, v in config.items() if k not in _SAVED_FROM_KEYS}
     cls = new.get("tokenizer_class")
-    new["tokenizer_class"] = PORTABLE_TOKENIZER_CLASSES.get(cls, cls)
+    new["tokenizer_class"] = PORTABLE_TOKENIZER_CLASSES.get(cls, cls) if cls is not None else None
     if new != config:
         path.write_text(json.dumps(new, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -56,8 +56,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tu
             pass  # the help text already says what happens by default
         elif f.default is not dataclasses.MISSING:
             help_text += f" (default: {f.default})"
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            help_text += f" (default: {f.default_factory()})"  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            help_text += f" (default: {f.default_factory()})"
         kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text, "dest": f.name}
         origin = get_origin(tp)
         if tp is bool:
@@ -172,7 +172,7 @@ def build_config(cls, *sources: tuple[str, dict[str, Any]]):
         if f.init
         and f.name not in groups
         and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING  # type: ignore[misc]
+        and f.default_factory is dataclasses.MISSING
         and f.name not in merged
     ]
     if missing:
@@ -209,13 +209,14 @@ def option_defaults(cls, names=None) -> dict[str, Any]:
             continue
         if f.default is not dataclasses.MISSING:
             value = f.default
-        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            value = f.default_factory()  # type: ignore[misc]
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
         else:
             continue
-        out[f.name] = json.loads(
-            json.dumps(value if not dataclasses.is_dataclass(value) else dataclasses.asdict(value), default=str)
-        )
+        if dataclasses.is_dataclass(value):
+            assert not isinstance(value, type)  # a field's default is an instance, never a class
+            value = dataclasses.asdict(value)
+        out[f.name] = json.loads(json.dumps(value, default=str))
     return out
 
 

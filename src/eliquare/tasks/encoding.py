@@ -41,6 +41,7 @@ def encode_token_examples(examples: Sequence, tokenizer, label2id: dict, max_len
     for i, ex in enumerate(examples):
         words, tags = words_all[i], list(ex.tags)
         counts = [0] * len(words)
+        assert enc is not None  # there are examples, so they were tokenised
         for w in enc.word_ids(i):
             if w is not None:
                 counts[w] += 1
@@ -50,7 +51,9 @@ def encode_token_examples(examples: Sequence, tokenizer, label2id: dict, max_len
                     words[w] = unk
                     counts[w] = 1
                     stats["empty_words"] += 1
-        windows, cur, cur_len = [], [], 0
+        windows: list[list[int]] = []
+        cur: list[int] = []
+        cur_len = 0
         for w, c in enumerate(counts):
             c = min(c, budget)
             if c == budget and counts[w] > budget:

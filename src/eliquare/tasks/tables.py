@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional, overload
 
 from eliquare.errors import EliquareError
 from eliquare.tasks.files import (
@@ -23,6 +23,14 @@ from eliquare.tasks.files import (
     _read_text,
     _shown,
 )
+
+
+@overload
+def parse_column(value: Column) -> Column: ...
+
+
+@overload
+def parse_column(value: None) -> None: ...
 
 
 def parse_column(value: Column | None) -> Column | None:
@@ -58,7 +66,7 @@ class _NotQuoted(Exception):
 
 
 def _delimited_rows(
-    path: Path, text: str, delimiter: str, strict: bool = False, quoting: int = csv.QUOTE_MINIMAL
+    path: Path, text: str, delimiter: str, strict: bool = False, quoting: Literal[0, 1, 2, 3] = csv.QUOTE_MINIMAL
 ) -> list[tuple[int, list[str]]]:
     """The non-blank rows of a delimited file, each with its starting line number; ``strict``: raise ``_NotQuoted``
     where a quote is misplaced, instead of reading on."""
