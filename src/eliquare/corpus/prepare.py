@@ -204,7 +204,8 @@ def _tokenise_splits(raw_path: Path, split_of, tokenizer, max_length: int, work:
         {"input_ids": datasets.List(datasets.Value("int32")), "length": datasets.Value("int64")}
     )
     writers = {split: ArrowWriter(features=features, path=str(work / f"{split}.arrow")) for split in SPLITS}
-    pending = {split: [] for split in SPLITS}  # tokenised tables not yet written, so record batches are large
+    # tokenised tables not yet written, so record batches are large
+    pending: dict[str, list] = {split: [] for split in SPLITS}
     pending_tokens = dict.fromkeys(SPLITS, 0)
 
     def write_pending(split: str) -> None:

@@ -18,16 +18,16 @@ import lzma
 import os
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from eliquare.config import CorpusOptions
 from eliquare.conll import read_sentences
 from eliquare.errors import EliquareError
 
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_OPENERS: dict[str, Callable[..., Any]] = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 _SKIP_NAMES = re.compile(r"^(readme|license|licence|copying|citation)\b|^\.", re.IGNORECASE)
 _TOKEN_PER_LINE = (".conllu", ".conll", ".bio", ".iob")
 # A sentence ends at . ! ? (and the Devanagari danda, Arabic/Urdu stops, ellipsis) followed by space

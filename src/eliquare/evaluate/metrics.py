@@ -45,7 +45,8 @@ def accuracy(gold: Sequence, pred: Sequence) -> float:
 def pos_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> dict:
     """Token accuracy over sentences of tags (= micro-F1)."""
     _same_lengths(gold, pred, "POS")
-    flat_g, flat_p = [], []
+    flat_g: list[str] = []
+    flat_p: list[str] = []
     for i, (g, p) in enumerate(zip(gold, pred)):
         _same_lengths(g, p, f"POS sentence {i}")
         flat_g.extend(g)
@@ -108,12 +109,12 @@ def ner_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) -> 
     recall = len(hit) / len(true) if true else 0.0
     per_type = {}
     for typ in sorted({e[1] for e in true | guess}):
-        t = {e for e in true if e[1] == typ}
-        g = {e for e in guess if e[1] == typ}
-        h = t & g
-        p = len(h) / len(g) if g else 0.0
-        r = len(h) / len(t) if t else 0.0
-        per_type[typ] = {"precision": p, "recall": r, "f1": _f1(p, r), "support": len(t)}
+        t_typ = {e for e in true if e[1] == typ}
+        g_typ = {e for e in guess if e[1] == typ}
+        h_typ = t_typ & g_typ
+        p_typ = len(h_typ) / len(g_typ) if g_typ else 0.0
+        r_typ = len(h_typ) / len(t_typ) if t_typ else 0.0
+        per_type[typ] = {"precision": p_typ, "recall": r_typ, "f1": _f1(p_typ, r_typ), "support": len(t_typ)}
     flat_g = [t for s in gold for t in s]
     flat_p = [t for s in pred for t in s]
     return {

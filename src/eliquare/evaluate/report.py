@@ -113,7 +113,8 @@ def markdown_table(t: dict, columns: list[str], decimals: int, extras: bool = Tr
         cells = [m] + [_cell_text(t, m, c, decimals) for c in columns]
         if len(columns) > 1:
             vals = [_score(t, m, c) for c in columns]
-            cells.append(_fmt(statistics.fmean(vals), decimals) if all(v is not None for v in vals) else "–")
+            scores = [v for v in vals if v is not None]
+            cells.append(_fmt(statistics.fmean(scores), decimals) if len(scores) == len(vals) else "–")
         i = t["info"][m]
         if has_params:
             cells.append(_fmt_params(i["params"]))

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from eliquare.atomic import write_json
 from eliquare.errors import EliquareError
@@ -110,7 +110,7 @@ def job_row(
 def finetune_row(summary: dict, model: str, dataset: str, run_dir: Path | str) -> dict:
     """The row of a ``metrics.json`` of `eliquare finetune`, named ``model`` on ``dataset``."""
     task = summary.get("task", "")
-    row = {k: "" for k in FIELDS}
+    row: dict[str, Any] = {k: "" for k in FIELDS}
     row.update(
         {
             "model": model,
