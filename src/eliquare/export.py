@@ -19,11 +19,15 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from eliquare.config import ExportConfig
 from eliquare.errors import EliquareError, check_output_dir, first_line
+
+if TYPE_CHECKING:
+    from eliquare.models import Head
 
 FP32, INT8, RECORD = "model.onnx", "model.int8.onnx", "export.json"
 OPSET = 17
@@ -33,14 +37,14 @@ SAMPLE_TEXTS = [
     "The quick brown fox jumps over the lazy dog.",
     "Rais alizungumza na waandishi wa habari jana jioni.",
 ]
-_HEAD_OF_ARCHITECTURE = {
+_HEAD_OF_ARCHITECTURE: dict[str, Head] = {
     "ForMaskedLM": "masked-lm",
     "ForTokenClassification": "token-classification",
     "ForSequenceClassification": "sequence-classification",
 }
 
 
-def saved_head(path: str) -> str:
+def saved_head(path: str) -> Head:
     """The head a model directory was saved with (its config's ``architectures``), ``base`` when none."""
     config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
     for arch in config.get("architectures") or []:
@@ -196,7 +200,7 @@ def _pad(rows: list) -> np.ndarray:
     return out
 
 
-def check_export(cfg: ExportConfig) -> tuple[str, str]:
+def check_export(cfg: ExportConfig) -> tuple[str, Head]:
     """Every input, before anything is loaded or written: returns (model path, head)."""
     from eliquare.models import resolve_model
 
@@ -238,6 +242,7 @@ def export(cfg: ExportConfig) -> dict:
     if cfg.task_file:
         from eliquare.tasks.readers import read_examples
 
+        assert cfg.task is not None  # check_export: --task-file needs --task
         examples = read_examples(cfg.task_file, cfg.task, label_column=cfg.label_column, text_columns=cfg.text_column)
         unknown = sorted({t for e in examples for t in ([e.label] if cfg.task == "classify" else e.tags)} - set(labels))
         if unknown:
@@ -315,7 +320,7 @@ def _write(
     runners = _runners(wrapped, sessions)
     max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 512) - 2)
     diffs = _max_abs_difference(runners, tokenizer, _sample_texts(cfg), max_length)
-    record = {
+    record: dict[str, Any] = {
         "model": cfg.model,
         "model_path": path,
         "head": head,
@@ -334,6 +339,7 @@ def _write(
             f"ONNX fp32 differs from PyTorch by {diffs['onnx-fp32']:.2e} > --atol {cfg.atol:g}; nothing was written"
         )
     if examples:
+        assert cfg.task is not None  # examples come from --task-file, which needs --task
         scores = task_scores(runners, tokenizer, labels, cfg.task, examples, max_length)
         record["task"] = {"file": cfg.task_file, "task": cfg.task, "examples": len(examples), "scores": scores}
         if "onnx-int8" in scores:

@@ -33,13 +33,17 @@ from eliquare.evaluate.finetune_trainer import predict_test, train_keeping_best
 from eliquare.evaluate.metrics import MAIN_METRIC
 from eliquare.evaluate.task_encodings import encode_splits
 from eliquare.evaluate.task_vocab import TaskVocabulary
-from eliquare.models import length_limit, load_config, load_model, load_tokenizer, resolve_model
+from eliquare.models import Head, length_limit, load_config, load_model, load_tokenizer, resolve_model
 from eliquare.speed import machine
 from eliquare.tasks.encoding import quiet_transformers
 from eliquare.tasks.files import TaskData
 from eliquare.tasks.readers import read_task_splits
 
-TASK_HEADS = {"pos": "token-classification", "ner": "token-classification", "classify": "sequence-classification"}
+TASK_HEADS: dict[str, Head] = {
+    "pos": "token-classification",
+    "ner": "token-classification",
+    "classify": "sequence-classification",
+}
 
 
 # ---------------------------------------------------------------------------------------------

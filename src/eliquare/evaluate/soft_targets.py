@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import statistics
 import sys
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,13 +27,16 @@ from eliquare.errors import EliquareError
 from eliquare.tasks.encoding import encode, quiet_transformers
 from eliquare.tasks.files import TaskData, TextExample, TokenExample
 
+if TYPE_CHECKING:
+    from eliquare.models import Head
+
 # words as UD and CoNLL tokenise them, roughly: runs of letters and digits (with inner hyphens and apostrophes)
 # and each punctuation mark on its own
 _WORD = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]")
 MAX_PASSAGE_WORDS = 256
 
 
-def _head(task: str) -> str:
+def _head(task: str) -> Head:
     return "sequence-classification" if task == "classify" else "token-classification"
 
 
