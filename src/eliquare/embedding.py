@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, overload
 
 import torch
 from torch import nn
@@ -309,6 +309,14 @@ class PromptCollator:
         if self.masked:
             batch["masked_input_ids"], batch["labels"] = self.masking.mask(input_ids, attention_mask)
         return batch
+
+
+@overload
+def embedding_spec_for(model_spec: str, path: str | Path, default: Literal[True] = True) -> EmbeddingSpec: ...
+
+
+@overload
+def embedding_spec_for(model_spec: str, path: str | Path, default: bool) -> EmbeddingSpec | None: ...
 
 
 def embedding_spec_for(model_spec: str, path: str | Path, default: bool = True) -> EmbeddingSpec | None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ def stage_fingerprint(**parts: Any) -> dict[str, Any]:
 def matches(
     directory: str | Path,
     fingerprint: dict[str, Any],
-    configs: dict[str, type],
+    configs: Mapping[str, type],
     ignore: dict[str, Sequence[str]] | None = None,
 ) -> bool:
     """Whether the stage recorded in ``directory`` was made with ``fingerprint``'s settings: the same digest, or

@@ -136,6 +136,7 @@ def logistic_regression_scores(train_x, train_y, dev_x, dev_y, test_x, test_y, s
         dev = classification_scores(list(dev_y), list(clf.predict(dev_x)))["macro_f1"]
         if best is None or dev > best[0]:
             best = (dev, c, clf)
+    assert best is not None  # the loop tried at least one C
     dev_f1, c, clf = best
     pred = list(clf.predict(test_x))
     scores = classification_scores(list(test_y), pred)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -86,7 +86,7 @@ def _keep_best_callback(scorer: Scorer):
         """Keeps (in memory, on the CPU) the weights of the evaluation with the best validation score,
         and that evaluation's full dev scores."""
 
-        def __init__(self):
+        def __init__(self) -> None:
             self.best: Optional[float] = None
             self.state_dict = None
             self.metrics: dict = {}
@@ -167,7 +167,7 @@ def train_keeping_best(cfg, data: TaskData, model, tokenizer, feats: dict, work:
     from transformers import DataCollatorForTokenClassification, DataCollatorWithPadding, Trainer
 
     train_ds, dev_ds = Features(feats["train"][0]), Features(feats["dev"][0])
-    collator = (
+    collator: Callable[[list[dict]], dict] = (
         DataCollatorWithPadding(tokenizer) if cfg.task == "classify" else DataCollatorForTokenClassification(tokenizer)
     )
     trainer_cls = _trainer_class(Trainer)

@@ -167,7 +167,10 @@ def _run(fcfg, job: Job, head: str, fingerprint: dict, reuse: dict, earlier: dic
     try:
         fcfg.overwrite = True  # an interrupted run's leftovers, or a result of other settings
         (run_dir / FINGERPRINT_FILE).unlink(missing_ok=True)  # the old result is going: a kill must not leave it "done"
-        layout = (earlier.get("layout") or earlier.get("seeds")) if reuse else None
+        layout = None
+        if reuse:
+            assert earlier is not None  # reuse holds runs of the earlier result
+            layout = earlier.get("layout") or earlier.get("seeds")
         seed_done = _seeds_done_recorder(run_dir, fingerprint)
         summary = finetune(fcfg, reuse=reuse, reuse_layout=layout, on_seed=seed_done)
         record(run_dir, fingerprint)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,9 @@ def load_suite(
             _options({k: v for k, v in d.items() if k not in DATASET_KEYS}, allowed, f"{where}, dataset {d['name']}")
         )
         options.update(_options(opts, allowed, w))
-        jobs.append(Job(str(m["name"]), _spec_for(m, d), d, options))
+        spec = _spec_for(m, d)
+        assert spec is not None  # _pairs keeps only the pairs with a model to fine-tune
+        jobs.append(Job(str(m["name"]), spec, d, options))
     return jobs
 
 
@@ -244,7 +247,7 @@ def _previous_rows(out: Path) -> dict[tuple[str, str], dict]:
 
 
 def evaluate(
-    cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None, changing: set[str] = frozenset()
+    cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None, changing: Collection[str] = frozenset()
 ) -> dict:
     """Run every job of the suite that is not done with the same settings; returns the results table.
 
