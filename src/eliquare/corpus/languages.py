@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from eliquare.errors import EliquareError
 
@@ -89,7 +90,7 @@ def sampled_rows(size: int, target: int, seed: int) -> list[int]:
 
 def interleaved_rows(sizes: Sequence[int]) -> list[tuple[int, int]]:
     """(part, row) of every row of several parts, taking one of each part in turn."""
-    out = []
+    out: list[tuple[int, int]] = []
     for i in range(max(sizes, default=0)):
         out.extend((p, i) for p, n in enumerate(sizes) if i < n)
     return out
@@ -119,7 +120,9 @@ def prepare_languages(
         log(f"corpus {language}:")
         parts[language] = prepare_corpus(paths, tokenizer, options, log=log, **prepare)
     total = sum(len(p.train) for p in parts.values())
-    trains, counts, record = [], None, {}
+    trains = []
+    counts: np.ndarray | None = None  # the token counts of all languages, each scaled by its sampling
+    record: dict[str, dict[str, Any]] = {}
     for k, (language, part) in enumerate(parts.items()):
         n = len(part.train)
         if n == 0:
@@ -162,6 +165,7 @@ def prepare_languages(
             f"{k} {v['sampled_train_sentences']:,} train sentences ({v['share']:.0%})" for k, v in record.items()
         )
     )
+    assert counts is not None  # every language was read, each with training sentences
     return PreparedCorpus(
         train=train,
         validation=validation,

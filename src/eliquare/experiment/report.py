@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from eliquare.config import CompareConfig, ExperimentConfig, ReportConfig, to_dict
@@ -93,7 +94,8 @@ def wilcoxon_tests(
 
 def machines_section(stages: list) -> str:
     """The report's section on the machines that ran the stages which took time ("" when none did)."""
-    machines = {}  # machine -> its stages that took time (a stage done in an earlier run keeps its record's)
+    # machine -> its stages that took time (a stage done in an earlier run keeps its record's)
+    machines: dict[str, list] = {}
     for stage, _, seconds, where in stages:
         if round(seconds):  # a stage that took time (not the bookkeeping of a run that only read results back)
             machines.setdefault(where or "not recorded (run by an eliquare that did not record it)", []).append(stage)
@@ -113,7 +115,7 @@ def write_report(
     reference: str | None,
     student_names: list[str],
     stages: list,
-    students: list[Student] = (),
+    students: Sequence[Student] = (),
 ) -> dict:
     """report.md (+ the ablation tables and Wilcoxon tests appended), the results tables, the YAML and the
     stages, in ``results``."""

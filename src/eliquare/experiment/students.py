@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from eliquare.config import (
     DistillConfig,
@@ -86,7 +87,7 @@ def read_students(raw: dict, out: Path, cfg: ExperimentConfig, where: str) -> li
         for language, own in entry["languages"].items():
             if not isinstance(own, dict) or not own.get("corpus"):
                 raise EliquareError(f"{where}, students.{name}.languages.{language}: give corpus:")
-            run = {"out": str(out / "students" / str(name) / str(language))}
+            run: dict[str, Any] = {"out": str(out / "students" / str(name) / str(language))}
             if cfg.use_cpu:
                 run["use_cpu"] = True
             if cfg.bf16 is not None:
