@@ -7,7 +7,7 @@ after it, whose fingerprints include this one's model.
 
 Two things do not count as a change. An option added to eliquare after a stage ran, at its default: the
 record is read with the option's default filled in (the run had the default behaviour), as
-``config.upgrade_distill_record`` reads old ``distillation.json`` files (both take the defaults from
+``config.records.upgrade_distill_record`` reads old ``distillation.json`` files (both take the defaults from
 ``config.option_defaults``). And a model directory rewritten with the same bytes (copied, converted again): a
 model is fingerprinted by its files' contents, not their times.
 """

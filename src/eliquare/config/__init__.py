@@ -6,7 +6,7 @@ dataclass defaults < YAML file (``--config``) < flags given on the command line.
 names are the option names (``max_steps`` <-> ``--max-steps``).
 """
 
-from eliquare.config.distill import DistillConfig, upgrade_distill_record
+from eliquare.config.distill import DistillConfig
 from eliquare.config.evaluate import CompareConfig, EvaluateConfig, FinetuneConfig, HealthConfig, ReportConfig
 from eliquare.config.fields import (
     add_dataclass_arguments,
@@ -32,6 +32,7 @@ from eliquare.config.options import (
     parse_student_layers,
     vocab_selection,
 )
+from eliquare.config.records import upgrade_distill_record
 from eliquare.config.stages import (
     ExperimentConfig,
     ExportConfig,
