@@ -198,28 +198,7 @@ def check_labels(task: str, examples: list, labels: Sequence[str]) -> None:
                     )
 
 
-def load_task_data(
-    task: str,
-    train: str | Path,
-    dev: str | Path | None = None,
-    test: str | Path | None = None,
-    *,
-    fmt: str = "auto",
-    label_column: Column | None = None,
-    text_columns: Sequence[Column] | None = None,
-    header: Optional[bool] = None,
-    dev_fraction: float = 0.1,
-    split_seed: int = 0,
-    documents: str = "all",
-) -> TaskData:
-    """Read a dataset given as one, two or three files.
-
-    - train + dev + test: used as given;
-    - train + test: ``dev_fraction`` of train is held out (deterministically) for validation;
-    - train only: the file is cut 80/10/10 into train/dev/test.
-
-    ``documents="annotated"`` (NER): every file keeps only its documents that hold an entity, before any cut.
-    """
+def _check_split_options(task: str, documents: str, dev, test) -> None:
     if task not in TASKS:
         raise EliquareError(f"unknown task {task!r}; use one of {', '.join(TASKS)}")
     if documents not in DOCUMENTS:
@@ -235,25 +214,9 @@ def load_task_data(
             "train/dev/test 80/10/10 out of one file"
         )
 
-    notices: list[str] = []
-    kept: list[str] = []
 
-    def read(path):
-        examples = read_examples(path, task, fmt, label_column, text_columns, header)
-        if task != "ner":
-            return examples
-        if documents == "annotated":
-            examples, what = annotated_documents(examples, path)
-            kept.append(what)
-        else:
-            notices.extend(filter(None, [partial_annotation_notice(examples, path)]))
-        return examples
-
-    conllu_pos = (
-        task == "pos" and fmt in ("auto", "conllu") and sniff_token_format(_check_file(train, "train")) == "conllu"
-    )
-    tr = read(train)
-    files = {"train": str(train), "dev": str(dev) if dev else None, "test": str(test) if test else None}
+def _splits(task, tr: list, read, train, dev, test, dev_fraction: float, split_seed: int, conllu_pos: bool):
+    """``(train, dev, test, how they came about, labels)``: the files as given, or the cuts of the training file."""
     if test is None:
         if len(tr) < 3:
             raise EliquareError(
@@ -278,6 +241,52 @@ def load_task_data(
             split = "train/dev/test as given"
         labels = label_inventory(task, tr + dv, conllu_pos)
         check_labels(task, te, labels)
+    return tr, dv, te, split, labels
+
+
+def load_task_data(
+    task: str,
+    train: str | Path,
+    dev: str | Path | None = None,
+    test: str | Path | None = None,
+    *,
+    fmt: str = "auto",
+    label_column: Column | None = None,
+    text_columns: Sequence[Column] | None = None,
+    header: Optional[bool] = None,
+    dev_fraction: float = 0.1,
+    split_seed: int = 0,
+    documents: str = "all",
+) -> TaskData:
+    """Read a dataset given as one, two or three files.
+
+    - train + dev + test: used as given;
+    - train + test: ``dev_fraction`` of train is held out (deterministically) for validation;
+    - train only: the file is cut 80/10/10 into train/dev/test.
+
+    ``documents="annotated"`` (NER): every file keeps only its documents that hold an entity, before any cut.
+    """
+    _check_split_options(task, documents, dev, test)
+    notices: list[str] = []
+    kept: list[str] = []
+
+    def read(path):
+        examples = read_examples(path, task, fmt, label_column, text_columns, header)
+        if task != "ner":
+            return examples
+        if documents == "annotated":
+            examples, what = annotated_documents(examples, path)
+            kept.append(what)
+        else:
+            notices.extend(filter(None, [partial_annotation_notice(examples, path)]))
+        return examples
+
+    conllu_pos = (
+        task == "pos" and fmt in ("auto", "conllu") and sniff_token_format(_check_file(train, "train")) == "conllu"
+    )
+    tr = read(train)
+    files = {"train": str(train), "dev": str(dev) if dev else None, "test": str(test) if test else None}
+    tr, dv, te, split, labels = _splits(task, tr, read, train, dev, test, dev_fraction, split_seed, conllu_pos)
     if len(labels) < 2:
         raise EliquareError(
             f"{train}: only one label ({_shown(labels[0])}) in the training data; a classifier needs two or more"
