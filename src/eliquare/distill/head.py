@@ -83,19 +83,15 @@ def _evaluate(model, collator, heldout_ids, device, batch_size: int = 64) -> dic
     return {"accuracy": correct / max(total, 1), "loss": loss_sum / max(total, 1), "masked_tokens": total}
 
 
-def fit_head(cfg: FitHeadConfig) -> int:
-    """``eliquare teacher fit-head``: fit and save; the output directory loads with AutoModelForMaskedLM."""
+def _load_frozen_teacher(cfg: FitHeadConfig):
+    """The teacher, checked to have mask and padding tokens (masking needs both), on its device in eval mode
+    (no dropout in the frozen encoder); returns ``(teacher, device)``."""
     import torch
 
-    from eliquare.distill.masking import collator_for
     from eliquare.teachers import load_teacher
 
-    out = check_output_dir(cfg.out, cfg.overwrite)
-    start_time = time.perf_counter()
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)  # the head's initialisation
     teacher = load_teacher(cfg.teacher)
-    model, tokenizer = teacher.model, teacher.tokenizer
+    tokenizer = teacher.tokenizer
     if tokenizer.mask_token_id is None or tokenizer.pad_token_id is None:
         raise EliquareError(
             f"the tokenizer of teacher {cfg.teacher} has no mask or padding token; a masked-LM tokenizer is needed"
@@ -103,7 +99,22 @@ def fit_head(cfg: FitHeadConfig) -> int:
     if teacher.has_mlm_head:
         print(f"note: teacher {cfg.teacher} already has an MLM head; training it further on the frozen encoder")
     device = torch.device("cuda" if torch.cuda.is_available() and not cfg.use_cpu else "cpu")
-    model.to(device).eval()  # eval: no dropout in the frozen encoder
+    teacher.model.to(device).eval()
+    return teacher, device
+
+
+def fit_head(cfg: FitHeadConfig) -> int:
+    """``eliquare teacher fit-head``: fit and save; the output directory loads with AutoModelForMaskedLM."""
+    import torch
+
+    from eliquare.distill.masking import collator_for
+
+    out = check_output_dir(cfg.out, cfg.overwrite)
+    start_time = time.perf_counter()
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the head's initialisation
+    teacher, device = _load_frozen_teacher(cfg)
+    model, tokenizer = teacher.model, teacher.tokenizer
     params = _trainable_head_parameters(model)
 
     train_ids, heldout_ids = _read_ids(cfg, tokenizer)
