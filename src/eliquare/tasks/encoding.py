@@ -24,6 +24,51 @@ def quiet_transformers():
         hf_logging.set_verbosity(level)
 
 
+def _windows(counts: list[int], budget: int, stats: dict) -> list[list[int]]:
+    """Word indices split, in order, into windows of at most ``budget`` sub-words; a word longer than the
+    budget gets a window of its own and is counted in ``stats["cut_words"]`` (truncation cuts it)."""
+    windows: list[list[int]] = []
+    cur: list[int] = []
+    cur_len = 0
+    for w, c in enumerate(counts):
+        c = min(c, budget)
+        if c == budget and counts[w] > budget:
+            stats["cut_words"] += 1
+        if cur and cur_len + c > budget:
+            windows.append(cur)
+            cur, cur_len = [], 0
+        cur.append(w)
+        cur_len += c
+    windows.append(cur)
+    return windows
+
+
+def _label_windows(pending: list[tuple[int, list[str], list[str]]], tokenizer, label2id: dict, max_length: int):
+    """Features for ``(example index, words, tags)`` windows, labels on first sub-words; returns
+    ``(features, owners)``. A window whose words tokenise to fewer labelled positions than it has words (the
+    tokenizer counts sub-words differently in context) is halved and tried again, so that no word goes unlabelled."""
+    features, owners = [], []
+    while pending:
+        enc = tokenizer([p[1] for p in pending], is_split_into_words=True, truncation=True, max_length=max_length)
+        retry = []
+        for j, (i, ws, ts) in enumerate(pending):
+            labels, prev = [], None
+            for w in enc.word_ids(j):
+                labels.append(-100 if w is None or w == prev else label2id[ts[w]])
+                prev = w
+            if sum(lab != -100 for lab in labels) < len(ws):
+                half = len(ws) // 2
+                retry += [(i, ws[:half], ts[:half]), (i, ws[half:], ts[half:])]
+                continue
+            feat = {"input_ids": enc["input_ids"][j], "attention_mask": enc["attention_mask"][j], "labels": labels}
+            if "token_type_ids" in enc:
+                feat["token_type_ids"] = enc["token_type_ids"][j]
+            features.append(feat)
+            owners.append(i)
+        pending = retry
+    return features, owners
+
+
 def encode_token_examples(examples: Sequence, tokenizer, label2id: dict, max_length: int):
     """Sub-word features for token tasks: labels on first sub-words, sentences windowed to fit.
 
@@ -51,43 +96,13 @@ def encode_token_examples(examples: Sequence, tokenizer, label2id: dict, max_len
                     words[w] = unk
                     counts[w] = 1
                     stats["empty_words"] += 1
-        windows: list[list[int]] = []
-        cur: list[int] = []
-        cur_len = 0
-        for w, c in enumerate(counts):
-            c = min(c, budget)
-            if c == budget and counts[w] > budget:
-                stats["cut_words"] += 1
-            if cur and cur_len + c > budget:
-                windows.append(cur)
-                cur, cur_len = [], 0
-            cur.append(w)
-            cur_len += c
-        windows.append(cur)
+        windows = _windows(counts, budget, stats)
         if len(windows) > 1:
             stats["windowed"] += 1
         for win in windows:
             pending.append((i, [words[w] for w in win], [tags[w] for w in win]))
 
-    features, owners = [], []
-    while pending:
-        enc2 = tokenizer([p[1] for p in pending], is_split_into_words=True, truncation=True, max_length=max_length)
-        retry = []
-        for j, (i, ws, ts) in enumerate(pending):
-            labels, prev = [], None
-            for w in enc2.word_ids(j):
-                labels.append(-100 if w is None or w == prev else label2id[ts[w]])
-                prev = w
-            if sum(lab != -100 for lab in labels) < len(ws):  # sub-words of a window counted differently
-                half = len(ws) // 2
-                retry += [(i, ws[:half], ts[:half]), (i, ws[half:], ts[half:])]
-                continue
-            feat = {"input_ids": enc2["input_ids"][j], "attention_mask": enc2["attention_mask"][j], "labels": labels}
-            if "token_type_ids" in enc2:
-                feat["token_type_ids"] = enc2["token_type_ids"][j]
-            features.append(feat)
-            owners.append(i)
-        pending = retry
+    features, owners = _label_windows(pending, tokenizer, label2id, max_length)
     order = sorted(range(len(features)), key=lambda j: owners[j])  # stable: windows stay in order
     features = [features[j] for j in order]
     owners = [owners[j] for j in order]
