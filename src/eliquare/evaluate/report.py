@@ -190,64 +190,75 @@ def ablation_tables(t: dict, students: list[dict], decimals: int) -> list[str]:
         ("temperature", "Temperature of the soft targets (Table 7)", "T = 2"),
     ):
         for group in _ablation_groups(students, varies):
-            language = group[0]["language"]
-            cols = [c for c, lg in t["columns"] if lg == language]
-            cols = [c for c in cols if any(_score(t, s["name"], c) is not None for s in group)]
-            if not cols:
-                continue
-            base = next(
-                (
-                    s
-                    for s in group
-                    if (
-                        s["weights"] == PAPER_LOSS_WEIGHTS
-                        if varies == "loss"
-                        else s["temperature"] == PAPER_TEMPERATURE
-                    )
-                ),
-                None,
-            )
-            health = [(k, h) for k, h in HEALTH_COLUMNS if any(s["health"].get(k) is not None for s in group)]
-            head = ["Student", "loss" if varies == "loss" else "T"] + cols + (["Avg"] if len(cols) > 1 else [])
-            head += [f"Δ vs {paper}"] if base else []
-            head += [f"{h} (validation)" for _, h in health]
-            lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
-
-            def mean(name):
-                vals = [_score(t, name, c) for c in cols]
-                return statistics.fmean(vals) if all(v is not None for v in vals) else None
-
-            for s in group:
-                setting = _weights_text(s["weights"]) if varies == "loss" else f"{s['temperature']:g}"
-                cells = [s["name"], setting] + [_cell_text(t, s["name"], c, decimals) for c in cols]
-                if len(cols) > 1:
-                    cells.append(_fmt(mean(s["name"]), decimals))
-                if base:
-                    a, b = mean(base["name"]), mean(s["name"])
-                    cells.append("–" if a is None or b is None else f"{b - a:+.{decimals}f}")
-                cells += [_fmt(s["health"].get(k), 3) for k, _ in health]
-                lines.append("| " + " | ".join(cells) + " |")
-            fixed = (
-                f"T = {group[0]['temperature']:g}" if varies == "loss" else f"loss {_weights_text(group[0]['weights'])}"
-            )
-            parts += [
-                f"## {title}: {language}",
-                "",
-                f"Students of one recipe, alike but for the {'loss weights' if varies == 'loss' else 'temperature'}"
-                f" ({fixed}). Scores as above"
-                + (", averaged over the columns" if len(cols) > 1 else "")
-                + (
-                    "; health of the kept checkpoint on held-out corpus sentences (collapse: mean pairwise cosine"
-                    " of last-layer token states; CKA: linear CKA with the teacher; probe: frozen-state probe)"
-                    if health
-                    else ""
-                )
-                + ".",
-                "",
-                "\n".join(lines),
-                "",
-            ]
+            parts += _ablation_section(t, group, varies, title, paper, decimals)
     return parts
+
+
+def _paper_setting(group: list[dict], varies: str) -> dict | None:
+    """The student of ``group`` trained with the paper's value of what varies (its loss weights or its
+    temperature), the baseline of the table's difference column; None when none is."""
+    for s in group:
+        if s["weights"] == PAPER_LOSS_WEIGHTS if varies == "loss" else s["temperature"] == PAPER_TEMPERATURE:
+            return s
+    return None
+
+
+def _ablation_table(
+    t: dict, group: list[dict], varies: str, paper: str, cols: list[str], health: list, decimals: int
+) -> list[str]:
+    """The markdown lines of one ablation table: a row per student with its setting, scores, their mean,
+    the difference to the paper's setting (where a student has it) and its health."""
+    base = _paper_setting(group, varies)
+    head = ["Student", "loss" if varies == "loss" else "T"] + cols + (["Avg"] if len(cols) > 1 else [])
+    head += [f"Δ vs {paper}"] if base else []
+    head += [f"{h} (validation)" for _, h in health]
+    lines = ["| " + " | ".join(head) + " |", "|---|---|" + "---:|" * (len(head) - 2)]
+
+    def mean(name):
+        vals = [_score(t, name, c) for c in cols]
+        return statistics.fmean(vals) if all(v is not None for v in vals) else None
+
+    for s in group:
+        setting = _weights_text(s["weights"]) if varies == "loss" else f"{s['temperature']:g}"
+        cells = [s["name"], setting] + [_cell_text(t, s["name"], c, decimals) for c in cols]
+        if len(cols) > 1:
+            cells.append(_fmt(mean(s["name"]), decimals))
+        if base:
+            a, b = mean(base["name"]), mean(s["name"])
+            cells.append("–" if a is None or b is None else f"{b - a:+.{decimals}f}")
+        cells += [_fmt(s["health"].get(k), 3) for k, _ in health]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _ablation_section(t: dict, group: list[dict], varies: str, title: str, paper: str, decimals: int) -> list[str]:
+    """One ablation section (heading, caption, table) for a group of students alike but in what ``varies``;
+    empty when none of them has a score on its language's columns."""
+    language = group[0]["language"]
+    cols = [c for c, lg in t["columns"] if lg == language]
+    cols = [c for c in cols if any(_score(t, s["name"], c) is not None for s in group)]
+    if not cols:
+        return []
+    health = [(k, h) for k, h in HEALTH_COLUMNS if any(s["health"].get(k) is not None for s in group)]
+    lines = _ablation_table(t, group, varies, paper, cols, health, decimals)
+    fixed = f"T = {group[0]['temperature']:g}" if varies == "loss" else f"loss {_weights_text(group[0]['weights'])}"
+    return [
+        f"## {title}: {language}",
+        "",
+        f"Students of one recipe, alike but for the {'loss weights' if varies == 'loss' else 'temperature'}"
+        f" ({fixed}). Scores as above"
+        + (", averaged over the columns" if len(cols) > 1 else "")
+        + (
+            "; health of the kept checkpoint on held-out corpus sentences (collapse: mean pairwise cosine"
+            " of last-layer token states; CKA: linear CKA with the teacher; probe: frozen-state probe)"
+            if health
+            else ""
+        )
+        + ".",
+        "",
+        "\n".join(lines),
+        "",
+    ]
 
 
 def _slug(s: str) -> str:
