@@ -179,23 +179,10 @@ def run_settings(cfg: DistillConfig) -> dict:
 
     A --resume with other values would die deep in torch (another vocabulary, other layers), or go on quietly
     with another run's weights (another corpus, teacher, loss or masking)."""
-    from eliquare.fingerprint import (
-        files_fingerprint,  # the corpus as experiment fingerprints it
-    )
-
     teacher = Path(cfg.teacher).expanduser()
     return {
         "teacher": str(teacher.resolve()) if teacher.is_dir() else cfg.teacher,
-        "corpus": files_fingerprint(expand_paths(corpus_paths(cfg.corpus))),  # the files' names and bytes
-        "corpus_options": asdict(cfg.corpus_options),
-        **(
-            {
-                "languages": {lang: files_fingerprint(expand_paths(paths)) for lang, paths in languages.items()},
-                "language_weights": cfg.language_weights,
-            }
-            if (languages := by_language(cfg.corpus))
-            else {}
-        ),
+        **_corpus_settings(cfg),
         "max_length": cfg.max_length,
         "validation_fraction": cfg.validation_fraction,
         "vocab_reduce": cfg.vocab_reduce,
@@ -203,51 +190,52 @@ def run_settings(cfg: DistillConfig) -> dict:
         "student_layers": cfg.student_layers,
         "layer_map": LAYER_MAP_ALIASES.get(cfg.layer_map, cfg.layer_map),
         "freeze_position_embeddings": cfg.freeze_position_embeddings,
-        "loss": {
-            **{
-                k: getattr(cfg, k)
-                for k in (
-                    "recipe",
-                    "alpha_ce",
-                    "alpha_cos",
-                    "temperature",
-                    "hidden_loss",
-                    "hidden_layers",
-                    "head_warmup",
-                )
-            },
-            "alpha_mlm": cfg.mlm_weight(cfg.objective) if cfg.objective != "auto" else cfg.alpha_mlm,
-        },
+        "loss": _loss_settings(cfg),
         "masking": {k: getattr(cfg, k) for k in ("mlm_probability", "mask_replace", "random_replace", "mlm_smoothing")},
-        **({"vocab_amp": [cfg.vocab_amp, cfg.vocab_amp_trained_size]} if cfg.vocab_amp else {}),
-        **(
-            {"layerwise": {k: getattr(cfg, k) for k in ("alpha_hidden", "alpha_attn", "alpha_value")}}
-            if cfg.alpha_hidden or cfg.alpha_attn or cfg.alpha_value
-            else {}
-        ),  # absent when off: the settings of runs without these terms compare equal
-        **(
-            {"relation": {"alpha_relation": cfg.relation_weight(), "relation_heads": cfg.relation_heads}}
-            if cfg.relation_weight()
-            else {}
-        ),  # absent when off, as the layer-wise terms
-        **(
-            {
-                "embedding": {
-                    k: getattr(cfg, k)
-                    for k in (
-                        "objective",
-                        "alpha_sentence",
-                        "sentence_loss",
-                        "alpha_contrastive",
-                        "contrastive_temperature",
-                        "prompts",
-                    )
-                }
-            }
-            if cfg.objective != "masked-lm"
-            else {}
-        ),  # absent from the settings of masked-LM runs
+        **_optional_term_settings(cfg),
     }
+
+
+def _corpus_settings(cfg: DistillConfig) -> dict:
+    """The corpus as its files' names and bytes, its options and, for a corpus of several languages, each
+    language's files and the weights they are mixed with."""
+    from eliquare.fingerprint import (
+        files_fingerprint,  # the corpus as experiment fingerprints it
+    )
+
+    settings: dict = {
+        "corpus": files_fingerprint(expand_paths(corpus_paths(cfg.corpus))),
+        "corpus_options": asdict(cfg.corpus_options),
+    }
+    if languages := by_language(cfg.corpus):
+        settings["languages"] = {lang: files_fingerprint(expand_paths(paths)) for lang, paths in languages.items()}
+        settings["language_weights"] = cfg.language_weights
+    return settings
+
+
+def _loss_settings(cfg: DistillConfig) -> dict:
+    """The loss's recipe, weights, temperature and hidden-state terms; the MLM weight as the objective sets it."""
+    names = ("recipe", "alpha_ce", "alpha_cos", "temperature", "hidden_loss", "hidden_layers", "head_warmup")
+    return {
+        **{k: getattr(cfg, k) for k in names},
+        "alpha_mlm": cfg.mlm_weight(cfg.objective) if cfg.objective != "auto" else cfg.alpha_mlm,
+    }
+
+
+def _optional_term_settings(cfg: DistillConfig) -> dict:
+    """VocabAmp, the layer-wise and relation terms and the embedding objective, each present only when in use,
+    so that the settings of runs without these terms compare equal whatever their unused options say."""
+    settings: dict = {}
+    if cfg.vocab_amp:
+        settings["vocab_amp"] = [cfg.vocab_amp, cfg.vocab_amp_trained_size]
+    if cfg.alpha_hidden or cfg.alpha_attn or cfg.alpha_value:
+        settings["layerwise"] = {k: getattr(cfg, k) for k in ("alpha_hidden", "alpha_attn", "alpha_value")}
+    if cfg.relation_weight():
+        settings["relation"] = {"alpha_relation": cfg.relation_weight(), "relation_heads": cfg.relation_heads}
+    if cfg.objective != "masked-lm":
+        embedding = ("objective", "alpha_sentence", "sentence_loss", "alpha_contrastive", "contrastive_temperature")
+        settings["embedding"] = {k: getattr(cfg, k) for k in (*embedding, "prompts")}
+    return settings
 
 
 def derived_settings(teacher, layers: list[int]) -> dict:
