@@ -96,32 +96,15 @@ def interleaved_rows(sizes: Sequence[int]) -> list[tuple[int, int]]:
     return out
 
 
-def prepare_languages(
-    corpora: dict[str, list[str]],
-    tokenizer,
-    options=None,
-    *,
-    weights: dict | None = None,
-    seed: int = 0,
-    log=print,
-    **prepare,
-):
-    """``prepare_corpus`` for each language, combined into one ``PreparedCorpus`` (its ``languages`` records each
-    language's sentences, share and weight)."""
-    import datasets
+def _sampled_trains(parts: dict, weights: dict | None, seed: int):
+    """Each language's training sentences, sampled to its weight's share of all of them (all of them, in order,
+    without weights); returns ``(trains, token_counts, record)``: the token counts of all languages, each scaled
+    by its sampling, and each language's entry of ``PreparedCorpus.languages`` (its share still to fill in)."""
     import numpy as np
 
-    from eliquare.corpus.prepare import PreparedCorpus, prepare_corpus
-    from eliquare.corpus.read import CorpusStats
-    from eliquare.fingerprint import digest
-
-    parts = {}
-    for language, paths in corpora.items():
-        log(f"corpus {language}:")
-        parts[language] = prepare_corpus(paths, tokenizer, options, log=log, **prepare)
     total = sum(len(p.train) for p in parts.values())
     trains = []
-    counts: np.ndarray | None = None  # the token counts of all languages, each scaled by its sampling
+    counts: np.ndarray | None = None
     record: dict[str, dict[str, Any]] = {}
     for k, (language, part) in enumerate(parts.items()):
         n = len(part.train)
@@ -140,14 +123,26 @@ def prepare_languages(
             "share": None,
             "fingerprint": part.fingerprint,
         }
-    train = datasets.concatenate_datasets(trains)
-    for language in record:
-        record[language]["share"] = round(record[language]["sampled_train_sentences"] / max(len(train), 1), 4)
+    assert counts is not None  # every language was read, each with training sentences
+    return trains, counts, record
+
+
+def _interleaved_validation(parts: dict):
+    """The languages' validation sentences in one dataset, interleaved row by row (``interleaved_rows``)."""
+    import datasets
+    import numpy as np
+
     validations = [p.validation for p in parts.values()]
     offsets = np.cumsum([0] + [len(v) for v in validations])
-    validation = datasets.concatenate_datasets(validations).select(
+    return datasets.concatenate_datasets(validations).select(
         [int(offsets[p] + i) for p, i in interleaved_rows([len(v) for v in validations])]
     )
+
+
+def _summed_stats(parts: dict):
+    """The languages' reading statistics added up (counts summed, lists joined)."""
+    from eliquare.corpus.read import CorpusStats
+
     stats = CorpusStats()
     for part in parts.values():
         for key, value in part.stats.as_dict().items():
@@ -155,6 +150,37 @@ def prepare_languages(
                 setattr(stats, key, getattr(stats, key) + value)
             else:
                 getattr(stats, key).extend(value)
+    return stats
+
+
+def prepare_languages(
+    corpora: dict[str, list[str]],
+    tokenizer,
+    options=None,
+    *,
+    weights: dict | None = None,
+    seed: int = 0,
+    log=print,
+    **prepare,
+):
+    """``prepare_corpus`` for each language, combined into one ``PreparedCorpus`` (its ``languages`` records each
+    language's sentences, share and weight)."""
+    import datasets
+    import numpy as np
+
+    from eliquare.corpus.prepare import PreparedCorpus, prepare_corpus
+    from eliquare.fingerprint import digest
+
+    parts = {}
+    for language, paths in corpora.items():
+        log(f"corpus {language}:")
+        parts[language] = prepare_corpus(paths, tokenizer, options, log=log, **prepare)
+    trains, counts, record = _sampled_trains(parts, weights, seed)
+    train = datasets.concatenate_datasets(trains)
+    for language in record:
+        record[language]["share"] = round(record[language]["sampled_train_sentences"] / max(len(train), 1), 4)
+    validation = _interleaved_validation(parts)
+    stats = _summed_stats(parts)
     stats.train, stats.validation = len(train), len(validation)
     fingerprint = digest(
         {"languages": {k: v["fingerprint"] for k, v in record.items()}, "weights": weights, "seed": seed}
@@ -165,7 +191,6 @@ def prepare_languages(
             f"{k} {v['sampled_train_sentences']:,} train sentences ({v['share']:.0%})" for k, v in record.items()
         )
     )
-    assert counts is not None  # every language was read, each with training sentences
     return PreparedCorpus(
         train=train,
         validation=validation,
