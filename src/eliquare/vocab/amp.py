@@ -93,6 +93,44 @@ def tokens_per_word(tokenizer, sentences: list[str]) -> float:
     return pieces / max(words, 1)
 
 
+def _candidates(tokenizer, trained, sentences: list[str], kind: str) -> list[tuple[int, str, list[int], int]]:
+    """``(saving, piece, old ids, uses)`` of the trained tokenizer's pieces the vocabulary lacks and splits in two
+    or more, best first: a piece saves ``uses * (old pieces - 1)`` tokens on the sample."""
+    vocab = tokenizer.get_vocab()
+    uses: Counter = Counter()
+    for enc in trained.encode_batch(sentences, add_special_tokens=False):
+        uses.update(enc.tokens)
+    candidates = []
+    for piece, n in uses.items():
+        surface = _surface(piece, kind)
+        if piece in vocab or surface is None or len(surface) < 2:
+            continue
+        old = tokenizer(surface, add_special_tokens=False)["input_ids"]
+        if len(old) >= 2:
+            candidates.append((n * (len(old) - 1), piece, old, n))
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    return candidates
+
+
+def _extended_tokenizer_json(tj: dict, vocab: dict, start: int, chosen: list) -> dict:
+    """A copy of ``tokenizer.json`` with the chosen pieces appended from id ``start``; a Unigram piece scores
+    its old pieces' scores summed plus ``MARGIN``, so that it wins over them."""
+    new_tj = json.loads(json.dumps(tj))
+    if tj["model"]["type"] != "Unigram":
+        for k, (_, piece, _, _) in enumerate(chosen):
+            new_tj["model"]["vocab"][piece] = start + k
+        return new_tj
+    scores = {p: s for p, s in tj["model"]["vocab"]}
+    id_to_piece = {i: p for p, i in vocab.items()}
+    pieces = new_tj["model"]["vocab"]
+    beyond = {t["id"]: t["content"] for t in tj.get("added_tokens", []) if t["id"] >= len(pieces)}
+    while len(pieces) < start:  # added tokens numbered past the pieces (a <mask> after them) become pieces,
+        pieces.append([beyond.get(len(pieces), f"<unused{len(pieces)}>"), 0.0])  # as e5 has it: ids unchanged
+    for _, piece, old, _ in chosen:
+        pieces.append([piece, sum(scores.get(id_to_piece[i], -20.0) for i in old) + MARGIN])
+    return new_tj
+
+
 def amplify_vocabulary(
     model,
     tokenizer,
@@ -115,20 +153,8 @@ def amplify_vocabulary(
     tj = tokenizer_json(tokenizer)
     tokenizer_family(tj)  # an unsupported family is reported here
     kind = tj["model"]["type"]
-    vocab = tokenizer.get_vocab()
     trained = train_target_tokenizer(tj, sentences, trained_size)
-    uses: Counter = Counter()
-    for enc in trained.encode_batch(sentences, add_special_tokens=False):
-        uses.update(enc.tokens)
-    candidates = []
-    for piece, n in uses.items():
-        surface = _surface(piece, kind)
-        if piece in vocab or surface is None or len(surface) < 2:
-            continue
-        old = tokenizer(surface, add_special_tokens=False)["input_ids"]
-        if len(old) >= 2:
-            candidates.append((n * (len(old) - 1), piece, old, n))
-    candidates.sort(key=lambda c: (-c[0], c[1]))
+    candidates = _candidates(tokenizer, trained, sentences, kind)
     chosen = candidates[:add]
     if not chosen:
         raise EliquareError(
@@ -136,21 +162,8 @@ def amplify_vocabulary(
             "already tokenised well (tokens per word near 1)"
         )
     before = tokens_per_word(tokenizer, sentences)
-    new_tj = json.loads(json.dumps(tj))
     start = len(tokenizer)
-    if kind == "Unigram":
-        scores = {p: s for p, s in tj["model"]["vocab"]}
-        id_to_piece = {i: p for p, i in vocab.items()}
-        pieces = new_tj["model"]["vocab"]
-        beyond = {t["id"]: t["content"] for t in tj.get("added_tokens", []) if t["id"] >= len(pieces)}
-        while len(pieces) < start:  # added tokens numbered past the pieces (a <mask> after them) become pieces,
-            pieces.append([beyond.get(len(pieces), f"<unused{len(pieces)}>"), 0.0])  # as e5 has it: ids unchanged
-        for _, piece, old, _ in chosen:
-            new_tj["model"]["vocab"].append([piece, sum(scores.get(id_to_piece[i], -20.0) for i in old) + MARGIN])
-    else:
-        for k, (_, piece, _, _) in enumerate(chosen):
-            new_tj["model"]["vocab"][piece] = start + k
-    amplified = load_reduced_tokenizer(tokenizer, new_tj)
+    amplified = load_reduced_tokenizer(tokenizer, _extended_tokenizer_json(tj, tokenizer.get_vocab(), start, chosen))
     _grow_embeddings(model, start, [old for _, _, old, _ in chosen])
     after = tokens_per_word(amplified, sentences)
     report = {
