@@ -266,16 +266,12 @@ def export(cfg: ExportConfig) -> dict:
     return record
 
 
-def _write(
-    cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: list[str], examples: list, path: str
-) -> None:
+def _export_fp32(wrapped, tokenizer, head: str, fp32: Path, path: str) -> tuple[str, int]:
+    """Export ``wrapped`` to ``fp32`` with dynamic batch and sequence axes, one copy of each transposed weight;
+    returns the output's name and the bytes the shared weights saved."""
     import onnx
-    import onnxruntime as ort
     import torch
 
-    from eliquare.publish import TOKENIZER_FILES, make_tokenizer_config_portable, tidy
-
-    model = wrapped.model
     ids = torch.tensor([tokenizer("Habari ya asubuhi.")["input_ids"]] * 2)
     output = "last_hidden_state" if head == "base" else "logits"
     axes = {
@@ -291,7 +287,7 @@ def _write(
             torch.onnx.export(
                 wrapped,
                 (ids, torch.ones_like(ids)),
-                str(out / FP32),
+                str(fp32),
                 input_names=list(axes)[:2],
                 output_names=[output],
                 dynamic_axes=axes,
@@ -300,9 +296,41 @@ def _write(
             )
     except Exception as e:
         raise EliquareError(f"torch.onnx.export failed for {path} ({first_line(e)})") from None
-    proto = onnx.load(str(out / FP32))
+    proto = onnx.load(str(fp32))
     shared = share_transposed_weights(proto)
-    onnx.save(proto, str(out / FP32))
+    onnx.save(proto, str(fp32))
+    return output, shared
+
+
+def _task_record(cfg: ExportConfig, runners, tokenizer, labels: list[str], examples: list, max_length: int) -> dict:
+    """The ``task`` entry of the record: each runner's score on the ``--task-file`` examples and, with int8,
+    its drop from fp32 against ``--max-int8-drop`` (warned about, not an error)."""
+    assert cfg.task is not None  # examples come from --task-file, which needs --task
+    scores = task_scores(runners, tokenizer, labels, cfg.task, examples, max_length)
+    record: dict[str, Any] = {"file": cfg.task_file, "task": cfg.task, "examples": len(examples), "scores": scores}
+    if "onnx-int8" in scores:
+        drop = 100 * (scores["onnx-fp32"] - scores["onnx-int8"])
+        record["int8_drop_points"] = round(drop, 3)
+        record["int8_within_goal"] = drop <= cfg.max_int8_drop
+        if drop > cfg.max_int8_drop:
+            print(
+                f"warning: int8 scores {drop:.2f} points below fp32 on {cfg.task_file} (goal: at most "
+                f"{cfg.max_int8_drop:g}); use model.onnx",
+                file=sys.stderr,
+            )
+    return record
+
+
+def _write(
+    cfg: ExportConfig, out: Path, wrapped, tokenizer, head: str, labels: list[str], examples: list, path: str
+) -> None:
+    """Into ``out``: the fp32 (and int8) ONNX files, checked against PyTorch, the tokenizer files and the record."""
+    import onnxruntime as ort
+    import torch
+
+    from eliquare.publish import TOKENIZER_FILES, make_tokenizer_config_portable, tidy
+
+    output, shared = _export_fp32(wrapped, tokenizer, head, out / FP32, path)
     files = {"fp32": FP32}
     if cfg.int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -318,7 +346,7 @@ def _write(
         for kind, name in files.items()
     }
     runners = _runners(wrapped, sessions)
-    max_length = min(cfg.max_length, getattr(model.config, "max_position_embeddings", 512) - 2)
+    max_length = min(cfg.max_length, getattr(wrapped.model.config, "max_position_embeddings", 512) - 2)
     diffs = _max_abs_difference(runners, tokenizer, _sample_texts(cfg), max_length)
     record: dict[str, Any] = {
         "model": cfg.model,
@@ -339,19 +367,7 @@ def _write(
             f"ONNX fp32 differs from PyTorch by {diffs['onnx-fp32']:.2e} > --atol {cfg.atol:g}; nothing was written"
         )
     if examples:
-        assert cfg.task is not None  # examples come from --task-file, which needs --task
-        scores = task_scores(runners, tokenizer, labels, cfg.task, examples, max_length)
-        record["task"] = {"file": cfg.task_file, "task": cfg.task, "examples": len(examples), "scores": scores}
-        if "onnx-int8" in scores:
-            drop = 100 * (scores["onnx-fp32"] - scores["onnx-int8"])
-            record["task"]["int8_drop_points"] = round(drop, 3)
-            record["task"]["int8_within_goal"] = drop <= cfg.max_int8_drop
-            if drop > cfg.max_int8_drop:
-                print(
-                    f"warning: int8 scores {drop:.2f} points below fp32 on {cfg.task_file} (goal: at most "
-                    f"{cfg.max_int8_drop:g}); use model.onnx",
-                    file=sys.stderr,
-                )
+        record["task"] = _task_record(cfg, runners, tokenizer, labels, examples, max_length)
     for name in ("config.json", *TOKENIZER_FILES):
         if (Path(path) / name).is_file():
             shutil.copyfile(Path(path) / name, out / name)
