@@ -160,3 +160,20 @@ def test_classification_with_soft_targets_from_cli(tiny_xlmr, corpus_file, tmp_p
     assert rc == 0
     s = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert s["soft_targets"]["corpus_examples"] == 20 and s["labels"] == ["place", "time"]
+
+
+def test_the_soft_targets_change_what_the_student_learns(pos_teacher, tiny_bert, tmp_path):
+    """The teacher's logits reach the loss: the same seed and data with and without them end in other weights."""
+    from safetensors.torch import load_file
+
+    d, teacher = pos_teacher
+    base = dict(
+        model=str(tiny_bert), task="pos", train=str(d / "train.conllu"), test=str(d / "test.conllu"),
+        max_steps=6, learning_rate=3e-3, warmup_steps=1, batch_size=16, progress=False, seed=1,
+    )  # fmt: skip
+    finetune(FinetuneConfig(**base, out=str(tmp_path / "plain")))
+    finetune(FinetuneConfig(**base, out=str(tmp_path / "soft"), soft_teacher=str(teacher), soft_weight=5.0))
+    plain = load_file(tmp_path / "plain" / "model" / "model.safetensors")
+    soft = load_file(tmp_path / "soft" / "model" / "model.safetensors")
+    assert plain.keys() == soft.keys()
+    assert any(not torch.equal(plain[k], soft[k]) for k in plain)

@@ -144,6 +144,9 @@ def _training_arguments(cfg, work: Path, eval_steps: int, seed: int):
         logging_steps=cfg.logging_steps or max(1, min(50, eval_steps)),
         dataloader_num_workers=0,
         disable_tqdm=not cfg.progress,
+        # the Trainer drops every feature the model's forward does not take before collating; the teacher's soft
+        # targets (task distillation) are such features, read by the loss
+        remove_unused_columns=not cfg.soft_teacher,
     )
 
 

@@ -267,6 +267,8 @@ def soft_target_trainer(trainer_cls, weight: float, temperature: float):
             inputs = dict(inputs)
             soft, mask = inputs.pop("soft_logits", None), inputs.pop("soft_mask", None)
             labels = inputs.pop("labels")
+            if soft is None and model.training:  # every training feature carries its teacher's logits
+                raise RuntimeError("a training batch reached the loss without its soft targets")
             outputs = model(**inputs)
             loss = soft_target_loss(outputs.logits, labels, soft, mask, weight, temperature)
             return (loss, outputs) if return_outputs else loss
