@@ -64,7 +64,11 @@ CELLS = {
 # teacher and, where it has one, with its initialisation (EXTRA_INIT), over the seeds both have.
 EXTRA_COLUMNS = [
     ("student-10-passes", "the 0.05% student after 10 distillation passes (the paper's budget)"),
-    ("task-distilled", "the two-pass 0.05% student fine-tuned on gold labels + the fine-tuned teacher's soft targets"),
+    (
+        "task-distilled",
+        "the two-pass 0.05% student fine-tuned on gold labels + the fine-tuned teacher's soft targets "
+        "on the training texts",
+    ),
     ("init-ft-teacher", "the fine-tuned teacher's layers 1, 3, ..., 11 on the 0.05% vocabulary, fine-tuned as usual"),
     ("task-distilled-ft-init", "that initialisation fine-tuned on gold labels + soft targets"),
 ]
@@ -77,7 +81,7 @@ EXTRA_INIT = {
 CELLS.update(
     {
         ("sw news", "student-10-passes"): ("results/sw-learning-curve", "pass-10"),
-        ("sw news", "task-distilled"): ("results/sw-task-distill", "student-soft"),
+        ("sw news", "task-distilled"): ("results/sw-task-distill", "student-soft-train"),
         ("sw news", "init-ft-teacher"): ("results/sw-task-distill", "init-ft-teacher"),
         ("sw news", "task-distilled-ft-init"): ("results/sw-task-distill", "init-ft-teacher-soft"),
     }
