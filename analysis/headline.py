@@ -69,12 +69,14 @@ EXTRA_COLUMNS = [
         "the two-pass 0.05% student fine-tuned on gold labels + the fine-tuned teacher's soft targets "
         "on the training texts",
     ),
+    ("task-distilled-corpus", "the same, with soft targets on 500 sw corpus passages too"),
     ("init-ft-teacher", "the fine-tuned teacher's layers 1, 3, ..., 11 on the 0.05% vocabulary, fine-tuned as usual"),
     ("task-distilled-ft-init", "that initialisation fine-tuned on gold labels + soft targets"),
 ]
 EXTRA_INIT = {
     "student-10-passes": "init-0.05%",
     "task-distilled": "init-0.05%",
+    "task-distilled-corpus": "init-0.05%",
     "init-ft-teacher": "init-0.05%",
     "task-distilled-ft-init": "init-ft-teacher",
 }
@@ -82,6 +84,7 @@ CELLS.update(
     {
         ("sw news", "student-10-passes"): ("results/sw-learning-curve", "pass-10"),
         ("sw news", "task-distilled"): ("results/sw-task-distill", "student-soft-train"),
+        ("sw news", "task-distilled-corpus"): ("results/sw-task-distill", "student-soft"),
         ("sw news", "init-ft-teacher"): ("results/sw-task-distill", "init-ft-teacher"),
         ("sw news", "task-distilled-ft-init"): ("results/sw-task-distill", "init-ft-teacher-soft"),
     }
