@@ -60,6 +60,20 @@ def write_bio(path: Path, n: int, seed: int) -> Path:
     return path
 
 
+def write_place_time_tsv(path: Path, n: int) -> Path:
+    """A two-label classification TSV: 'subject place' texts are `place`, 'subject time' texts `time`."""
+    rng = random.Random(0)
+    rows = [
+        (
+            "place" if i % 2 else "time",
+            f"{rng.choice(tiny.SUBJECTS)} {rng.choice(tiny.PLACES if i % 2 else tiny.TIMES)}",
+        )
+        for i in range(n)
+    ]
+    path.write_text("label\ttext\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
+    return path
+
+
 def test_first_subword_labels_and_windows(tiny_bert):
     from transformers import AutoTokenizer
 
@@ -300,16 +314,7 @@ def test_seeds_give_mean_and_std(tiny_bert, tmp_path):
 
 
 def test_classify_from_cli(tiny_xlmr, tmp_path, capsys):
-    rng = random.Random(0)
-    rows = [
-        (
-            "place" if i % 2 else "time",
-            f"{rng.choice(tiny.SUBJECTS)} {rng.choice(tiny.PLACES if i % 2 else tiny.TIMES)}",
-        )
-        for i in range(30)
-    ]
-    data = tmp_path / "d.tsv"
-    data.write_text("label\ttext\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
+    data = write_place_time_tsv(tmp_path / "d.tsv", 30)
     rc = main(
         [
             "finetune",

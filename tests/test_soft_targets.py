@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tiny
 import torch
-from test_evaluate_finetune import write_conllu
+from test_evaluate_finetune import write_conllu, write_place_time_tsv
 
 from eliquare.cli import main
 from eliquare.config import FinetuneConfig
@@ -141,16 +141,7 @@ def test_a_teacher_of_other_labels_is_refused_in_one_line(pos_teacher, tiny_xlmr
 
 
 def test_classification_with_soft_targets_from_cli(tiny_xlmr, corpus_file, tmp_path):
-    rng = random.Random(0)
-    rows = [
-        (
-            "place" if i % 2 else "time",
-            f"{rng.choice(tiny.SUBJECTS)} {rng.choice(tiny.PLACES if i % 2 else tiny.TIMES)}",
-        )
-        for i in range(40)
-    ]
-    data = tmp_path / "d.tsv"
-    data.write_text("label\ttext\n" + "".join(f"{a}\t{b}\n" for a, b in rows), encoding="utf-8")
+    data = write_place_time_tsv(tmp_path / "d.tsv", 40)
     base = ["finetune", "--model", str(tiny_xlmr), "--task", "classify", "--train", str(data), "--no-progress"]
     assert main([*base, "--out", str(tmp_path / "t"), "--max-steps", "6", "--learning-rate", "1e-3"]) == 0
     rc = main(
