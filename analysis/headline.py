@@ -7,7 +7,7 @@ Nothing is trained here: every score is read from a committed results.json / met
 
     python -m analysis.headline --out results/headline
 
-Writes headline.json, headline.csv and report.md in --out.
+Writes headline.json, headline.csv, languages.csv (the six languages, ``analysis.languages``) and report.md in --out.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import csv
 import statistics
 from pathlib import Path
 
+from analysis import languages
 from analysis.common import ROOT, parser, write_json, write_text
 from eliquare.evaluate.compare import wilcoxon
 from eliquare.evaluate.results import read_results
@@ -218,8 +219,12 @@ def main(argv: list[str] | None = None) -> None:
         }
 
     extra = extra_rows(table)
+    six = languages.gather(root, table)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "headline.json", {"table": table, "summary": summary, "further": extra}, indent=2)
+    write_json(
+        out / "headline.json", {"table": table, "summary": summary, "further": extra, "languages": six}, indent=2
+    )
+    languages.write_csv(out / "languages.csv", six)
     with open(out / "headline.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["task", "column", "model", "source", "seeds", "mean", "std", "ratio", "parameters"])
@@ -292,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{e['ratio']:.3f} | {vs_t} | {vs_i} |"
             )
         lines += [""] + [f"- {c}: {what}." for c, what in EXTRA_COLUMNS if any(e["column"] == c for e in extra)]
+    lines += languages.section(six)
     text = (
         "# Headline: e5-small against its pre-VR students, Swahili and Slovene, 10 fine-tuning epochs\n\n"
         f"Gathered by `{COMMAND}` from the committed results "

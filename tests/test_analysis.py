@@ -24,6 +24,7 @@ from analysis import (  # noqa: E402
     collapse_variants,
     distil_only,
     headline,
+    languages,
     ner_tokenisation,
     sw_learning_curve,
     sw_length_fragmentation,
@@ -83,7 +84,7 @@ def test_load_json_is_none_for_a_missing_or_broken_file(tmp_path):
 
 def test_headline_rebuilds_byte_identical_from_committed_results(tmp_path, capsys):
     headline.main(["--out", str(tmp_path)])
-    for name in ("headline.csv", "headline.json", "report.md"):
+    for name in ("headline.csv", "headline.json", "languages.csv", "report.md"):
         assert (tmp_path / name).read_bytes() == committed(f"headline/{name}"), name
     assert "python -m analysis.headline --out results/headline" in capsys.readouterr().out
 
@@ -91,6 +92,57 @@ def test_headline_rebuilds_byte_identical_from_committed_results(tmp_path, capsy
 def test_headline_names_the_experiment_whose_teacher_scores_are_missing(tmp_path):
     with pytest.raises(SystemExit, match="no teacher scores in results/sl-pos-epochs"):
         headline.main(["--root", str(tmp_path), "--out", str(tmp_path / "out")])
+
+
+def _language_row(model, dataset, seeds, scores, parameters, tokens_per_second):
+    return {
+        "model": model,
+        "dataset": dataset,
+        "label": "UPOS" if dataset.endswith("pos") else "news topic",
+        "metric": "accuracy",
+        "seeds": seeds,
+        "scores": scores,
+        "parameters": parameters,
+        "tokens_per_second": tokens_per_second,
+        "status": "ok",
+    }
+
+
+def test_languages_table_reads_a_language_experiment_and_tests_the_best_student(tmp_path, monkeypatch):
+    out = tmp_path / "results" / "xx"
+    out.mkdir(parents=True)
+    rows = []
+    for dataset, t, basic, pre in (
+        ("xx-pos", [0.90, 0.92], [0.89, 0.93], [0.80]),
+        ("xx-news", [0.70, 0.72], [0.71, 0.70], [0.6]),
+    ):
+        rows += [
+            _language_row("e5-small", dataset, [1, 2], t, 1000, 100.0),
+            _language_row("basic", dataset, [1, 2], basic, 900, 190.0),
+            _language_row("pre-vr", dataset, [1], pre, 200, 210.0),
+        ]
+    rows.append(_language_row("post-vr", "xx-news", [1], [0.65], 200, 0.0) | {"status": "failed"})
+    (out / "results.json").write_text(json.dumps({"rows": rows}))
+    # the interleaved speed of the students' record wins over the fine-tunes' throughput
+    (out / "students.json").write_text(json.dumps({"students": [{"name": "pre-vr", "speed_up": 2.05}]}))
+    monkeypatch.setattr(languages, "LANGUAGES", ["xx", "yy"])
+    six = languages.gather(tmp_path, [])
+    assert six["missing"] == ["yy"]
+    assert [r["task"] for r in six["table"]] == ["xx UPOS", "xx news"]
+    news = six["table"][1]
+    assert news["post-vr"] is None and news["init"] is None  # a failed job is not a score
+    assert news["teacher"]["mean"] == pytest.approx(71.0) and news["basic"]["seeds"] == [1, 2]
+    sizes = {s["student"]: s for s in six["sizes"]}
+    assert sizes["pre-vr"]["speed_up"] == 2.05 and sizes["pre-vr"]["speed_from"].startswith("interleaved")
+    assert sizes["basic"]["speed_up"] == pytest.approx(1.9) and sizes["basic"]["parameters_ratio"] == 0.9
+    best = six["best"]
+    assert best["student"] == "basic" and best["tasks"] == 2 and best["lowest_task"] == "xx news"
+    assert best["wilcoxon"]["n"] == 4 and best["wilcoxon"]["pairs"][0] == "xx UPOS/1"
+    lines = "\n".join(languages.section(six))
+    assert "| xx news (2) | 71.0 ± 1.4 | 60.0 ± 0.0 (1) (0.845) | - | 70.5 ± 0.7 (0.993) | - |" in lines
+    assert "Not distilled yet: yy" in lines and "| xx | pre-vr | 0.200 | 2.05x | interleaved" in lines
+    languages.write_csv(tmp_path / "languages.csv", six)
+    assert "xx news,basic,results/xx,1;2,70.50,0.71,0.993" in (tmp_path / "languages.csv").read_text()
 
 
 # --- collapse: health-*.json committed, the fine-tunes in runs/collapse/ft -------------------------------------

@@ -79,6 +79,15 @@ def test_experiment_runs_skips_and_reruns_what_changed(tiny_bert, corpus_file, t
     assert all(r["machine"] == here for r in rows)
     assert json.loads((student / "distillation.json").read_text())["machine"] == here
     assert f"\n- {here}: " in report and "## Machines" in report
+    # the student's size and speed beside the teacher's, from its record (Table 5)
+    record = json.loads((student / "distillation.json").read_text())
+    (summary,) = json.loads((results / "students.json").read_text())["students"]
+    speed = record["inference"]["sequences_per_second"]
+    assert summary["name"] == "tiny-student" and summary["language"] == "xx"
+    assert summary["parameters_ratio"] == round(record["student_parameters"] / record["teacher_parameters"], 4)
+    assert summary["speed_up"] == round(speed["student"] / speed["teacher"], 3) and summary["steps"] == record["steps"]
+    assert "## Students: size and speed beside the teacher (Table 5)" in report
+    assert f"| tiny-student | xx | {summary['vocab_reduce']} | " in report
     assert all(line.endswith("\t" + here) for line in (results / "stages.tsv").read_text().splitlines()[1:])
 
     capsys.readouterr()

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from eliquare.atomic import write_json
 from eliquare.config import CompareConfig, ExperimentConfig, ReportConfig, to_dict
 from eliquare.errors import EliquareError
 from eliquare.experiment.students import NOT_IN_FINGERPRINT, Student, distillation_record
@@ -51,6 +52,79 @@ def ablation_rows(students: list[Student]) -> list[dict]:
             }
         )
     return rows
+
+
+def student_rows(students: Sequence[Student]) -> list[dict]:
+    """What each finished student is, from its ``distillation.json``: size against the teacher's, the inference
+    throughput of both encoders measured side by side in one process at the end of its run (the paper's Table 5),
+    its vocabulary, the kept checkpoint's validation loss and health, and its wall time."""
+    rows = []
+    for s in students:
+        record = distillation_record(s.config.out)
+        if not record:
+            continue
+        reduce = record.get("vocab_reduce") or {}
+        speed = (record.get("inference") or {}).get("sequences_per_second") or {}
+        validation = [v for v in record.get("validation") or [] if isinstance(v, dict)]
+        best = next((v for v in validation if v.get("eval_loss") == record.get("best_validation_loss")), {})
+        teacher_params = record.get("teacher_parameters")
+        student_params = record.get("student_parameters")  # counted as saved: after a post-distillation reduction
+        rows.append(
+            {
+                "name": s.name,
+                "language": s.language,
+                "vocab_reduce": s.config.vocab_reduce,
+                "vocab_size": (reduce.get("vocab_size") or {}).get("after"),
+                "retokenised_word_tokens": (reduce.get("retokenised_words") or {}).get("tokens"),
+                "teacher_parameters": teacher_params,
+                "student_parameters": student_params,
+                "parameters_ratio": round(student_params / teacher_params, 4)
+                if student_params and teacher_params
+                else None,
+                "sequences_per_second": speed,
+                "speed_up": round(speed["student"] / speed["teacher"], 3)
+                if speed.get("student") and speed.get("teacher")
+                else None,
+                "inference_shape": {k: (record.get("inference") or {}).get(k) for k in ("batch", "length", "threads")},
+                "epochs": record.get("epochs"),
+                "steps": record.get("steps"),
+                "best_validation_loss": record.get("best_validation_loss"),
+                "health": {k: best.get(f"eval_{k}") for k in ("collapse", "cka", "probe") if f"eval_{k}" in best},
+                "wall_seconds": record.get("wall_seconds"),
+                "machine": record.get("machine"),
+            }
+        )
+    return rows
+
+
+def students_section(rows: list[dict]) -> str:
+    """The report's table of the students' sizes and speed-ups ("" when no student finished)."""
+    if not rows:
+        return ""
+
+    def num(x, f):
+        return "-" if x is None else format(x, f)
+
+    lines = [
+        "\n## Students: size and speed beside the teacher (Table 5)\n",
+        "Parameters as `distillation.json` counts them (the student as saved, its MLM head included; the teacher as "
+        "loaded); speed-up: sequences per second of the student's encoder over the teacher's, both on the same random "
+        "batch in interleaved rounds at the end of the student's run (`students.json`).\n",
+        "| student | language | VocabReduce | vocabulary | words re-tokenised | parameters / teacher | speed-up "
+        "| collapse | CKA | probe | distillation (min) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        h = r["health"]
+        minutes = None if r["wall_seconds"] is None else r["wall_seconds"] / 60
+        vocab = "full" if r["vocab_reduce"] == "none" else num(r["vocab_size"], ",")
+        lines.append(
+            f"| {r['name']} | {r['language']} | {r['vocab_reduce']} | {vocab} | "
+            f"{num(r['retokenised_word_tokens'], '.1%')} | {num(r['parameters_ratio'], '.3f')} | "
+            f"{num(r['speed_up'], '.2f')}x | {num(h.get('collapse'), '.3f')} | {num(h.get('cka'), '.3f')} | "
+            f"{num(h.get('probe'), '.3f')} | {num(minutes, '.0f')} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def wilcoxon_tests(
@@ -130,6 +204,10 @@ def write_report(
     ablations = ablation_tables(build_tables(rows, reference), ablation_rows(list(students)), 1)
     if ablations:
         sections.append("\n" + "\n".join(ablations))
+    summaries = student_rows(students)
+    if summaries:
+        write_json(results / "students.json", {"students": summaries}, indent=2)
+        sections.append(students_section(summaries))
     if lines:
         sections.append("\n## Wilcoxon signed-rank tests (two-sided)\n\n" + "\n".join(lines) + "\n")
     for name in ("results.json", "results.csv"):
