@@ -9,6 +9,7 @@ import pytest
 from eliquare.config import (
     CorpusOptions,
     DistillConfig,
+    FinetuneConfig,
     FitHeadConfig,
     VocabReduceConfig,
     add_dataclass_arguments,
@@ -111,3 +112,35 @@ def test_bad_numbers_get_one_line_before_anything_runs(verb, flags, expect, tmp_
 def test_epochs_zero_is_fine_with_max_steps():
     cfg = build_config(DistillConfig, ("x", {"corpus": ["c"], "out": "o", "epochs": 0, "max_steps": 5}))
     assert cfg.max_steps == 5
+
+
+@pytest.mark.parametrize("cls", [DistillConfig, FinetuneConfig])
+def test_help_shows_every_option_once_under_the_sections_a_user_reads(cls):
+    import dataclasses
+
+    from eliquare.config.fields import help_sections
+
+    sections = help_sections(cls)
+    placed = [name for _, _, names in sections for name in names]
+    assert sorted(placed) == sorted(f.name for f in dataclasses.fields(cls) if f.init)  # each once, none left out
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, cls)
+    text = parser.format_help()
+    at = [text.index(f"\n{title}:\n") for title, _, _ in sections]
+    assert at == sorted(at)  # in the order the class gives
+    first_title, _, first_names = sections[0]
+    first = text[at[0] : at[1]]
+    assert all("--" + name.replace("_", "-") in first for name in first_names if name != "corpus_options")
+    # the usage line leads with the first section's options too
+    usage = text[: text.index("\n\n")]
+    assert usage.index("--" + first_names[0].replace("_", "-")) < usage.index(
+        "--" + sections[-1][2][0].replace("_", "-")
+    )
+
+
+def test_an_option_group_field_is_shown_in_its_section():
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, DistillConfig)
+    text = parser.format_help()
+    corpus = text[text.index("\ncorpus:\n") : text.index("\nvocabulary:\n")]
+    assert "--min-words" in corpus and "--max-sentences" in corpus and "--vocab-reduce" not in corpus

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional, Union
+from typing import ClassVar, Literal, Optional, Union
 
 from eliquare.config.fields import field
 from eliquare.config.options import (
@@ -238,6 +238,37 @@ class DistillConfig:
         "(user/name; created if missing; the token of `hf auth login` or HF_TOKEN)",
     )
     hub_private: bool = field(False, help="with --push-to-hub: create the repository as private")
+
+    # the sections of `eliquare distill --help`: what a user sets (teacher and student, corpus, vocabulary,
+    # objective, budget, output), then what runs it fast and checks it, then the advanced options
+    OPTION_GROUPS: ClassVar[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+        ("teacher and student", "which model to distil, into how many of its layers, with which recipe",
+         ("teacher", "student_layers", "layer_map", "recipe")),
+        ("corpus", "the target-language text and how it is read",
+         ("corpus", "language_weights", "max_length", "validation_fraction", "corpus_options", "cache_dir")),
+        ("vocabulary", "VocabReduce (Section 5) and vocabulary amplification",
+         ("vocab_reduce", "vocab_coverage", "vocab_min_fraction", "vocab_min_count", "vocab_max_size", "vocab_amp",
+          "vocab_amp_trained_size")),
+        ("objective", "the loss (Eq. 4-8): its terms, weights and temperature",
+         ("objective", "alpha_ce", "alpha_cos", "alpha_mlm", "temperature", "hidden_loss", "hidden_layers")),
+        ("budget", "how long it trains and with what step",
+         ("epochs", "max_steps", "max_minutes", "batch_size", "gradient_accumulation", "learning_rate")),
+        ("output", "where the student goes, what its card says, where it is published",
+         ("out", "overwrite", "resume", "language", "datasets", "push_to_hub", "hub_private")),
+        ("speed", "precision, batching and the teacher's cached states",
+         ("bf16", "pack", "teacher_cache", "dataloader_workers", "use_cpu")),
+        ("health", "the student's health at every evaluation (eliquare.distill.health)",
+         ("eval_steps", "health_sentences", "probe", "probe_task", "stop_on_collapse")),
+        ("advanced: further loss terms", "layer-wise and embedding terms beyond the paper",
+         ("alpha_hidden", "alpha_attn", "alpha_value", "alpha_relation", "relation_heads", "alpha_sentence",
+          "sentence_loss", "alpha_contrastive", "contrastive_temperature", "prompts")),
+        ("advanced: masking", "Section 4's masking",
+         ("mlm_probability", "mask_replace", "random_replace", "mlm_smoothing")),
+        ("advanced: optimisation and checkpoints", "the optimiser, its schedule, logging and checkpoints",
+         ("head_warmup", "adam_epsilon", "weight_decay", "warmup_ratio", "max_grad_norm",
+          "freeze_position_embeddings", "logging_steps", "save_total_limit", "seed", "checkpoint_dir",
+          "keep_checkpoints")),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         self.student_layers, self.layer_map = parse_student_layers(self.student_layers, self.layer_map)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from eliquare.config.fields import field
 from eliquare.errors import EliquareError
@@ -102,6 +102,23 @@ class FinetuneConfig:
     )
     logging_steps: Optional[int] = field(None, help="log the loss every N steps (default: up to 50)")
     progress: bool = field(True, help="show a progress bar")
+
+    # the sections of `eliquare finetune --help`: what a user sets first, then task distillation, then speed
+    OPTION_GROUPS: ClassVar[tuple[tuple[str, str, tuple[str, ...]], ...]] = (
+        ("model and task", "what is fine-tuned, on which kind of task", ("model", "task")),
+        ("data", "the task's files, their columns and splits",
+         ("train", "dev", "test", "format", "label_column", "text_column", "header", "query_column", "reference",
+          "query_prompt", "document_prompt", "dev_fraction", "split_seed", "documents", "max_length",
+          "max_train_examples")),
+        ("budget", "the fine-tuning schedule (the paper: 10 epochs, lr 5e-5, weight decay 0.01, 500 warm-up steps)",
+         ("epochs", "max_steps", "learning_rate", "weight_decay", "warmup_steps", "batch_size", "seed", "seeds")),
+        ("task distillation", "a fine-tuned teacher's soft predictions beside the gold labels",
+         ("soft_teacher", "soft_corpus", "soft_examples", "soft_weight", "soft_temperature")),
+        ("output", "where the scores and the model go",
+         ("out", "overwrite", "save_model", "logging_steps", "progress")),
+        ("speed", "precision, batching and encoding caches",
+         ("bf16", "use_cpu", "group_by_length", "eval_batch_size", "task_vocabulary", "cache_encodings")),
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.batch_size < 1 or self.eval_batch_size < 1:

@@ -37,18 +37,31 @@ def _nested(cls) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
 
 
+def help_sections(cls) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The sections of ``cls``'s options as its ``--help`` shows them: ``(title, what, field names)``, from the
+    class's ``OPTION_GROUPS`` (the few things a user sets first, the advanced ones after); [] for a class without."""
+    return [(title, what, tuple(names)) for title, what, names in getattr(cls, "OPTION_GROUPS", ())]
+
+
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tuple[str, ...] = ()) -> None:
     """Add one option per dataclass field; defaults are SUPPRESSed so that YAML can sit between.
 
     The fields of an option group (a field whose type is a dataclass) are options of their own
-    (``--min-words``, not ``--corpus-options-min-words``)."""
+    (``--min-words``, not ``--corpus-options-min-words``). A class with ``OPTION_GROUPS`` has its options shown
+    under those sections' titles in ``--help``."""
     hints = _field_types(cls)
     groups = _nested(cls)
-    for f in dataclasses.fields(cls):
+    section: dict[str, Any] = {}
+    for title, what, names in help_sections(cls):
+        shown = parser.add_argument_group(title, what)
+        section.update(dict.fromkeys(names, shown))
+    order = list(section)  # the sections' order, then the fields in none
+    for f in sorted(dataclasses.fields(cls), key=lambda f: order.index(f.name) if f.name in section else len(order)):
         if not f.init or f.name.startswith("_"):
             continue
+        target = section.get(f.name, parser)
         if f.name in groups:
-            add_dataclass_arguments(parser, groups[f.name])
+            add_dataclass_arguments(target, groups[f.name])
             continue
         tp, _ = _unwrap_optional(hints[f.name])
         help_text = f.metadata.get("help", "")
@@ -80,9 +93,9 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, positional: tu
             if kwargs["nargs"] is None:
                 del kwargs["nargs"]
             kwargs["metavar"] = f.name.upper()
-            parser.add_argument(f.name, **kwargs)
+            target.add_argument(f.name, **kwargs)
         else:
-            parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
+            target.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
 def _coerce(name: str, tp: Any, value: Any, source: str) -> Any:
