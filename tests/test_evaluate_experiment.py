@@ -260,3 +260,50 @@ def test_report_lays_out_loss_and_temperature_ablations(tiny_bert, corpus_file, 
     cka = json.loads((out / "students" / "paper" / "xx" / "distillation.json").read_text())["validation"]
     assert f"{[v for v in cka if 'eval_cka' in v][-1]['eval_cka']:.3f}" in rows6[1]
     assert "longer" not in table6 + table7
+
+
+def test_a_students_initialisation_is_written_once_and_fine_tuned_as_a_model(tiny_bert, corpus_file, tmp_path, capsys):
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    text = EXPERIMENT.replace(
+        "report: {reference: teacher}", "initialisations: {init: tiny-student}\nreport: {reference: teacher}"
+    )
+    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert, text)
+    assert main(args + ["--only", "init"]) == 0  # the student it is made from is distilled first
+    student, init = out / "students" / "tiny-student" / "xx", out / "initialisations" / "init" / "xx"
+    record = json.loads((init / "initialisation.json").read_text())
+    assert record["student"] == str(student) and record["teacher_layers_used"] == [1, 3]
+    # the teacher's layers, untrained: the initialisation's weights are the teacher's, the student's moved on
+    teacher = AutoModel.from_pretrained(tiny_bert).state_dict()
+    weights = load_file(init / "model.safetensors")
+    key = next(k for k in weights if k.endswith("encoder.layer.1.attention.self.query.weight"))
+    assert torch.equal(weights[key], teacher["encoder.layer.2.attention.self.query.weight"])  # layer 3 of 4
+    trained = load_file(student / "model.safetensors")[key]
+    assert not torch.equal(trained, weights[key])
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [(r["model"], r["dataset"], r["status"]) for r in rows] == [("init", "xx-pos", "ok")]
+
+    capsys.readouterr()
+    assert main(args) == 0  # the rest runs; the initialisation stays as written
+    err = capsys.readouterr().err
+    assert "initialise init/xx: done already (same student)" in err
+    report = (results / "report.md").read_text()
+    assert "init vs teacher" in report
+    assert "initialise init/xx\tdone already" in (results / "stages.tsv").read_text()
+
+    # the student distilled again: its initialisation is written again, and its fine-tunes rerun
+    exp.write_text(text.replace("max_steps: 4", "max_steps: 6"), encoding="utf-8")
+    assert main(args + ["--dry-run"]) == 0
+    assert "initialise init/xx: to run: write it" in capsys.readouterr().err
+
+
+def test_an_initialisation_of_no_student_is_refused_before_anything_runs(tiny_bert, corpus_file, tmp_path, capsys):
+    text = EXPERIMENT.replace(
+        "report: {reference: teacher}", "initialisations: {init: nobody}\nreport: {reference: teacher}"
+    )
+    _, out, _, args = _experiment(tmp_path, corpus_file, tiny_bert, text)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "initialisations.init: 'nobody' is not a student of this experiment; give one of tiny-student" in err
+    assert not out.exists()

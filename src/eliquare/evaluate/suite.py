@@ -79,7 +79,18 @@ def _read_suite(p: Path, var: list[str] | None, where: str) -> dict:
     from eliquare.config import load_yaml
 
     raw = load_yaml(p)
-    known = {"vars", "defaults", "models", "datasets", "jobs", "name", "description", "students", "report"}
+    known = {
+        "vars",
+        "defaults",
+        "models",
+        "datasets",
+        "jobs",
+        "name",
+        "description",
+        "students",
+        "initialisations",
+        "report",
+    }
     unknown = sorted(set(raw) - known)
     if unknown:
         raise EliquareError(f"{where}: unknown top-level key(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
@@ -254,7 +265,7 @@ def evaluate(
     ``--dry-run`` writes nothing; with ``--only`` the table keeps the earlier rows of the other jobs.
     ``students``: see ``load_suite``; ``changing``: model directories about to be made again (a dry run of
     an experiment), whose jobs are to run whatever their fingerprint says now."""
-    if students is None and read_suite(cfg.suite, cfg.var).get("students"):
+    if students is None and any(read_suite(cfg.suite, cfg.var).get(k) for k in ("students", "initialisations")):
         raise EliquareError(f"suite {cfg.suite} has students: to distil; run it with `eliquare experiment`")
     every = load_suite(cfg.suite, cfg.var, cfg.models, students)
     jobs = select_jobs(every, cfg.only)

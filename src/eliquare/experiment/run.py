@@ -1,6 +1,7 @@
 """``eliquare experiment``'s three stages in order: distil the students that the chosen jobs need
-(``eliquare.experiment.students``), fine-tune every model (``eliquare.evaluate.suite``), write the report
-(``eliquare.experiment.report``), each stage said on stderr and kept for ``stages.tsv``."""
+(``eliquare.experiment.students``) and write their initialisations (``eliquare.experiment.initialisations``),
+fine-tune every model (``eliquare.evaluate.suite``), write the report (``eliquare.experiment.report``), each stage
+said on stderr and kept for ``stages.tsv``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from eliquare.config import EvaluateConfig, ExperimentConfig
 from eliquare.errors import EliquareError
+from eliquare.experiment.initialisations import read_initialisations, write_initialisation
 from eliquare.experiment.report import write_report
 from eliquare.experiment.students import Student, distil, distillation_record, read_students
 from eliquare.speed import machine
@@ -24,16 +26,27 @@ def experiment(cfg: ExperimentConfig) -> dict:
     where = f"experiment {cfg.experiment}"
     raw = read_suite(cfg.experiment, cfg.var)
     students = read_students(raw, out, cfg, where)
+    inits = read_initialisations(raw, students, out, where)
     reference = (raw.get("report") or {}).get("reference")
     dirs: dict[str, dict[str, str]] = {}
     for s in students:
         for language in s.languages:  # a student of several languages (sw+sl) is fine-tuned on each one's tasks
             dirs.setdefault(s.name, {})[language] = s.config.out
+    for i in inits:
+        for language in i.student.languages:
+            dirs.setdefault(i.name, {})[language] = str(i.out)
     jobs = chosen_jobs(cfg, where, dirs, reference)
     needed = {(j.model, j.dataset.get("language")) for j in jobs}
+    inits = [i for i in inits if any((i.name, language) in needed for language in i.student.languages)]
+    needed |= {(i.student.name, language) for i in inits for language in i.student.languages}  # made from them
     stages: list[tuple[str, str, float, str]] = []  # stage, what, seconds, machine
     say = stage_recorder(stages)
     changing = distil_students(students, needed, cfg.dry_run, say)
+    for i in inits:
+        what, seconds = write_initialisation(i, cfg.dry_run, i.student.config.out in changing)
+        say(f"initialise {i.key}", what, seconds)
+        if what.startswith("to run"):
+            changing.add(str(i.out))
     started = time.perf_counter()
     failed, table = finetune_models(cfg, out, dirs, changing)
     if cfg.dry_run:
