@@ -186,7 +186,7 @@ def _wrapped(text: str, width: int) -> str:
 
 def test_hard_wrapped_text_is_read_as_paragraphs(tmp_path):
     """A file that breaks running text at a fixed width gives whole sentences, not the pieces between line breaks;
-    files of one sentence or paragraph per line are read line by line as before."""
+    files of one sentence or paragraph per line are read line by line."""
     sentences = [f"Sentence number {i} has a few words and ends here." for i in range(60)]
     wrapped = tmp_path / "wrapped.txt"
     wrapped.write_text(_wrapped(" ".join(sentences[:30]), 70) + "\n" + _wrapped(" ".join(sentences[30:]), 70))

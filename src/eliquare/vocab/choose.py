@@ -110,7 +110,7 @@ def choose(
     order: str = "gain",
 ) -> Selection:
     """The ids to keep (see ``reduce_vocabulary``): by a threshold of sentences, or with ``coverage`` the pieces
-    that keep that share of the word tokens tokenised as before (``select_by_coverage``; ``order`` is its)."""
+    that keep that share of the word tokens tokenised unchanged (``select_by_coverage``; ``order`` is its)."""
     if counted.languages:
         return _choose_per_language(
             counted, min_fraction=min_fraction, min_count=min_count, max_size=max_size, coverage=coverage, order=order

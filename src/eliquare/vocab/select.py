@@ -211,7 +211,7 @@ def select_by_coverage(
     order: str = "gain",
 ) -> np.ndarray:
     """Mask of the ids to keep: every ``required`` id, plus the pieces of enough words that at least ``coverage`` of
-    the corpus's word tokens (counted with frequency) keep every piece, so are tokenised as before.
+    the corpus's word tokens (counted with frequency) keep every piece, so are tokenised unchanged.
 
     Words are added greedily. ``order="gain"`` takes next the word with the most occurrences per piece it still
     lacks (set-cover's greedy rule: a frequent word whose pieces other words brought in costs nothing), adding

@@ -39,13 +39,13 @@ class WordTable:
         return np.fromiter((types.setdefault(t, len(types)) for t in self.text), dtype=np.int64, count=len(self.text))
 
     def unchanged(self, keep: np.ndarray) -> np.ndarray:
-        """Per entry: every piece kept (``keep``: a mask over the ids), so that the word is tokenised as before."""
+        """Per entry: every piece kept (``keep``: a mask over the ids), so that the word is tokenised unchanged."""
         entry = np.repeat(np.arange(len(self.text), dtype=np.int64), self.lengths)
         lost = np.bincount(entry[~keep[self.ids]], minlength=len(self.text))
         return lost == 0
 
     def shares(self, keep: np.ndarray) -> dict:
-        """Word tokens (counted with frequency) and word types tokenised as before; a type counts as unchanged when
+        """Word tokens (counted with frequency) and word types tokenised unchanged; a type counts as unchanged when
         every one of its occurrences is."""
         same = self.unchanged(keep)
         types = self.type_of()
