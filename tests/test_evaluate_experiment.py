@@ -307,3 +307,38 @@ def test_an_initialisation_of_no_student_is_refused_before_anything_runs(tiny_be
     err = capsys.readouterr().err
     assert "initialisations.init: 'nobody' is not a student of this experiment; give one of tiny-student" in err
     assert not out.exists()
+
+
+def test_workers_distil_and_fine_tune_side_by_side(tiny_bert, corpus_file, tmp_path):
+    """--workers 2: the two students are distilled in two processes and the jobs fine-tuned in two, each pinned to
+    its share of the cores; the results are those of every job, the report written as with one worker."""
+    second = EXPERIMENT.replace(
+        "defaults:",
+        "  other-student:\n"
+        '    options: {teacher: "${teacher}", student_layers: 1, max_steps: 2, eval_steps: 2, batch_size: 8,\n'
+        '              gradient_accumulation: 1, max_length: 32, health_sentences: 0, cache_dir: "${data}/cache"}\n'
+        "    languages:\n"
+        '      xx: {corpus: ["${data}/corpus.txt"]}\n'
+        "defaults:",
+    )
+    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert, second)
+    assert main(args + ["--workers", "2"]) == 0
+    rows = json.loads((results / "results.json").read_text())["rows"]
+    assert sorted((r["model"], r["dataset"], r["status"]) for r in rows) == [
+        ("other-student", "xx-pos", "ok"),
+        ("teacher", "xx-pos", "ok"),
+        ("teacher", "yy-pos", "ok"),
+        ("tiny-student", "xx-pos", "ok"),
+    ]
+    for name in ("tiny-student", "other-student"):
+        assert (out / "students" / name / "xx" / "distillation.json").is_file()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = max(1, cores // min(2, cores))  # each worker's share of the cores
+    assert all(f" with {threads} threads " in r["machine"] for r in rows)
+    assert "other-student vs teacher" in (results / "report.md").read_text()
+
+
+def test_workers_below_one_are_refused(tmp_path, capsys):
+    assert main(["evaluate", "--suite", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
+    assert "--workers 0: give 1 (one job at a time) or more" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

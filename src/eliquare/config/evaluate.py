@@ -6,6 +6,7 @@ import dataclasses
 from typing import ClassVar, Literal, Optional
 
 from eliquare.config.fields import field
+from eliquare.config.options import WORKERS_HELP, check_workers
 from eliquare.errors import EliquareError
 
 
@@ -175,6 +176,10 @@ class EvaluateConfig:
     )
     dry_run: bool = field(False, help="list the jobs and whether they are done, run nothing, write nothing")
     keep_going: bool = field(True, help="go on with the other jobs when one fails")
+    workers: int = field(1, help=WORKERS_HELP)
+
+    def __post_init__(self) -> None:
+        check_workers(self.workers)
 
 
 @dataclasses.dataclass

@@ -145,3 +145,14 @@ def parse_student_layers(value, layer_map: str) -> tuple[Optional[int], str]:
 
 PAPER_ALPHA_CE = 5.0  # the soft-target term's weight in Eq. 4 (a_cos 1 is the default below)
 PAPER_ALPHA_MLM = 2.0  # the MLM term's weight in Eq. 4
+
+
+WORKERS_HELP = (
+    "run this many jobs side by side, each in its own process pinned to its share of the cores (on a CPU one per "
+    "core is fastest: two threads of one job are no faster than one); 1: one after another"
+)
+
+
+def check_workers(workers: int) -> None:
+    if workers < 1:
+        raise EliquareError(f"--workers {workers}: give 1 (one job at a time) or more (jobs side by side)")

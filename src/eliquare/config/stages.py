@@ -7,7 +7,14 @@ import dataclasses
 from typing import Literal, Optional
 
 from eliquare.config.fields import field
-from eliquare.config.options import DEFAULT_VOCAB_COVERAGE, CorpusOptions, check_masked_text, check_vocab_selection
+from eliquare.config.options import (
+    DEFAULT_VOCAB_COVERAGE,
+    WORKERS_HELP,
+    CorpusOptions,
+    check_masked_text,
+    check_vocab_selection,
+    check_workers,
+)
 from eliquare.errors import EliquareError
 
 
@@ -82,6 +89,10 @@ class ExperimentConfig:
     )
     dry_run: bool = field(False, help="say what is done and what would run (and why), run and write nothing")
     keep_going: bool = field(True, help="go on with the other fine-tuning jobs when one fails")
+    workers: int = field(1, help=WORKERS_HELP.replace("jobs", "students and fine-tuning jobs", 1))
+
+    def __post_init__(self) -> None:
+        check_workers(self.workers)
 
 
 @dataclasses.dataclass

@@ -257,6 +257,19 @@ def _previous_rows(out: Path) -> dict[tuple[str, str], dict]:
         return {}
 
 
+def _run_jobs(calls: list[tuple], workers: int):
+    """``(job, (row, error))`` of each call of ``run_job``: one after another in this process, or as they finish in
+    ``workers`` processes side by side (``eliquare.workers``)."""
+    if workers <= 1 or len(calls) <= 1:
+        for call in calls:
+            yield call[1], run_job(*call)
+        return
+    from eliquare.workers import side_by_side
+
+    for i, future in side_by_side(run_job, calls, workers):
+        yield calls[i][1], future.result()
+
+
 def evaluate(
     cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None, changing: Collection[str] = frozenset()
 ) -> dict:
@@ -286,9 +299,17 @@ def evaluate(
         return rows
 
     failures = []
-    for n, (fcfg, job) in enumerate(configs, start=1):
-        head = f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})"
-        row, error = run_job(fcfg, job, head, cfg.dry_run, fcfg.model in changing)
+    calls = [
+        (
+            fcfg if cfg.workers == 1 else dataclasses.replace(fcfg, progress=False),  # no bars interleaved
+            job,
+            f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})",
+            cfg.dry_run,
+            fcfg.model in changing,
+        )
+        for n, (fcfg, job) in enumerate(configs, start=1)
+    ]
+    for job, (row, error) in _run_jobs(calls, 1 if cfg.dry_run else cfg.workers):
         ran[job.key] = row
         if error:
             failures.append(f"{job.key}: {error}")

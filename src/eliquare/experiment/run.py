@@ -41,7 +41,7 @@ def experiment(cfg: ExperimentConfig) -> dict:
     needed |= {(i.student.name, language) for i in inits for language in i.student.languages}  # made from them
     stages: list[tuple[str, str, float, str]] = []  # stage, what, seconds, machine
     say = stage_recorder(stages)
-    changing = distil_students(students, needed, cfg.dry_run, say)
+    changing = distil_students(students, needed, cfg.dry_run, say, cfg.workers)
     for i in inits:
         what, seconds = write_initialisation(i, cfg.dry_run, i.student.config.out in changing)
         say(f"initialise {i.key}", what, seconds)
@@ -103,27 +103,39 @@ def stage_recorder(stages: list):
     return say
 
 
-def distil_students(students: list[Student], needed: set, dry_run: bool, say) -> set:
-    """Stage 1: each student a chosen job fine-tunes, distilled (or found done); returns the directories of the
-    students a dry run would distil (their fine-tunes are to run too)."""
+def distil_students(students: list[Student], needed: set, dry_run: bool, say, workers: int = 1) -> set:
+    """Stage 1: each student a chosen job fine-tunes, distilled (or found done), ``workers`` of them side by side;
+    returns the directories of the students a dry run would distil (their fine-tunes are to run too)."""
+    chosen = [s for s in students if any((s.name, language) in needed for language in s.languages)]
     changing = set()
-    for student in students:
-        if any((student.name, language) in needed for language in student.languages):
-            what, seconds = distil(student, dry_run)
-            if what.startswith("done already"):
-                record = distillation_record(student.config.out)
-                say(
-                    f"distil {student.key}",
-                    what,
-                    seconds,
-                    took=float(record.get("wall_seconds") or 0),
-                    where=record.get("machine", ""),
-                )
-            else:
-                say(f"distil {student.key}", what, seconds)
-            if what.startswith("to run"):
-                changing.add(student.config.out)
+    for student, (what, seconds) in _distilled(chosen, dry_run, workers):
+        if what.startswith("done already"):
+            record = distillation_record(student.config.out)
+            say(
+                f"distil {student.key}",
+                what,
+                seconds,
+                took=float(record.get("wall_seconds") or 0),
+                where=record.get("machine", ""),
+            )
+        else:
+            say(f"distil {student.key}", what, seconds)
+        if what.startswith("to run"):
+            changing.add(student.config.out)
     return changing
+
+
+def _distilled(students: list[Student], dry_run: bool, workers: int):
+    """``(student, (what happened, seconds))`` of each: in this process one after another, or as they finish in
+    ``workers`` processes side by side (``eliquare.workers``)."""
+    if dry_run or workers <= 1 or len(students) <= 1:
+        for student in students:
+            yield student, distil(student, dry_run)
+        return
+    from eliquare.workers import side_by_side
+
+    for i, future in side_by_side(distil, [(s, False) for s in students], workers):
+        yield students[i], future.result()
 
 
 def finetune_models(cfg: ExperimentConfig, out: Path, dirs: dict, changing: set) -> tuple[EliquareError | None, dict]:
@@ -142,6 +154,7 @@ def finetune_models(cfg: ExperimentConfig, out: Path, dirs: dict, changing: set)
                 bf16=cfg.bf16,
                 dry_run=cfg.dry_run,
                 keep_going=cfg.keep_going,
+                workers=cfg.workers,
             ),
             students=dirs,
             changing=changing,
