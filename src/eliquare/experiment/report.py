@@ -68,6 +68,8 @@ def student_rows(students: Sequence[Student]) -> list[dict]:
         validation = [v for v in record.get("validation") or [] if isinstance(v, dict)]
         best = next((v for v in validation if v.get("eval_loss") == record.get("best_validation_loss")), {})
         teacher_params = record.get("teacher_parameters")
+        if s.config.vocab_reduce == "pre" and (reduce.get("parameters") or {}).get("before"):
+            teacher_params = reduce["parameters"]["before"]  # the teacher as given, not the reduced one it distils
         student_params = record.get("student_parameters")  # counted as saved: after a post-distillation reduction
         rows.append(
             {
@@ -107,9 +109,10 @@ def students_section(rows: list[dict]) -> str:
 
     lines = [
         "\n## Students: size and speed beside the teacher (Table 5)\n",
-        "Parameters as `distillation.json` counts them (the student as saved, its MLM head included; the teacher as "
-        "loaded); speed-up: sequences per second of the student's encoder over the teacher's, both on the same random "
-        "batch in interleaved rounds at the end of the student's run (`students.json`).\n",
+        "Parameters as `distillation.json` counts them: the student as saved (its MLM head included) against the "
+        "teacher as given (before a pre-distillation VocabReduce); speed-up: sequences per second of the student's "
+        "encoder over the teacher's, both on the same random batch in interleaved rounds at the end of the student's "
+        "run (`students.json`).\n",
         "| student | language | VocabReduce | vocabulary | words re-tokenised | parameters / teacher | speed-up "
         "| collapse | CKA | probe | distillation (min) |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
