@@ -342,3 +342,25 @@ def test_workers_below_one_are_refused(tmp_path, capsys):
     assert main(["evaluate", "--suite", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--workers", "0"]) == 2
     assert "--workers 0: give 1 (one job at a time) or more" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_pre_vr_students_size_is_against_the_teacher_as_given(tmp_path):
+    """Table 5 compares a student with the teacher the user gave, not the vocabulary-reduced copy of it that a
+    pre-distillation VocabReduce distils from."""
+    from eliquare.config import DistillConfig
+    from eliquare.experiment.report import student_rows
+    from eliquare.experiment.students import Student
+
+    record = {
+        "teacher_parameters": 23_000_000,  # the reduced teacher
+        "student_parameters": 12_000_000,
+        "vocab_reduce": {"parameters": {"before": 117_000_000, "after": 23_000_000}, "vocab_size": {"after": 3865}},
+        "inference": {"sequences_per_second": {"teacher": 10.0, "student": 21.0}},
+        "validation": [{"eval_loss": 2.0, "eval_collapse": 0.3}],
+        "best_validation_loss": 2.0,
+    }
+    (tmp_path / "distillation.json").write_text(json.dumps(record))
+    config = DistillConfig(corpus=["c"], out=str(tmp_path), vocab_reduce="pre")
+    (row,) = student_rows([Student("pre-vr", "xx", config)])
+    assert row["parameters_ratio"] == round(12 / 117, 4) and row["speed_up"] == 2.1 and row["vocab_size"] == 3865
+    assert row["health"] == {"collapse": 0.3}
