@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -48,7 +49,14 @@ VARIANTS = {
     "pack": ["--no-bf16", "--pack", "--no-teacher-cache"],
     "cache": ["--no-bf16", "--no-pack", "--teacher-cache"],
     "all": ["--bf16", "--pack", "--teacher-cache"],
+    # this machine's defaults (bf16 only where the processor has fast bf16), in one process and data parallel in two
+    # processes of one thread (torchrun, gloo): benchmarks/distill_processes.py
+    "default": [],
+    "default-2proc": [],
 }
+# variants run data parallel: processes per variant, each with one thread, half the gradient accumulation each so
+# that an update sees as many sentences as with one process
+PROCESSES = {"default-2proc": 2}
 
 
 def corpus_slice(path: Path, sentences: int, seed: int = 0) -> Path:
@@ -66,16 +74,24 @@ def corpus_slice(path: Path, sentences: int, seed: int = 0) -> Path:
 
 def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict:
     out = work / name
+    processes = PROCESSES.get(name, 1)
+    settings = list(SETTINGS)
+    env = None
+    launcher = [sys.executable, "-m", "eliquare"]
+    if processes > 1:
+        at = settings.index("--gradient-accumulation") + 1
+        settings[at] = str(max(1, int(settings[at]) // processes))
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+        launcher += ["-m", "eliquare"]
     command = [
-        sys.executable,
-        "-m",
-        "eliquare",
+        *launcher,
         "distill",
         "--corpus",
         str(corpus),
         "--out",
         str(out),
-        *SETTINGS,
+        *settings,
         "--epochs",
         str(epochs),
         "--probe",
@@ -87,7 +103,7 @@ def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict
         *VARIANTS[name],
     ]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started
     if done.returncode:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -96,7 +112,9 @@ def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict
     cache = record["speed"]["teacher_cache"]
     row = {
         "variant": name,
-        "options": " ".join(VARIANTS[name]),
+        "options": " ".join(VARIANTS[name])
+        or "(defaults)"
+        + (f", {processes} processes x 1 thread, --gradient-accumulation {settings[at]}" if processes > 1 else ""),
         "wall_s": wall,
         "train_s": record["train_metrics"]["train_runtime"],
         "tokens": record["tokens_seen"],
@@ -113,7 +131,7 @@ def run_variant(name: str, corpus: Path, work: Path, epochs: float, log) -> dict
 
 
 def format_rows(rows: list[dict]) -> str:
-    base = next((r for r in rows if r["variant"] == "baseline"), rows[0])
+    base = next((r for r in rows if r["variant"] == "baseline"), rows[0])  # else the first variant run
     return C.table(
         [
             "variant",
@@ -151,7 +169,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sentences", type=int, default=2000, help="corpus slice size (default 2000)")
     p.add_argument("--epochs", type=float, default=2.0, help="passes (default 2)")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS)[:5], choices=list(VARIANTS)[:5])
     p.add_argument("--no-append", action="store_true", help="print only; do not record the table")
     args = p.parse_args(argv)
     if not DATA.is_dir():
