@@ -1,7 +1,8 @@
 """Independent jobs (fine-tunes, distillations) side by side: one worker process per share of this machine's
 cores, each pinned to its cores with as many torch threads as it has. On a CPU this is how several cores pay: two
-threads of one matmul were measured no faster than one here, while two jobs on two cores take half the wall time of
-one after the other (``benchmarks/parallel_jobs.py``). Workers are started with ``spawn`` (a fork of a process that
+threads of one matmul were measured no faster than one here; what two jobs side by side save against one after the
+other is measured by ``benchmarks/parallel_jobs.py`` (1.12x on four short
+fine-tunes, whose loading dominates). Workers are started with ``spawn`` (a fork of a process that
 has torch's threads running can hang)."""
 
 from __future__ import annotations
