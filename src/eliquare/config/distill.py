@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Literal, Optional, Union
 
+from eliquare.config.distill_checks import check_loss, check_schedule, check_vocabulary
 from eliquare.config.fields import field
 from eliquare.config.options import (
     DEFAULT_VOCAB_COVERAGE,
     PAPER_ALPHA_CE,
     PAPER_ALPHA_MLM,
     CorpusOptions,
-    check_masked_text,
-    check_vocab_selection,
     parse_student_layers,
 )
 from eliquare.errors import EliquareError
@@ -272,103 +271,9 @@ class DistillConfig:
 
     def __post_init__(self) -> None:
         self.student_layers, self.layer_map = parse_student_layers(self.student_layers, self.layer_map)
-        self._check_loss()
-        self._check_schedule()
-        self._check_vocabulary()
-
-    def _check_loss(self) -> None:
-        """The loss terms' weights and temperatures."""
-        if self.temperature <= 0:
-            raise EliquareError("temperature must be positive, e.g. 2.0")
-        for name in (
-            "alpha_cos",
-            "alpha_mlm",
-            "alpha_sentence",
-            "alpha_contrastive",
-            "alpha_hidden",
-            "alpha_attn",
-            "alpha_value",
-            "alpha_relation",
-        ):
-            if getattr(self, name) is not None and getattr(self, name) < 0:
-                raise EliquareError(f"{name} must be >= 0")
-        if self.alpha_ce is not None and self.alpha_ce < 0:
-            raise EliquareError("alpha_ce must be >= 0")
-        if self.relation_heads is not None and self.relation_heads < 1:
-            raise EliquareError("relation_heads must be at least 1, e.g. 48 (leave it out for the default)")
-        if self.recipe == "minilmv2" and self.alpha_cos != 1.0:  # --alpha-cos given (1 is its default)
-            raise EliquareError(
-                "--recipe minilmv2 has no hidden-state cosine term (its loss is the relation and MLM terms); drop "
-                "--alpha-cos, or give --recipe eliquare --alpha-relation 1 with it"
-            )
-        if self.contrastive_temperature <= 0:
-            raise EliquareError("contrastive_temperature must be positive, e.g. 0.05")
-        if self.objective == "masked-lm" and (
-            self.alpha_ce is not None
-            and not (
-                self.alpha_ce
-                or self.cosine_weight()
-                or self.mlm_weight("masked-lm")
-                or self.alpha_hidden
-                or self.alpha_attn
-                or self.alpha_value
-                or self.relation_weight()
-            )
-        ):
-            raise EliquareError("all loss weights are 0; give at least one of --alpha-ce, --alpha-cos, --alpha-mlm > 0")
-
-    def _check_schedule(self) -> None:
-        """Masking, batches, the schedule, checkpoints and the health measures."""
-        check_masked_text(self)
-        if self.mask_replace < 0 or self.random_replace < 0 or self.mask_replace + self.random_replace > 1:
-            raise EliquareError("mask_replace and random_replace must be >= 0 and sum to at most 1")
-        if self.batch_size < 1 or self.gradient_accumulation < 1:
-            raise EliquareError("batch_size and gradient_accumulation must be at least 1")
-        if self.epochs <= 0 and self.max_steps <= 0:
-            raise EliquareError(f"epochs is {self.epochs:g}: give a positive --epochs (paper: 10), or --max-steps")
-        if self.logging_steps < 1:
-            raise EliquareError("logging_steps must be at least 1, e.g. 10")
-        if self.eval_steps is not None and self.eval_steps < 1:
-            raise EliquareError("eval_steps must be at least 1 (leave it out to evaluate once per epoch)")
-        if self.save_total_limit < 1:
-            raise EliquareError(
-                "save_total_limit must be at least 1 (the minimum; 1 keeps the last checkpoint and "
-                "the best one), e.g. 2"
-            )
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise EliquareError("max_minutes must be positive, e.g. 30")
-        if self.learning_rate is not None and self.learning_rate <= 0:
-            raise EliquareError("learning_rate must be positive, e.g. 1e-4")
-        if self.head_warmup is not None and not 0 <= self.head_warmup <= 1:
-            raise EliquareError("head_warmup is a share of the steps: give a value from 0 to 1")
-        if self.health_sentences < 0 or 0 < self.health_sentences < 3:
-            raise EliquareError("health_sentences must be 0 (off) or at least 3, e.g. 128")
-        if self.probe is not None and not self.health_sentences:
-            raise EliquareError("--probe needs the health measures; drop --health-sentences 0")
-        if not 0 <= self.warmup_ratio <= 1:
-            raise EliquareError("warmup_ratio is a share of the steps: give a value from 0 to 1, e.g. 0.05")
-
-    def _check_vocabulary(self) -> None:
-        """VocabReduce's selection and VocabAmp."""
-        check_vocab_selection(
-            self.vocab_min_fraction, self.vocab_min_count, self.vocab_max_size, "vocab_", self.vocab_coverage
-        )
-        if self.vocab_amp < 0:
-            raise EliquareError("vocab_amp is a number of pieces to add: give 0 (off) or more, e.g. 1000")
-        if self.vocab_amp and (
-            self.vocab_reduce == "post"
-            or self.objective != "masked-lm"
-            or self.hidden_layers == "mapped"
-            or self.alpha_hidden
-            or self.alpha_attn
-            or self.alpha_value
-            or self.relation_weight()
-        ):
-            raise EliquareError(
-                "--vocab-amp works with the masked-LM objective on last-layer states, with "
-                "--vocab-reduce pre or none; drop --vocab-reduce post, --objective, --hidden-layers "
-                "mapped and the layer-wise terms"
-            )
+        check_loss(self)
+        check_schedule(self)
+        check_vocabulary(self)
 
     def cosine_weight(self) -> float:
         """a_cos of this run: --alpha-cos, or 0 under --recipe minilmv2 (which has no hidden-state cosine term)."""

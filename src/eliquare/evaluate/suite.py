@@ -270,6 +270,35 @@ def _run_jobs(calls: list[tuple], workers: int):
         yield calls[i][1], future.result()
 
 
+def _suite_rows(out: Path, every: list, ran: dict[str, dict]) -> list[dict]:
+    """The whole suite's rows in its order: this run's, else the earlier ones in ``out``'s results.json, read again
+    at every write: a run split with --only over cores or machines shares results.json, and the rows another part
+    wrote since this one started are kept."""
+    previous = _previous_rows(out)
+    rows = []
+    for j in every:
+        row = ran.get(j.key) or previous.get((j.model, j.dataset["name"]))
+        if row is not None:
+            rows.append(row)
+    return rows
+
+
+def _job_calls(configs: list, cfg: EvaluateConfig, changing: Collection[str]) -> list[tuple]:
+    """The arguments of ``run_job`` for each (fine-tuning config, job): the config (without progress bars when
+    jobs run in parallel, so that bars do not interleave), the job, its log title, dry run, and whether its model
+    is about to be made again."""
+    return [
+        (
+            fcfg if cfg.workers == 1 else dataclasses.replace(fcfg, progress=False),
+            job,
+            f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})",
+            cfg.dry_run,
+            fcfg.model in changing,
+        )
+        for n, (fcfg, job) in enumerate(configs, start=1)
+    ]
+
+
 def evaluate(
     cfg: EvaluateConfig, students: dict[str, dict[str, str]] | None = None, changing: Collection[str] = frozenset()
 ) -> dict:
@@ -287,29 +316,11 @@ def evaluate(
     configs = [(config_for(j, cfg, out / "runs" / j.model / j.dataset["name"]), j) for j in jobs]
     ran: dict[str, dict] = {}
 
-    def table() -> list[dict]:  # the whole suite's rows in its order: this run's, else the earlier ones
-        # read again at every write: a run split with --only over cores or machines shares results.json, and the
-        # rows another part wrote since this one started are kept
-        previous = _previous_rows(out)
-        rows = []
-        for j in every:
-            row = ran.get(j.key) or previous.get((j.model, j.dataset["name"]))
-            if row is not None:
-                rows.append(row)
-        return rows
+    def table() -> list[dict]:
+        return _suite_rows(out, every, ran)
 
     failures = []
-    calls = [
-        (
-            fcfg if cfg.workers == 1 else dataclasses.replace(fcfg, progress=False),  # no bars interleaved
-            job,
-            f"[{n}/{len(configs)}] {job.model} on {job.dataset['name']} ({job.dataset['task']})",
-            cfg.dry_run,
-            fcfg.model in changing,
-        )
-        for n, (fcfg, job) in enumerate(configs, start=1)
-    ]
-    for job, (row, error) in _run_jobs(calls, 1 if cfg.dry_run else cfg.workers):
+    for job, (row, error) in _run_jobs(_job_calls(configs, cfg, changing), 1 if cfg.dry_run else cfg.workers):
         ran[job.key] = row
         if error:
             failures.append(f"{job.key}: {error}")
