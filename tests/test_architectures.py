@@ -206,7 +206,10 @@ def _write_pos(path, n: int, seed: int):
     return path
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+# the whole pipeline for one family here, the others behind -m slow (the checks above cover each family part by part)
+@pytest.mark.parametrize(
+    "family", [f if f == "modernbert" else pytest.param(f, marks=pytest.mark.slow) for f in FAMILIES]
+)
 def test_distil_finetune_and_export(family, teachers, corpus_file, tmp_path, capsys):
     out = tmp_path / "student"
     # a list of teacher layers, or the default: every other layer

@@ -73,6 +73,7 @@ def test_inference_rows():
     assert len(data_lines(inference.format_rows(rows))) == 5
 
 
+@pytest.mark.slow
 def test_memory_rows(tmp_path):
     rows = memory.measure(parts=("step", "corpus"), shapes=("tiny",), variants="b", batch=2, seq=16, max_gb=0.0005)
     assert [r["part"] for r in rows] == ["step", "corpus", "corpus", "corpus"]

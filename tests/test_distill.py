@@ -344,6 +344,7 @@ def test_resume_with_other_settings_names_them_first(tiny_xlmr, corpus_file, tmp
     )
 
 
+@pytest.mark.slow
 def test_two_process_gloo_run_matches_single_process(tiny_bert, corpus_file, tmp_path):
     common = [
         "distill",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 import torch
 from test_evaluate_finetune import write_conllu
 
@@ -151,6 +152,7 @@ datasets:
 """
 
 
+@pytest.mark.slow
 def test_a_student_of_two_languages_is_fine_tuned_on_both(tiny_bert, corpus_file, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -189,6 +191,7 @@ def test_a_student_of_two_languages_is_fine_tuned_on_both(tiny_bert, corpus_file
     assert main(args + ["--out", str(tmp_path / "other")]) == 2
 
 
+@pytest.mark.slow
 def test_a_part_without_the_reference_runs_its_jobs_and_leaves_the_report(tiny_bert, corpus_file, tmp_path, capsys):
     """--only on the student alone (the teacher's jobs run elsewhere): its jobs run and exit 0; the report, which
     compares with the teacher, waits for a run that has the teacher's rows."""
@@ -239,6 +242,7 @@ report: {reference: teacher}
 """
 
 
+@pytest.mark.slow
 def test_report_lays_out_loss_and_temperature_ablations(tiny_bert, corpus_file, tmp_path):
     """Tables 6 and 7: students alike but for their loss weights, or but for their temperature, get a table each,
     with the loss weights and temperature each was trained with, the difference to the paper's setting and the
@@ -309,6 +313,7 @@ def test_an_initialisation_of_no_student_is_refused_before_anything_runs(tiny_be
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_workers_distil_and_fine_tune_side_by_side(tiny_bert, corpus_file, tmp_path):
     """--workers 2: the two students are distilled in two processes and the jobs fine-tuned in two, each pinned to
     its share of the cores; the results are those of every job, the report written as with one worker."""

