@@ -369,3 +369,45 @@ def test_a_pre_vr_students_size_is_against_the_teacher_as_given(tmp_path):
     (row,) = student_rows([Student("pre-vr", "xx", config)])
     assert row["parameters_ratio"] == round(12 / 117, 4) and row["speed_up"] == 2.1 and row["vocab_size"] == 3865
     assert row["health"] == {"collapse": 0.3}
+
+
+POST_AND_FULL = """
+vars:
+  data: /nonexistent
+students:
+  basic:
+    options: &recipe {teacher: "${teacher}", student_layers: 2, max_steps: 2, batch_size: 8, gradient_accumulation: 1,
+                      max_length: 32, health_sentences: 0, cache_dir: "${data}/cache", vocab_reduce: none}
+    languages:
+      xx: {corpus: ["${data}/corpus.txt"]}
+  post-vr:
+    options: {<<: *recipe, vocab_reduce: post, vocab_min_fraction: 0.05}
+    languages:
+      xx: {corpus: ["${data}/corpus.txt"]}
+defaults: {max_steps: 2, warmup_steps: 0, seeds: [1], batch_size: 8, progress: false}
+models: []
+datasets:
+  - {name: xx-pos, language: xx, task: pos, label: UPOS, train: "${data}/train.conllu", test: "${data}/test.conllu"}
+jobs:
+  - {model: post-vr, dataset: xx-pos}
+"""
+
+
+def test_a_post_vr_student_is_its_full_vocabulary_twins_network_reduced(tiny_bert, corpus_file, tmp_path, capsys):
+    """The post-VR student's distillation is the full-vocabulary student's: distilled once, reduced after."""
+    exp, out, results, args = _experiment(tmp_path, corpus_file, tiny_bert, POST_AND_FULL)
+    assert main(args[:2] + ["--dry-run"] + args[2:]) == 0
+    err = capsys.readouterr().err
+    assert "distil basic/xx: to run: distil" in err and "distil post-vr/xx: to run: reduce basic's" in err
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "distil basic/xx: distilled" in err and "distil post-vr/xx: reduced from basic's distilled network" in err
+    post = out / "students" / "post-vr" / "xx"
+    record = json.loads((post / "distillation.json").read_text())
+    assert record["derived_from"]["student"] == str(out / "students" / "basic" / "xx")
+    assert record["config"]["vocab_reduce"] == "post" and record["vocab_reduce"]["vocab_size"]["after"] < 300
+    rows = json.loads((results / "results.json").read_text())["rows"]
+    assert [(r["model"], r["status"]) for r in rows] == [("post-vr", "ok")]
+    assert main(args) == 0  # both found done: nothing is distilled or reduced again
+    err = capsys.readouterr().err
+    assert "distil basic/xx: done already" in err and "distil post-vr/xx: done already (same settings)" in err

@@ -86,8 +86,30 @@ def finish_student_dir(directory: str | Path) -> list[Path]:
     from eliquare.card import write_card
 
     make_tokenizer_config_portable(directory)
+    drop_call_settings(directory)
     write_card(directory)
     return tidy(directory)
+
+
+def drop_call_settings(directory: str | Path) -> None:
+    """``DIR/tokenizer.json`` without the truncation and padding that the run's own calls left on the tokenizer
+    (``max_length`` 64 of the distillation, say): transformers resets them at every call, but the ``tokenizers``
+    library and the runtimes built on it apply what the file says, so a saved one would cut every text there. It
+    also makes the file the same whether or not the run found its corpus tokenised in the cache."""
+    import json
+
+    from tokenizers import Tokenizer
+
+    path = Path(directory) / "tokenizer.json"
+    if not path.is_file():
+        return
+    spec = json.loads(path.read_text(encoding="utf-8"))
+    if spec.get("truncation") is None and spec.get("padding") is None:
+        return
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    tokenizer.save(str(path))  # written by the library that wrote it, as it writes one that was never called
 
 
 # transformers 5 saves a tokenizer it built from a tokenizer.json alone as "TokenizersBackend", a class that 4.x

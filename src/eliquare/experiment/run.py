@@ -14,7 +14,14 @@ from eliquare.config import EvaluateConfig, ExperimentConfig
 from eliquare.errors import EliquareError
 from eliquare.experiment.initialisations import read_initialisations, write_initialisation
 from eliquare.experiment.report import write_report
-from eliquare.experiment.students import Student, distil, distillation_record, read_students
+from eliquare.experiment.students import (
+    Student,
+    derive,
+    distil,
+    distillation_record,
+    full_vocabulary_twin,
+    read_students,
+)
 from eliquare.speed import machine
 
 
@@ -104,24 +111,28 @@ def stage_recorder(stages: list):
 
 
 def distil_students(students: list[Student], needed: set, dry_run: bool, say, workers: int = 1) -> set:
-    """Stage 1: each student a chosen job fine-tunes, distilled (or found done), ``workers`` of them side by side;
-    returns the directories of the students a dry run would distil (their fine-tunes are to run too)."""
+    """Stage 1: each student a chosen job fine-tunes, distilled (or found done), ``workers`` of them side by side,
+    then each post-VR student with a full-vocabulary twin made from the twin's network; returns the directories of
+    the students a dry run would make (their fine-tunes are to run too)."""
     chosen = [s for s in students if any((s.name, language) in needed for language in s.languages)]
+    twins = {s.key: t for s in chosen if (t := full_vocabulary_twin(s, students)) is not None}
+    first = {s.key: s for s in chosen if s.key not in twins} | {t.key: t for t in twins.values()}
     changing = set()
-    for student, (what, seconds) in _distilled(chosen, dry_run, workers):
+
+    def said(student: Student, what: str, seconds: float) -> None:
         if what.startswith("done already"):
             record = distillation_record(student.config.out)
-            say(
-                f"distil {student.key}",
-                what,
-                seconds,
-                took=float(record.get("wall_seconds") or 0),
-                where=record.get("machine", ""),
-            )
+            took, where = float(record.get("wall_seconds") or 0), record.get("machine", "")
+            say(f"distil {student.key}", what, seconds, took=took, where=where)
         else:
             say(f"distil {student.key}", what, seconds)
         if what.startswith("to run"):
             changing.add(student.config.out)
+
+    for student, (what, seconds) in _distilled(list(first.values()), dry_run, workers):
+        said(student, what, seconds)
+    for student in (s for s in chosen if s.key in twins):
+        said(student, *derive(student, twins[student.key], dry_run))
     return changing
 
 

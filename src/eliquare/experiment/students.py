@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -145,26 +146,12 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     from eliquare.distill import distill
     from eliquare.distill.checkpoints import has_complete_checkpoint
     from eliquare.distill.rundir import checkpoint_dir
-    from eliquare.fingerprint import matches, record, recorded
+    from eliquare.fingerprint import record
 
     out = Path(student.config.out)
     fingerprint = student_fingerprint(student)
-    done = out / "distillation.json"
-    if done.is_file():
-        if matches(out, fingerprint, {"distill": DistillConfig}):
-            if not dry_run and recorded(out) != fingerprint["fingerprint"]:
-                record(out, fingerprint)  # in today's terms
-            return "done already (same settings)", 0.0
-        try:
-            adoptable = recorded(out) is None and _same_options(
-                json.loads(done.read_text(encoding="utf-8")), student.config
-            )
-        except (OSError, ValueError):
-            adoptable = False
-        if adoptable:
-            if not dry_run:
-                record(out, fingerprint)
-            return "done already (distilled with these options; adopted)", 0.0
+    if (done := _done_already(student, fingerprint, dry_run)) is not None:
+        return done, 0.0
     pending = out / PENDING
     try:
         resumable = (
@@ -192,6 +179,74 @@ def distil(student: Student, dry_run: bool) -> tuple[str, float]:
     record(out, fingerprint)
     pending.unlink(missing_ok=True)
     return what, time.perf_counter() - started
+
+
+def _done_already(student: Student, fingerprint: dict, dry_run: bool) -> str | None:
+    """What to say of a student found done: with the same settings, or distilled by hand with exactly these
+    options (adopted); None when it is to be made."""
+    from eliquare.fingerprint import matches, record, recorded
+
+    out = Path(student.config.out)
+    done = out / "distillation.json"
+    if not done.is_file():
+        return None
+    if matches(out, fingerprint, {"distill": DistillConfig}):
+        if not dry_run and recorded(out) != fingerprint["fingerprint"]:
+            record(out, fingerprint)  # in today's terms
+        return "done already (same settings)"
+    try:
+        adoptable = recorded(out) is None and _same_options(
+            json.loads(done.read_text(encoding="utf-8")), student.config
+        )
+    except (OSError, ValueError):
+        adoptable = False
+    if adoptable:
+        if not dry_run:
+            record(out, fingerprint)
+        return "done already (distilled with these options; adopted)"
+    return None
+
+
+# the options a full-vocabulary student may differ in from a post-VR student whose distillation it is: the
+# vocabulary's (the selection options act only after training, on the post-VR student)
+VOCABULARY_OPTIONS = {"vocab_reduce", "vocab_min_fraction", "vocab_min_count", "vocab_max_size", "vocab_coverage"}
+
+
+def full_vocabulary_twin(student: Student, students: list[Student]) -> Student | None:
+    """The student of the experiment whose distillation a ``--vocab-reduce post`` student's is, to the last digit:
+    the same language, on the full vocabulary, and every other option the same (a masked-LM student without
+    VocabAmp); None when there is none."""
+    if student.config.vocab_reduce != "post" or student.config.objective == "embedding" or student.config.vocab_amp:
+        return None
+
+    def options(s: Student) -> dict:
+        return {k: v for k, v in to_dict(s.config).items() if k not in NOT_IN_FINGERPRINT | VOCABULARY_OPTIONS}
+
+    mine = options(student)
+    for other in students:
+        if other.language == student.language and other.config.vocab_reduce == "none" and options(other) == mine:
+            return other
+    return None
+
+
+def derive(student: Student, twin: Student, dry_run: bool) -> tuple[str, float]:
+    """``(what happened, seconds)`` for a post-VR student made by reducing its full-vocabulary twin's finished
+    network (``eliquare.distill.post_reduce``) instead of distilling the same network again; distilled as usual
+    when the twin's directory holds no student that can be reduced."""
+    from eliquare.distill.post_reduce import reduce_distilled, reducible_record
+    from eliquare.fingerprint import record
+
+    fingerprint = student_fingerprint(student)
+    if (done := _done_already(student, fingerprint, dry_run)) is not None:
+        return done, 0.0
+    if dry_run:
+        return f"to run: reduce {twin.name}'s distilled network (the same distillation)", 0.0
+    if reducible_record(twin.config.out) is None:
+        return distil(student, dry_run)
+    started = time.perf_counter()
+    out = reduce_distilled(twin.config.out, student.config, log=lambda message: print(message, file=sys.stderr))
+    record(out, fingerprint)
+    return f"reduced from {twin.name}'s distilled network (the same distillation)", time.perf_counter() - started
 
 
 def distillation_record(out) -> dict:

@@ -18,14 +18,15 @@ from eliquare.errors import EliquareError
 
 
 def tokenizer_json(tokenizer) -> dict:
-    """The serialised backend of a transformers fast tokenizer."""
+    """The serialised backend of a transformers fast tokenizer, without the truncation and padding that its last
+    call left on it (a tokenizer made from it would keep them: a ``max_length`` in its config, a cut in its file)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise EliquareError(
             f"{type(tokenizer).__name__} has no fast (tokenizers) backend; vocabulary reduction needs "
             "a tokenizer with a tokenizer.json (load it with AutoTokenizer)"
         )
-    return json.loads(backend.to_str())
+    return {**json.loads(backend.to_str()), "truncation": None, "padding": None}
 
 
 def id_to_token(tokenizer) -> list[str | None]:
