@@ -408,6 +408,7 @@ def test_a_post_vr_student_is_its_full_vocabulary_twins_network_reduced(tiny_ber
     assert record["config"]["vocab_reduce"] == "post" and record["vocab_reduce"]["vocab_size"]["after"] < 300
     rows = json.loads((results / "results.json").read_text())["rows"]
     assert [(r["model"], r["status"]) for r in rows] == [("post-vr", "ok")]
+    assert "| basic's, reduced |" in (results / "report.md").read_text()  # its distillation time is basic's
     assert main(args) == 0  # both found done: nothing is distilled or reduced again
     err = capsys.readouterr().err
     assert "distil basic/xx: done already" in err and "distil post-vr/xx: done already (same settings)" in err

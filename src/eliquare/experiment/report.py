@@ -93,6 +93,10 @@ def student_rows(students: Sequence[Student]) -> list[dict]:
                 "best_validation_loss": record.get("best_validation_loss"),
                 "health": {k: best.get(f"eval_{k}") for k in ("collapse", "cka", "probe") if f"eval_{k}" in best},
                 "wall_seconds": record.get("wall_seconds"),
+                # a post-VR student made from its full-vocabulary twin's network: the twin's name
+                "derived_from": Path(derived["student"]).parent.name
+                if (derived := record.get("derived_from"))
+                else None,
                 "machine": record.get("machine"),
             }
         )
@@ -120,12 +124,13 @@ def students_section(rows: list[dict]) -> str:
     for r in rows:
         h = r["health"]
         minutes = None if r["wall_seconds"] is None else r["wall_seconds"] / 60
+        took = f"{r['derived_from']}'s, reduced" if r.get("derived_from") else num(minutes, ".0f")
         vocab = "full" if r["vocab_reduce"] == "none" else num(r["vocab_size"], ",")
         lines.append(
             f"| {r['name']} | {r['language']} | {r['vocab_reduce']} | {vocab} | "
             f"{num(r['retokenised_word_tokens'], '.1%')} | {num(r['parameters_ratio'], '.3f')} | "
             f"{num(r['speed_up'], '.2f')}x | {num(h.get('collapse'), '.3f')} | {num(h.get('cka'), '.3f')} | "
-            f"{num(h.get('probe'), '.3f')} | {num(minutes, '.0f')} |"
+            f"{num(h.get('probe'), '.3f')} | {took} |"
         )
     return "\n".join(lines) + "\n"
 
