@@ -15,13 +15,13 @@ from pathlib import Path
 
 from eliquare.atomic import Replacement, write_json
 from eliquare.config import DistillConfig
-from eliquare.distill.rundir import _vocab_selection
+from eliquare.distill.student_dir import reduce_after_distillation
 from eliquare.errors import EliquareError
 from eliquare.models import count_parameters
 from eliquare.publish import finish_student_dir
 from eliquare.speed import student_and_teacher
 from eliquare.teachers import load_teacher
-from eliquare.vocab import format_report, reduce_on_corpus, retokenisation_notice, save_tokenizer
+from eliquare.vocab import format_report, save_tokenizer
 
 
 def reducible_record(source: str | Path) -> dict | None:
@@ -53,9 +53,7 @@ def reduce_distilled(source: str | Path, cfg: DistillConfig, log=print) -> Path:
     started = time.time()
     teacher = load_teacher(cfg.teacher)  # its tokenizer, as a post run reduces with, and its speed for the card
     student = AutoModelForMaskedLM.from_pretrained(str(source))
-    reduction = reduce_on_corpus(student, teacher.tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg))
-    if (notice := retokenisation_notice(reduction.report)) is not None:
-        log(notice)
+    reduction = reduce_after_distillation(cfg, student, teacher.tokenizer, log)  # as a post run reduces
     log(format_report(reduction.report))
     record.update(
         student_parameters=count_parameters(student),

@@ -47,12 +47,8 @@ def save_student(
     the teacher's pooling, dense layers (trained) and normalisation with its prompts (``eliquare.embedding``)."""
     if embedding is None:
         trainer.save_model(str(work))
-    if cfg.vocab_reduce == "post" and is_main:  # Section 5 after distillation: the student alone
-        reduction = reduce_on_corpus(
-            student, teacher.tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg)
-        )
-        if (notice := retokenisation_notice(reduction.report)) is not None:
-            log(notice)
+    if cfg.vocab_reduce == "post" and is_main:
+        reduction = reduce_after_distillation(cfg, student, teacher.tokenizer, log)
         if embedding is None:
             student.save_pretrained(work)
     if embedding is not None and is_main:
@@ -74,6 +70,15 @@ def save_student(
         (work / "vocab_amp_report.json").write_text(
             json.dumps(amplification.report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
         )
+    return reduction
+
+
+def reduce_after_distillation(cfg: DistillConfig, student, tokenizer, log):
+    """Section 5 after distillation (``--vocab-reduce post``): the student alone reduced, in place, to the subwords
+    of the corpus it was distilled on; says so when many words are re-tokenised. Returns the reduction."""
+    reduction = reduce_on_corpus(student, tokenizer, cfg.corpus, cfg.corpus_options, **_vocab_selection(cfg))
+    if (notice := retokenisation_notice(reduction.report)) is not None:
+        log(notice)
     return reduction
 
 
